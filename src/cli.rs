@@ -1,0 +1,235 @@
+//! Command line: `run`, `demo`, `check`, `rules test`, `scan`, `mask`.
+//!
+//! Each subcommand is a thin wrapper around library calls; errors bubble up as `anyhow` and `main`
+//! prints them on one line with a non-zero exit.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::stream::StreamFinding;
+use crate::engine::{Action, HashKey, RuleSet, StreamScanner, Transformer};
+
+#[derive(Debug, Parser)]
+#[command(name = "dlpgate", version, about = "Data-security (DLP) defense gateway", propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan a file (or `-` for stdin) and report findings
+    Scan(ScanArgs),
+    /// Print a file (or stdin) with every finding transformed by its rule's action
+    Mask(MaskArgs),
+    /// Rule-file tools
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Run every rule's match/no_match examples
+    Test {
+        /// Rule directories or files (default: ./rules if present, else the built-in set)
+        dirs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    /// Rule directory or file; repeatable (default: ./rules if present, else the built-in set)
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Input file, or `-` for stdin
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MaskArgs {
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Key file for the `hash` action (default: a random key per run)
+    #[arg(long, value_name = "FILE")]
+    pub hash_key: Option<PathBuf>,
+    /// Input file, or `-` for stdin
+    pub input: PathBuf,
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Scan(a)) => scan(a),
+        Some(Command::Mask(a)) => mask(a),
+        Some(Command::Rules { command: RulesCommand::Test { dirs } }) => rules_test(&dirs),
+        None => bail!("no command given; try `dlpgate --help`"),
+    }
+}
+
+/// The rule set named on the command line, or `./rules`, or the built-in default set.
+pub fn load_rules(dirs: &[PathBuf]) -> Result<RuleSet> {
+    if !dirs.is_empty() {
+        return RuleSet::load(dirs).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let local = PathBuf::from("rules");
+    if local.is_dir() {
+        return RuleSet::load(&[local]).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    crate::engine::default_rules().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn open_input(path: &PathBuf) -> Result<Box<dyn Read>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    Ok(Box::new(f))
+}
+
+/// Stream `input` through the scanner in 64 KiB reads.
+fn stream(
+    rules: &RuleSet,
+    tr: &Transformer,
+    input: &PathBuf,
+    out: &mut dyn Write,
+    decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+) -> Result<()> {
+    let mut r = open_input(input)?;
+    let mut sc = StreamScanner::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut o = Vec::with_capacity(buf.len());
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("{}: read error", input.display())),
+        };
+        sc.push(rules, tr, &buf[..n], &mut o, decide);
+        out.write_all(&o)?;
+        o.clear();
+    }
+    sc.finish(rules, tr, &mut o, decide);
+    out.write_all(&o)?;
+    Ok(())
+}
+
+fn random_key() -> HashKey {
+    let mut k = vec![0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut k);
+    }
+    HashKey::new(k)
+}
+
+fn scan(a: ScanArgs) -> Result<()> {
+    let rules = load_rules(&a.rules.rules)?;
+    let tr = Transformer::new(random_key());
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let mut lines: Vec<u8> = Vec::new();
+    let mut count = 0usize;
+    let mut decide = |f: &StreamFinding, value: &[u8]| {
+        let r = &rules.rules()[f.rule];
+        let mut sample = Vec::new();
+        crate::engine::transform::mask(value, &r.mask, &mut sample);
+        let sample = String::from_utf8_lossy(&sample);
+        count += 1;
+        match a.format {
+            Format::Jsonl => {
+                let v = serde_json::json!({
+                    "rule": r.id, "category": r.category, "level": r.level.as_str(),
+                    "start": f.start, "end": f.end, "action": r.action.as_str(),
+                    "context": f.context, "sample": sample,
+                });
+                lines.extend_from_slice(v.to_string().as_bytes());
+                lines.push(b'\n');
+            }
+            Format::Text => {
+                let line = format!(
+                    "{}-{}\t{}\t{}\t{}\t{}\t{}\n",
+                    f.start,
+                    f.end,
+                    r.id,
+                    r.level,
+                    r.category,
+                    r.action,
+                    sample
+                );
+                lines.extend_from_slice(line.as_bytes());
+            }
+        }
+        Action::Allow
+    };
+    stream(&rules, &tr, &a.input, &mut io::sink(), &mut decide)?;
+    w.write_all(&lines)?;
+    if matches!(a.format, Format::Text) {
+        writeln!(w, "{count} finding(s)")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn mask(a: MaskArgs) -> Result<()> {
+    let rules = load_rules(&a.rules.rules)?;
+    let key = match &a.hash_key {
+        Some(p) => HashKey::from_file(p).map_err(anyhow::Error::msg)?,
+        None => random_key(),
+    };
+    let tr = Transformer::new(key);
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let mut decide = |f: &StreamFinding, _: &[u8]| {
+        let a = rules.rules()[f.rule].action;
+        // a file has no request to refuse: `block` findings are redacted
+        if a == Action::Block { Action::Redact } else { a }
+    };
+    stream(&rules, &tr, &a.input, &mut w, &mut decide)?;
+    w.flush()?;
+    Ok(())
+}
+
+fn rules_test(dirs: &[PathBuf]) -> Result<()> {
+    // load without the example gate so every failure is listed per rule
+    let rules = match load_rules(dirs) {
+        Ok(r) => r,
+        Err(e) => bail!("{e}"),
+    };
+    let report = rules.test_examples();
+    let mut out = io::stdout().lock();
+    for (id, n, fails) in &report.per_rule {
+        let status = if fails.is_empty() { "ok" } else { "FAIL" };
+        writeln!(out, "{status:4} {id:24} {n} example(s)")?;
+        for f in fails {
+            writeln!(out, "     {f}")?;
+        }
+    }
+    let total = report.total();
+    writeln!(out, "{} rule(s), {total} example(s), {} failure(s)", report.per_rule.len(), report.failures())?;
+    if total == 0 {
+        bail!("no examples ran");
+    }
+    if report.failures() > 0 {
+        bail!("{} example(s) failed", report.failures());
+    }
+    Ok(())
+}

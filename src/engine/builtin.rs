@@ -1,0 +1,559 @@
+//! Built-in validated detectors: one pass over the normalized text proposes candidates (digit
+//! chains, alphanumeric tokens, dotted quads, `@`), and the validators in [`super::validate`] decide.
+//!
+//! This is the prefilter-plus-validator design: the pass skips eight bytes at a time while there is
+//! no ASCII digit, and a candidate costs a few comparisons unless it has the length of an identifier.
+//!
+//! Boundaries: a candidate must not touch an ASCII letter or digit, `*` or `_` on either side (so a
+//! digit run inside a longer run, a hex string or an already-masked `410105********123X` never
+//! matches), and must not be part of a dotted number (`6.1.7601.22753`, `3.1415926535`).
+
+use super::validate;
+
+/// The built-in detectors a rule can name with `detector: {builtin: NAME}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    CnIdCard,
+    CnIdCard15,
+    CnMobile,
+    CnLandline,
+    CnPassport,
+    CnUscc,
+    CnPlate,
+    BankCard,
+    Email,
+    Ipv4,
+}
+
+impl Builtin {
+    pub const ALL: [Builtin; 10] = [
+        Self::CnIdCard,
+        Self::CnIdCard15,
+        Self::CnMobile,
+        Self::CnLandline,
+        Self::CnPassport,
+        Self::CnUscc,
+        Self::CnPlate,
+        Self::BankCard,
+        Self::Email,
+        Self::Ipv4,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CnIdCard => "cn_id_card",
+            Self::CnIdCard15 => "cn_id_card_15",
+            Self::CnMobile => "cn_mobile",
+            Self::CnLandline => "cn_landline",
+            Self::CnPassport => "cn_passport",
+            Self::CnUscc => "cn_uscc",
+            Self::CnPlate => "cn_plate",
+            Self::BankCard => "bank_card",
+            Self::Email => "email",
+            Self::Ipv4 => "ipv4",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A candidate accepted by a validator, in normalized-text coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub rule: u32,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Which rule (if any) each built-in detector reports as.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Builtins {
+    rule_of: [Option<u32>; 10],
+}
+
+const MAX_GROUPS: usize = 12;
+
+impl Builtins {
+    pub fn set(&mut self, b: Builtin, rule: u32) -> Option<u32> {
+        self.rule_of[b.index()].replace(rule)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rule_of.iter().all(Option::is_none)
+    }
+
+    #[inline]
+    fn rule(&self, b: Builtin) -> Option<u32> {
+        self.rule_of[b.index()]
+    }
+
+    /// Run every enabled built-in detector over `t`.
+    pub fn scan(&self, t: &[u8], out: &mut Vec<Hit>) {
+        if self.is_empty() {
+            return;
+        }
+        self.scan_digits(t, out);
+        if let Some(rule) = self.rule(Builtin::Email) {
+            scan_emails(t, rule, out);
+        }
+    }
+
+    fn scan_digits(&self, t: &[u8], out: &mut Vec<Hit>) {
+        let n = t.len();
+        let mut i = 0;
+        while i < n {
+            i = next_digit(t, i);
+            if i >= n {
+                break;
+            }
+            i = self.at_digit(t, i, out).max(i + 1);
+        }
+    }
+
+    /// Handle the digit run that starts at `s`; returns where scanning resumes.
+    fn at_digit(&self, t: &[u8], s: usize, out: &mut Vec<Hit>) -> usize {
+        let prev = if s > 0 { t[s - 1] } else { b' ' };
+        let run_end = digits_end(t, s);
+        // part of a dotted number such as a version or a decimal: skip the run
+        if prev == b'.' && s >= 2 && t[s - 2].is_ascii_digit() {
+            return run_end;
+        }
+        // dotted quad
+        if run_end < t.len() && t[run_end] == b'.' && run_end - s <= 3 {
+            if let Some(rule) = self.rule(Builtin::Ipv4) {
+                if let Some(end) = ipv4_at(t, s) {
+                    out.push(Hit { rule, start: s, end });
+                    return end;
+                }
+            }
+        }
+        // letters, '*' or '_' adjacent: an alphanumeric token (USCC, passport, plate) or nothing
+        if is_word(prev) || (run_end < t.len() && is_word(t[run_end]) && !is_x_suffix(t, s, run_end)) {
+            return self.token(t, s, out);
+        }
+        let chain = Chain::build(t, s);
+        if chain.digits < 5 {
+            // plates whose serial is all digits, after `·`: 青D·54346
+            if chain.groups == 1 {
+                self.plate_after_dot(t, s, chain.end, out);
+            }
+            return chain.end;
+        }
+        let next = if chain.end < t.len() { t[chain.end] } else { b' ' };
+        if is_word(next) || (next == b'.' && t.get(chain.end + 1).is_some_and(u8::is_ascii_digit)) {
+            return chain.end;
+        }
+        if chain.digits >= 10 {
+            self.chain_candidates(t, &chain, out);
+        } else if chain.groups == 1 {
+            self.plate_after_dot(t, s, chain.end, out);
+        }
+        chain.end
+    }
+
+    /// Try the whole chain, then shorter stretches of whole groups, longest first.
+    fn chain_candidates(&self, t: &[u8], c: &Chain, out: &mut Vec<Hit>) {
+        let k = c.groups;
+        let mut taken: [bool; MAX_GROUPS] = [false; MAX_GROUPS];
+        let mut canon = [0u8; 48];
+        for len in (1..=k).rev() {
+            for lo in 0..=(k - len) {
+                let hi = lo + len - 1;
+                if taken[lo..=hi].iter().any(|&x| x) {
+                    continue;
+                }
+                let mut n = 0;
+                for g in lo..=hi {
+                    for &b in &t[c.g[g].0..c.g[g].1] {
+                        if n < canon.len() {
+                            canon[n] = b;
+                        }
+                        n += 1;
+                    }
+                }
+                let with_x = hi == k - 1 && c.x;
+                if n > 19 || n < 10 {
+                    continue;
+                }
+                let start = c.g[lo].0 - usize::from(lo == 0 && c.paren);
+                let end = c.g[hi].1 + usize::from(with_x);
+                if let Some((rule, skip)) = self.classify(&canon[..n], with_x) {
+                    let start = if skip == 0 { start } else { nth_digit_pos(t, start, skip) };
+                    out.push(Hit { rule, start, end });
+                    taken[lo..=hi].iter_mut().for_each(|x| *x = true);
+                }
+            }
+        }
+    }
+
+    /// Decide what a canonical digit string is. Returns the rule and how many leading digits are a
+    /// country-code prefix that is not part of the value.
+    fn classify(&self, d: &[u8], x: bool) -> Option<(u32, usize)> {
+        let n = d.len();
+        let ok = |b: Builtin, f: fn(&[u8]) -> bool, v: &[u8]| self.rule(b).filter(|_| f(v));
+        if x {
+            if n != 17 {
+                return None;
+            }
+            let mut v = [0u8; 18];
+            v[..17].copy_from_slice(d);
+            v[17] = b'X';
+            return ok(Builtin::CnIdCard, validate::cn_id_card, &v).map(|r| (r, 0));
+        }
+        let found = match n {
+            18 => ok(Builtin::CnIdCard, validate::cn_id_card, d)
+                .or_else(|| ok(Builtin::CnUscc, validate::cn_uscc, d))
+                .or_else(|| ok(Builtin::BankCard, validate::bank_card, d)),
+            15 => ok(Builtin::CnIdCard15, validate::cn_id_card_15, d)
+                .or_else(|| ok(Builtin::BankCard, validate::bank_card, d))
+                .or_else(|| if d.starts_with(b"0086") { ok(Builtin::CnMobile, validate::cn_mobile, &d[4..]) } else { None }),
+            11 => ok(Builtin::CnMobile, validate::cn_mobile, d).or_else(|| ok(Builtin::CnLandline, validate::cn_landline, d)),
+            10 | 12 => ok(Builtin::CnLandline, validate::cn_landline, d),
+            13 if d.starts_with(b"86") => {
+                return ok(Builtin::CnMobile, validate::cn_mobile, &d[2..]).map(|r| (r, 2));
+            }
+            _ => None,
+        };
+        if let Some(r) = found {
+            let prefixed_mobile = n == 15 && d.starts_with(b"0086") && Some(r) == self.rule(Builtin::CnMobile);
+            return Some((r, if prefixed_mobile { 4 } else { 0 }));
+        }
+        if (13..=19).contains(&n) {
+            return ok(Builtin::BankCard, validate::bank_card, d).map(|r| (r, 0));
+        }
+        None
+    }
+
+    /// An alphanumeric token around the digits at `s`: USCC, passport or plate.
+    fn token(&self, t: &[u8], s: usize, out: &mut Vec<Hit>) -> usize {
+        let mut ts = s;
+        while ts > 0 && t[ts - 1].is_ascii_alphanumeric() {
+            ts -= 1;
+        }
+        let mut te = s;
+        while te < t.len() && t[te].is_ascii_alphanumeric() {
+            te += 1;
+        }
+        let before = if ts > 0 { t[ts - 1] } else { b' ' };
+        let after = if te < t.len() { t[te] } else { b' ' };
+        if matches!(before, b'*' | b'_') || matches!(after, b'*' | b'_') {
+            return te;
+        }
+        let tok = &t[ts..te];
+        let len = tok.len();
+        if len == 18 {
+            if let Some(rule) = self.rule(Builtin::CnUscc) {
+                if validate::cn_uscc(tok) {
+                    out.push(Hit { rule, start: ts, end: te });
+                    return te;
+                }
+            }
+        }
+        if len == 9 {
+            if let Some(rule) = self.rule(Builtin::CnPassport) {
+                if validate::cn_passport(tok) {
+                    out.push(Hit { rule, start: ts, end: te });
+                    return te;
+                }
+            }
+        }
+        if let Some(rule) = self.rule(Builtin::CnPlate) {
+            // 豫A12345 / 豫AD12345: province, then the whole token
+            if (6..=7).contains(&len) && plate_letter(tok[0]) && plate_serial(&tok[1..]) && ends_with_province(&t[..ts]) {
+                out.push(Hit { rule, start: ts - 3, end: te });
+                return te;
+            }
+            // 豫R·54S39: province, letter, dot, then the token
+            if (5..=6).contains(&len) && plate_serial(tok) {
+                if let Some(start) = plate_prefix_with_dot(&t[..ts]) {
+                    out.push(Hit { rule, start, end: te });
+                }
+            }
+        }
+        te
+    }
+
+    fn plate_after_dot(&self, t: &[u8], s: usize, end: usize, out: &mut Vec<Hit>) {
+        let Some(rule) = self.rule(Builtin::CnPlate) else { return };
+        let len = end - s;
+        if (5..=6).contains(&len) && !t.get(end).is_some_and(|b| is_word(*b)) {
+            if let Some(start) = plate_prefix_with_dot(&t[..s]) {
+                out.push(Hit { rule, start, end });
+            }
+        }
+    }
+}
+
+/// Digits joined by single spaces or hyphens: `110105 1949 1231 002X`, `138-0013-8000`,
+/// `(0371)6512 3456`.
+#[derive(Debug)]
+struct Chain {
+    g: [(usize, usize); MAX_GROUPS],
+    groups: usize,
+    digits: usize,
+    /// a trailing `X`/`x` check character follows the last group
+    x: bool,
+    /// the first group is an area code in parentheses: `(0371)`
+    paren: bool,
+    end: usize,
+}
+
+impl Chain {
+    fn build(t: &[u8], s: usize) -> Chain {
+        let mut c = Chain { g: [(0, 0); MAX_GROUPS], groups: 0, digits: 0, x: false, paren: false, end: s };
+        let mut i = s;
+        loop {
+            let e = digits_end(t, i);
+            c.g[c.groups] = (i, e);
+            c.groups += 1;
+            c.digits += e - i;
+            c.end = e;
+            if c.groups == MAX_GROUPS || e + 1 >= t.len() {
+                break;
+            }
+            let sep = t[e];
+            let joins = matches!(sep, b' ' | b'-')
+                || (sep == b')' && c.groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0');
+            if joins && t[e + 1].is_ascii_digit() {
+                c.paren |= sep == b')';
+                i = e + 1;
+            } else {
+                break;
+            }
+        }
+        if is_x_suffix(t, c.g[c.groups - 1].0, c.end) {
+            c.x = true;
+            c.end += 1;
+        }
+        c
+    }
+}
+
+/// `X`/`x` right after a digit run and not followed by another word character.
+fn is_x_suffix(t: &[u8], _s: usize, e: usize) -> bool {
+    matches!(t.get(e), Some(b'X' | b'x')) && !t.get(e + 1).is_some_and(|b| is_word(*b))
+}
+
+#[inline]
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'*' || b == b'_'
+}
+
+#[inline]
+fn digits_end(t: &[u8], mut i: usize) -> usize {
+    while i < t.len() && t[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// Position of the `n`-th digit (0-based) counting from `start`, skipping separators.
+fn nth_digit_pos(t: &[u8], start: usize, n: usize) -> usize {
+    let mut seen = 0;
+    let mut i = start;
+    while i < t.len() {
+        if t[i].is_ascii_digit() {
+            if seen == n {
+                return i;
+            }
+            seen += 1;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Index of the next ASCII digit at or after `i` (or `t.len()`), eight bytes at a time.
+#[inline]
+fn next_digit(t: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= t.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&t[i..i + 8]);
+        let w = u64::from_le_bytes(w);
+        let x = w & !HI; // clear top bits so the additions cannot carry across bytes
+        let ge30 = x.wrapping_add(LO * (0x80 - 0x30));
+        let ge3a = x.wrapping_add(LO * (0x80 - 0x3A));
+        let digit = ge30 & !ge3a & !w & HI;
+        if digit != 0 {
+            return i + (digit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < t.len() && !t[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// A dotted quad starting at `s`; returns its end when it is a whole, valid IPv4 address.
+fn ipv4_at(t: &[u8], s: usize) -> Option<usize> {
+    let mut i = s;
+    for part in 0..4 {
+        let e = digits_end(t, i);
+        if e == i || e - i > 3 {
+            return None;
+        }
+        i = e;
+        if part < 3 {
+            if t.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    let after = t.get(i).copied().unwrap_or(b' ');
+    if is_word(after) || (after == b'.' && t.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        return None;
+    }
+    validate::ipv4(&t[s..i]).then_some(i)
+}
+
+const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
+
+fn ends_with_province(t: &[u8]) -> bool {
+    t.len() >= 3 && std::str::from_utf8(&t[t.len() - 3..]).is_ok_and(|c| PROVINCES.contains(c))
+}
+
+fn plate_letter(b: u8) -> bool {
+    b.is_ascii_uppercase() && b != b'I' && b != b'O'
+}
+
+/// 5–6 characters, uppercase letters (no I/O) or digits, at least three digits.
+fn plate_serial(s: &[u8]) -> bool {
+    (5..=6).contains(&s.len())
+        && s.iter().all(|&b| b.is_ascii_digit() || plate_letter(b))
+        && s.iter().filter(|b| b.is_ascii_digit()).count() >= 3
+}
+
+/// `豫R·` right before the serial (middle dot U+00B7 or bullet U+2022); returns the plate start.
+fn plate_prefix_with_dot(t: &[u8]) -> Option<usize> {
+    let n = t.len();
+    let dot_len = if t.ends_with("·".as_bytes()) {
+        2
+    } else if t.ends_with("•".as_bytes()) {
+        3
+    } else {
+        return None;
+    };
+    let letter_at = n.checked_sub(dot_len + 1)?;
+    if !plate_letter(t[letter_at]) || !ends_with_province(&t[..letter_at]) {
+        return None;
+    }
+    Some(letter_at - 3)
+}
+
+fn is_local(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+fn is_domain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')
+}
+
+/// File extensions that follow `@2x` in asset names (`logo@2x.png`), never a top-level domain here.
+const ASSET_TLDS: &[&[u8]] = &[b"png", b"jpg", b"jpeg", b"gif", b"webp", b"svg", b"ico", b"bmp", b"avif"];
+
+fn scan_emails(t: &[u8], rule: u32, out: &mut Vec<Hit>) {
+    for at in memchr::memchr_iter(b'@', t) {
+        let mut ls = at;
+        while ls > 0 && at - ls < 64 && is_local(t[ls - 1]) {
+            ls -= 1;
+        }
+        while ls < at && matches!(t[ls], b'.' | b'-' | b'+') {
+            ls += 1;
+        }
+        if ls == at {
+            continue;
+        }
+        let mut de = at + 1;
+        while de < t.len() && de - at < 256 && is_domain(t[de]) {
+            de += 1;
+        }
+        while de > at + 1 && matches!(t[de - 1], b'.' | b'-') {
+            de -= 1;
+        }
+        let domain = &t[at + 1..de];
+        let Some(dot) = domain.iter().rposition(|&b| b == b'.') else { continue };
+        let tld = &domain[dot + 1..];
+        if tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) || domain.starts_with(b".") || domain.windows(2).any(|w| w == b"..") {
+            continue;
+        }
+        if ASSET_TLDS.iter().any(|a| tld.eq_ignore_ascii_case(a)) {
+            continue;
+        }
+        out.push(Hit { rule, start: ls, end: de });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Builtins {
+        let mut b = Builtins::default();
+        for (i, x) in Builtin::ALL.iter().enumerate() {
+            b.set(*x, i as u32);
+        }
+        b
+    }
+
+    fn found(text: &str) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        all().scan(text.as_bytes(), &mut out);
+        out.sort_by_key(|h| h.start);
+        out.into_iter().map(|h| (Builtin::ALL[h.rule as usize].name(), text[h.start..h.end].to_string())).collect()
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            ("身份证11010519491231002X。", &[("cn_id_card", "11010519491231002X")]),
+            ("id: 110105 1949 1231 002x", &[("cn_id_card", "110105 1949 1231 002x")]),
+            ("tel 138-0013-8000,", &[("cn_mobile", "138-0013-8000")]),
+            ("+8615580931802", &[("cn_mobile", "15580931802")]),
+            ("0086 13807748556", &[("cn_mobile", "13807748556")]),
+            ("(0374)3099770", &[("cn_landline", "(0374)3099770")]),
+            ("order 2023120115512937100001", &[]),
+            ("410105********123X", &[]),
+            ("bd35980d13790230388db413e10036e5", &[]),
+            ("ZZ20230108040129", &[]),
+            ("v6.1.7601.22753 and 15.12.29.19.23", &[]),
+            ("host 192.168.1.10:80", &[("ipv4", "192.168.1.10")]),
+            ("pi=3.14159265358979323", &[]),
+            ("card 6217 9907 8969 2948 627", &[("bank_card", "6217 9907 8969 2948 627")]),
+            ("信用代码91410700425648857P", &[("cn_uscc", "91410700425648857P")]),
+            ("护照E02360901", &[("cn_passport", "E02360901")]),
+            ("车牌豫F07963,豫R·54S39 青D·54346", &[("cn_plate", "豫F07963"), ("cn_plate", "豫R·54S39"), ("cn_plate", "青D·54346")]),
+            ("mail a.b@henan.gov.cn logo@2x.png", &[("email", "a.b@henan.gov.cn")]),
+            ("豫政办〔2019〕40号", &[]),
+        ];
+        let mut ran = 0;
+        for (text, want) in cases {
+            let got = found(text);
+            let want: Vec<(&str, String)> = want.iter().map(|(a, b)| (*a, b.to_string())).collect();
+            assert_eq!(got, want, "text {text:?}");
+            ran += 1;
+        }
+        assert_eq!(ran, cases.len());
+    }
+
+    #[test]
+    fn next_digit_finds_every_digit() {
+        let s = b"abcdefghijklmnopqrstuvwxyz\xe4\xb8\xad9";
+        assert_eq!(next_digit(s, 0), s.len() - 1);
+        assert_eq!(next_digit(b"////::::", 0), 8);
+        for i in 0..20 {
+            let mut v = vec![b'a'; 20];
+            v[i] = b'0' + (i % 10) as u8;
+            assert_eq!(next_digit(&v, 0), i);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Keyword detection: every keyword of every keyword rule in one Aho-Corasick automaton
+//! (leftmost-longest, so `商业秘密` wins over `秘密`), with per-rule exclusions for the running-text
+//! phrases that contain a keyword but are not one (`机密性`, `国家秘密`).
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::builtin::Hit;
+
+/// Exclusion context for one keyword rule.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Exclusions {
+    pub not_followed_by: Vec<String>,
+    pub not_preceded_by: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct KeywordMatcher {
+    ac: AhoCorasick,
+    /// pattern index → rule index
+    rule_of: Vec<u32>,
+    /// rule index → exclusions (sparse by rule)
+    excl: Vec<(u32, Exclusions)>,
+}
+
+impl KeywordMatcher {
+    /// `entries`: (rule index, keywords, exclusions, ASCII case-insensitive).
+    pub fn build(entries: &[(u32, Vec<String>, Exclusions)], case_insensitive: bool) -> Result<Option<Self>, String> {
+        let mut pats: Vec<&str> = Vec::new();
+        let mut rule_of = Vec::new();
+        let mut excl = Vec::new();
+        for (rule, kws, ex) in entries {
+            for k in kws {
+                pats.push(k);
+                rule_of.push(*rule);
+            }
+            if !ex.not_followed_by.is_empty() || !ex.not_preceded_by.is_empty() {
+                excl.push((*rule, ex.clone()));
+            }
+        }
+        if pats.is_empty() {
+            return Ok(None);
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(case_insensitive)
+            .build(&pats)
+            .map_err(|e| format!("keyword automaton: {e}"))?;
+        Ok(Some(Self { ac, rule_of, excl }))
+    }
+
+    pub fn scan(&self, t: &[u8], out: &mut Vec<Hit>) {
+        for m in self.ac.find_iter(t) {
+            let rule = self.rule_of[m.pattern().as_usize()];
+            if let Some((_, ex)) = self.excl.iter().find(|(r, _)| *r == rule) {
+                let after = &t[m.end()..];
+                let before = &t[..m.start()];
+                if ex.not_followed_by.iter().any(|s| after.starts_with(s.as_bytes()))
+                    || ex.not_preceded_by.iter().any(|s| before.ends_with(s.as_bytes()))
+                {
+                    continue;
+                }
+            }
+            out.push(Hit { rule, start: m.start(), end: m.end() });
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The detection engine: rule model and loading, the compiled [`RuleSet`], normalization, matching,
+//! validators, streaming and transforms.
+//!
+//! It owns no I/O beyond reading rule files and knows nothing of HTTP, Pingora, tokio or metrics:
+//! it returns data, and its callers log and count. That keeps it benchmarkable, fuzzable and
+//! reusable by `dlpgate scan`/`mask`.
+//!
+//! One scan = normalize → (built-in detectors, one Aho-Corasick pass, one multi-pattern regex pass)
+//! → resolve overlaps (longest wins) → context words → map offsets back to the original bytes.
+
+pub mod builtin;
+pub mod error;
+pub(crate) mod keywords;
+pub mod normalize;
+pub(crate) mod patterns;
+pub mod rule;
+pub mod stream;
+pub mod transform;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use builtin::Builtin;
+pub use error::{RuleError, RuleErrors};
+pub use rule::{Action, Examples, Level, MaskStyle, Name};
+pub use stream::StreamScanner;
+pub use transform::{HashKey, Transformer};
+
+use builtin::{Builtins, Hit};
+use keywords::{Exclusions, KeywordMatcher};
+use patterns::PatternMatcher;
+use rule::{Located, RawRule};
+use validate::Validator;
+
+/// How far (bytes of normalized text) before a value context words are looked for.
+pub const CONTEXT_BEFORE: usize = 48;
+/// How far after a value context words are looked for.
+pub const CONTEXT_AFTER: usize = 16;
+
+/// A compiled rule (read-only once the set is built).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub name: Name,
+    pub description: Option<String>,
+    pub category: String,
+    pub level: Level,
+    pub action: Action,
+    pub mask: MaskStyle,
+    /// Replacement used by `redact`, e.g. `[身份证号]`.
+    pub label: String,
+    pub context: Vec<String>,
+    pub context_required: bool,
+    pub examples: Examples,
+    /// `builtin:NAME`, `keywords` or `regex`
+    pub detector: String,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl Rule {
+    /// Display name: Chinese, then English, then the id.
+    pub fn display_name(&self) -> &str {
+        self.name.zh.as_deref().or(self.name.en.as_deref()).unwrap_or(&self.id)
+    }
+}
+
+/// One detected value. Offsets are bytes in the original input; `end` is exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// Index into [`RuleSet::rules`].
+    pub rule: usize,
+    pub start: usize,
+    pub end: usize,
+    /// A context word of the rule was near the value.
+    pub context: bool,
+    val: (u32, u32),
+}
+
+/// The result of a scan, reusable across scans to avoid allocation.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub findings: Vec<Finding>,
+    values: Vec<u8>,
+    hits: Vec<Hit>,
+}
+
+impl Scan {
+    /// The normalized value of a finding (decoded, full-width folded, zero-width removed).
+    /// Use it for masking and fingerprints; never log it.
+    pub fn value(&self, f: &Finding) -> &[u8] {
+        self.values.get(f.val.0 as usize..f.val.1 as usize).unwrap_or(&[])
+    }
+}
+
+/// An immutable, compiled rule set. Cheap to share (`Arc<RuleSet>`); scanning takes `&self`.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    by_id: HashMap<String, usize>,
+    builtins: Builtins,
+    keywords: Option<KeywordMatcher>,
+    patterns: Option<PatternMatcher>,
+}
+
+/// Outcome of running every rule's examples.
+#[derive(Debug, Default)]
+pub struct ExampleReport {
+    /// (rule id, examples run, failures)
+    pub per_rule: Vec<(String, usize, Vec<String>)>,
+}
+
+impl ExampleReport {
+    pub fn total(&self) -> usize {
+        self.per_rule.iter().map(|r| r.1).sum()
+    }
+    pub fn failures(&self) -> usize {
+        self.per_rule.iter().map(|r| r.2.len()).sum()
+    }
+}
+
+impl RuleSet {
+    /// Load every rule file under `dirs`, compile, and check every rule's examples.
+    pub fn load(dirs: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
+        let files = rule::rule_files(dirs)?;
+        let mut sources = Vec::new();
+        let mut errs = Vec::new();
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => sources.push((f, t)),
+                Err(e) => errs.push(RuleError::new(&f, 0, None, format!("cannot read rule file: {e}"))),
+            }
+        }
+        if !errs.is_empty() {
+            return Err(RuleErrors(errs));
+        }
+        Self::from_sources(&sources)
+    }
+
+    /// Compile rule files given as (path, YAML text). Every problem is reported at once.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
+        let mut located = Vec::new();
+        let mut errs = Vec::new();
+        for (path, text) in sources {
+            rule::parse_file(path, text, &mut located, &mut errs);
+        }
+        let set = Self::compile(located, &mut errs);
+        if !errs.is_empty() {
+            return Err(RuleErrors(errs));
+        }
+        let Some(set) = set else {
+            return Err(RuleErrors(vec![RuleError::new(Path::new("<rules>"), 0, None, "rule set did not compile")]));
+        };
+        let report = set.test_examples();
+        for (id, _, fails) in &report.per_rule {
+            if let Some(&i) = set.by_id.get(id) {
+                let r = &set.rules[i];
+                for f in fails {
+                    errs.push(RuleError::new(&r.file, r.line, Some(id.clone()), f.clone()));
+                }
+            }
+        }
+        if set.rules.is_empty() {
+            errs.push(RuleError::new(Path::new("<rules>"), 0, None, "no rules loaded"));
+        }
+        if errs.is_empty() { Ok(set) } else { Err(RuleErrors(errs)) }
+    }
+
+    fn compile(located: Vec<Located>, errs: &mut Vec<RuleError>) -> Option<RuleSet> {
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        let mut builtins = Builtins::default();
+        let mut kw_entries: Vec<(u32, Vec<String>, Exclusions)> = Vec::new();
+        let mut kw_ci = false;
+        let mut re_entries: Vec<(u32, String, Option<Validator>, bool)> = Vec::new();
+        let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+        for Located { rule: r, file, line } in located {
+            let mut err = |msg: String| errs.push(RuleError::new(&file, line, Some(r.id.clone()), msg));
+            if let Some((f0, l0)) = first_seen.get(&r.id) {
+                err(format!("duplicate rule id (first defined at {}:{l0})", f0.display()));
+                continue;
+            }
+            first_seen.insert(r.id.clone(), (file.clone(), line));
+            let problems = check_rule(&r);
+            if !problems.is_empty() {
+                for p in problems {
+                    errs.push(RuleError::new(&file, line, Some(r.id.clone()), p));
+                }
+                continue;
+            }
+            if !r.enabled {
+                continue;
+            }
+            let idx = rules.len() as u32;
+            let d = &r.detector;
+            let detector = if let Some(b) = &d.builtin {
+                let Some(b) = Builtin::from_name(b) else { continue };
+                if let Some(prev) = builtins.set(b, idx) {
+                    errs.push(RuleError::new(
+                        &file,
+                        line,
+                        Some(r.id.clone()),
+                        format!("builtin detector {} is already used by rule {}", b.name(), rules[prev as usize].id),
+                    ));
+                    continue;
+                }
+                format!("builtin:{}", b.name())
+            } else if let Some(kws) = &d.keywords {
+                kw_ci |= d.case_insensitive;
+                kw_entries.push((
+                    idx,
+                    kws.clone(),
+                    Exclusions { not_followed_by: d.not_followed_by.clone(), not_preceded_by: d.not_preceded_by.clone() },
+                ));
+                "keywords".to_string()
+            } else if let Some(re) = &d.regex {
+                let v = d.validator.as_deref().and_then(Validator::from_name);
+                re_entries.push((idx, re.clone(), v, d.case_insensitive));
+                "regex".to_string()
+            } else {
+                continue;
+            };
+            let label = r.label.clone().unwrap_or_else(|| default_label(&r.id));
+            by_id.insert(r.id.clone(), rules.len());
+            rules.push(Rule {
+                id: r.id,
+                name: r.name,
+                description: r.description,
+                category: r.category,
+                level: r.level,
+                action: r.action,
+                mask: r.mask.unwrap_or_default(),
+                label,
+                context: r.context,
+                context_required: r.context_required,
+                examples: r.examples.unwrap_or_default(),
+                detector,
+                file,
+                line,
+            });
+        }
+        if !errs.is_empty() {
+            return None;
+        }
+        let keywords = match KeywordMatcher::build(&kw_entries, kw_ci) {
+            Ok(k) => k,
+            Err(e) => {
+                errs.push(RuleError::new(Path::new("<rules>"), 0, None, e));
+                return None;
+            }
+        };
+        let patterns = match PatternMatcher::build(&re_entries) {
+            Ok(p) => p,
+            Err(e) => {
+                errs.push(RuleError::new(Path::new("<rules>"), 0, None, e));
+                return None;
+            }
+        };
+        Some(RuleSet { rules, by_id, builtins, keywords, patterns })
+    }
+
+    /// The compiled rules, in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Index of a rule by id.
+    pub fn rule_index(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Scan `input` (any bytes; invalid UTF-8 is fine) and return its findings in order.
+    pub fn scan(&self, input: &[u8]) -> Scan {
+        let mut s = Scan::default();
+        self.scan_into(input, &mut s);
+        s
+    }
+
+    /// Like [`scan`](Self::scan), reusing `out`'s buffers.
+    pub fn scan_into(&self, input: &[u8], out: &mut Scan) {
+        out.findings.clear();
+        out.values.clear();
+        out.hits.clear();
+        let norm = normalize::normalize(input);
+        let t: &[u8] = &norm.text;
+        self.builtins.scan(t, &mut out.hits);
+        if let Some(k) = &self.keywords {
+            k.scan(t, &mut out.hits);
+        }
+        if let Some(p) = &self.patterns {
+            p.scan(t, &mut out.hits);
+        }
+        if out.hits.is_empty() {
+            return;
+        }
+        resolve_overlaps(&mut out.hits);
+        for h in &out.hits {
+            let rule = &self.rules[h.rule as usize];
+            let context = !rule.context.is_empty() && has_context(t, h.start, h.end, &rule.context);
+            if rule.context_required && !context {
+                continue;
+            }
+            let v0 = out.values.len() as u32;
+            out.values.extend_from_slice(&t[h.start..h.end]);
+            let v1 = out.values.len() as u32;
+            out.findings.push(Finding {
+                rule: h.rule as usize,
+                start: norm.orig_start(h.start),
+                end: norm.orig_end(h.end),
+                context,
+                val: (v0, v1),
+            });
+        }
+    }
+
+    /// Run every rule's `match`/`no_match` examples against the whole set.
+    pub fn test_examples(&self) -> ExampleReport {
+        let mut report = ExampleReport::default();
+        for (i, r) in self.rules.iter().enumerate() {
+            let mut ran = 0;
+            let mut fails = Vec::new();
+            for ex in &r.examples.matches {
+                ran += 1;
+                if !self.scan(ex.as_bytes()).findings.iter().any(|f| f.rule == i) {
+                    fails.push(format!("example does not match: {ex:?}"));
+                }
+            }
+            for ex in &r.examples.no_match {
+                ran += 1;
+                if self.scan(ex.as_bytes()).findings.iter().any(|f| f.rule == i) {
+                    fails.push(format!("no_match example matches: {ex:?}"));
+                }
+            }
+            report.per_rule.push((r.id.clone(), ran, fails));
+        }
+        report
+    }
+}
+
+
+/// The default rule set shipped in `rules/`, compiled into the binary so `dlpgate` works anywhere.
+pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
+    ("rules/cn/identity.yaml", include_str!("../../rules/cn/identity.yaml")),
+    ("rules/cn/contact.yaml", include_str!("../../rules/cn/contact.yaml")),
+    ("rules/cn/organization.yaml", include_str!("../../rules/cn/organization.yaml")),
+    ("rules/fin/bank_card.yaml", include_str!("../../rules/fin/bank_card.yaml")),
+    ("rules/net/network.yaml", include_str!("../../rules/net/network.yaml")),
+    ("rules/secret/markings.yaml", include_str!("../../rules/secret/markings.yaml")),
+    ("rules/secret/credentials.yaml", include_str!("../../rules/secret/credentials.yaml")),
+];
+
+/// Compile the built-in default rule set.
+pub fn default_rules() -> Result<RuleSet, RuleErrors> {
+    let sources: Vec<(PathBuf, String)> =
+        DEFAULT_RULE_FILES.iter().map(|(p, t)| (PathBuf::from(p), (*t).to_string())).collect();
+    RuleSet::from_sources(&sources)
+}
+
+/// Problems with one raw rule that do not need the others.
+fn check_rule(r: &RawRule) -> Vec<String> {
+    let mut p = Vec::new();
+    let id_ok = !r.id.is_empty()
+        && r.id.contains('.')
+        && r.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    if !id_ok {
+        p.push(format!("id {:?} must be dotted lowercase, e.g. cn.id_card", r.id));
+    }
+    if r.name.zh.is_none() && r.name.en.is_none() {
+        p.push("name needs zh or en".into());
+    }
+    if r.category.trim().is_empty() {
+        p.push("category is empty".into());
+    }
+    let d = &r.detector;
+    let kinds = usize::from(d.builtin.is_some()) + usize::from(d.keywords.is_some()) + usize::from(d.regex.is_some());
+    if kinds != 1 {
+        p.push("detector needs exactly one of builtin, keywords, regex".into());
+    }
+    if let Some(b) = &d.builtin {
+        if Builtin::from_name(b).is_none() {
+            let names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
+            p.push(format!("unknown builtin detector {b:?} (known: {})", names.join(", ")));
+        }
+    }
+    if let Some(k) = &d.keywords {
+        if k.is_empty() || k.iter().any(|s| s.is_empty()) {
+            p.push("keywords must be a non-empty list of non-empty strings".into());
+        }
+    } else if !d.not_followed_by.is_empty() || !d.not_preceded_by.is_empty() {
+        p.push("not_followed_by/not_preceded_by apply to keywords detectors only".into());
+    }
+    if let Some(re) = &d.regex {
+        if let Err(e) = patterns::check_one(re, d.case_insensitive) {
+            p.push(e);
+        }
+    }
+    if let Some(v) = &d.validator {
+        if d.regex.is_none() {
+            p.push("validator applies to regex detectors only".into());
+        } else if Validator::from_name(v).is_none() {
+            p.push(format!("unknown validator {v:?} (known: {})", Validator::NAMES));
+        }
+    }
+    match &r.examples {
+        Some(e) if !e.matches.is_empty() => {}
+        _ => p.push("rule has no examples: add examples.match (and examples.no_match)".into()),
+    }
+    if let Some(m) = &r.mask {
+        if m.keep_head > 64 || m.keep_tail > 64 {
+            p.push("mask keep_head/keep_tail must be at most 64".into());
+        }
+    }
+    p
+}
+
+fn default_label(id: &str) -> String {
+    let last = id.rsplit('.').next().unwrap_or(id);
+    format!("[{}]", last.to_ascii_uppercase())
+}
+
+/// Sort by start, and where hits overlap keep the longest (the earlier rule on a tie).
+fn resolve_overlaps(hits: &mut Vec<Hit>) {
+    hits.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(a.rule.cmp(&b.rule)));
+    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+    for h in hits.iter() {
+        match kept.last_mut() {
+            Some(last) if h.start < last.end => {
+                if h.end - h.start > last.end - last.start {
+                    *last = *h;
+                }
+            }
+            _ => kept.push(*h),
+        }
+    }
+    *hits = kept;
+}
+
+fn has_context(t: &[u8], start: usize, end: usize, words: &[String]) -> bool {
+    let lo = start.saturating_sub(CONTEXT_BEFORE);
+    let hi = (end + CONTEXT_AFTER).min(t.len());
+    let window = &t[lo..hi];
+    words.iter().any(|w| memchr::memmem::find(window, w.as_bytes()).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_set_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RuleSet>();
+        assert_send_sync::<Scan>();
+    }
+
+    #[test]
+    fn overlaps_keep_the_longest() {
+        let mut hits = vec![
+            Hit { rule: 1, start: 0, end: 11 },
+            Hit { rule: 2, start: 0, end: 18 },
+            Hit { rule: 3, start: 20, end: 25 },
+        ];
+        resolve_overlaps(&mut hits);
+        assert_eq!(hits, vec![Hit { rule: 2, start: 0, end: 18 }, Hit { rule: 3, start: 20, end: 25 }]);
+    }
+}

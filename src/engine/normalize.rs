@@ -1,0 +1,319 @@
+//! Normalization: undo the usual evasions before matching, and remember where every normalized byte
+//! came from so findings map back to byte offsets in the original input.
+//!
+//! What is folded or decoded:
+//! - full-width ASCII (`１２３`, `＠`, `，`) → ASCII, ideographic space → space;
+//! - zero-width characters (U+200B–U+200D, U+2060, U+FEFF, soft hyphen U+00AD) → removed;
+//! - HTML numeric entities (`&#52;`, `&#x34;`) and `&amp; &lt; &gt; &quot; &apos; &nbsp;`;
+//! - JSON escapes (`\u0034`, surrogate pairs, `\n`, `\"`, `\/` …);
+//! - percent-encoding (`%34`, `%E6%9C%BA`).
+//!
+//! Decoding is one level deep (a decoded `%` is not decoded again) and never fails: anything that is
+//! not a well-formed escape is left as it is. Input without any trigger byte is not copied at all.
+
+use std::borrow::Cow;
+
+/// A replaced stretch: `norm_len` normalized bytes at `norm` stand for `orig_len` original bytes at
+/// `orig`. Bytes between segments map one to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seg {
+    norm: usize,
+    norm_len: usize,
+    orig: usize,
+    orig_len: usize,
+}
+
+/// Normalized text plus the map back to the original bytes.
+#[derive(Debug)]
+pub struct Normalized<'a> {
+    /// The normalized bytes (borrowed from the input when nothing had to change).
+    pub text: Cow<'a, [u8]>,
+    segs: Vec<Seg>,
+}
+
+impl<'a> Normalized<'a> {
+    /// Offset in the original input of the normalized byte at `pos` (a finding's start).
+    pub fn orig_start(&self, pos: usize) -> usize {
+        match self.seg_before(pos) {
+            None => pos,
+            Some(s) if pos < s.norm + s.norm_len => s.orig,
+            Some(s) => s.orig + s.orig_len + (pos - s.norm - s.norm_len),
+        }
+    }
+
+    /// Offset in the original input just past the normalized byte at `end - 1` (a finding's end).
+    pub fn orig_end(&self, end: usize) -> usize {
+        if end == 0 {
+            return 0;
+        }
+        let last = end - 1;
+        match self.seg_containing_or_before(last) {
+            None => end,
+            Some(s) if last < s.norm + s.norm_len => s.orig + s.orig_len,
+            Some(s) => s.orig + s.orig_len + (end - s.norm - s.norm_len),
+        }
+    }
+
+    /// Last segment starting at or before `pos` (zero-length removals at `pos` count as before).
+    fn seg_before(&self, pos: usize) -> Option<&Seg> {
+        let i = self.segs.partition_point(|s| s.norm <= pos);
+        // skip zero-length segments that sit exactly at pos: they precede the byte
+        if i == 0 { None } else { self.segs.get(i - 1) }
+    }
+
+    fn seg_containing_or_before(&self, pos: usize) -> Option<&Seg> {
+        // a zero-length segment at `pos` precedes the byte, so it is "before" as well
+        self.seg_before(pos)
+    }
+
+    /// True when the text is the input itself.
+    pub fn is_identity(&self) -> bool {
+        self.segs.is_empty()
+    }
+}
+
+/// Bytes that may start something to normalize.
+#[inline]
+fn is_trigger(b: u8) -> bool {
+    matches!(b, b'%' | b'&' | b'\\' | 0xEF | 0xE2 | 0xE3 | 0xC2)
+}
+
+/// Normalize `input`. Never fails and never panics.
+pub fn normalize(input: &[u8]) -> Normalized<'_> {
+    let first = match input.iter().position(|&b| is_trigger(b)) {
+        None => {
+            return Normalized { text: Cow::Borrowed(input), segs: Vec::new() };
+        }
+        Some(p) => p,
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(input.len());
+    let mut segs: Vec<Seg> = Vec::new();
+    out.extend_from_slice(&input[..first]);
+    let mut i = first;
+    while i < input.len() {
+        let b = input[i];
+        if !is_trigger(b) {
+            // copy the identity run up to the next trigger
+            let next = input[i..].iter().position(|&c| is_trigger(c)).map_or(input.len(), |p| i + p);
+            out.extend_from_slice(&input[i..next]);
+            i = next;
+            continue;
+        }
+        let mut buf = [0u8; 4];
+        match decode_at(input, i, &mut buf) {
+            Some((consumed, produced)) => {
+                segs.push(Seg { norm: out.len(), norm_len: produced, orig: i, orig_len: consumed });
+                out.extend_from_slice(&buf[..produced]);
+                i += consumed;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    if segs.is_empty() {
+        return Normalized { text: Cow::Borrowed(input), segs };
+    }
+    Normalized { text: Cow::Owned(out), segs }
+}
+
+/// Try to decode one escape or foldable character at `i`. Returns (bytes consumed, bytes produced).
+fn decode_at(s: &[u8], i: usize, out: &mut [u8; 4]) -> Option<(usize, usize)> {
+    let b = *s.get(i)?;
+    match b {
+        b'%' => {
+            let v = hex2(s.get(i + 1..i + 3)?)?;
+            out[0] = v;
+            Some((3, 1))
+        }
+        b'&' => decode_entity(s, i, out),
+        b'\\' => decode_json_escape(s, i, out),
+        0xEF | 0xE2 | 0xE3 | 0xC2 => {
+            let (c, len) = utf8_char(s, i)?;
+            fold_char(c, out).map(|n| (len, n))
+        }
+        _ => None,
+    }
+}
+
+/// Fold one Unicode scalar: full-width ASCII and ideographic space to ASCII, zero-width to nothing.
+fn fold_char(c: u32, out: &mut [u8; 4]) -> Option<usize> {
+    match c {
+        0xFF01..=0xFF5E => {
+            out[0] = (c - 0xFF01 + 0x21) as u8;
+            Some(1)
+        }
+        0x3000 => {
+            out[0] = b' ';
+            Some(1)
+        }
+        0x200B..=0x200D | 0x2060 | 0xFEFF | 0x00AD => Some(0),
+        _ => None,
+    }
+}
+
+fn decode_entity(s: &[u8], i: usize, out: &mut [u8; 4]) -> Option<(usize, usize)> {
+    let rest = s.get(i + 1..)?;
+    let semi = rest.iter().take(10).position(|&c| c == b';')?;
+    let body = &rest[..semi];
+    let consumed = semi + 2;
+    let c: u32 = if let Some(num) = body.strip_prefix(b"#") {
+        if let Some(hex) = num.strip_prefix(b"x").or_else(|| num.strip_prefix(b"X")) {
+            parse_radix(hex, 16)?
+        } else {
+            parse_radix(num, 10)?
+        }
+    } else {
+        match body {
+            b"amp" => '&' as u32,
+            b"lt" => '<' as u32,
+            b"gt" => '>' as u32,
+            b"quot" => '"' as u32,
+            b"apos" => '\'' as u32,
+            b"nbsp" => ' ' as u32,
+            _ => return None,
+        }
+    };
+    encode_folded(c, out).map(|n| (consumed, n))
+}
+
+fn decode_json_escape(s: &[u8], i: usize, out: &mut [u8; 4]) -> Option<(usize, usize)> {
+    let e = *s.get(i + 1)?;
+    let simple = match e {
+        b'n' => Some(b'\n'),
+        b't' => Some(b'\t'),
+        b'r' => Some(b'\r'),
+        b'"' => Some(b'"'),
+        b'/' => Some(b'/'),
+        b'\\' => Some(b'\\'),
+        b'b' | b'f' => Some(b' '),
+        _ => None,
+    };
+    if let Some(c) = simple {
+        out[0] = c;
+        return Some((2, 1));
+    }
+    if e != b'u' {
+        return None;
+    }
+    let hi = parse_radix(s.get(i + 2..i + 6)?, 16)?;
+    if (0xD800..0xDC00).contains(&hi) {
+        // surrogate pair
+        if s.get(i + 6..i + 8)? != b"\\u" {
+            return None;
+        }
+        let lo = parse_radix(s.get(i + 8..i + 12)?, 16)?;
+        if !(0xDC00..0xE000).contains(&lo) {
+            return None;
+        }
+        let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+        return encode_folded(c, out).map(|n| (12, n));
+    }
+    encode_folded(hi, out).map(|n| (6, n))
+}
+
+/// UTF-8 encode `c` after folding; None for invalid scalars.
+fn encode_folded(c: u32, out: &mut [u8; 4]) -> Option<usize> {
+    if let Some(n) = fold_char(c, out) {
+        return Some(n);
+    }
+    let ch = char::from_u32(c)?;
+    Some(ch.encode_utf8(out).len())
+}
+
+fn parse_radix(digits: &[u8], radix: u32) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 7 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &d in digits {
+        v = v * radix + (d as char).to_digit(radix)?;
+    }
+    Some(v)
+}
+
+fn hex2(h: &[u8]) -> Option<u8> {
+    let hi = (*h.first()? as char).to_digit(16)?;
+    let lo = (*h.get(1)? as char).to_digit(16)?;
+    Some((hi * 16 + lo) as u8)
+}
+
+/// Decode the UTF-8 character at `i` (2 or 3 bytes only; that is all the folds need).
+fn utf8_char(s: &[u8], i: usize) -> Option<(u32, usize)> {
+    let b0 = *s.get(i)? as u32;
+    if b0 & 0xE0 == 0xC0 {
+        let b1 = *s.get(i + 1)? as u32;
+        if b1 & 0xC0 != 0x80 {
+            return None;
+        }
+        return Some((((b0 & 0x1F) << 6) | (b1 & 0x3F), 2));
+    }
+    if b0 & 0xF0 == 0xE0 {
+        let b1 = *s.get(i + 1)? as u32;
+        let b2 = *s.get(i + 2)? as u32;
+        if b1 & 0xC0 != 0x80 || b2 & 0xC0 != 0x80 {
+            return None;
+        }
+        return Some((((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F), 3));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> String {
+        String::from_utf8_lossy(&normalize(s.as_bytes()).text).into_owned()
+    }
+
+    #[test]
+    fn folds_and_decodes() {
+        let cases = [
+            ("abc 123", "abc 123"),
+            ("１３８００１３８０００", "13800138000"),
+            ("a＠b．com", "a@b.com"),
+            ("13\u{200b}8\u{feff}00", "13800"),
+            ("&#52;&#x31;&amp;", "41&"),
+            ("\\u0034\\u0031x", "41x"),
+            ("\\u673a\\u5bc6", "机密"),
+            ("%E6%9C%BA%E5%AF%86", "机密"),
+            ("50% off &foo; \\q", "50% off &foo; \\q"),
+            ("\\ud83d\\ude00", "😀"),
+        ];
+        let mut ran = 0;
+        for (input, want) in cases {
+            assert_eq!(norm(input), want, "input {input:?}");
+            ran += 1;
+        }
+        assert_eq!(ran, cases.len());
+    }
+
+    #[test]
+    fn offsets_map_back() {
+        let input = "ID:&#52;&#49;x";
+        let n = normalize(input.as_bytes());
+        assert_eq!(&*n.text, b"ID:41x");
+        assert_eq!(n.orig_start(3), 3);
+        assert_eq!(n.orig_end(5), 13);
+        assert_eq!(n.orig_start(5), 13);
+        assert_eq!(n.orig_end(6), 14);
+        let zw = "1\u{200b}2";
+        let n = normalize(zw.as_bytes());
+        assert_eq!(&*n.text, b"12");
+        assert_eq!(n.orig_start(0), 0);
+        assert_eq!(n.orig_end(2), zw.len());
+        assert_eq!(n.orig_start(1), 4);
+    }
+
+    #[test]
+    fn truncated_escapes_do_not_panic() {
+        for s in ["%", "%4", "&#", "&#5", "\\", "\\u00", "\\ud83d", "\u{ff11}"] {
+            let b = s.as_bytes();
+            for cut in 0..=b.len() {
+                let _ = normalize(&b[..cut]);
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Streaming scan: feed chunks of any size, get transformed output as it becomes final.
+//!
+//! The scanner keeps a bounded carry between chunks. Output is released up to a *cut*: a position
+//! right after a hard break (newline, quote, comma, bracket, `，`, `。` …) that no built-in value
+//! can span, and at least [`WINDOW`] bytes before the end of what has arrived (room for regex and
+//! keyword matches that could span a break). Every value that ends before the cut is complete, so
+//! the findings and the output equal whole-buffer scanning for any chunking. A short
+//! [`LOOKBACK`] of released bytes stays as context (boundaries, exclusions, context words).
+//!
+//! Memory per stream is O([`MAX_CARRY`]): if no hard break arrives for that long (a huge digit
+//! run, base64), the cut is forced at a character boundary; a value straddling a forced cut may
+//! be missed, and [`StreamScanner::forced_cuts`] counts that.
+
+use super::{Action, Finding, RuleSet, Scan, Transformer};
+
+/// Bytes held back from the end of the buffer before a cut (longest regex/keyword match).
+pub const WINDOW: usize = 256;
+/// Bytes of already-released input kept as left context.
+pub const LOOKBACK: usize = 64;
+/// Most bytes held without a hard break before the cut is forced.
+pub const MAX_CARRY: usize = 64 * 1024;
+
+/// A finding reported by the stream, with offsets from the start of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamFinding {
+    pub rule: usize,
+    pub start: u64,
+    pub end: u64,
+    pub context: bool,
+}
+
+/// Incremental scanner for one body. Holds no reference to the rule set, so the caller can keep
+/// it in per-request state next to an `Arc<RuleSet>`.
+#[derive(Debug, Default)]
+pub struct StreamScanner {
+    buf: Vec<u8>,
+    /// stream offset of `buf[0]`
+    base: u64,
+    /// bytes of `buf` already released (the lookback region)
+    done: usize,
+    scan: Scan,
+    forced: u64,
+    total: u64,
+}
+
+impl StreamScanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes currently held (carry plus lookback).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Total bytes pushed so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// How many times the cut had to be forced (no hard break within [`MAX_CARRY`]).
+    pub fn forced_cuts(&self) -> u64 {
+        self.forced
+    }
+
+    /// Feed a chunk. Released output is appended to `out`; `decide` is called once per finding,
+    /// in order, and its action is applied.
+    pub fn push(
+        &mut self,
+        rules: &RuleSet,
+        tr: &Transformer,
+        chunk: &[u8],
+        out: &mut Vec<u8>,
+        decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+    ) {
+        self.total += chunk.len() as u64;
+        self.buf.extend_from_slice(chunk);
+        let Some(cut) = self.find_cut() else { return };
+        self.release(rules, tr, cut, out, decide);
+    }
+
+    /// End of stream: release everything.
+    pub fn finish(
+        &mut self,
+        rules: &RuleSet,
+        tr: &Transformer,
+        out: &mut Vec<u8>,
+        decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+    ) {
+        let cut = self.buf.len();
+        self.release(rules, tr, cut, out, decide);
+        self.buf.clear();
+        self.done = 0;
+    }
+
+    fn find_cut(&mut self) -> Option<usize> {
+        let len = self.buf.len();
+        let hi = len.checked_sub(WINDOW)?;
+        if hi <= self.done {
+            return None;
+        }
+        let mut c = hi;
+        while c > self.done {
+            if is_break_before(&self.buf, c) {
+                return Some(c);
+            }
+            c -= 1;
+        }
+        if len - self.done > MAX_CARRY {
+            // forced: back off to a UTF-8 character boundary
+            let mut c = hi;
+            while c > self.done + 1 && (self.buf[c] & 0xC0) == 0x80 {
+                c -= 1;
+            }
+            self.forced += 1;
+            return Some(c);
+        }
+        None
+    }
+
+    fn release(
+        &mut self,
+        rules: &RuleSet,
+        tr: &Transformer,
+        mut cut: usize,
+        out: &mut Vec<u8>,
+        decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+    ) {
+        let mut scan = std::mem::take(&mut self.scan);
+        rules.scan_into(&self.buf, &mut scan);
+        // a match across the cut (long regex/keyword): move the cut back to its start
+        if let Some(f) = scan.findings.iter().find(|f| f.start >= self.done && f.start < cut && f.end > cut) {
+            cut = f.start;
+        }
+        let mut cursor = self.done;
+        for f in scan.findings.iter() {
+            if f.start < self.done || f.end > cut {
+                continue;
+            }
+            let sf = StreamFinding {
+                rule: f.rule,
+                start: self.base + f.start as u64,
+                end: self.base + f.end as u64,
+                context: f.context,
+            };
+            let value = scan.value(f);
+            let action = decide(&sf, value);
+            if action.rewrites() {
+                out.extend_from_slice(&self.buf[cursor..f.start]);
+                tr.render(&rules.rules()[f.rule], action, value, out);
+                cursor = f.end;
+            }
+        }
+        out.extend_from_slice(&self.buf[cursor..cut]);
+        self.scan = scan;
+        // keep a lookback of released bytes as context
+        let keep_from = cut.saturating_sub(LOOKBACK);
+        self.buf.drain(..keep_from);
+        self.base += keep_from as u64;
+        self.done = cut - keep_from;
+    }
+}
+
+/// True when no value can span the position `c` (between `buf[c-1]` and `buf[c]`).
+fn is_break_before(buf: &[u8], c: usize) -> bool {
+    let b = buf[c - 1];
+    if matches!(b, b'\n' | b'\r' | b'\t' | b'"' | b'\'' | b',' | b'<' | b'>' | b'{' | b'}' | b'[' | b']' | b'|' | b'=' | b':' | b'!' | b'?') {
+        return true;
+    }
+    // full-width comma/colon/semicolon and ideographic full stop: ， ： ； 。
+    c >= 3 && matches!(&buf[c - 3..c], [0xEF, 0xBC, 0x8C] | [0xEF, 0xBC, 0x9A] | [0xEF, 0xBC, 0x9B] | [0xE3, 0x80, 0x82])
+}
+
+/// Whole-buffer helper with the same signature shape, for callers that hold the full body.
+pub fn scan_whole(
+    rules: &RuleSet,
+    tr: &Transformer,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+) -> Vec<Finding> {
+    let scan = rules.scan(input);
+    let mut actions = Vec::with_capacity(scan.findings.len());
+    for f in &scan.findings {
+        let sf = StreamFinding { rule: f.rule, start: f.start as u64, end: f.end as u64, context: f.context };
+        actions.push(decide(&sf, scan.value(f)));
+    }
+    let mut i = 0;
+    tr.apply(
+        rules,
+        input,
+        &scan,
+        |_| {
+            let a = actions.get(i).copied().unwrap_or(Action::Allow);
+            i += 1;
+            a
+        },
+        out,
+    );
+    scan.findings
+}

@@ -1,0 +1,193 @@
+//! Transforms: rewrite a finding's original bytes as `mask`, `redact` or `hash`.
+//!
+//! Each transform writes a clean rendering of the *normalized* value, so an evasive encoding
+//! (`&#52;…`, `\u0034…`, full-width digits) is replaced as a whole and nothing of the raw value
+//! survives in the output. Bytes outside findings are copied untouched.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{Action, Finding, MaskStyle, Rule, RuleSet, Scan};
+
+/// Key for `hash` tokens and audit fingerprints (HMAC-SHA256).
+#[derive(Clone)]
+pub struct HashKey(Vec<u8>);
+
+impl std::fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashKey(<redacted>)")
+    }
+}
+
+impl HashKey {
+    pub fn new(key: impl Into<Vec<u8>>) -> Self {
+        Self(key.into())
+    }
+
+    /// Read a key file; surrounding whitespace is ignored. Refuses keys shorter than 16 bytes.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
+        let raw = std::fs::read(path).map_err(|e| format!("{}: cannot read key file: {e}", path.display()))?;
+        let key = raw.trim_ascii();
+        if key.len() < 16 {
+            return Err(format!("{}: key must be at least 16 bytes, found {}", path.display(), key.len()));
+        }
+        Ok(Self(key.to_vec()))
+    }
+
+    /// Keyed fingerprint of a value: the first 16 hex digits of HMAC-SHA256 over its canonical
+    /// form (letters and digits only, uppercased), so `138-0013-8000` and `13800138000` agree.
+    pub fn fingerprint(&self, value: &[u8]) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+            return String::new(); // HMAC accepts any key length; unreachable in practice
+        };
+        for &b in value {
+            if b.is_ascii_alphanumeric() || b >= 0x80 {
+                mac.update(&[b.to_ascii_uppercase()]);
+            }
+        }
+        let out = mac.finalize().into_bytes();
+        out.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Renders findings. Holds the key for `hash`.
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    key: HashKey,
+}
+
+impl Transformer {
+    pub fn new(key: HashKey) -> Self {
+        Self { key }
+    }
+
+    /// Write the replacement for `value` under `action`. Returns false (and writes nothing) for
+    /// actions that keep the original bytes (`allow`, `alert`, `block`).
+    pub fn render(&self, rule: &Rule, action: Action, value: &[u8], out: &mut Vec<u8>) -> bool {
+        match action {
+            Action::Mask => {
+                mask(value, &rule.mask, out);
+                true
+            }
+            Action::Redact => {
+                out.extend_from_slice(rule.label.as_bytes());
+                true
+            }
+            Action::Hash => {
+                out.extend_from_slice(b"[h:");
+                out.extend_from_slice(self.key.fingerprint(value).as_bytes());
+                out.push(b']');
+                true
+            }
+            Action::Allow | Action::Alert | Action::Block => false,
+        }
+    }
+
+    /// Copy `input` to `out`, rewriting each finding whose action (from `decide`) rewrites.
+    pub fn apply(
+        &self,
+        rules: &RuleSet,
+        input: &[u8],
+        scan: &Scan,
+        mut decide: impl FnMut(&Finding) -> Action,
+        out: &mut Vec<u8>,
+    ) {
+        let mut cursor = 0;
+        for f in &scan.findings {
+            let action = decide(f);
+            if !action.rewrites() || f.start < cursor || f.end > input.len() {
+                continue;
+            }
+            out.extend_from_slice(&input[cursor..f.start]);
+            let rule = &rules.rules()[f.rule];
+            self.render(rule, action, scan.value(f), out);
+            cursor = f.end;
+        }
+        out.extend_from_slice(&input[cursor..]);
+    }
+}
+
+/// Length of the UTF-8 sequence starting with `b` (1 for ASCII and stray bytes).
+fn seq_len(b: u8) -> usize {
+    match b {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+/// Keep `keep_head` and `keep_tail` characters, replace the other letters, digits and non-ASCII
+/// characters with `*`, keep separators. When the value is too short for the style, at least
+/// half of it is masked.
+pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
+    let (body, kept) = match style.keep_from {
+        Some(c) => {
+            let mut buf = [0u8; 4];
+            let pat = c.encode_utf8(&mut buf).as_bytes();
+            match memchr::memmem::find(value, pat) {
+                Some(p) => value.split_at(p),
+                None => (value, &[][..]),
+            }
+        }
+        None => (value, &[][..]),
+    };
+    // character boundaries of significant characters
+    let mut chars: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        let len = seq_len(b).min(body.len() - i);
+        if b.is_ascii_alphanumeric() || b >= 0x80 {
+            chars.push((i, len));
+        }
+        i += len;
+    }
+    let n = chars.len();
+    let (mut head, mut tail) = (style.keep_head, style.keep_tail);
+    if head + tail >= n {
+        head = head.min(n / 4);
+        tail = tail.min(n / 4);
+    }
+    let mut cursor = 0;
+    for (k, &(pos, len)) in chars.iter().enumerate() {
+        if k < head || k >= n - tail {
+            continue;
+        }
+        out.extend_from_slice(&body[cursor..pos]);
+        out.push(b'*');
+        cursor = pos + len;
+    }
+    out.extend_from_slice(&body[cursor..]);
+    out.extend_from_slice(kept);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(v: &str, head: usize, tail: usize, from: Option<char>) -> String {
+        let mut out = Vec::new();
+        mask(v.as_bytes(), &MaskStyle { keep_head: head, keep_tail: tail, keep_from: from }, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn mask_styles() {
+        assert_eq!(m("41010219690814392X", 6, 4, None), "410102********392X");
+        assert_eq!(m("138-0013-8000", 3, 4, None), "138-****-8000");
+        assert_eq!(m("chen_jing@163.com", 2, 0, Some('@')), "ch**_****@163.com");
+        assert_eq!(m("豫F07963", 2, 1, None), "豫F****3");
+        assert_eq!(m("机密", 0, 0, None), "**");
+        assert_eq!(m("ab", 3, 4, None), "**");
+    }
+
+    #[test]
+    fn fingerprint_is_keyed_and_canonical() {
+        let k1 = HashKey::new(b"0123456789abcdef".to_vec());
+        let k2 = HashKey::new(b"fedcba9876543210".to_vec());
+        assert_eq!(k1.fingerprint(b"138-0013-8000"), k1.fingerprint(b"13800138000"));
+        assert_ne!(k1.fingerprint(b"13800138000"), k2.fingerprint(b"13800138000"));
+        assert_eq!(k1.fingerprint(b"x").len(), 16);
+    }
+}
