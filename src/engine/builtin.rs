@@ -124,6 +124,12 @@ impl Builtins {
         if prev == b'.' && s >= 2 && t[s - 2].is_ascii_digit() {
             return run_end;
         }
+        // a mobile written with dots, 3.4.4 only: 136.7251.9917
+        if run_end - s == 3 && t.get(run_end) == Some(&b'.') && !is_word(prev) {
+            if let Some(end) = self.dotted_mobile(t, s, out) {
+                return end;
+            }
+        }
         // dotted quad
         if run_end < t.len() && t[run_end] == b'.' && run_end - s <= 3 {
             if let Some(rule) = self.rule(Builtin::Ipv4) {
@@ -155,6 +161,28 @@ impl Builtins {
             self.plate_after_dot(t, s, chain.end, out);
         }
         chain.end
+    }
+
+    fn dotted_mobile(&self, t: &[u8], s: usize, out: &mut Vec<Hit>) -> Option<usize> {
+        let rule = self.rule(Builtin::CnMobile)?;
+        let a = digits_end(t, s + 4);
+        if a != s + 8 || t.get(a) != Some(&b'.') {
+            return None;
+        }
+        let end = digits_end(t, a + 1);
+        let after = t.get(end).copied().unwrap_or(b' ');
+        if end != a + 5 || is_word(after) || (after == b'.' && t.get(end + 1).is_some_and(u8::is_ascii_digit)) {
+            return None;
+        }
+        let mut d = [0u8; 11];
+        d[..3].copy_from_slice(&t[s..s + 3]);
+        d[3..7].copy_from_slice(&t[s + 4..s + 8]);
+        d[7..].copy_from_slice(&t[a + 1..end]);
+        if !validate::cn_mobile(&d) {
+            return None;
+        }
+        out.push(Hit { rule, start: s, end });
+        Some(end)
     }
 
     /// Try the whole chain, then shorter stretches of whole groups, longest first.
@@ -518,6 +546,8 @@ mod tests {
             ("身份证11010519491231002X。", &[("cn_id_card", "11010519491231002X")]),
             ("id: 110105 1949 1231 002x", &[("cn_id_card", "110105 1949 1231 002x")]),
             ("tel 138-0013-8000,", &[("cn_mobile", "138-0013-8000")]),
+            ("tel 136.7251.9917;", &[("cn_mobile", "136.7251.9917")]),
+            ("v 136.7251.9917.1", &[]),
             ("+8615580931802", &[("cn_mobile", "15580931802")]),
             ("0086 13807748556", &[("cn_mobile", "13807748556")]),
             ("(0374)3099770", &[("cn_landline", "(0374)3099770")]),

@@ -15,8 +15,9 @@ use super::{Action, Finding, RuleSet, Scan, Transformer};
 
 /// Bytes held back from the end of the buffer before a cut (longest regex/keyword match).
 pub const WINDOW: usize = 256;
-/// Bytes of already-released input kept as left context.
-pub const LOOKBACK: usize = 64;
+/// Bytes of already-released input kept as left context: enough for the context-word window
+/// even when every context byte was written as an escape (`\\u0031` is 6 bytes for 1).
+pub const LOOKBACK: usize = super::CONTEXT_BEFORE * 12;
 /// Most bytes held without a hard break before the cut is forced.
 pub const MAX_CARRY: usize = 64 * 1024;
 

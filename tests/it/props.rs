@@ -1,0 +1,109 @@
+//! Property tests: chunked scanning equals whole scanning; masking leaves no detected value and
+//! changes no byte outside findings.
+
+use dlpgate::engine::stream::{StreamFinding, scan_whole};
+use dlpgate::engine::{Action, HashKey, RuleSet, StreamScanner, Transformer, default_rules};
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+fn rules() -> &'static RuleSet {
+    static R: OnceLock<RuleSet> = OnceLock::new();
+    R.get_or_init(|| default_rules().expect("default rules"))
+}
+
+fn tr() -> Transformer {
+    Transformer::new(HashKey::new(b"prop-key-0123456789".to_vec()))
+}
+
+/// Fragments that exercise values, evasions, decoys, separators and multi-byte text.
+const FRAGMENTS: &[&str] = &[
+    "11010519491231002X", "110105 1949 1231 002x", "１３８００１３８０００", "13800138000", "138-0013-8000",
+    "+8615580931802", "6212265658323320978", "6217 9907 8969 2948 627", "91410700425648857P",
+    "E02360901", "豫F07963", "豫R·54S39", "chen_jing@163.com", "192.168.1.10", "机密★1年", "机密性",
+    "国家秘密", "内\u{200b}部资料", "&#49;&#51;&#56;&#48;&#48;&#49;&#51;&#56;&#48;&#48;&#48;",
+    "\\u0031\\u0033\\u0038\\u0030\\u0030\\u0031\\u0033\\u0038\\u0030\\u0030\\u0030",
+    "%E6%9C%BA%E5%AF%86", "410105********123X", "1891883329151136826", "6.1.7601.22753",
+    "身份证", "联系电话", "，", "。", " ", "-", "\n", "\"", ",", ":", "{", "}", "abc", "1234", "x", "中文文本",
+    "\u{ff11}", "\u{200b}", "&#", "%E6", "\\u00",
+];
+
+fn doc() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(0..FRAGMENTS.len(), 0..120)
+        .prop_map(|ix| ix.into_iter().flat_map(|i| FRAGMENTS[i].as_bytes().to_vec()).collect())
+}
+
+fn decide_all(rules: &RuleSet) -> impl FnMut(&StreamFinding, &[u8]) -> Action + '_ {
+    |f, _| match rules.rules()[f.rule].action {
+        Action::Allow | Action::Alert | Action::Block => Action::Mask,
+        a => a,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn chunked_equals_whole(input in doc(), cuts in prop::collection::vec(0usize..4096, 0..12)) {
+        let rules = rules();
+        let tr = tr();
+        let mut whole_out = Vec::new();
+        let mut whole = Vec::new();
+        let mut d = decide_all(rules);
+        let mut rec = |f: &StreamFinding, v: &[u8]| { whole.push(*f); d(f, v) };
+        scan_whole(rules, &tr, &input, &mut whole_out, &mut rec);
+
+        let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
+        points.sort_unstable();
+        let mut sc = StreamScanner::new();
+        let mut out = Vec::new();
+        let mut streamed = Vec::new();
+        let mut d2 = decide_all(rules);
+        let mut rec2 = |f: &StreamFinding, v: &[u8]| { streamed.push(*f); d2(f, v) };
+        let mut prev = 0;
+        for p in points.into_iter().chain(std::iter::once(input.len())) {
+            sc.push(rules, &tr, &input[prev..p], &mut out, &mut rec2);
+            prev = p;
+        }
+        sc.finish(rules, &tr, &mut out, &mut rec2);
+        prop_assert_eq!(&streamed, &whole);
+        prop_assert_eq!(out, whole_out);
+    }
+
+    #[test]
+    fn masking_removes_values_and_keeps_the_rest(input in doc()) {
+        let rules = rules();
+        let tr = tr();
+        let scan = rules.scan(&input);
+        let mut out = Vec::new();
+        tr.apply(rules, &input, &scan, |_| Action::Mask, &mut out);
+        // bytes outside findings are unchanged, in order
+        let mut expect_outside = Vec::new();
+        let mut cur = 0;
+        for f in &scan.findings {
+            expect_outside.extend_from_slice(&input[cur..f.start]);
+            cur = f.end;
+        }
+        expect_outside.extend_from_slice(&input[cur..]);
+        let mut got_outside = Vec::new();
+        let mut cur_o = 0;
+        let mut cur_i = 0;
+        for f in &scan.findings {
+            let gap = f.start - cur_i;
+            got_outside.extend_from_slice(&out[cur_o..cur_o + gap]);
+            let mut m = Vec::new();
+            tr.render(&rules.rules()[f.rule], Action::Mask, scan.value(f), &mut m);
+            prop_assert_eq!(&out[cur_o + gap..cur_o + gap + m.len()], &m[..]);
+            cur_o += gap + m.len();
+            cur_i = f.end;
+        }
+        got_outside.extend_from_slice(&out[cur_o..]);
+        prop_assert_eq!(got_outside, expect_outside);
+        // no detected value survives: rescanning the output finds none of the masked rules' values
+        let again = rules.scan(&out);
+        for f in &again.findings {
+            let r = &rules.rules()[f.rule];
+            prop_assert!(!scan.findings.iter().any(|o| scan.value(o) == again.value(f)),
+                "value of {} survived masking", r.id);
+        }
+    }
+}
