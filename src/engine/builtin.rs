@@ -23,10 +23,11 @@ pub enum Builtin {
     BankCard,
     Email,
     Ipv4,
+    CnHkMacauPermit,
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 10] = [
+    pub const ALL: [Builtin; 11] = [
         Self::CnIdCard,
         Self::CnIdCard15,
         Self::CnMobile,
@@ -37,6 +38,7 @@ impl Builtin {
         Self::BankCard,
         Self::Email,
         Self::Ipv4,
+        Self::CnHkMacauPermit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Builtin {
             Self::BankCard => "bank_card",
             Self::Email => "email",
             Self::Ipv4 => "ipv4",
+            Self::CnHkMacauPermit => "cn_hk_macau_permit",
         }
     }
 
@@ -74,7 +77,7 @@ pub(crate) struct Hit {
 /// Which rule (if any) each built-in detector reports as.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Builtins {
-    rule_of: [Option<u32>; 10],
+    rule_of: [Option<u32>; 11],
 }
 
 const MAX_GROUPS: usize = 12;
@@ -142,6 +145,14 @@ impl Builtins {
         // letters, '*' or '_' adjacent: an alphanumeric token (USCC, passport, plate) or nothing
         if is_word(prev) || (run_end < t.len() && is_word(t[run_end]) && !is_x_suffix(t, s, run_end)) {
             return self.token(t, s, out);
+        }
+        // fast path: most digit runs (ids, amounts, dates, times) are too short to be anything
+        let (digits, end) = Chain::measure(t, s);
+        if digits < 10 {
+            if (5..=6).contains(&digits) && end - s == digits {
+                self.plate_after_dot(t, s, end, out);
+            }
+            return end;
         }
         let chain = Chain::build(t, s);
         if chain.digits < 5 {
@@ -290,6 +301,12 @@ impl Builtins {
                     return te;
                 }
             }
+            if let Some(rule) = self.rule(Builtin::CnHkMacauPermit) {
+                if validate::cn_hk_macau_permit(tok) {
+                    out.push(Hit { rule, start: ts, end: te });
+                    return te;
+                }
+            }
         }
         if let Some(rule) = self.rule(Builtin::CnPlate) {
             // 豫A12345 / 豫AD12345: province, then the whole token
@@ -333,6 +350,29 @@ struct Chain {
 }
 
 impl Chain {
+    /// Digits and end of the chain starting at `s`, without recording its groups.
+    #[inline]
+    fn measure(t: &[u8], s: usize) -> (usize, usize) {
+        let mut i = s;
+        let mut digits = 0;
+        let mut groups = 0;
+        loop {
+            let e = digits_end(t, i);
+            digits += e - i;
+            groups += 1;
+            if groups == MAX_GROUPS || e + 1 >= t.len() {
+                return (digits, e + usize::from(is_x_suffix(t, i, e)));
+            }
+            let sep = t[e];
+            let joins = matches!(sep, b' ' | b'-') || (sep == b')' && groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0');
+            if joins && t[e + 1].is_ascii_digit() {
+                i = e + 1;
+            } else {
+                return (digits, e + usize::from(is_x_suffix(t, i, e)));
+            }
+        }
+    }
+
     fn build(t: &[u8], s: usize) -> Chain {
         let mut c = Chain { g: [(0, 0); MAX_GROUPS], groups: 0, digits: 0, x: false, paren: false, end: s };
         let mut i = s;
@@ -373,8 +413,35 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'*' || b == b'_'
 }
 
+/// High bit set in each byte of `w` that is an ASCII digit.
+#[inline]
+fn digit_mask(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w & !HI; // clear top bits so the additions cannot carry across bytes
+    let ge30 = x.wrapping_add(LO * (0x80 - 0x30));
+    let ge3a = x.wrapping_add(LO * (0x80 - 0x3A));
+    ge30 & !ge3a & !w & HI
+}
+
+#[inline]
+fn load(t: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&t[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// End of the digit run starting at `i`, eight bytes at a time.
 #[inline]
 fn digits_end(t: &[u8], mut i: usize) -> usize {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= t.len() {
+        let non_digit = !digit_mask(load(t, i)) & HI;
+        if non_digit != 0 {
+            return i + (non_digit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while i < t.len() && t[i].is_ascii_digit() {
         i += 1;
     }
@@ -400,16 +467,8 @@ fn nth_digit_pos(t: &[u8], start: usize, n: usize) -> usize {
 /// Index of the next ASCII digit at or after `i` (or `t.len()`), eight bytes at a time.
 #[inline]
 fn next_digit(t: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     while i + 8 <= t.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&t[i..i + 8]);
-        let w = u64::from_le_bytes(w);
-        let x = w & !HI; // clear top bits so the additions cannot carry across bytes
-        let ge30 = x.wrapping_add(LO * (0x80 - 0x30));
-        let ge3a = x.wrapping_add(LO * (0x80 - 0x3A));
-        let digit = ge30 & !ge3a & !w & HI;
+        let digit = digit_mask(load(t, i));
         if digit != 0 {
             return i + (digit.trailing_zeros() / 8) as usize;
         }

@@ -53,6 +53,7 @@ pub struct Rule {
     pub context: Vec<String>,
     pub context_required: bool,
     pub examples: Examples,
+    context_ac: Option<aho_corasick::AhoCorasick>,
     /// `builtin:NAME`, `keywords` or `regex`
     pub detector: String,
     pub file: PathBuf,
@@ -232,6 +233,7 @@ impl RuleSet {
                 action: r.action,
                 mask: r.mask.unwrap_or_default(),
                 label,
+                context_ac: if r.context.is_empty() { None } else { aho_corasick::AhoCorasick::new(&r.context).ok() },
                 context: r.context,
                 context_required: r.context_required,
                 examples: r.examples.unwrap_or_default(),
@@ -297,7 +299,7 @@ impl RuleSet {
         resolve_overlaps(&mut out.hits);
         for h in &out.hits {
             let rule = &self.rules[h.rule as usize];
-            let context = !rule.context.is_empty() && has_context(t, h.start, h.end, &rule.context);
+            let context = rule.context_ac.as_ref().is_some_and(|ac| has_context(t, h.start, h.end, ac));
             if rule.context_required && !context {
                 continue;
             }
@@ -421,7 +423,8 @@ fn default_label(id: &str) -> String {
 
 /// Sort by start, and where hits overlap keep the longest (the earlier rule on a tie).
 fn resolve_overlaps(hits: &mut Vec<Hit>) {
-    hits.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(a.rule.cmp(&b.rule)));
+    // stable merge sort: the detectors each emit sorted runs, which it merges in linear time
+    hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(a.rule.cmp(&b.rule)));
     let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
     for h in hits.iter() {
         match kept.last_mut() {
@@ -436,11 +439,10 @@ fn resolve_overlaps(hits: &mut Vec<Hit>) {
     *hits = kept;
 }
 
-fn has_context(t: &[u8], start: usize, end: usize, words: &[String]) -> bool {
+fn has_context(t: &[u8], start: usize, end: usize, words: &aho_corasick::AhoCorasick) -> bool {
     let lo = start.saturating_sub(CONTEXT_BEFORE);
     let hi = (end + CONTEXT_AFTER).min(t.len());
-    let window = &t[lo..hi];
-    words.iter().any(|w| memchr::memmem::find(window, w.as_bytes()).is_some())
+    words.is_match(&t[lo..hi])
 }
 
 #[cfg(test)]

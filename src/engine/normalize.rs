@@ -78,9 +78,43 @@ fn is_trigger(b: u8) -> bool {
     matches!(b, b'%' | b'&' | b'\\' | 0xEF | 0xE2 | 0xE3 | 0xC2)
 }
 
+/// Finds the next trigger byte with three memchr searches, each remembered until passed, so the
+/// whole input is searched once per kind of trigger.
+#[derive(Default)]
+struct TriggerFinder {
+    next: [Option<Option<usize>>; 3],
+}
+
+impl TriggerFinder {
+    fn next(&mut self, s: &[u8], from: usize) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for k in 0..3 {
+            let stale = match self.next[k] {
+                None => true,
+                Some(Some(p)) => p < from,
+                Some(None) => false,
+            };
+            if stale {
+                let rest = s.get(from..).unwrap_or(&[]);
+                let found = match k {
+                    0 => memchr::memchr3(b'%', b'&', b'\\', rest),
+                    1 => memchr::memchr3(0xEF, 0xE2, 0xE3, rest),
+                    _ => memchr::memchr(0xC2, rest),
+                };
+                self.next[k] = Some(found.map(|p| p + from));
+            }
+            if let Some(Some(p)) = self.next[k] {
+                best = Some(best.map_or(p, |b| b.min(p)));
+            }
+        }
+        best
+    }
+}
+
 /// Normalize `input`. Never fails and never panics.
 pub fn normalize(input: &[u8]) -> Normalized<'_> {
-    let first = match input.iter().position(|&b| is_trigger(b)) {
+    let mut finder = TriggerFinder::default();
+    let first = match finder.next(input, 0) {
         None => {
             return Normalized { text: Cow::Borrowed(input), segs: Vec::new() };
         }
@@ -94,7 +128,7 @@ pub fn normalize(input: &[u8]) -> Normalized<'_> {
         let b = input[i];
         if !is_trigger(b) {
             // copy the identity run up to the next trigger
-            let next = input[i..].iter().position(|&c| is_trigger(c)).map_or(input.len(), |p| i + p);
+            let next = finder.next(input, i).unwrap_or(input.len());
             out.extend_from_slice(&input[i..next]);
             i = next;
             continue;

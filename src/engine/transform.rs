@@ -122,6 +122,10 @@ fn seq_len(b: u8) -> usize {
 /// half of it is masked.
 pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
     let (body, kept) = match style.keep_from {
+        Some(c) if c.is_ascii() => match memchr::memchr(c as u8, value) {
+            Some(p) => value.split_at(p),
+            None => (value, &[][..]),
+        },
         Some(c) => {
             let mut buf = [0u8; 4];
             let pat = c.encode_utf8(&mut buf).as_bytes();
@@ -132,33 +136,52 @@ pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
         }
         None => (value, &[][..]),
     };
-    // character boundaries of significant characters
-    let mut chars: Vec<(usize, usize)> = Vec::new();
+    if body.iter().all(u8::is_ascii_alphanumeric) {
+        // fast path: plain ASCII value
+        let n = body.len();
+        let (mut head, mut tail) = (style.keep_head, style.keep_tail);
+        if head + tail >= n {
+            head = head.min(n / 4);
+            tail = tail.min(n / 4);
+        }
+        out.extend_from_slice(&body[..head]);
+        out.resize(out.len() + (n - head - tail), b'*');
+        out.extend_from_slice(&body[n - tail..]);
+        out.extend_from_slice(kept);
+        return;
+    }
+    let significant = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
+    // first pass: count significant characters
+    let mut n = 0;
     let mut i = 0;
     while i < body.len() {
-        let b = body[i];
-        let len = seq_len(b).min(body.len() - i);
-        if b.is_ascii_alphanumeric() || b >= 0x80 {
-            chars.push((i, len));
-        }
+        let len = seq_len(body[i]).min(body.len() - i);
+        n += usize::from(significant(body[i]));
         i += len;
     }
-    let n = chars.len();
     let (mut head, mut tail) = (style.keep_head, style.keep_tail);
     if head + tail >= n {
         head = head.min(n / 4);
         tail = tail.min(n / 4);
     }
-    let mut cursor = 0;
-    for (k, &(pos, len)) in chars.iter().enumerate() {
-        if k < head || k >= n - tail {
-            continue;
+    // second pass: write, replacing the middle characters
+    let mut k = 0;
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        let len = seq_len(b).min(body.len() - i);
+        if significant(b) {
+            if k < head || k >= n - tail {
+                out.extend_from_slice(&body[i..i + len]);
+            } else {
+                out.push(b'*');
+            }
+            k += 1;
+        } else {
+            out.extend_from_slice(&body[i..i + len]);
         }
-        out.extend_from_slice(&body[cursor..pos]);
-        out.push(b'*');
-        cursor = pos + len;
+        i += len;
     }
-    out.extend_from_slice(&body[cursor..]);
     out.extend_from_slice(kept);
 }
 

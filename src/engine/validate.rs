@@ -139,19 +139,20 @@ pub fn luhn(v: &[u8]) -> bool {
 /// Mastercard 51–55 / 2221–2720, Amex 34/37, JCB 35, Discover 60/65).
 pub fn bank_card(v: &[u8]) -> bool {
     let n = v.len();
-    if !(13..=19).contains(&n) || !luhn(v) {
+    if !(13..=19).contains(&n) {
         return false;
     }
     let p2 = num(&v[..2]).unwrap_or(0);
     let p4 = num(&v[..4]).unwrap_or(0);
-    match p2 {
+    let scheme_allows = match p2 {
         62 | 60 | 65 | 35 => (16..=19).contains(&n),
         40..=49 => matches!(n, 13 | 16 | 19),
         51..=55 => n == 16,
         34 | 37 => n == 15,
         22..=27 => n == 16 && (2221..=2720).contains(&p4),
         _ => false,
-    }
+    };
+    scheme_allows && luhn(v)
 }
 
 /// Mainland mobile number: 11 digits with an allocated 1xx prefix.
@@ -195,6 +196,19 @@ pub fn cn_passport(v: &[u8]) -> bool {
     match v[0] {
         b'G' | b'E' if v[1..].iter().all(u8::is_ascii_digit) => true,
         b'E' => matches!(v[1], b'A'..=b'H' | b'J'..=b'N' | b'P'..=b'Z') && v[2..].iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// Mainland travel permit for Hong Kong and Macau: `C`/`H`/`M` + 8 digits, or `C` + letter
+/// (not I/O) + 7 digits. The shape is weak, so rules using it should require context words.
+pub fn cn_hk_macau_permit(v: &[u8]) -> bool {
+    if v.len() != 9 {
+        return false;
+    }
+    match v[0] {
+        b'C' | b'H' | b'M' if v[1..].iter().all(u8::is_ascii_digit) => true,
+        b'C' => matches!(v[1], b'A'..=b'H' | b'J'..=b'N' | b'P'..=b'Z') && v[2..].iter().all(u8::is_ascii_digit),
         _ => false,
     }
 }
