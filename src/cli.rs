@@ -21,6 +21,37 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway (the default when no subcommand is given)
+    Run {
+        /// Configuration file
+        #[arg(short, long, default_value = "dlpgate.yaml")]
+        config: PathBuf,
+        /// Take over the listening sockets of a running instance (graceful binary upgrade)
+        #[arg(short, long)]
+        upgrade: bool,
+    },
+    /// Gateway plus a built-in demo backend on loopback, with a bundled configuration
+    Demo {
+        /// Directory for the generated config, development certificates and audit log
+        #[arg(long, default_value = ".dlpgate-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 8080)]
+        http: u16,
+        #[arg(long, default_value_t = 8443)]
+        https: u16,
+        #[arg(long, default_value_t = 9090)]
+        admin: u16,
+        #[arg(long, default_value_t = 18080)]
+        backend: u16,
+    },
+    /// Validate a configuration and its rules; exit 1 with file:line errors
+    Check {
+        #[arg(short, long, default_value = "dlpgate.yaml")]
+        config: PathBuf,
+        /// Also print the effective policy per department
+        #[arg(long)]
+        print: bool,
+    },
     /// Scan a file (or `-` for stdin) and report findings
     Scan(ScanArgs),
     /// Print a file (or stdin) with every finding transformed by its rule's action
@@ -78,10 +109,13 @@ pub struct MaskArgs {
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Some(Command::Run { config, upgrade }) => crate::gateway::server::run_server(&config, crate::gateway::server::RunOptions { upgrade }),
+        None => crate::gateway::server::run_server(std::path::Path::new("dlpgate.yaml"), Default::default()),
+        Some(Command::Demo { dir, http, https, admin, backend }) => demo(crate::gateway::demo::DemoOptions { dir, http, https, admin, backend }),
+        Some(Command::Check { config, print }) => check(&config, print),
         Some(Command::Scan(a)) => scan(a),
         Some(Command::Mask(a)) => mask(a),
         Some(Command::Rules { command: RulesCommand::Test { dirs } }) => rules_test(&dirs),
-        None => bail!("no command given; try `dlpgate --help`"),
     }
 }
 
@@ -230,6 +264,55 @@ fn rules_test(dirs: &[PathBuf]) -> Result<()> {
     }
     if report.failures() > 0 {
         bail!("{} example(s) failed", report.failures());
+    }
+    Ok(())
+}
+
+fn demo(o: crate::gateway::demo::DemoOptions) -> Result<()> {
+    let path = crate::gateway::demo::prepare(&o)?;
+    crate::gateway::demo::start_backend(o.backend)?;
+    eprintln!("{}", crate::gateway::demo::walkthrough(&o));
+    crate::gateway::server::run_server(&path, Default::default())
+}
+
+fn check(path: &std::path::Path, print: bool) -> Result<()> {
+    let snap = match crate::config::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            bail!("{}: {} problem(s)", path.display(), e.0.len());
+        }
+    };
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{}: ok ({} listener(s), {} route(s), {} department(s), {} rule(s))",
+        path.display(),
+        snap.listeners.len(),
+        snap.routes.len(),
+        snap.departments.len(),
+        snap.rules.rules().len()
+    )?;
+    if print {
+        use crate::policy::Direction;
+        for d in &snap.departments {
+            writeln!(out, "\ndepartment {} ({}), clearance {}", d.id, d.name, d.clearance.as_str())?;
+            for r in &snap.routes {
+                let p = &snap.policies[r.policy];
+                for dir in [Direction::Request, Direction::Response] {
+                    let acts: Vec<String> = snap
+                        .rules
+                        .rules()
+                        .iter()
+                        .map(|rule| (rule, p.decide(rule, d, &r.id, dir)))
+                        .filter(|(_, a)| *a != Action::Allow)
+                        .map(|(rule, a)| format!("{}={a}", rule.id))
+                        .collect();
+                    let acts = if acts.is_empty() { "everything allowed".to_string() } else { acts.join(" ") };
+                    writeln!(out, "  route {:12} {:8} {}", r.id, dir.as_str(), acts)?;
+                }
+            }
+        }
     }
     Ok(())
 }

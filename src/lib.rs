@@ -11,4 +11,8 @@
 //! `engine` → `policy` → `config` → `telemetry` → `gateway` → `cli`.
 
 pub mod cli;
+pub mod config;
 pub mod engine;
+pub mod gateway;
+pub mod policy;
+pub mod telemetry;

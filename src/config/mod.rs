@@ -1,0 +1,1110 @@
+//! Configuration: YAML → raw serde types (`deny_unknown_fields`) → checks → a compiled, immutable
+//! [`Snapshot`]. Every problem is collected with file:line and key, and `dlpgate check`, `run` and
+//! reload all call [`load`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::engine::{Action, HashKey, RuleSet, Transformer};
+use crate::policy::{Cidr, Clearance, Department, Direction, DirectionFilter, Override, Policy};
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub key: String,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.msg)
+    }
+}
+
+/// Every problem found (never empty when returned as an error).
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// ---------------------------------------------------------------------------------------------
+// raw types
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    listeners: Vec<RawListener>,
+    #[serde(default)]
+    admin: Option<RawAdmin>,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    identity: RawIdentity,
+    #[serde(default)]
+    departments: Vec<RawDepartment>,
+    #[serde(default)]
+    policies: Vec<RawPolicy>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
+    logging: RawLogging,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "d_threads")]
+    threads: usize,
+    #[serde(default)]
+    pid_file: Option<String>,
+    #[serde(default)]
+    upgrade_sock: Option<String>,
+    #[serde(default = "d_grace")]
+    grace_period_seconds: u64,
+    #[serde(default = "d_shutdown")]
+    graceful_shutdown_timeout_seconds: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self { threads: d_threads(), pid_file: None, upgrade_sock: None, grace_period_seconds: d_grace(), graceful_shutdown_timeout_seconds: d_shutdown() }
+    }
+}
+
+fn d_threads() -> usize {
+    2
+}
+fn d_grace() -> u64 {
+    30
+}
+fn d_shutdown() -> u64 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    #[serde(default)]
+    name: Option<String>,
+    addr: String,
+    #[serde(default)]
+    tls: Option<RawTls>,
+    #[serde(default = "yes")]
+    h2: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
+    #[serde(default)]
+    client_ca: Option<String>,
+    #[serde(default)]
+    client_auth: ClientAuth,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default = "d_admin")]
+    addr: String,
+    #[serde(default)]
+    token_file: Option<String>,
+}
+
+fn d_admin() -> String {
+    "127.0.0.1:9090".into()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default)]
+    dirs: Vec<String>,
+    #[serde(default)]
+    hash_key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    #[serde(default = "d_key_header")]
+    api_key_header: String,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default = "d_dept_header")]
+    department_header: String,
+    #[serde(default)]
+    unknown: UnknownMode,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        Self { api_key_header: d_key_header(), trusted_proxies: vec![], department_header: d_dept_header(), unknown: UnknownMode::Allow }
+    }
+}
+
+fn d_key_header() -> String {
+    "x-api-key".into()
+}
+fn d_dept_header() -> String {
+    "x-dlp-department".into()
+}
+
+/// What happens to a caller no department recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownMode {
+    #[default]
+    Allow,
+    Refuse,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDepartment {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    clearance: Clearance,
+    #[serde(default, rename = "match")]
+    matcher: RawMatch,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    cert_ou: Vec<String>,
+    #[serde(default)]
+    cert_cn: Vec<String>,
+    #[serde(default)]
+    cert_san: Vec<String>,
+    #[serde(default)]
+    api_key_sha256: Vec<String>,
+    #[serde(default)]
+    cidrs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    id: String,
+    #[serde(default)]
+    overrides: Vec<RawOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverride {
+    #[serde(default)]
+    departments: Vec<String>,
+    #[serde(default)]
+    routes: Vec<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    rules: Vec<String>,
+    #[serde(default)]
+    direction: DirectionFilter,
+    action: Action,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    id: String,
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default = "d_prefix")]
+    path_prefix: String,
+    policy: String,
+    upstream: RawUpstream,
+    #[serde(default)]
+    inspect: RawInspect,
+}
+
+fn d_prefix() -> String {
+    "/".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    addrs: Vec<String>,
+    #[serde(default)]
+    tls: bool,
+    #[serde(default)]
+    sni: String,
+    #[serde(default)]
+    ca_file: String,
+    #[serde(default = "d_connect")]
+    connect_timeout_ms: u64,
+    #[serde(default = "d_read")]
+    read_timeout_ms: u64,
+    #[serde(default = "d_hc")]
+    health_check_interval_s: u64,
+}
+
+fn d_connect() -> u64 {
+    2000
+}
+fn d_read() -> u64 {
+    30000
+}
+fn d_hc() -> u64 {
+    5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInspect {
+    #[serde(default = "yes")]
+    request: bool,
+    #[serde(default = "yes")]
+    response: bool,
+    #[serde(default = "d_max_buffer")]
+    max_buffer: usize,
+    #[serde(default)]
+    on_error: FailMode,
+    #[serde(default)]
+    on_binary: BinaryMode,
+    #[serde(default)]
+    content_types: Vec<String>,
+    #[serde(default = "d_max_decompressed")]
+    max_decompressed: usize,
+    #[serde(default = "d_ratio")]
+    max_ratio: usize,
+}
+
+impl Default for RawInspect {
+    fn default() -> Self {
+        Self {
+            request: true,
+            response: true,
+            max_buffer: d_max_buffer(),
+            on_error: FailMode::Block,
+            on_binary: BinaryMode::Pass,
+            content_types: vec![],
+            max_decompressed: d_max_decompressed(),
+            max_ratio: d_ratio(),
+        }
+    }
+}
+
+fn d_max_buffer() -> usize {
+    1 << 20
+}
+fn d_max_decompressed() -> usize {
+    64 << 20
+}
+fn d_ratio() -> usize {
+    100
+}
+
+/// What to do with a body that cannot be inspected (oversize, undecodable, scanner error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Refuse it (fail closed). The default.
+    #[default]
+    Block,
+    /// Forward it uninspected and record an alert.
+    Pass,
+}
+
+/// What to do with content types that are not text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BinaryMode {
+    #[default]
+    Pass,
+    Block,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    fingerprint_key_file: Option<String>,
+    #[serde(default = "d_queue")]
+    queue: usize,
+    #[serde(default)]
+    sinks: Vec<RawSink>,
+}
+
+fn d_queue() -> usize {
+    10_000
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+enum RawSink {
+    File { path: String },
+    Stdout,
+    Syslog { addr: String },
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    #[serde(default)]
+    format: LogFormat,
+    #[serde(default = "d_level")]
+    level: String,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: d_level() }
+    }
+}
+
+fn d_level() -> String {
+    "info".into()
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+// ---------------------------------------------------------------------------------------------
+// compiled types
+
+/// Pingora server settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub threads: usize,
+    pub pid_file: String,
+    pub upgrade_sock: String,
+    pub grace_period_seconds: u64,
+    pub graceful_shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub tls: Option<TlsSettings>,
+    pub h2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub addr: SocketAddr,
+    /// Bearer token for `POST /reload`; reload is refused when unset.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub api_key_header: String,
+    pub trusted_proxies: Vec<Cidr>,
+    pub department_header: String,
+    pub unknown: UnknownMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub addrs: Vec<SocketAddr>,
+    pub tls: bool,
+    pub sni: String,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub health_check_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inspect {
+    pub request: bool,
+    pub response: bool,
+    pub max_buffer: usize,
+    pub on_error: FailMode,
+    pub on_binary: BinaryMode,
+    pub content_types: Vec<String>,
+    pub max_decompressed: usize,
+    pub max_ratio: usize,
+}
+
+/// Text-like content types scanned when a route lists none.
+pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
+    "application/json",
+    "application/problem+json",
+    "application/x-ndjson",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "text/",
+    "+json",
+    "+xml",
+];
+
+impl Inspect {
+    /// Whether a body of this content type is scanned. A missing type is scanned (fail closed).
+    pub fn scannable(&self, content_type: Option<&str>) -> bool {
+        let Some(ct) = content_type else { return true };
+        let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if ct.is_empty() {
+            return true;
+        }
+        if self.content_types.is_empty() {
+            DEFAULT_CONTENT_TYPES.iter().any(|t| if t.starts_with('+') { ct.ends_with(t) } else if t.ends_with('/') { ct.starts_with(t) } else { ct == *t })
+        } else {
+            self.content_types.iter().any(|t| ct == t.to_ascii_lowercase() || (t.ends_with('/') && ct.starts_with(&t.to_ascii_lowercase())))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub id: String,
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    pub policy: usize,
+    pub upstream: Upstream,
+    pub inspect: Inspect,
+    /// Per department: [request may block, response may block]
+    pub may_block: Vec<[bool; 2]>,
+}
+
+impl Route {
+    pub fn matches(&self, host: &str, path: &str) -> bool {
+        let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))) && path.starts_with(&self.path_prefix)
+    }
+}
+
+/// Upstream addresses of a route: round robin over the healthy ones (all, when none is healthy).
+#[derive(Debug)]
+pub struct Pool {
+    pub addrs: Vec<SocketAddr>,
+    pub healthy: Vec<std::sync::atomic::AtomicBool>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Pool {
+    pub fn new(addrs: Vec<SocketAddr>) -> Pool {
+        let healthy = addrs.iter().map(|_| std::sync::atomic::AtomicBool::new(true)).collect();
+        Pool { addrs, healthy, next: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// The next address, skipping unhealthy ones.
+    ///
+    /// # Panics
+    /// Never: a route always has at least one address (checked at load).
+    pub fn pick(&self) -> SocketAddr {
+        use std::sync::atomic::Ordering;
+        let n = self.addrs.len().max(1);
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            let k = (start + i) % n;
+            if self.healthy.get(k).is_some_and(|h| h.load(Ordering::Relaxed)) {
+                if let Some(a) = self.addrs.get(k) {
+                    return *a;
+                }
+            }
+        }
+        self.addrs.get(start % n).copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)))
+    }
+}
+
+/// Where audit events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    File(PathBuf),
+    Stdout,
+    Syslog(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub queue: usize,
+    pub sinks: Vec<Sink>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// One compiled, immutable configuration: what a request needs, swapped as a whole on reload.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub listeners: Vec<Listener>,
+    pub admin: AdminSettings,
+    pub rules: Arc<RuleSet>,
+    pub transformer: Transformer,
+    pub fingerprint_key: HashKey,
+    pub identity: IdentitySettings,
+    pub departments: Vec<Department>,
+    /// Index of the `unknown` department (always present: synthesised with clearance none).
+    pub unknown: usize,
+    pub policies: Vec<Policy>,
+    pub routes: Vec<Route>,
+    /// Per route: upstream addresses with health and round-robin state.
+    pub pools: Vec<Arc<Pool>>,
+    pub audit: AuditSettings,
+    pub logging: LoggingSettings,
+    pub loaded_at: std::time::SystemTime,
+}
+
+impl Snapshot {
+    /// The first route matching host and path.
+    pub fn route(&self, host: &str, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.matches(host, path))
+    }
+
+    pub fn policy_of(&self, route: usize) -> &Policy {
+        &self.policies[self.routes[route].policy]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// loading
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    base: PathBuf,
+    errs: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    /// Report a problem at the line where `key` (optionally with `value`) appears.
+    fn err(&mut self, key: &str, value: Option<&str>, msg: impl Into<String>) {
+        let line = find_line(self.text, key, value);
+        self.errs.push(ConfigError { file: self.file.to_path_buf(), line, key: key.to_string(), msg: msg.into() });
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
+
+    fn readable(&mut self, key: &str, p: &str) -> Option<PathBuf> {
+        let path = self.path(p);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Some(path),
+            Ok(_) => {
+                self.err(key, Some(p), format!("{} is not a file", path.display()));
+                None
+            }
+            Err(e) => {
+                self.err(key, Some(p), format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+}
+
+/// Line (1-based) of the first `key:` line whose value contains `value`, else of the first `key:`.
+fn find_line(text: &str, key: &str, value: Option<&str>) -> usize {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let last = last.split('[').next().unwrap_or(last);
+    let mut first = 0;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        if let Some(rest) = t.strip_prefix(last) {
+            if rest.trim_start().starts_with(':') {
+                if first == 0 {
+                    first = i + 1;
+                }
+                if value.is_none_or(|v| rest.contains(v)) {
+                    return i + 1;
+                }
+            }
+        }
+        if let Some(v) = value {
+            if first == 0 && !v.is_empty() && l.contains(v) && t.starts_with("- ") {
+                return i + 1;
+            }
+        }
+    }
+    if let Some(v) = value {
+        if let Some(i) = text.lines().position(|l| !v.is_empty() && l.contains(v)) {
+            return i + 1;
+        }
+    }
+    first
+}
+
+/// Load and compile a configuration file. Every problem is reported at once.
+pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line: 0, key: String::new(), msg: format!("cannot read config: {e}") }])
+    })?;
+    load_str(path, &text)
+}
+
+/// Compile configuration text (`path` names it in errors and anchors relative paths).
+pub fn load_str(path: &Path, text: &str) -> Result<Snapshot, ConfigErrors> {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut c = Ctx { file: path, text, base, errs: Vec::new() };
+    let raw: RawConfig = match serde_yaml_ng::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let line = e.location().map_or(0, |l| l.line());
+            let msg = e.to_string();
+            let msg = msg.find(" at line ").map_or(msg.clone(), |p| msg[..p].to_string());
+            return Err(ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line, key: String::new(), msg }]));
+        }
+    };
+    let snap = compile(&mut c, raw);
+    if c.errs.is_empty() {
+        if let Some(s) = snap {
+            return Ok(s);
+        }
+    }
+    if c.errs.is_empty() {
+        c.errs.push(ConfigError { file: path.to_path_buf(), line: 0, key: String::new(), msg: "configuration did not compile".into() });
+    }
+    Err(ConfigErrors(c.errs))
+}
+
+fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
+    // server
+    let s = raw.server.clone();
+    if s.threads == 0 || s.threads > 256 {
+        c.err("server.threads", None, format!("must be 1..=256, found {}", s.threads));
+    }
+    let server = ServerSettings {
+        threads: s.threads,
+        pid_file: s.pid_file.unwrap_or_else(|| "/tmp/dlpgate.pid".into()),
+        upgrade_sock: s.upgrade_sock.unwrap_or_else(|| "/tmp/dlpgate_upgrade.sock".into()),
+        grace_period_seconds: s.grace_period_seconds,
+        graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
+    };
+
+    // listeners
+    let mut listeners = Vec::new();
+    if raw.listeners.is_empty() {
+        c.err("listeners", None, "at least one listener is required");
+    }
+    for (i, l) in raw.listeners.into_iter().enumerate() {
+        let Ok(addr) = l.addr.parse::<SocketAddr>() else {
+            c.err("addr", Some(&l.addr), format!("invalid listen address {:?} (expected ip:port)", l.addr));
+            continue;
+        };
+        let tls = match l.tls {
+            None => None,
+            Some(t) => {
+                let cert = c.readable("cert", &t.cert);
+                let key = c.readable("key", &t.key);
+                let client_ca = match (&t.client_ca, t.client_auth) {
+                    (Some(ca), _) => c.readable("client_ca", ca),
+                    (None, ClientAuth::None) => None,
+                    (None, _) => {
+                        c.err("client_auth", None, "client_auth optional/required needs client_ca");
+                        None
+                    }
+                };
+                match (cert, key) {
+                    (Some(cert), Some(key)) => Some(TlsSettings { cert, key, client_ca, client_auth: t.client_auth }),
+                    _ => None,
+                }
+            }
+        };
+        listeners.push(Listener { name: l.name.unwrap_or_else(|| format!("listener{i}")), addr, tls, h2: l.h2 });
+    }
+
+    // admin
+    let ra = raw.admin.unwrap_or(RawAdmin { addr: d_admin(), token_file: None });
+    let admin_addr = ra.addr.parse::<SocketAddr>().unwrap_or_else(|_| {
+        c.err("admin.addr", Some(&ra.addr), format!("invalid address {:?}", ra.addr));
+        SocketAddr::from(([127, 0, 0, 1], 9090))
+    });
+    let token = match &ra.token_file {
+        None => None,
+        Some(p) => match c.readable("token_file", p).map(std::fs::read_to_string) {
+            Some(Ok(t)) if t.trim().len() >= 16 => Some(t.trim().to_string()),
+            Some(Ok(_)) => {
+                c.err("token_file", Some(p), "admin token must be at least 16 characters");
+                None
+            }
+            Some(Err(e)) => {
+                c.err("token_file", Some(p), format!("cannot read: {e}"));
+                None
+            }
+            None => None,
+        },
+    };
+    let admin = AdminSettings { addr: admin_addr, token };
+
+    // rules
+    let rules = if raw.rules.dirs.is_empty() {
+        crate::engine::default_rules()
+    } else {
+        let dirs: Vec<PathBuf> = raw.rules.dirs.iter().map(|d| c.path(d)).collect();
+        RuleSet::load(&dirs)
+    };
+    let rules = match rules {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            for re in e.0 {
+                c.errs.push(ConfigError { file: re.file.clone(), line: re.line, key: re.rule.map(|r| format!("rule {r}")).unwrap_or_default(), msg: re.msg });
+            }
+            None
+        }
+    };
+    let hash_key = key_or_random(c, "hash_key_file", raw.rules.hash_key_file.as_deref());
+    let fingerprint_key = key_or_random(c, "fingerprint_key_file", raw.audit.fingerprint_key_file.as_deref());
+
+    // identity
+    let mut trusted = Vec::new();
+    for p in &raw.identity.trusted_proxies {
+        match Cidr::parse(p) {
+            Ok(x) => trusted.push(x),
+            Err(e) => c.err("trusted_proxies", Some(p), e),
+        }
+    }
+    let identity = IdentitySettings {
+        api_key_header: raw.identity.api_key_header.to_ascii_lowercase(),
+        trusted_proxies: trusted,
+        department_header: raw.identity.department_header.to_ascii_lowercase(),
+        unknown: raw.identity.unknown,
+    };
+
+    // departments
+    let mut departments: Vec<Department> = Vec::new();
+    for d in raw.departments {
+        if departments.iter().any(|x| x.id == d.id) {
+            c.err("id", Some(&d.id), format!("duplicate department id {:?}", d.id));
+            continue;
+        }
+        let mut keys = Vec::new();
+        for k in &d.matcher.api_key_sha256 {
+            let bytes: Option<Vec<u8>> = (k.len() == 64)
+                .then(|| (0..32).map(|i| u8::from_str_radix(k.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16).ok()).collect::<Option<Vec<u8>>>())
+                .flatten();
+            match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                Some(b) => keys.push(b),
+                None => c.err("api_key_sha256", Some(k), "expected 64 hex digits (SHA-256 of the key; `printf %s KEY | sha256sum`)"),
+            }
+        }
+        let mut cidrs = Vec::new();
+        for n in &d.matcher.cidrs {
+            match Cidr::parse(n) {
+                Ok(x) => cidrs.push(x),
+                Err(e) => c.err("cidrs", Some(n), e),
+            }
+        }
+        departments.push(Department {
+            name: d.name.unwrap_or_else(|| d.id.clone()),
+            id: d.id,
+            clearance: d.clearance,
+            cert_ou: d.matcher.cert_ou,
+            cert_cn: d.matcher.cert_cn,
+            cert_san: d.matcher.cert_san,
+            api_keys: keys,
+            cidrs,
+        });
+    }
+    let unknown = match departments.iter().position(|d| d.id == "unknown") {
+        Some(i) => i,
+        None => {
+            departments.push(Department {
+                id: "unknown".into(),
+                name: "unknown".into(),
+                clearance: Clearance::None,
+                cert_ou: vec![],
+                cert_cn: vec![],
+                cert_san: vec![],
+                api_keys: vec![],
+                cidrs: vec![],
+            });
+            departments.len() - 1
+        }
+    };
+
+    // policies
+    let route_ids: Vec<String> = raw.routes.iter().map(|r| r.id.clone()).collect();
+    let categories: Vec<String> = rules.as_ref().map(|r| r.rules().iter().map(|x| x.category.clone()).collect()).unwrap_or_default();
+    let rule_ids: Vec<String> = rules.as_ref().map(|r| r.rules().iter().map(|x| x.id.clone()).collect()).unwrap_or_default();
+    let mut policies: Vec<Policy> = Vec::new();
+    for p in raw.policies {
+        if policies.iter().any(|x| x.id == p.id) {
+            c.err("id", Some(&p.id), format!("duplicate policy id {:?}", p.id));
+            continue;
+        }
+        let mut overrides = Vec::new();
+        for o in p.overrides {
+            for d in &o.departments {
+                if !departments.iter().any(|x| &x.id == d) {
+                    c.err("departments", Some(d), format!("policy {}: unknown department {d:?}", p.id));
+                }
+            }
+            for r in &o.routes {
+                if !route_ids.contains(r) {
+                    c.err("routes", Some(r), format!("policy {}: unknown route {r:?}", p.id));
+                }
+            }
+            if rules.is_some() {
+                for cat in &o.categories {
+                    if !categories.contains(cat) {
+                        c.err("categories", Some(cat), format!("policy {}: no loaded rule has category {cat:?}", p.id));
+                    }
+                }
+                for r in &o.rules {
+                    if !rule_ids.contains(r) {
+                        c.err("rules", Some(r), format!("policy {}: unknown rule {r:?}", p.id));
+                    }
+                }
+            }
+            overrides.push(Override {
+                departments: o.departments,
+                routes: o.routes,
+                categories: o.categories,
+                rules: o.rules,
+                direction: o.direction,
+                action: o.action,
+            });
+        }
+        policies.push(Policy { id: p.id, overrides });
+    }
+
+    // routes
+    let mut routes = Vec::new();
+    if route_ids.is_empty() {
+        c.err("routes", None, "at least one route is required");
+    }
+    for r in raw.routes {
+        if routes.iter().any(|x: &Route| x.id == r.id) {
+            c.err("id", Some(&r.id), format!("duplicate route id {:?}", r.id));
+            continue;
+        }
+        let Some(policy) = policies.iter().position(|p| p.id == r.policy) else {
+            c.err("policy", Some(&r.policy), format!("route {}: unknown policy {:?}", r.id, r.policy));
+            continue;
+        };
+        if !r.path_prefix.starts_with('/') {
+            c.err("path_prefix", Some(&r.path_prefix), format!("route {}: path_prefix must start with /", r.id));
+        }
+        let mut addrs = Vec::new();
+        if r.upstream.addrs.is_empty() {
+            c.err("addrs", None, format!("route {}: upstream needs at least one address", r.id));
+        }
+        for a in &r.upstream.addrs {
+            match a.parse::<SocketAddr>() {
+                Ok(x) => addrs.push(x),
+                Err(_) => c.err("addrs", Some(a), format!("route {}: invalid upstream address {a:?} (expected ip:port)", r.id)),
+            }
+        }
+        let ca_file = if r.upstream.ca_file.is_empty() { None } else { c.readable("ca_file", &r.upstream.ca_file) };
+        let i = r.inspect;
+        if i.max_buffer == 0 || i.max_buffer > 256 << 20 {
+            c.err("max_buffer", Some(&i.max_buffer.to_string()), format!("route {}: max_buffer must be 1..=268435456 bytes", r.id));
+        }
+        let may_block = match &rules {
+            Some(rs) => departments
+                .iter()
+                .map(|d| {
+                    let p = &policies[policy];
+                    [
+                        i.request && p.may_block(rs.rules(), d, &r.id, Direction::Request),
+                        i.response && p.may_block(rs.rules(), d, &r.id, Direction::Response),
+                    ]
+                })
+                .collect(),
+            None => vec![],
+        };
+        routes.push(Route {
+            id: r.id,
+            hosts: r.hosts,
+            path_prefix: r.path_prefix,
+            policy,
+            upstream: Upstream {
+                addrs,
+                tls: r.upstream.tls,
+                sni: r.upstream.sni,
+                ca_file,
+                connect_timeout: Duration::from_millis(r.upstream.connect_timeout_ms.max(1)),
+                read_timeout: Duration::from_millis(r.upstream.read_timeout_ms.max(1)),
+                health_check_interval: Duration::from_secs(r.upstream.health_check_interval_s),
+            },
+            inspect: Inspect {
+                request: i.request,
+                response: i.response,
+                max_buffer: i.max_buffer,
+                on_error: i.on_error,
+                on_binary: i.on_binary,
+                content_types: i.content_types,
+                max_decompressed: i.max_decompressed,
+                max_ratio: i.max_ratio.max(1),
+            },
+            may_block,
+        });
+    }
+
+    // audit
+    let mut sinks = Vec::new();
+    for s in raw.audit.sinks {
+        match s {
+            RawSink::File { path } => sinks.push(Sink::File(c.path(&path))),
+            RawSink::Stdout => sinks.push(Sink::Stdout),
+            RawSink::Syslog { addr } => {
+                if !(addr.starts_with("udp://") || addr.starts_with("tcp://") || addr.starts_with("unix://")) {
+                    c.err("addr", Some(&addr), "syslog addr must be udp://host:port, tcp://host:port or unix:///path");
+                }
+                sinks.push(Sink::Syslog(addr));
+            }
+        }
+    }
+    if raw.audit.queue == 0 {
+        c.err("queue", None, "audit queue must be at least 1");
+    }
+    let logging = LoggingSettings { format: raw.logging.format, level: raw.logging.level };
+
+    let rules = rules?;
+    let hash_key = hash_key?;
+    let fingerprint_key = fingerprint_key?;
+    if !c.errs.is_empty() {
+        return None;
+    }
+    Some(Snapshot {
+        source: c.file.to_path_buf(),
+        server,
+        listeners,
+        admin,
+        rules,
+        transformer: Transformer::new(hash_key),
+        fingerprint_key,
+        identity,
+        departments,
+        unknown,
+        policies,
+        pools: routes.iter().map(|r| Arc::new(Pool::new(r.upstream.addrs.clone()))).collect(),
+        routes,
+        audit: AuditSettings { queue: raw.audit.queue, sinks },
+        logging,
+        loaded_at: std::time::SystemTime::now(),
+    })
+}
+
+/// A key from a file, or a random per-process key when no file is configured.
+fn key_or_random(c: &mut Ctx<'_>, key: &str, file: Option<&str>) -> Option<HashKey> {
+    match file {
+        Some(f) => {
+            let p = c.readable(key, f)?;
+            match HashKey::from_file(&p) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    c.err(key, Some(f), e);
+                    None
+                }
+            }
+        }
+        None => Some(random_key()),
+    }
+}
+
+/// 32 random bytes from the OS.
+pub fn random_key() -> HashKey {
+    let mut k = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut k);
+    }
+    HashKey::new(k.to_vec())
+}
+
+/// SHA-256 of an API key, as stored in `api_key_sha256`.
+pub fn api_key_digest(key: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(key).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_line_locates_keys_and_values() {
+        let t = "a:\n  b: 1\nroutes:\n  - id: x\n    policy: nope\n";
+        assert_eq!(find_line(t, "policy", Some("nope")), 5);
+        assert_eq!(find_line(t, "b", None), 2);
+    }
+
+    #[test]
+    fn content_types() {
+        let i = Inspect {
+            request: true,
+            response: true,
+            max_buffer: 1,
+            on_error: FailMode::Block,
+            on_binary: BinaryMode::Pass,
+            content_types: vec![],
+            max_decompressed: 1,
+            max_ratio: 1,
+        };
+        assert!(i.scannable(Some("application/json; charset=utf-8")));
+        assert!(i.scannable(Some("text/html")));
+        assert!(i.scannable(Some("application/vnd.api+json")));
+        assert!(!i.scannable(Some("image/png")));
+        assert!(!i.scannable(Some("application/octet-stream")));
+        assert!(i.scannable(None));
+    }
+}

@@ -1,0 +1,232 @@
+//! The buffered exchange, for requests whose response may have to be blocked.
+//!
+//! Pingora writes the response header to the client before any body filter runs, so a response
+//! cannot be turned into a 403 from its body. When the policy says a `block` is possible for this
+//! department, route and direction, the gateway performs the upstream exchange itself (with
+//! Pingora's connector and connection pool) and holds the response until it is scanned:
+//! - up to the route's `max_buffer` of decoded body: a `block` finding gives the client the 403
+//!   JSON and none of the data;
+//! - past `max_buffer`: the header and what was scanned so far are released and the rest is
+//!   streamed; a later `block` finding aborts the stream and records the incident.
+//!
+//! The request body is read (up to `max_buffer`) and decided before the upstream is contacted.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder};
+use super::proxy::{Ctx, Gateway};
+use super::respond::{self, Verdict};
+use super::server::Active;
+use crate::policy::Direction;
+use crate::telemetry::Metrics;
+
+/// Answer the client ourselves with `v` and record it.
+async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> {
+    ctx.status = v.status();
+    respond::send(session, &v).await?;
+    ctx.verdict = Some(v);
+    Ok(())
+}
+
+fn upstream_failure(ctx: &mut Ctx, active: &Active, route: usize, e: &Error) -> Verdict {
+    let (status, kind) = respond::error_status(e);
+    let (status, kind) = if status < 500 { (502, "protocol") } else { (status, kind) };
+    ctx.upstream_failed = true;
+    Metrics::get().upstream_errors.with_label_values(&[&active.routes[route].id, kind]).inc();
+    Verdict::Upstream { status, kind }
+}
+
+pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Active, route: usize) -> Result<()> {
+    let r = &active.routes[route];
+    // 1. the request body, decided before the upstream is contacted
+    let mut body = Vec::new();
+    if !session.as_mut().is_body_empty() {
+        while let Some(c) = session.read_request_body().await? {
+            body.extend_from_slice(&c);
+            if body.len() > r.inspect.max_buffer {
+                // this path cannot stream request bodies: oversize is refused whatever on_error says
+                let _ = gw.uninspectable_pub(ctx, active, route, Direction::Request, "request body exceeds max_buffer");
+                ctx.block_dir = Some(Direction::Request);
+                return answer(session, ctx, Verdict::Uninspectable { status: 413, reason: "request body exceeds max_buffer" }).await;
+            }
+        }
+    }
+    let p = &active.policies[r.policy];
+    if !body.is_empty() && r.inspect.request && p.may_act(active.rules.rules(), &active.departments[ctx.dept], &r.id, Direction::Request) {
+        let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+        if !r.inspect.scannable(ct.as_deref()) {
+            if let Some(v) = gw.binary_pub(ctx, active, route, Direction::Request) {
+                return answer(session, ctx, v).await;
+            }
+        } else {
+            let (out, blocked) = inspect::scan_buffer(active, route, ctx.dept, Direction::Request, &mut ctx.log, &body);
+            if blocked {
+                let v = gw.block_pub(ctx, active, Direction::Request);
+                return answer(session, ctx, v).await;
+            }
+            body = out;
+        }
+    }
+
+    // 2. the upstream exchange
+    let peer = gw.peer(active, route);
+    let mut up = match gw.connector.get_http_session(&*peer).await {
+        Ok((s, _)) => s,
+        Err(e) => {
+            let v = upstream_failure(ctx, active, route, &e);
+            return answer(session, ctx, v).await;
+        }
+    };
+    let mut req = session.req_header().clone();
+    gw.prepare_upstream(&mut req, ctx, active)?;
+    req.remove_header("transfer-encoding");
+    if body.is_empty() {
+        req.remove_header("content-length");
+    } else {
+        req.insert_header("content-length", body.len().to_string())?;
+    }
+    let sent = async {
+        up.write_request_header(Box::new(req)).await?;
+        if !body.is_empty() {
+            up.write_request_body(Bytes::from(body), true).await?;
+        }
+        up.finish_request_body().await?;
+        up.read_response_header().await
+    }
+    .await;
+    if let Err(e) = sent {
+        let v = upstream_failure(ctx, active, route, &e);
+        return answer(session, ctx, v).await;
+    }
+    let Some(mut resp) = up.response_header().cloned() else {
+        let v = Verdict::Upstream { status: 502, kind: "protocol" };
+        return answer(session, ctx, v).await;
+    };
+    ctx.status = resp.status.as_u16();
+
+    // 3. the response
+    let head = session.req_header().method == http::Method::HEAD;
+    let no_body = head || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
+    let inspect_resp = r.inspect.response && !no_body;
+    let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let ce = resp.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut decoder = None;
+    let mut scan = inspect_resp;
+    if inspect_resp && !r.inspect.scannable(ct.as_deref()) {
+        if let Some(v) = gw.binary_pub(ctx, active, route, Direction::Response) {
+            up.shutdown().await;
+            return answer(session, ctx, v).await;
+        }
+        scan = false;
+    }
+    if scan {
+        match inspect::coding(ce.as_deref()) {
+            Coding::Identity => {}
+            Coding::Decode(kind) => decoder = Decoder::new(kind),
+            Coding::Unsupported => {
+                if let Some(v) = gw.uninspectable_pub(ctx, active, route, Direction::Response, "undecodable content-encoding") {
+                    up.shutdown().await;
+                    return answer(session, ctx, v).await;
+                }
+                scan = false;
+            }
+        }
+    }
+    if !scan {
+        // relay as is
+        session.write_response_header(Box::new(resp), no_body).await?;
+        if !no_body {
+            while let Some(c) = up.read_response_body().await.map_err(|e| e.into_up())? {
+                session.write_response_body(Some(c), false).await?;
+            }
+            session.write_response_body(None, true).await?;
+        }
+        gw.connector.release_http_session(up, &*peer, Some(std::time::Duration::from_secs(60))).await;
+        return Ok(());
+    }
+    let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
+    let mut insp = BodyInspector::new(Direction::Response, decoder, limits);
+    let mut held: Vec<u8> = Vec::new();
+    let mut streaming = false;
+    loop {
+        let chunk = match up.read_response_body().await {
+            Ok(c) => c,
+            Err(e) => {
+                if streaming {
+                    return Err(e.into_up());
+                }
+                let v = upstream_failure(ctx, active, route, &e);
+                return answer(session, ctx, v).await;
+            }
+        };
+        let eos = chunk.is_none();
+        let data = chunk.unwrap_or_default();
+        let mut out = Vec::new();
+        let mut log = std::mem::take(&mut ctx.log);
+        let res = insp.push(active, route, ctx.dept, &mut log, &data, eos, &mut out);
+        ctx.log = log;
+        if let Err(reason) = res {
+            if streaming {
+                ctx.reason = Some(reason);
+                ctx.block_dir = Some(Direction::Response);
+                return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
+            }
+            if let Some(v) = gw.uninspectable_pub(ctx, active, route, Direction::Response, reason) {
+                return answer(session, ctx, v).await;
+            }
+            // pass: what was held is forwarded below without further inspection
+        }
+        if insp.blocked {
+            if streaming {
+                ctx.block_dir = Some(Direction::Response);
+                ctx.reason = Some("block finding after headers were sent");
+                return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
+            }
+            let v = gw.block_pub(ctx, active, Direction::Response);
+            up.shutdown().await;
+            return answer(session, ctx, v).await;
+        }
+        if streaming {
+            if !out.is_empty() {
+                session.write_response_body(Some(Bytes::from(out)), false).await?;
+            }
+            if eos {
+                session.write_response_body(None, true).await?;
+                break;
+            }
+            continue;
+        }
+        held.extend_from_slice(&out);
+        if eos {
+            strip_for_rewrite(&mut resp)?;
+            resp.insert_header("content-length", held.len().to_string())?;
+            session.write_response_header(Box::new(resp), false).await?;
+            session.write_response_body(Some(Bytes::from(held)), true).await?;
+            break;
+        }
+        if insp.decoded as usize > r.inspect.max_buffer {
+            // past max_buffer: release what was scanned and stream the rest
+            streaming = true;
+            strip_for_rewrite(&mut resp)?;
+            resp.insert_header("transfer-encoding", "chunked")?;
+            session.write_response_header(Box::new(resp.clone()), false).await?;
+            session.write_response_body(Some(Bytes::from(std::mem::take(&mut held))), false).await?;
+        }
+    }
+    gw.connector.release_http_session(up, &*peer, Some(std::time::Duration::from_secs(60))).await;
+    Ok(())
+}
+
+/// Headers that no longer describe a rewritten, decoded body.
+fn strip_for_rewrite(resp: &mut ResponseHeader) -> Result<()> {
+    resp.remove_header("content-length");
+    resp.remove_header("content-encoding");
+    resp.remove_header("transfer-encoding");
+    resp.remove_header("accept-ranges");
+    resp.remove_header("etag");
+    resp.set_version(http::Version::HTTP_11);
+    Ok(())
+}

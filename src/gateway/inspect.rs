@@ -1,0 +1,302 @@
+//! Per-request inspection: the finding log (metrics + audit material), policy decisions, streaming
+//! body inspection and bounded decompression. Plain functions and types, testable without a server.
+
+use std::io::Write;
+use std::time::Instant;
+
+use crate::config::Snapshot;
+use crate::engine::stream::StreamFinding;
+use crate::engine::transform::mask;
+use crate::engine::{Action, StreamScanner};
+use crate::policy::Direction;
+use crate::telemetry::{AuditFinding, Metrics};
+
+/// Findings of one request, aggregated per (direction, rule, action).
+#[derive(Debug, Default)]
+pub struct FindingLog {
+    pub entries: Vec<LogEntry>,
+}
+
+#[derive(Debug)]
+pub struct LogEntry {
+    pub dir: Direction,
+    pub rule: usize,
+    pub action: Action,
+    pub count: u64,
+    pub sample: String,
+    pub fingerprints: Vec<String>,
+}
+
+const MAX_FINGERPRINTS: usize = 16;
+
+impl FindingLog {
+    /// Record one finding: bump `dlpgate_findings_total` and keep a masked sample and a keyed
+    /// fingerprint (never the value). `allow` findings are not recorded.
+    pub fn record(&mut self, snap: &Snapshot, dept: usize, dir: Direction, rule: usize, action: Action, value: &[u8]) {
+        if action == Action::Allow {
+            return;
+        }
+        let r = &snap.rules.rules()[rule];
+        Metrics::get()
+            .findings
+            .with_label_values(&[&r.id, r.level.as_str(), dir.as_str(), &snap.departments[dept].id, action.as_str()])
+            .inc();
+        let fp = snap.fingerprint_key.fingerprint(value);
+        if let Some(e) = self.entries.iter_mut().find(|e| e.dir == dir && e.rule == rule && e.action == action) {
+            e.count += 1;
+            if e.fingerprints.len() < MAX_FINGERPRINTS && !e.fingerprints.contains(&fp) {
+                e.fingerprints.push(fp);
+            }
+            return;
+        }
+        let mut s = Vec::new();
+        mask(value, &r.mask, &mut s);
+        self.entries.push(LogEntry { dir, rule, action, count: 1, sample: String::from_utf8_lossy(&s).into_owned(), fingerprints: vec![fp] });
+    }
+
+    /// The strongest action recorded (allow when nothing was).
+    pub fn strongest(&self) -> Action {
+        self.entries.iter().map(|e| e.action).max().unwrap_or(Action::Allow)
+    }
+
+    /// Ids of rules whose findings were blocked.
+    pub fn blocked_rules(&self, snap: &Snapshot) -> Vec<String> {
+        let mut v: Vec<String> = self.entries.iter().filter(|e| e.action == Action::Block).map(|e| snap.rules.rules()[e.rule].id.clone()).collect();
+        v.dedup();
+        v
+    }
+
+    pub fn audit_findings(&self, snap: &Snapshot) -> Vec<AuditFinding> {
+        self.entries
+            .iter()
+            .map(|e| {
+                let r = &snap.rules.rules()[e.rule];
+                AuditFinding {
+                    rule: r.id.clone(),
+                    category: r.category.clone(),
+                    level: r.level.as_str().into(),
+                    action: e.action.as_str().into(),
+                    count: e.count,
+                    sample: e.sample.clone(),
+                    fingerprints: e.fingerprints.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The action for a finding of `rule` seen by department `dept` on `route` in `dir`.
+pub fn decide(snap: &Snapshot, route: usize, dept: usize, dir: Direction, rule: usize) -> Action {
+    let r = &snap.routes[route];
+    snap.policies[r.policy].decide(&snap.rules.rules()[rule], &snap.departments[dept], &r.id, dir)
+}
+
+/// Scan a complete buffer; returns the transformed bytes and whether a finding was blocked.
+pub fn scan_buffer(snap: &Snapshot, route: usize, dept: usize, dir: Direction, log: &mut FindingLog, input: &[u8]) -> (Vec<u8>, bool) {
+    let t0 = Instant::now();
+    let mut out = Vec::with_capacity(input.len());
+    let mut blocked = false;
+    let mut decide_fn = |f: &StreamFinding, v: &[u8]| {
+        let a = decide(snap, route, dept, dir, f.rule);
+        log.record(snap, dept, dir, f.rule, a, v);
+        if a == Action::Block {
+            blocked = true;
+            Action::Redact
+        } else {
+            a
+        }
+    };
+    crate::engine::stream::scan_whole(&snap.rules, &snap.transformer, input, &mut out, &mut decide_fn);
+    observe(dir, input.len(), t0);
+    (out, blocked)
+}
+
+fn observe(dir: Direction, bytes: usize, t0: Instant) {
+    let m = Metrics::get();
+    m.inspected_bytes.with_label_values(&[dir.as_str()]).inc_by(bytes as u64);
+    m.scan_duration.with_label_values(&[dir.as_str()]).observe(t0.elapsed().as_secs_f64());
+}
+
+/// Why a body could not be inspected.
+pub type Uninspectable = &'static str;
+
+/// A bounded streaming decoder for `Content-Encoding`.
+pub enum Decoder {
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+    Brotli(Box<brotli::DecompressorWriter<Vec<u8>>>),
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Decoder::Gzip(_) => "Decoder::Gzip",
+            Decoder::Deflate(_) => "Decoder::Deflate",
+            Decoder::Brotli(_) => "Decoder::Brotli",
+        })
+    }
+}
+
+/// What to do with a `Content-Encoding` value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Coding {
+    Identity,
+    Decode(&'static str),
+    /// zstd, stacked codings, anything unknown
+    Unsupported,
+}
+
+pub fn coding(ce: Option<&str>) -> Coding {
+    let Some(ce) = ce.map(|s| s.trim().to_ascii_lowercase()) else { return Coding::Identity };
+    match ce.as_str() {
+        "" | "identity" => Coding::Identity,
+        "gzip" | "x-gzip" => Coding::Decode("gzip"),
+        "deflate" => Coding::Decode("deflate"),
+        "br" => Coding::Decode("br"),
+        _ => Coding::Unsupported,
+    }
+}
+
+impl Decoder {
+    pub fn new(kind: &str) -> Option<Decoder> {
+        match kind {
+            "gzip" => Some(Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new()))),
+            "deflate" => Some(Decoder::Deflate(flate2::write::ZlibDecoder::new(Vec::new()))),
+            "br" => Some(Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(Vec::new(), 4096)))),
+            _ => None,
+        }
+    }
+
+    /// Feed compressed bytes; decoded bytes are appended to `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Uninspectable> {
+        let r = match self {
+            Decoder::Gzip(d) => d.write_all(input).map(|_| out.append(d.get_mut())),
+            Decoder::Deflate(d) => d.write_all(input).map(|_| out.append(d.get_mut())),
+            Decoder::Brotli(d) => d.write_all(input).map(|_| out.append(d.get_mut())),
+        };
+        r.map_err(|_| "undecodable body")
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Uninspectable> {
+        let r = match self {
+            Decoder::Gzip(d) => d.try_finish().map(|_| out.append(d.get_mut())),
+            Decoder::Deflate(d) => d.try_finish().map(|_| out.append(d.get_mut())),
+            Decoder::Brotli(d) => d.flush().map(|_| out.append(d.get_mut())),
+        };
+        r.map_err(|_| "undecodable body")
+    }
+}
+
+/// Limits on decoded size and ratio (zip bombs).
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub max_decompressed: usize,
+    pub max_ratio: usize,
+}
+
+/// Streaming inspection of one body: optional decoding, bounded carry, masking as it goes.
+#[derive(Debug)]
+pub struct BodyInspector {
+    scanner: StreamScanner,
+    decoder: Option<Decoder>,
+    limits: DecodeLimits,
+    pub dir: Direction,
+    /// A `block` finding was seen.
+    pub blocked: bool,
+    pub encoded_in: u64,
+    pub decoded: u64,
+    plain: Vec<u8>,
+}
+
+impl BodyInspector {
+    pub fn new(dir: Direction, decoder: Option<Decoder>, limits: DecodeLimits) -> Self {
+        Self { scanner: StreamScanner::new(), decoder, limits, dir, blocked: false, encoded_in: 0, decoded: 0, plain: Vec::new() }
+    }
+
+    /// Feed a chunk (and/or end of stream); transformed output is appended to `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push(
+        &mut self,
+        snap: &Snapshot,
+        route: usize,
+        dept: usize,
+        log: &mut FindingLog,
+        chunk: &[u8],
+        eos: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Uninspectable> {
+        let t0 = Instant::now();
+        self.encoded_in += chunk.len() as u64;
+        self.plain.clear();
+        let data: &[u8] = match &mut self.decoder {
+            Some(d) => {
+                d.push(chunk, &mut self.plain)?;
+                if eos {
+                    d.finish(&mut self.plain)?;
+                }
+                self.decoded += self.plain.len() as u64;
+                if self.decoded > self.limits.max_decompressed as u64 {
+                    return Err("decompressed body exceeds max_decompressed");
+                }
+                if self.decoded > (1 << 20) && self.decoded > self.encoded_in.saturating_mul(self.limits.max_ratio as u64) {
+                    return Err("compression ratio exceeds max_ratio");
+                }
+                &self.plain
+            }
+            None => {
+                self.decoded += chunk.len() as u64;
+                chunk
+            }
+        };
+        let (dir, blocked) = (self.dir, &mut self.blocked);
+        let mut decide_fn = |f: &StreamFinding, v: &[u8]| {
+            let a = decide(snap, route, dept, dir, f.rule);
+            log.record(snap, dept, dir, f.rule, a, v);
+            if a == Action::Block {
+                *blocked = true;
+                Action::Redact
+            } else {
+                a
+            }
+        };
+        self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
+        if eos {
+            self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
+        }
+        observe(self.dir, data.len(), t0);
+        Ok(())
+    }
+
+    /// Bytes held in the carry.
+    pub fn buffered(&self) -> usize {
+        self.scanner.buffered()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codings() {
+        assert_eq!(coding(None), Coding::Identity);
+        assert_eq!(coding(Some("GZIP")), Coding::Decode("gzip"));
+        assert_eq!(coding(Some("br")), Coding::Decode("br"));
+        assert_eq!(coding(Some("zstd")), Coding::Unsupported);
+        assert_eq!(coding(Some("gzip, br")), Coding::Unsupported);
+    }
+
+    #[test]
+    fn gzip_decoder_round_trip_in_pieces() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(b"hello 13800138000 world").unwrap_or_default();
+        let gz = enc.finish().unwrap_or_default();
+        let mut d = Decoder::new("gzip").expect("gzip");
+        let mut out = Vec::new();
+        for c in gz.chunks(3) {
+            d.push(c, &mut out).expect("push");
+        }
+        d.finish(&mut out).expect("finish");
+        assert_eq!(out, b"hello 13800138000 world");
+    }
+}

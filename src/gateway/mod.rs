@@ -1,0 +1,21 @@
+//! The gateway: the only code that touches Pingora. Phases stay thin and call plain functions.
+//!
+//! - `proxy`: the `ProxyHttp` implementation (identify → route → inspect → forward → inspect);
+//! - `inspect`: per-request inspection state, the finding log, decompression;
+//! - `exchange`: the buffered exchange used when a response may have to be blocked;
+//! - `respond`: the one place that maps verdicts and errors to statuses and JSON bodies;
+//! - `tls`: listener TLS/mTLS settings (files checked first) and client identity;
+//! - `admin`: `/metrics`, `/healthz`, `/readyz`, `POST /reload`;
+//! - `server`: Snapshot → Pingora server, reload, signals, health checks;
+//! - `demo`: the bundled demo backend and configuration.
+
+pub mod admin;
+pub mod demo;
+pub mod exchange;
+pub mod inspect;
+pub mod proxy;
+pub mod respond;
+pub mod server;
+pub mod tls;
+
+pub use server::{Store, run_server};

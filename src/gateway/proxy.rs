@@ -1,0 +1,641 @@
+//! The `ProxyHttp` implementation. Each phase is a few lines that call plain functions.
+//!
+//! Request: snapshot → identify department → route → inspect query and headers → body (decided
+//! before the upstream is contacted when small, held when a block is possible, streamed
+//! otherwise). Response: decode → stream-scan → mask. When a response may have to be blocked, the
+//! whole exchange goes through [`super::exchange`], which holds the response until it is scanned.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+
+use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder, FindingLog};
+use super::respond::{self, Verdict};
+use super::server::{Active, Store};
+use crate::config::{BinaryMode, FailMode, Snapshot, UnknownMode};
+use crate::engine::Action;
+use crate::policy::{self, Direction, Identity};
+use crate::telemetry::metrics::status_class;
+use crate::telemetry::{AuditEvent, AuditWriter, Metrics};
+
+/// Request bodies up to this size are read and decided before the upstream is contacted
+/// (Pingora's retry buffer replays them; it holds 64 KiB).
+pub const EARLY_BODY_LIMIT: usize = 64 * 1024;
+
+/// The gateway service.
+pub struct Gateway {
+    pub store: Store,
+    pub audit: AuditWriter,
+    pub connector: pingora::connectors::http::Connector,
+}
+
+/// How the request body is handled.
+#[derive(Debug, Default)]
+pub enum ReqBody {
+    /// Not inspected.
+    #[default]
+    Pass,
+    /// Already read and decided; this is what the upstream gets.
+    Decided(Option<Bytes>),
+    /// Held until the end (a block is possible), up to `max_buffer`.
+    Hold(Vec<u8>),
+    /// Streamed through the scanner (rewrites only, no block possible).
+    Stream(Box<BodyInspector>),
+}
+
+/// Per-request state.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    pub snap: Option<Arc<Active>>,
+    pub route: Option<usize>,
+    pub dept: usize,
+    pub incident: String,
+    pub start: Option<Instant>,
+    pub client_ip: Option<IpAddr>,
+    pub peer_ip: Option<IpAddr>,
+    pub listener: String,
+    pub method: String,
+    pub path: String,
+    pub log: FindingLog,
+    pub verdict: Option<Verdict>,
+    pub req_body: ReqBody,
+    pub new_query: Option<String>,
+    pub new_headers: Vec<(String, String)>,
+    pub resp: Option<Box<BodyInspector>>,
+    pub status: u16,
+    /// An incident that did not produce a verdict (e.g. a response aborted mid-stream).
+    pub reason: Option<&'static str>,
+    pub block_dir: Option<Direction>,
+    pub upstream_failed: bool,
+}
+
+impl Ctx {
+    fn snap(&self) -> Result<Arc<Active>> {
+        self.snap.clone().ok_or_else(|| Error::explain(InternalError, "no snapshot"))
+    }
+}
+
+fn new_incident() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{:x}-{:x}-{:x}", t.as_secs(), std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+fn inet(a: Option<&PSocketAddr>) -> Option<SocketAddr> {
+    a.and_then(|a| a.as_inet()).copied()
+}
+
+/// The client address: the peer, or the right-most untrusted `X-Forwarded-For` entry when the
+/// peer is a trusted proxy.
+pub fn client_ip(snap: &Snapshot, peer: Option<IpAddr>, xff: Option<&str>) -> Option<IpAddr> {
+    let peer = peer?;
+    let trusted = |ip: IpAddr| snap.identity.trusted_proxies.iter().any(|c| c.contains(ip));
+    if !trusted(peer) {
+        return Some(peer);
+    }
+    let Some(xff) = xff else { return Some(peer) };
+    for part in xff.rsplit(',') {
+        match part.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted(ip) => continue,
+            Ok(ip) => return Some(ip),
+            Err(_) => return Some(peer),
+        }
+    }
+    Some(peer)
+}
+
+fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Percent-encode what a rewritten query may now contain (`[`, `]`, spaces, non-ASCII labels).
+fn encode_query(q: &[u8]) -> String {
+    let mut s = String::with_capacity(q.len());
+    for &b in q {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+impl Gateway {
+    /// Identify, route and inspect the request head. Returns a verdict when the gateway answers.
+    fn inspect_head(&self, session: &mut Session, ctx: &mut Ctx, snap: &Snapshot) -> Option<Verdict> {
+        let req = session.req_header();
+        ctx.method = req.method.to_string();
+        ctx.path = req.uri.path().to_string();
+        // identity
+        let mut id = Identity::default();
+        ctx.peer_ip = inet(session.client_addr()).map(|a| a.ip());
+        ctx.client_ip = client_ip(snap, ctx.peer_ip, header_str(req, "x-forwarded-for"));
+        id.ip = ctx.client_ip;
+        if let Some(k) = req.headers.get(snap.identity.api_key_header.as_str()) {
+            id.api_key_sha256 = Some(crate::config::api_key_digest(k.as_bytes()));
+        }
+        if let Some(ssl) = session.digest().and_then(|d| d.ssl_digest.as_ref()) {
+            id.cert = ssl.extension.get::<policy::CertIdentity>().cloned();
+        }
+        let local = inet(session.server_addr());
+        ctx.listener = snap
+            .listeners
+            .iter()
+            .find(|l| local.is_some_and(|a| a.port() == l.addr.port()))
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        match policy::identify(&snap.departments, &id) {
+            Some((d, _)) => ctx.dept = d,
+            None => {
+                ctx.dept = snap.unknown;
+                if snap.identity.unknown == UnknownMode::Refuse {
+                    return Some(Verdict::Unrecognised);
+                }
+            }
+        }
+        // route
+        let req = session.req_header();
+        let host = req.uri.host().map(str::to_string).or_else(|| header_str(req, "host").map(str::to_string)).unwrap_or_default();
+        let Some(route) = snap.route(&host, req.uri.path()) else {
+            return Some(Verdict::NoRoute);
+        };
+        ctx.route = Some(route);
+        if !snap.routes[route].inspect.request {
+            return None;
+        }
+        // query string and header values
+        let mut log = std::mem::take(&mut ctx.log);
+        let mut blocked = false;
+        if let Some(q) = req.uri.query() {
+            let (out, b) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut log, q.as_bytes());
+            blocked |= b;
+            if out != q.as_bytes() {
+                ctx.new_query = Some(encode_query(&out));
+            }
+        }
+        let skip = ["host", "content-length", "content-type", "content-encoding", "transfer-encoding", "connection", "accept", "accept-encoding", snap.identity.api_key_header.as_str()];
+        for (name, value) in req.headers.iter() {
+            if skip.contains(&name.as_str()) {
+                continue;
+            }
+            let (out, b) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut log, value.as_bytes());
+            blocked |= b;
+            if out != value.as_bytes() {
+                ctx.new_headers.push((name.as_str().to_string(), encode_query(&out)));
+            }
+        }
+        ctx.log = log;
+        if blocked {
+            return Some(self.block(ctx, snap, Direction::Request));
+        }
+        None
+    }
+
+    fn block(&self, ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
+        ctx.block_dir = Some(dir);
+        Verdict::Blocked { incident: ctx.incident.clone(), rules: ctx.log.blocked_rules(snap) }
+    }
+
+    /// Choose how to handle the request body; reads it now when it is small and a decision is
+    /// needed, so a blocked request never reaches the upstream.
+    async fn plan_request_body(&self, session: &mut Session, ctx: &mut Ctx, snap: &Snapshot, route: usize) -> Result<Option<Verdict>> {
+        let r = &snap.routes[route];
+        let p = &snap.policies[r.policy];
+        let dept = &snap.departments[ctx.dept];
+        if !r.inspect.request || session.as_mut().is_body_empty() || !p.may_act(snap.rules.rules(), dept, &r.id, Direction::Request) {
+            return Ok(None);
+        }
+        let ct = header_str(session.req_header(), "content-type").map(str::to_string);
+        if !r.inspect.scannable(ct.as_deref()) {
+            return Ok(self.binary(ctx, snap, route, Direction::Request));
+        }
+        if let Coding::Unsupported | Coding::Decode(_) = inspect::coding(header_str(session.req_header(), "content-encoding")) {
+            return Ok(self.uninspectable(ctx, snap, route, Direction::Request, "encoded request body"));
+        }
+        let may_block = r.may_block.get(ctx.dept).is_some_and(|m| m[0]);
+        let len: Option<usize> = header_str(session.req_header(), "content-length").and_then(|v| v.trim().parse().ok());
+        let early = len.is_some_and(|l| l <= EARLY_BODY_LIMIT.min(r.inspect.max_buffer));
+        if early {
+            session.as_downstream_mut().enable_retry_buffering();
+            let mut body = Vec::new();
+            while let Some(c) = session.read_request_body().await? {
+                body.extend_from_slice(&c);
+                if body.len() > EARLY_BODY_LIMIT {
+                    return Ok(Some(Verdict::BadRequest("body longer than content-length")));
+                }
+            }
+            let (out, blocked) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut ctx.log, &body);
+            if blocked {
+                return Ok(Some(self.block(ctx, snap, Direction::Request)));
+            }
+            ctx.req_body = ReqBody::Decided(Some(Bytes::from(out)));
+        } else if may_block {
+            ctx.req_body = ReqBody::Hold(Vec::new());
+        } else {
+            let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
+            ctx.req_body = ReqBody::Stream(Box::new(BodyInspector::new(Direction::Request, None, limits)));
+        }
+        Ok(None)
+    }
+
+    /// A body of a type that cannot be scanned: pass (counted) or block, per route.
+    fn binary(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
+        let r = &snap.routes[route];
+        Metrics::get().uninspected.with_label_values(&[&r.id, "binary_content_type"]).inc();
+        if r.inspect.on_binary == BinaryMode::Block {
+            ctx.block_dir = Some(dir);
+            ctx.reason = Some("binary_content_type");
+            return Some(Verdict::Uninspectable { status: 415, reason: "content type not inspectable" });
+        }
+        None
+    }
+
+    /// A body that cannot be inspected: block (fail closed) or pass with an alert, per route.
+    fn uninspectable(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction, reason: &'static str) -> Option<Verdict> {
+        let r = &snap.routes[route];
+        Metrics::get().uninspected.with_label_values(&[&r.id, reason_label(reason)]).inc();
+        ctx.reason = Some(reason);
+        if r.inspect.on_error == FailMode::Block {
+            ctx.block_dir = Some(dir);
+            let status = if dir == Direction::Response { 502 } else if reason.contains("max_buffer") { 413 } else { 415 };
+            return Some(Verdict::Uninspectable { status, reason });
+        }
+        None
+    }
+
+    /// The upstream peer for a route (round robin over healthy addresses).
+    pub fn peer(&self, snap: &Active, route: usize) -> Box<HttpPeer> {
+        let r = &snap.routes[route];
+        let u = &r.upstream;
+        let addr = snap.pools[route].pick();
+        let mut peer = HttpPeer::new(addr, u.tls, u.sni.clone());
+        peer.options.connection_timeout = Some(u.connect_timeout);
+        peer.options.total_connection_timeout = Some(u.connect_timeout + Duration::from_secs(1));
+        peer.options.read_timeout = Some(u.read_timeout);
+        peer.options.write_timeout = Some(u.read_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        if let Some(ca) = snap.cas.get(route).cloned().flatten() {
+            peer.options.ca = Some(ca);
+        }
+        Box::new(peer)
+    }
+
+    /// Headers for the upstream: resolved department, forwarded-for, rewritten query and values.
+    pub fn prepare_upstream(&self, req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> Result<()> {
+        let dh = snap.identity.department_header.clone();
+        req.remove_header(&dh);
+        req.insert_header(dh, snap.departments[ctx.dept].id.as_str())?;
+        let peer_trusted = ctx.peer_ip.is_some_and(|p| snap.identity.trusted_proxies.iter().any(|c| c.contains(p)));
+        let xff = match (peer_trusted, header_str(req, "x-forwarded-for"), ctx.peer_ip) {
+            (true, Some(prev), Some(p)) => format!("{prev}, {p}"),
+            (_, _, Some(p)) => p.to_string(),
+            _ => String::new(),
+        };
+        if !xff.is_empty() {
+            req.insert_header("x-forwarded-for", xff)?;
+        }
+        if let Some(q) = &ctx.new_query {
+            let pq = format!("{}?{}", req.uri.path(), q);
+            if let Ok(uri) = pq.parse::<http::Uri>() {
+                req.set_uri(uri);
+            }
+        }
+        for (k, v) in &ctx.new_headers {
+            req.insert_header(k.clone(), v.as_str())?;
+        }
+        if let Some(route) = ctx.route {
+            if snap.routes[route].inspect.response {
+                // ask for identity and whole bodies: partial or encoded bodies cannot be scanned reliably
+                req.remove_header("accept-encoding");
+                req.remove_header("range");
+                req.remove_header("if-range");
+            }
+        }
+        match &ctx.req_body {
+            ReqBody::Decided(Some(b)) => {
+                req.insert_header("content-length", b.len().to_string())?;
+            }
+            ReqBody::Stream(_) => {
+                req.remove_header("content-length");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Emit metrics and the audit event for a finished request.
+    fn finish(&self, session: &Session, ctx: &mut Ctx) {
+        let Some(snap) = ctx.snap.clone() else { return };
+        let m = Metrics::get();
+        let route_id = ctx.route.map(|r| snap.routes[r].id.as_str()).unwrap_or("none");
+        let dept_id = snap.departments.get(ctx.dept).map(|d| d.id.as_str()).unwrap_or("unknown");
+        let status = if ctx.status != 0 { ctx.status } else { session.response_written().map(|r| r.status.as_u16()).unwrap_or(0) };
+        m.requests.with_label_values(&[route_id, dept_id, status_class(status)]).inc();
+        if let Some(t) = ctx.start {
+            m.request_duration.with_label_values(&[route_id]).observe(t.elapsed().as_secs_f64());
+        }
+        let blocked = ctx.block_dir.is_some();
+        if blocked {
+            let reason = if ctx.log.strongest() == Action::Block { "dlp_rule" } else { ctx.reason.map(reason_label).unwrap_or("policy") };
+            let dir = ctx.block_dir.unwrap_or(Direction::Request);
+            m.blocked.with_label_values(&[route_id, dept_id, dir.as_str(), reason]).inc();
+        }
+        let acted = ctx.log.entries.iter().any(|e| e.action != Action::Allow);
+        if !acted && !blocked && ctx.reason.is_none() {
+            return;
+        }
+        let dir = ctx.block_dir.or_else(|| ctx.log.entries.first().map(|e| e.dir)).unwrap_or(Direction::Response);
+        let action = if blocked { Action::Block } else { ctx.log.strongest() };
+        let ev = AuditEvent {
+            ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
+            event: if blocked { "dlp.block" } else { "dlp.finding" },
+            incident: ctx.incident.clone(),
+            request_id: ctx.incident.clone(),
+            listener: ctx.listener.clone(),
+            route: route_id.to_string(),
+            department: dept_id.to_string(),
+            client_ip: ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+            method: ctx.method.clone(),
+            path: ctx.path.clone(),
+            direction: dir.as_str(),
+            action: action.as_str().to_string(),
+            status,
+            reason: ctx.reason.map(str::to_string),
+            findings: ctx.log.audit_findings(&snap),
+        };
+        self.audit.emit(&ev);
+    }
+}
+
+/// Closed set of reason labels for metrics.
+pub fn reason_label(reason: &str) -> &'static str {
+    match reason {
+        r if r.contains("max_buffer") => "oversize",
+        r if r.contains("ratio") || r.contains("max_decompressed") => "decompression_limit",
+        r if r.contains("encod") || r.contains("undecodable") => "undecodable",
+        r if r.contains("binary") => "binary_content_type",
+        r if r.contains("after headers") => "blocked_mid_stream",
+        _ => "other",
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx { start: Some(Instant::now()), incident: new_incident(), ..Ctx::default() }
+    }
+
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        // recompress masked output for clients that accept gzip (level 6); brotli is disabled
+        // per request (Pingora's encoder never finishes the stream, issue #1013)
+        modules.add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(6));
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let snap = self.store.load();
+        ctx.snap = Some(snap.clone());
+        if let Some(c) = session.downstream_modules_ctx.get_mut::<pingora::modules::http::compression::ResponseCompression>() {
+            c.adjust_algorithm_level(pingora::protocols::http::compression::Algorithm::Brotli, 0);
+            c.adjust_algorithm_level(pingora::protocols::http::compression::Algorithm::Zstd, 0);
+        }
+        let mut verdict = self.inspect_head(session, ctx, &snap);
+        let route = ctx.route;
+        if verdict.is_none() {
+            if let Some(route) = route {
+                let r = &snap.routes[route];
+                if r.may_block.get(ctx.dept).is_some_and(|m| m[1]) {
+                    // a response block is possible: hold the whole exchange until it is scanned
+                    super::exchange::run(self, session, ctx, &snap, route).await?;
+                    return Ok(true);
+                }
+                verdict = self.plan_request_body(session, ctx, &snap, route).await?;
+            }
+        }
+        if let Some(v) = verdict {
+            ctx.status = v.status();
+            respond::send(session, &v).await?;
+            ctx.verdict = Some(v);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let snap = ctx.snap()?;
+        let route = ctx.route.ok_or_else(|| Error::explain(InternalError, "no route"))?;
+        Ok(self.peer(&snap, route))
+    }
+
+    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        let snap = ctx.snap()?;
+        self.prepare_upstream(req, ctx, &snap)
+    }
+
+    async fn request_body_filter(&self, session: &mut Session, body: &mut Option<Bytes>, eos: bool, ctx: &mut Ctx) -> Result<()> {
+        let snap = ctx.snap()?;
+        let Some(route) = ctx.route else { return Ok(()) };
+        match &mut ctx.req_body {
+            ReqBody::Pass => Ok(()),
+            ReqBody::Decided(final_body) => {
+                // replayed from the retry buffer: send the decided (possibly masked) body instead
+                *body = if eos { final_body.take().or(Some(Bytes::new())) } else { Some(Bytes::new()) };
+                Ok(())
+            }
+            ReqBody::Hold(buf) => {
+                if let Some(b) = body.take() {
+                    buf.extend_from_slice(&b);
+                }
+                if buf.len() > snap.routes[route].inspect.max_buffer {
+                    let held = std::mem::take(buf);
+                    match self.uninspectable(ctx, &snap, route, Direction::Request, "request body exceeds max_buffer") {
+                        Some(v) => return self.refuse(session, ctx, v).await,
+                        None => {
+                            ctx.req_body = ReqBody::Pass;
+                            *body = Some(Bytes::from(held));
+                            return Ok(());
+                        }
+                    }
+                }
+                if !eos {
+                    *body = Some(Bytes::new());
+                    return Ok(());
+                }
+                let held = std::mem::take(buf);
+                let (out, blocked) = inspect::scan_buffer(&snap, route, ctx.dept, Direction::Request, &mut ctx.log, &held);
+                if blocked {
+                    let v = self.block(ctx, &snap, Direction::Request);
+                    return self.refuse(session, ctx, v).await;
+                }
+                if out.len() != held.len() {
+                    // the length changed but the upstream already has Content-Length: keep it
+                    // consistent by sending the original length padded is impossible; refuse
+                    // to rewrite, fall back to the on_error mode
+                    if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Request, "request body rewrite changes its length") {
+                        return self.refuse(session, ctx, v).await;
+                    }
+                    *body = Some(Bytes::from(held));
+                    return Ok(());
+                }
+                *body = Some(Bytes::from(out));
+                Ok(())
+            }
+            ReqBody::Stream(insp) => {
+                let mut out = Vec::new();
+                let chunk = body.take().unwrap_or_default();
+                let mut log = std::mem::take(&mut ctx.log);
+                let r = insp.push(&snap, route, ctx.dept, &mut log, &chunk, eos, &mut out);
+                ctx.log = log;
+                if let Err(reason) = r {
+                    if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Request, reason) {
+                        return self.refuse(session, ctx, v).await;
+                    }
+                }
+                *body = Some(Bytes::from(out));
+                Ok(())
+            }
+        }
+    }
+
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        ctx.status = resp.status.as_u16();
+        let snap = ctx.snap()?;
+        let Some(route) = ctx.route else { return Ok(()) };
+        let r = &snap.routes[route];
+        let no_body = session.req_header().method == http::Method::HEAD || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
+        let p = &snap.policies[r.policy];
+        if no_body || !r.inspect.response || !p.may_act(snap.rules.rules(), &snap.departments[ctx.dept], &r.id, Direction::Response) {
+            return Ok(());
+        }
+        let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+        if !r.inspect.scannable(ct.as_deref()) {
+            if let Some(v) = self.binary(ctx, &snap, route, Direction::Response) {
+                ctx.status = v.status();
+                ctx.verdict = Some(v);
+                return Error::e_explain(HTTPStatus(415), "dlp: binary content type blocked");
+            }
+            return Ok(());
+        }
+        let ce = resp.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let decoder = match inspect::coding(ce.as_deref()) {
+            Coding::Identity => None,
+            Coding::Decode(kind) => Decoder::new(kind),
+            Coding::Unsupported => {
+                if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Response, "undecodable content-encoding") {
+                    ctx.status = v.status();
+                    ctx.verdict = Some(v);
+                    return Error::e_explain(HTTPStatus(502), "dlp: undecodable content-encoding");
+                }
+                return Ok(());
+            }
+        };
+        let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
+        ctx.resp = Some(Box::new(BodyInspector::new(Direction::Response, decoder, limits)));
+        resp.remove_header("content-length");
+        resp.remove_header("content-encoding");
+        resp.remove_header("accept-ranges");
+        resp.remove_header("etag");
+        resp.insert_header("transfer-encoding", "chunked")?;
+        resp.set_version(http::Version::HTTP_11);
+        Ok(())
+    }
+
+    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, eos: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
+        let Some(insp) = ctx.resp.as_mut() else { return Ok(None) };
+        let (Some(snap), Some(route)) = (ctx.snap.clone(), ctx.route) else { return Ok(None) };
+        let chunk = body.take().unwrap_or_default();
+        let mut out = Vec::with_capacity(chunk.len() + 64);
+        let mut log = std::mem::take(&mut ctx.log);
+        let r = insp.push(&snap, route, ctx.dept, &mut log, &chunk, eos, &mut out);
+        let blocked = insp.blocked;
+        ctx.log = log;
+        if let Err(reason) = r {
+            Metrics::get().uninspected.with_label_values(&[&snap.routes[route].id, reason_label(reason)]).inc();
+            ctx.reason = Some(reason);
+            if snap.routes[route].inspect.on_error == FailMode::Block {
+                ctx.block_dir = Some(Direction::Response);
+                return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
+            }
+            // pass: forward the rest uninspected
+            ctx.resp = None;
+            *body = Some(chunk);
+            return Ok(None);
+        }
+        if blocked {
+            // headers are already gone: never forward the offending bytes, abort the stream
+            ctx.block_dir = Some(Direction::Response);
+            ctx.reason = Some("block finding after headers were sent");
+            return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
+        }
+        *body = Some(Bytes::from(out));
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let verdict = match ctx.verdict.clone() {
+            Some(v) => v,
+            None => {
+                let (status, kind) = respond::error_status(e);
+                if matches!(kind, "timeout" | "connect" | "protocol") {
+                    ctx.upstream_failed = true;
+                    if let (Some(snap), Some(route)) = (ctx.snap.as_ref(), ctx.route) {
+                        Metrics::get().upstream_errors.with_label_values(&[&snap.routes[route].id, kind]).inc();
+                    }
+                }
+                Verdict::Upstream { status, kind }
+            }
+        };
+        let code = verdict.status();
+        if session.response_written().is_none() && !matches!(verdict, Verdict::Upstream { kind: "downstream", .. }) {
+            let _ = respond::send(session, &verdict).await;
+        }
+        ctx.status = if session.response_written().is_some() { ctx.status.max(code) } else { code };
+        FailToProxy { error_code: 0, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        self.finish(session, ctx);
+    }
+}
+
+impl Gateway {
+    /// See [`Gateway::uninspectable`]; for the exchange module.
+    pub fn uninspectable_pub(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction, reason: &'static str) -> Option<Verdict> {
+        self.uninspectable(ctx, snap, route, dir, reason)
+    }
+
+    pub fn binary_pub(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
+        self.binary(ctx, snap, route, dir)
+    }
+
+    pub fn block_pub(&self, ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
+        self.block(ctx, snap, dir)
+    }
+
+    async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> {
+        ctx.status = v.status();
+        respond::send(session, &v).await?;
+        ctx.verdict = Some(v);
+        Error::e_explain(HTTPStatus(403), "dlp: request refused")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encode_query_keeps_url_bytes() {
+        assert_eq!(super::encode_query(b"a=1&b=13****8000"), "a=1&b=13****8000");
+        assert_eq!(super::encode_query("id=[身份证号]".as_bytes()), "id=%5B%E8%BA%AB%E4%BB%BD%E8%AF%81%E5%8F%B7%5D");
+    }
+}

@@ -1,0 +1,78 @@
+//! Verdicts and errors → status codes and JSON bodies. Nothing else writes error responses.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+/// Why the gateway answers instead of the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A DLP block: 403 with the incident id and rule ids (never the value).
+    Blocked { incident: String, rules: Vec<String> },
+    /// The caller is not recognised and the config refuses unknown callers.
+    Unrecognised,
+    /// No route matches host and path.
+    NoRoute,
+    /// A body could not be inspected and the route fails closed.
+    Uninspectable { status: u16, reason: &'static str },
+    /// The upstream failed.
+    Upstream { status: u16, kind: &'static str },
+    /// Bad request from the client.
+    BadRequest(&'static str),
+}
+
+impl Verdict {
+    pub fn status(&self) -> u16 {
+        match self {
+            Verdict::Blocked { .. } | Verdict::Unrecognised => 403,
+            Verdict::NoRoute => 404,
+            Verdict::Uninspectable { status, .. } | Verdict::Upstream { status, .. } => *status,
+            Verdict::BadRequest(_) => 400,
+        }
+    }
+
+    pub fn body(&self) -> String {
+        let v = match self {
+            Verdict::Blocked { incident, rules } => {
+                serde_json::json!({"error": "blocked_by_dlp", "incident": incident, "rules": rules})
+            }
+            Verdict::Unrecognised => serde_json::json!({"error": "department_not_recognised"}),
+            Verdict::NoRoute => serde_json::json!({"error": "no_route"}),
+            Verdict::Uninspectable { reason, .. } => serde_json::json!({"error": "uninspectable_body", "reason": reason}),
+            Verdict::Upstream { kind, .. } => serde_json::json!({"error": "upstream_error", "kind": kind}),
+            Verdict::BadRequest(why) => serde_json::json!({"error": "bad_request", "reason": why}),
+        };
+        v.to_string()
+    }
+}
+
+/// Write `verdict` as a complete JSON response (unless a response was already written).
+pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
+    if session.response_written().is_some() {
+        return Ok(());
+    }
+    let body = Bytes::from(verdict.body());
+    let mut resp = ResponseHeader::build(verdict.status(), Some(4))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    // the request body may be unread: do not reuse the connection
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// Map a proxy error to (status, kind) for the client and the upstream-error metric.
+/// `None` when the error is on the client's side (nothing useful can be sent).
+pub fn error_status(e: &Error) -> (u16, &'static str) {
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout => (504, "timeout"),
+        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | TLSHandshakeFailure | InvalidCert => (502, "connect"),
+        HTTPStatus(s) => (*s, "status"),
+        _ if e.esource() == &ErrorSource::Upstream => (502, "protocol"),
+        _ if e.esource() == &ErrorSource::Downstream => (400, "downstream"),
+        _ => (500, "internal"),
+    }
+}

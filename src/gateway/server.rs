@@ -1,0 +1,276 @@
+//! Snapshot → Pingora server: listeners, admin, background tasks (health checks, signals), and
+//! reload (build a complete new snapshot, swap one `ArcSwap`, keep the old one on any error).
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::server::ShutdownWatch;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::listening::Service;
+
+use super::proxy::Gateway;
+use crate::config::{self, Snapshot};
+use crate::telemetry::{AuditWriter, Metrics};
+
+/// Upstream CA lists per route, in Pingora's type.
+pub type CaList = Arc<pingora::protocols::tls::CaType>;
+
+/// The active configuration plus what the gateway derived from it.
+#[derive(Debug)]
+pub struct Active {
+    pub snap: Snapshot,
+    pub cas: Vec<Option<CaList>>,
+}
+
+impl Deref for Active {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.snap
+    }
+}
+
+impl Active {
+    /// Derive gateway state (upstream CA lists) from a snapshot.
+    pub fn new(snap: Snapshot) -> Result<Active, String> {
+        let mut cas = Vec::new();
+        for r in &snap.routes {
+            cas.push(match &r.upstream.ca_file {
+                None => None,
+                Some(p) => Some(load_ca_list(p)?),
+            });
+        }
+        Ok(Active { snap, cas })
+    }
+}
+
+fn load_ca_list(path: &Path) -> Result<CaList, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut ders: Vec<Vec<u8>> = Vec::new();
+    let mut rest = pem.as_str();
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let body = &rest[start + 27..];
+        let Some(end) = body.find("-----END CERTIFICATE-----") else { break };
+        let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        ders.push(base64_decode(&b64).ok_or_else(|| format!("{}: invalid base64 in certificate", path.display()))?);
+        rest = &body[end..];
+    }
+    if ders.is_empty() {
+        return Err(format!("{}: no PEM certificate found", path.display()));
+    }
+    let mut list = Vec::new();
+    for der in ders {
+        // parse first: Pingora's parser panics on invalid DER
+        if x509_parser::parse_x509_certificate(&der).is_err() {
+            return Err(format!("{}: invalid certificate", path.display()));
+        }
+        list.push(pingora::utils::tls::WrappedX509::new(der, pingora::utils::tls::parse_x509));
+    }
+    Ok(Arc::from(list.into_boxed_slice()))
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        out.push((acc >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((acc >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(acc as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The one place the active configuration lives. Requests take an `Arc` at their start and keep
+/// it to the end, so in-flight requests finish on the snapshot they started with.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<ArcSwap<Active>>,
+    path: PathBuf,
+    reload_lock: Arc<std::sync::Mutex<()>>,
+}
+
+impl Store {
+    pub fn new(path: PathBuf, active: Active) -> Store {
+        Store { inner: Arc::new(ArcSwap::from_pointee(active)), path, reload_lock: Arc::new(std::sync::Mutex::new(())) }
+    }
+
+    pub fn load(&self) -> Arc<Active> {
+        self.inner.load_full()
+    }
+
+    /// Build a complete new snapshot from the config file and swap it in. On any error the old
+    /// snapshot keeps serving and every problem is returned.
+    pub fn reload(&self) -> Result<(), Vec<String>> {
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let m = Metrics::get();
+        let built = config::load(&self.path).map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>()).and_then(|s| Active::new(s).map_err(|e| vec![e]));
+        match built {
+            Ok(a) => {
+                m.rules_loaded.set(a.rules.rules().len() as i64);
+                self.inner.store(Arc::new(a));
+                m.config_reloads.with_label_values(&["success"]).inc();
+                m.last_reload_success.set(now_secs());
+                tracing::info!(config = %self.path.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errs) => {
+                m.config_reloads.with_label_values(&["error"]).inc();
+                for e in &errs {
+                    tracing::error!(error = %e, "reload refused; the previous configuration keeps serving");
+                }
+                Err(errs)
+            }
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// SIGHUP → reload; SIGUSR1 → reopen audit files.
+struct Signals {
+    store: Store,
+    audit: AuditWriter,
+}
+
+#[async_trait]
+impl BackgroundService for Signals {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut hup), Ok(mut usr1)) = (signal(SignalKind::hangup()), signal(SignalKind::user_defined1())) else {
+            tracing::error!("cannot install SIGHUP/SIGUSR1 handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    let store = self.store.clone();
+                    let _ = tokio::task::spawn_blocking(move || store.reload()).await;
+                }
+                _ = usr1.recv() => self.audit.reopen(),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// TCP health checks of every upstream address of the active snapshot.
+struct HealthCheck {
+    store: Store,
+}
+
+#[async_trait]
+impl BackgroundService for HealthCheck {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let active = self.store.load();
+            let mut wait = Duration::from_secs(5);
+            for (route, pool) in active.routes.iter().zip(active.pools.iter()) {
+                if route.upstream.health_check_interval.is_zero() {
+                    continue;
+                }
+                wait = wait.min(route.upstream.health_check_interval);
+                for (addr, healthy) in pool.addrs.iter().zip(pool.healthy.iter()) {
+                    let ok = matches!(tokio::time::timeout(route.upstream.connect_timeout, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)));
+                    let was = healthy.swap(ok, std::sync::atomic::Ordering::Relaxed);
+                    if was != ok {
+                        tracing::warn!(route = %route.id, upstream = %addr, healthy = ok, "upstream health changed");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Options for [`run_server`].
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Take over listening sockets from a running instance (graceful binary upgrade).
+    pub upgrade: bool,
+}
+
+/// Load the config, build the Pingora server and run it until shutdown.
+pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
+    let snap = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::telemetry::init_logging(&snap.logging);
+    let active = Active::new(snap).map_err(anyhow::Error::msg)?;
+    let m = Metrics::get();
+    m.rules_loaded.set(active.rules.rules().len() as i64);
+    m.config_reloads.with_label_values(&["success"]).inc();
+    m.last_reload_success.set(now_secs());
+
+    let conf = ServerConf {
+        threads: active.server.threads,
+        pid_file: active.server.pid_file.clone(),
+        upgrade_sock: active.server.upgrade_sock.clone(),
+        grace_period_seconds: Some(active.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(active.server.graceful_shutdown_timeout_seconds),
+        ..ServerConf::default()
+    };
+    let opt = Opt { upgrade: opts.upgrade, daemon: false, nocapture: false, test: false, conf: None };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let audit = AuditWriter::start(active.audit.sinks.clone(), active.audit.queue);
+    let listeners = active.listeners.clone();
+    let admin_addr = active.admin.addr;
+    let store = Store::new(path.to_path_buf(), active);
+
+    for l in &listeners {
+        let gw = Gateway { store: store.clone(), audit: audit.clone(), connector: pingora::connectors::http::Connector::new(None) };
+        let mut svc = pingora::proxy::http_proxy_service_with_name(&server.configuration, gw, &format!("dlpgate {}", l.name));
+        let addr = l.addr.to_string();
+        match &l.tls {
+            Some(t) => {
+                let settings = super::tls::settings(t, l.h2).map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
+                svc.add_tls_with_settings(&addr, None, settings);
+            }
+            None => {
+                if l.h2 {
+                    let mut o = HttpServerOptions::default();
+                    o.h2c = true;
+                    if let Some(app) = svc.app_logic_mut() {
+                        app.server_options = Some(o);
+                    }
+                }
+                svc.add_tcp(&addr);
+            }
+        }
+        server.add_service(svc);
+    }
+    let mut admin = Service::new("dlpgate admin".into(), super::admin::Admin { store: store.clone() });
+    admin.add_tcp(&admin_addr.to_string());
+    server.add_service(admin);
+    server.add_service(background_service("dlpgate signals", Signals { store: store.clone(), audit }));
+    server.add_service(background_service("dlpgate health checks", HealthCheck { store }));
+    tracing::info!(config = %path.display(), "dlpgate starting");
+    server.run_forever()
+}

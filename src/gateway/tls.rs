@@ -1,0 +1,81 @@
+//! Listener TLS: rustls via Pingora, TLS 1.2+ only, optional mutual TLS, and the caller's identity
+//! parsed from the client certificate at the end of the handshake (Pingora's digest has no
+//! subject fields, so the certificate is parsed here and attached as a digest extension).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::listeners::TlsAccept;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::tls::TlsRef;
+use x509_parser::prelude::*;
+
+use crate::config::{ClientAuth, TlsSettings as TlsConfig};
+use crate::policy::CertIdentity;
+
+/// Extracts CN, OU and SANs from a verified client certificate.
+#[derive(Debug)]
+pub struct IdentityCallback;
+
+#[async_trait]
+impl TlsAccept for IdentityCallback {
+    async fn handshake_complete_callback(&self, tls: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
+        let der = tls.peer_certificate_der()?;
+        let id = cert_identity(der)?;
+        Some(Arc::new(id))
+    }
+}
+
+/// Subject CN/OU and SAN entries (DNS, e-mail, URI) of a DER certificate.
+pub fn cert_identity(der: &[u8]) -> Option<CertIdentity> {
+    let (_, cert) = parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    let cn = subject.iter_common_name().filter_map(|a| a.as_str().ok().map(str::to_string)).collect();
+    let ou = subject.iter_organizational_unit().filter_map(|a| a.as_str().ok().map(str::to_string)).collect();
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => sans.push((*s).to_string()),
+                _ => {}
+            }
+        }
+    }
+    Some(CertIdentity { cn, ou, sans })
+}
+
+/// Build Pingora TLS settings. Certificate, key and CA files are parsed first so that a bad file
+/// is an error naming its path, not a panic inside Pingora.
+pub fn settings(cfg: &TlsConfig, h2: bool) -> Result<TlsSettings, String> {
+    let cert = cfg.cert.to_string_lossy().to_string();
+    let key = cfg.key.to_string_lossy().to_string();
+    check_pem(&cfg.cert, "CERTIFICATE")?;
+    check_pem(&cfg.key, "PRIVATE KEY")?;
+    let mut tls = TlsSettings::with_callbacks(Box::new(IdentityCallback)).map_err(|e| format!("tls settings: {e}"))?;
+    tls.set_certificate_chain_file(&cert).map_err(|e| format!("{cert}: {e}"))?;
+    tls.set_private_key_file(&key).map_err(|e| format!("{key}: {e}"))?;
+    if h2 {
+        tls.enable_h2();
+    }
+    if cfg.client_auth != ClientAuth::None {
+        let ca = cfg.client_ca.as_ref().ok_or("client_auth needs client_ca")?;
+        check_pem(ca, "CERTIFICATE")?;
+        let mut roots = pingora::tls::RootCertStore::empty();
+        pingora::tls::load_ca_file_into_store(ca, &mut roots).map_err(|e| format!("{}: {e}", ca.display()))?;
+        let builder = pingora::tls::WebPkiClientVerifier::builder(Arc::new(roots));
+        let builder = if cfg.client_auth == ClientAuth::Optional { builder.allow_unauthenticated() } else { builder };
+        let verifier = builder.build().map_err(|e| format!("{}: client verifier: {e}", ca.display()))?;
+        tls.set_client_cert_verifier(verifier);
+    }
+    Ok(tls)
+}
+
+/// The file exists, is readable and holds at least one PEM block of `kind`.
+fn check_pem(path: &std::path::Path, kind: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !text.contains("-----BEGIN") || !text.contains(kind) {
+        return Err(format!("{}: no PEM {kind} found", path.display()));
+    }
+    Ok(())
+}
