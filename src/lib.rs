@@ -10,6 +10,8 @@
 //! Modules, in the only direction dependencies may point:
 //! `engine` → `policy` → `config` → `telemetry` → `gateway` → `cli`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cli;
 pub mod config;
 pub mod engine;

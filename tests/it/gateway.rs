@@ -1,0 +1,332 @@
+//! The real gateway binary in front of a real upstream, over HTTP/1.1, HTTP/2, TLS and mTLS.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::harness::*;
+
+pub const ID: &str = "11010519491231002X";
+pub const ID_MASKED: &str = "110105********002X";
+pub const CARD: &str = "6212265658323320978";
+pub const MOBILE: &str = "13800138000";
+
+pub fn residents() -> String {
+    format!("{{\"name\":\"张伟\",\"sfzh\":\"{ID}\",\"mobile\":\"{MOBILE}\",\"card\":\"{CARD}\"}}")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// The test upstream: behaviour by path suffix.
+pub fn upstream() -> Upstream {
+    Upstream::start(|req| {
+        let p = req.path.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("").to_string();
+        match p.as_str() {
+            "residents" => Reply::json(residents()),
+            "split" => {
+                let body = format!("{{\"note\":\"x\",\"sfzh\":\"{ID}\"}}");
+                let (a, b) = body.split_at(body.find("1949").expect("split point"));
+                Reply { chunks: vec![a.as_bytes().to_vec(), b.as_bytes().to_vec()], delay: Duration::from_millis(100), ..Reply::json("") }
+            }
+            "gzip" => Reply::json(gzip(residents().as_bytes())).with_header("content-encoding", "gzip"),
+            "zstd" => Reply::json(b"\x28\xb5\x2f\xfd not really zstd".to_vec()).with_header("content-encoding", "zstd"),
+            "notice" => Reply { headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())], ..Reply::json("机密★1年\n关于平台升级的通知\n") },
+            "echo" => Reply::json(req.body.clone()),
+            "headers" => Reply::json(serde_json::json!({
+                "dept": req.header("x-dlp-department"),
+                "xff": req.header("x-forwarded-for"),
+                "custom": req.header("x-note"),
+                "query": req.path.split_once('?').map(|x| x.1),
+            }).to_string()),
+            "image" => Reply { headers: vec![("content-type".into(), "image/png".into())], ..Reply::json(format!("PNG{ID}")) },
+            _ => Reply { status: 404, ..Reply::json("{}") },
+        }
+    })
+}
+
+pub fn config(up: u16, client_auth: &str, unknown: &str) -> String {
+    let down = free_port();
+    format!(
+        r#"
+server: {{threads: 1, pid_file: "{{DIR}}/pid", upgrade_sock: "{{DIR}}/up.sock", grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1}}
+listeners:
+  - {{name: plain, addr: "127.0.0.1:{{HTTP}}", h2: true}}
+  - name: tls
+    addr: "127.0.0.1:{{HTTPS}}"
+    tls: {{cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: {client_auth}}}
+    h2: true
+admin: {{addr: "127.0.0.1:{{ADMIN}}", token_file: admin.token}}
+rules: {{dirs: [rules]}}
+identity: {{unknown: {unknown}}}
+departments:
+  - id: public-security
+    name: 公安厅
+    clearance: important
+    match: {{cert_ou: [公安厅], api_key_sha256: ["{ps}"]}}
+  - id: civil
+    name: 民政厅
+    clearance: important
+    match: {{api_key_sha256: ["{civil}"]}}
+policies:
+  - id: mask
+    overrides:
+      - {{categories: [secret.marking], action: mask}}
+      - {{categories: [secret.credential], action: redact}}
+      - {{departments: [public-security], categories: [personal.id_number], direction: response, action: allow}}
+  - id: upload
+    overrides:
+      - {{categories: [secret.marking], action: mask}}
+      - {{categories: [secret.credential], direction: response, action: redact}}
+      - {{categories: [financial.bank_card], direction: request, action: block}}
+  - id: strict
+    overrides:
+      - {{categories: [financial.bank_card], direction: request, action: block}}
+routes:
+  - {{id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
+  - {{id: upload, path_prefix: /upload/, policy: upload, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 1048576}}}}
+  - {{id: strict, path_prefix: /strict/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{on_binary: block}}}}
+  - {{id: down, path_prefix: /down/, policy: mask, upstream: {{addrs: ["127.0.0.1:{down}"], connect_timeout_ms: 500}}}}
+audit:
+  fingerprint_key_file: fp.key
+  sinks: [{{type: file, path: audit.jsonl}}]
+"#,
+        ps = sha256_hex("ps-key"),
+        civil = sha256_hex("civil-key"),
+    )
+}
+
+/// Directory with PKI, keys, token and a copy of the default rules.
+pub fn setup(name: &str) -> std::path::PathBuf {
+    let dir = tempdir(name);
+    Pki::new(&dir);
+    std::fs::write(dir.join("admin.token"), "test-admin-token-0123456789\n").expect("token");
+    std::fs::write(dir.join("fp.key"), "fingerprint-key-0123456789abcdef\n").expect("fp key");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    for (path, text) in dlpgate::engine::DEFAULT_RULE_FILES {
+        let name = path.replace('/', "_");
+        std::fs::write(rules.join(name), text).expect("rule file");
+    }
+    dir
+}
+
+pub fn start(name: &str, client_auth: &str, unknown: &str) -> (Gateway, Upstream) {
+    let up = upstream();
+    let dir = setup(name);
+    let gw = start_gateway(&dir, &config(up.port, client_auth, unknown));
+    (gw, up)
+}
+
+fn url(gw: &Gateway, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", gw.http)
+}
+
+#[test]
+fn masks_over_http1_and_http2_and_tls() {
+    let (gw, _up) = start("h1h2", "optional", "allow");
+    let h1 = curl(&["--http1.1", &url(&gw, "/stream/residents")]);
+    assert_eq!(h1.status, 200, "{}", h1.text());
+    assert!(h1.version.starts_with("HTTP/1.1"));
+    let body = h1.text();
+    assert!(body.contains(ID_MASKED), "{body}");
+    for raw in [ID, CARD, MOBILE] {
+        assert!(!body.contains(raw), "raw value {raw} leaked: {body}");
+    }
+    let h2 = curl(&["--http2-prior-knowledge", &url(&gw, "/stream/residents")]);
+    assert_eq!(h2.status, 200);
+    assert_eq!(h2.version, "HTTP/2");
+    assert_eq!(h2.text(), body);
+    let ca = gw.dir.join("ca.crt");
+    let tls = curl(&["--http2", "--cacert", ca.to_str().unwrap_or_default(), &format!("https://localhost:{}/stream/residents", gw.https)]);
+    assert_eq!(tls.status, 200, "exit {}", tls.exit);
+    assert_eq!(tls.version, "HTTP/2");
+    assert_eq!(tls.text(), body);
+    // TLS 1.1 is refused
+    let old = curl(&["--tls-max", "1.1", "--cacert", ca.to_str().unwrap_or_default(), &format!("https://localhost:{}/stream/residents", gw.https)]);
+    assert_ne!(old.exit, 0, "TLS 1.1 handshake must fail");
+}
+
+#[test]
+fn department_from_client_certificate_and_api_key() {
+    let (gw, up) = start("mtls", "optional", "allow");
+    let d = gw.dir.clone();
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    let https = format!("https://localhost:{}/stream/residents", gw.https);
+    let with_cert = curl(&["--cacert", &p("ca.crt"), "--cert", &p("ps.crt"), "--key", &p("ps.key"), &https]);
+    assert_eq!(with_cert.status, 200);
+    assert!(with_cert.text().contains(ID), "公安厅 sees ID numbers: {}", with_cert.text());
+    assert!(!with_cert.text().contains(CARD), "but not bank cards");
+    let anonymous = curl(&["--cacert", &p("ca.crt"), &https]);
+    assert!(anonymous.text().contains(ID_MASKED) && !anonymous.text().contains(ID));
+    let by_key = curl(&["-H", "X-Api-Key: civil-key", &url(&gw, "/stream/residents")]);
+    assert!(by_key.text().contains(MOBILE), "civil sees mobiles: {}", by_key.text());
+    assert!(!by_key.text().contains(ID));
+    // the upstream gets the resolved department; a spoofed header is replaced
+    let h = curl(&["-H", "X-Dlp-Department: public-security", "-H", "X-Api-Key: civil-key", &url(&gw, "/stream/headers")]);
+    assert_eq!(h.json()["dept"], "civil", "{}", h.text());
+    let last = up.requests().into_iter().last().expect("request");
+    assert_eq!(last.header("x-dlp-department"), Some("civil"));
+}
+
+#[test]
+fn required_client_certificate_refuses_missing_and_foreign() {
+    let (gw, _up) = start("mtls-req", "required", "allow");
+    let d = gw.dir.clone();
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    let https = format!("https://localhost:{}/stream/residents", gw.https);
+    let none = curl(&["--cacert", &p("ca.crt"), &https]);
+    assert!(none.exit != 0 && none.status == 0, "no certificate must fail the handshake (exit {})", none.exit);
+    let foreign = curl(&["--cacert", &p("ca.crt"), "--cert", &p("stranger.crt"), "--key", &p("stranger.key"), &https]);
+    assert!(foreign.exit != 0 && foreign.status == 0, "foreign CA must be refused (exit {})", foreign.exit);
+    let ok = curl(&["--cacert", &p("ca.crt"), "--cert", &p("ps.crt"), "--key", &p("ps.key"), &https]);
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().contains(ID));
+}
+
+#[test]
+fn id_split_across_upstream_chunks_is_masked() {
+    let (gw, _up) = start("split", "none", "allow");
+    let r = curl(&[&url(&gw, "/stream/split")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("{{\"note\":\"x\",\"sfzh\":\"{ID_MASKED}\"}}"));
+    assert!(r.header("content-length").is_none(), "rewritten bodies are chunked: {:?}", r.headers);
+}
+
+#[test]
+fn gzip_upstream_is_decoded_masked_and_recompressed() {
+    let (gw, _up) = start("gzip", "none", "allow");
+    for path in ["/stream/gzip", "/strict/gzip"] {
+        let r = curl(&[&url(&gw, path)]);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.header("content-encoding").is_none(), "{path}: plaintext for a client without Accept-Encoding");
+        assert!(r.text().contains(ID_MASKED) && !r.text().contains(ID), "{path}: {}", r.text());
+        let c = curl(&["--compressed", "-H", "Accept-Encoding: gzip", &url(&gw, path)]);
+        assert_eq!(c.status, 200);
+        assert!(c.text().contains(ID_MASKED) && !c.text().contains(ID), "{path} compressed: {}", c.text());
+    }
+    let c = curl(&["--compressed", "-H", "Accept-Encoding: gzip", &url(&gw, "/stream/gzip")]);
+    assert_eq!(c.header("content-encoding"), Some("gzip"), "{:?}", c.headers);
+}
+
+#[test]
+fn zstd_upstream_fails_closed() {
+    let (gw, _up) = start("zstd", "none", "allow");
+    for path in ["/stream/zstd", "/strict/zstd"] {
+        let r = curl(&[&url(&gw, path)]);
+        assert_eq!(r.status, 502, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"], "uninspectable_body", "{path}: {}", r.text());
+    }
+}
+
+#[test]
+fn blocked_request_never_reaches_the_upstream_with_body_bytes() {
+    let (gw, up) = start("reqblock", "none", "allow");
+    // small body: decided before the upstream is contacted at all
+    let small = format!("{{\"card\":\"{CARD}\"}}");
+    for path in ["/strict/echo", "/upload/echo"] {
+        let r = curl(&["-X", "POST", "-H", "content-type: application/json", "-d", &small, &url(&gw, path)]);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"], "blocked_by_dlp");
+        assert_eq!(r.json()["rules"][0], "fin.bank_card");
+        assert!(!r.text().contains(CARD));
+    }
+    assert!(up.requests().is_empty(), "the upstream must not see blocked small requests: {:?}", up.requests());
+    // a large body (past the early-buffer size) with the card at its end
+    let mut big = "{\"filler\":\"".to_string() + &"a".repeat(200 * 1024);
+    big.push_str(&format!("\",\"card\":\"{CARD}\"}}"));
+    let file = gw.dir.join("big.json");
+    std::fs::write(&file, &big).expect("big body");
+    let at = format!("@{}", file.display());
+    for path in ["/upload/echo", "/strict/echo"] {
+        let r = curl(&["-X", "POST", "-H", "content-type: application/json", "--data-binary", &at, &url(&gw, path)]);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(*up.body_bytes.lock().expect("lock"), 0, "no body byte of a blocked request reaches the upstream");
+    // a clean upload is forwarded intact, masking applied
+    let clean = format!("{{\"phone\":\"{MOBILE}\"}}");
+    let r = curl(&["-X", "POST", "-H", "content-type: application/json", "-d", &clean, &url(&gw, "/upload/echo")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "{\"phone\":\"138****8000\"}");
+}
+
+#[test]
+fn blocked_response_returns_403_and_no_data() {
+    let (gw, _up) = start("respblock", "none", "allow");
+    let r = curl(&[&url(&gw, "/strict/notice")]);
+    assert_eq!(r.status, 403);
+    let v = r.json();
+    assert_eq!(v["error"], "blocked_by_dlp", "{}", r.text());
+    assert_eq!(v["rules"][0], "secret.marking");
+    assert!(v["incident"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(!r.text().contains("通知") && !r.text().contains("机密"), "no response data: {}", r.text());
+    // a binary type on a route that blocks them
+    let b = curl(&[&url(&gw, "/strict/image")]);
+    assert_eq!(b.status, 415);
+    assert!(!b.text().contains(ID));
+}
+
+#[test]
+fn query_and_header_values_are_inspected() {
+    let (gw, _up) = start("headers", "none", "allow");
+    let r = curl(&["-H", &format!("X-Note: 手机{MOBILE}"), &url(&gw, &format!("/stream/headers?phone={MOBILE}&a=1"))]);
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["query"], "phone=138****8000&a=1", "{}", r.text());
+    assert!(v["custom"].as_str().is_some_and(|s| !s.contains(MOBILE)), "{}", r.text());
+    let blocked = curl(&[&url(&gw, &format!("/strict/headers?card={CARD}"))]);
+    assert_eq!(blocked.status, 403);
+}
+
+#[test]
+fn unknown_callers_refused_when_configured() {
+    let (gw, _up) = start("refuse", "none", "refuse");
+    let r = curl(&[&url(&gw, "/stream/residents")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"], "department_not_recognised");
+    let ok = curl(&["-H", "X-Api-Key: civil-key", &url(&gw, "/stream/residents")]);
+    assert_eq!(ok.status, 200);
+    let bad_key = curl(&["-H", "X-Api-Key: wrong", &url(&gw, "/stream/residents")]);
+    assert_eq!(bad_key.status, 403);
+}
+
+#[test]
+fn unknown_department_policy_masks_everything() {
+    let (gw, _up) = start("unknown", "none", "allow");
+    let r = curl(&[&url(&gw, "/stream/residents")]);
+    let t = r.text();
+    for raw in [ID, CARD, MOBILE] {
+        assert!(!t.contains(raw), "{raw} must be masked for the unknown department: {t}");
+    }
+    assert!(t.contains("138****8000"));
+}
+
+#[test]
+fn upstream_down_gives_502_json() {
+    let (gw, _up) = start("down", "none", "allow");
+    let r = curl(&[&url(&gw, "/down/anything")]);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"], "upstream_error");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let n = curl(&[&url(&gw, "/nowhere")]);
+    assert_eq!(n.status, 404);
+    assert_eq!(n.json()["error"], "no_route");
+}
+
+#[test]
+fn malformed_config_exits_1_with_file_and_line() {
+    let dir = setup("badcfg");
+    let path = dir.join("dlpgate.yaml");
+    let text = config(1, "none", "allow").replace("{HTTP}", "1").replace("{HTTPS}", "2").replace("{ADMIN}", "3").replace("{DIR}", "/tmp");
+    let bad = text.replacen("identity: {unknown: allow}", "identity: {unknown: allow, colour: blue}", 1);
+    std::fs::write(&path, bad).expect("write");
+    let out = std::process::Command::new(bin()).args(["run", "-c"]).arg(&path).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().position(|l| l.starts_with("identity:")).expect("identity line") + 1;
+    assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
+    assert!(err.contains("colour"), "{err}");
+}

@@ -1,0 +1,323 @@
+//! Test harness: a real upstream HTTP/1.1 server, the real gateway binary on loopback ports,
+//! certificates generated at test time (rcgen), and curl as the client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dlpgate-it-{name}-{}-{}", std::process::id(), free_port()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tempdir");
+    d
+}
+
+/// A request as the upstream received it.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the upstream answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// More than one chunk: sent with chunked encoding, flushed separately.
+    pub chunks: Vec<Vec<u8>>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(body: impl Into<Vec<u8>>) -> Reply {
+        Reply { status: 200, headers: vec![("content-type".into(), "application/json".into())], chunks: vec![body.into()], delay: Duration::ZERO }
+    }
+    pub fn with_header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
+/// A real HTTP/1.1 upstream on an ephemeral loopback port that records what it receives.
+pub struct Upstream {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    /// Body bytes read per connection, even when the request never completed.
+    pub body_bytes: Arc<Mutex<usize>>,
+}
+
+impl Upstream {
+    pub fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Upstream {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        let port = l.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let body_bytes = Arc::new(Mutex::new(0));
+        let h: Handler = Arc::new(handler);
+        let (r2, b2) = (received.clone(), body_bytes.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let (h, r, b) = (h.clone(), r2.clone(), b2.clone());
+                std::thread::spawn(move || serve(s, h, r, b));
+            }
+        });
+        Upstream { port, received, body_bytes }
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+fn serve(s: TcpStream, h: Handler, rec: Arc<Mutex<Vec<Received>>>, bytes: Arc<Mutex<usize>>) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut l = String::new();
+            if r.read_line(&mut l).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = l.trim_end().to_string();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let mut body = Vec::new();
+        if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            let mut buf = [0u8; 8192];
+            while body.len() < len {
+                let want = (len - body.len()).min(buf.len());
+                match r.read(&mut buf[..want]) {
+                    Ok(0) | Err(_) => {
+                        *bytes.lock().expect("lock") += body.len();
+                        return;
+                    }
+                    Ok(n) => body.extend_from_slice(&buf[..n]),
+                }
+            }
+        } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut sz = String::new();
+                if r.read_line(&mut sz).unwrap_or(0) == 0 {
+                    *bytes.lock().expect("lock") += body.len();
+                    return;
+                }
+                let n = usize::from_str_radix(sz.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0u8; n + 2];
+                if r.read_exact(&mut chunk).is_err() {
+                    *bytes.lock().expect("lock") += body.len();
+                    return;
+                }
+                body.extend_from_slice(&chunk[..n]);
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        *bytes.lock().expect("lock") += body.len();
+        let req = Received { method, path, headers, body };
+        let reply = h(&req);
+        rec.lock().expect("lock").push(req);
+        let mut head = format!("HTTP/1.1 {} X\r\n", reply.status);
+        for (k, v) in &reply.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if reply.chunks.len() > 1 {
+            head.push_str("transfer-encoding: chunked\r\n\r\n");
+            if w.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for c in &reply.chunks {
+                let _ = w.write_all(format!("{:x}\r\n", c.len()).as_bytes());
+                let _ = w.write_all(c);
+                let _ = w.write_all(b"\r\n");
+                let _ = w.flush();
+                std::thread::sleep(reply.delay);
+            }
+            let _ = w.write_all(b"0\r\n\r\n");
+        } else {
+            let body = reply.chunks.first().cloned().unwrap_or_default();
+            head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+            let _ = w.write_all(head.as_bytes());
+            let _ = w.write_all(&body);
+        }
+        let _ = w.flush();
+    }
+}
+
+/// The gateway binary, killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub http: u16,
+    pub https: u16,
+    pub admin: u16,
+    pub dir: PathBuf,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dlpgate")
+}
+
+/// Test PKI: a CA, a server certificate for 127.0.0.1/localhost, client certificates.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.distinguished_name.push(DnType::CommonName, "test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_cert = ca.self_signed(&ca_key).expect("ca");
+        let srv_key = KeyPair::generate().expect("key");
+        let mut srv = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        srv.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+        srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let srv_cert = srv.signed_by(&srv_key, &ca_cert, &ca_key).expect("srv");
+        let write = |n: &str, s: String| std::fs::write(dir.join(n), s).expect("write pem");
+        write("ca.crt", ca_cert.pem());
+        write("server.crt", srv_cert.pem());
+        write("server.key", srv_key.serialize_pem());
+        // a client of the test CA with OU 公安厅, and one from a foreign CA
+        for (name, ou, foreign) in [("ps", "公安厅", false), ("stranger", "公安厅", true)] {
+            let k = KeyPair::generate().expect("key");
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.distinguished_name.push(DnType::CommonName, format!("{name}-user"));
+            p.distinguished_name.push(DnType::OrganizationalUnitName, ou);
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let c = if foreign {
+                let fk = KeyPair::generate().expect("key");
+                let mut fca = CertificateParams::new(Vec::<String>::new()).expect("params");
+                fca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                let fca = fca.self_signed(&fk).expect("fca");
+                p.signed_by(&k, &fca, &fk).expect("client")
+            } else {
+                p.signed_by(&k, &ca_cert, &ca_key).expect("client")
+            };
+            write(&format!("{name}.crt"), c.pem());
+            write(&format!("{name}.key"), k.serialize_pem());
+        }
+        Pki { dir: dir.to_path_buf() }
+    }
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    dlpgate::config::api_key_digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write `config` (with `{HTTP}`, `{HTTPS}`, `{ADMIN}`, `{DIR}` placeholders) and start the
+/// gateway; waits until `/healthz` answers.
+pub fn start_gateway(dir: &Path, config: &str) -> Gateway {
+    let (http, https, admin) = (free_port(), free_port(), free_port());
+    let cfg = config
+        .replace("{HTTP}", &http.to_string())
+        .replace("{HTTPS}", &https.to_string())
+        .replace("{ADMIN}", &admin.to_string())
+        .replace("{DIR}", &dir.display().to_string());
+    let path = dir.join("dlpgate.yaml");
+    std::fs::write(&path, cfg).expect("write config");
+    let log = std::fs::File::create(dir.join("gateway.log")).expect("log");
+    let child = Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn gateway");
+    let gw = Gateway { child, http, https, admin, dir: dir.to_path_buf() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(("127.0.0.1", admin)).is_ok() && TcpStream::connect(("127.0.0.1", http)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway did not start:\n{}", std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gw
+}
+
+/// A curl response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub exit: i32,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Run curl with `args`; headers and body are captured separately.
+pub fn curl(args: &[&str]) -> Resp {
+    let hfile = std::env::temp_dir().join(format!("dlpgate-it-h-{}-{}", std::process::id(), free_port()));
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "-D"])
+        .arg(&hfile)
+        .args(args)
+        .output()
+        .expect("curl must be installed");
+    let head = std::fs::read_to_string(&hfile).unwrap_or_default();
+    let _ = std::fs::remove_file(&hfile);
+    // the last response block (skip 100-continue)
+    let block = head.split("\r\n\r\n").filter(|b| !b.trim().is_empty()).last().unwrap_or("").to_string();
+    let mut lines = block.lines();
+    let first = lines.next().unwrap_or("");
+    let mut p = first.split_whitespace();
+    let version = p.next().unwrap_or("").to_string();
+    let status = p.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    Resp { status, version, headers, body: out.stdout, exit: out.status.code().unwrap_or(-1) }
+}
