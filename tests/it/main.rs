@@ -3,5 +3,6 @@
 
 mod gateway;
 mod harness;
+mod ops;
 mod props;
 mod samples;

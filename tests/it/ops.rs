@@ -1,0 +1,338 @@
+//! Operations: metrics, audit events, hot reload, `dlpgate check`, deployment files.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::gateway::{CARD, ID, ID_MASKED, MOBILE, start};
+use super::harness::*;
+
+fn admin(gw: &Gateway, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", gw.admin)
+}
+
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[test]
+fn metrics_count_known_traffic() {
+    let (gw, _up) = start("metrics", "none", "allow");
+    for _ in 0..3 {
+        assert_eq!(curl(&[&format!("http://127.0.0.1:{}/stream/residents", gw.http)]).status, 200);
+    }
+    assert_eq!(curl(&[&format!("http://127.0.0.1:{}/strict/notice", gw.http)]).status, 403);
+    std::thread::sleep(Duration::from_millis(200));
+    let m = curl(&[&admin(&gw, "/metrics")]).text();
+    for family in [
+        "dlpgate_requests_total",
+        "dlpgate_request_duration_seconds",
+        "dlpgate_findings_total",
+        "dlpgate_blocked_total",
+        "dlpgate_inspected_bytes_total",
+        "dlpgate_scan_duration_seconds",
+        "dlpgate_config_reloads_total",
+        "dlpgate_config_last_reload_success_timestamp_seconds",
+        "dlpgate_rules_loaded",
+        "dlpgate_build_info",
+    ] {
+        assert!(m.contains(family), "missing family {family}");
+    }
+    let stream = [("route", "stream"), ("department", "unknown")];
+    assert_eq!(metric(&m, "dlpgate_requests_total", &[stream[0], stream[1], ("status_class", "2xx")]), 3.0, "{m}");
+    assert_eq!(metric(&m, "dlpgate_findings_total", &[("rule", "cn.id_card"), ("direction", "response"), ("action", "mask"), ("department", "unknown")]), 3.0);
+    assert_eq!(metric(&m, "dlpgate_blocked_total", &[("route", "strict"), ("direction", "response"), ("reason", "dlp_rule")]), 1.0);
+    assert_eq!(metric(&m, "dlpgate_rules_loaded", &[]) + m.lines().filter(|l| l.starts_with("dlpgate_rules_loaded ")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum::<f64>(), 14.0);
+    // closed label sets: no path, client address or value ever appears
+    for leak in ["/stream/residents", "127.0.0.1", ID, MOBILE] {
+        assert!(!m.contains(leak), "metrics leak {leak}");
+    }
+    let h = curl(&[&admin(&gw, "/healthz")]);
+    assert_eq!(h.status, 200);
+    let r = curl(&[&admin(&gw, "/readyz")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["rules"], 14);
+}
+
+#[test]
+fn audit_events_carry_no_raw_values() {
+    let (gw, _up) = start("audit", "none", "allow");
+    let base = format!("http://127.0.0.1:{}", gw.http);
+    assert_eq!(curl(&[&format!("{base}/stream/residents")]).status, 200);
+    assert_eq!(curl(&["-H", "X-Api-Key: civil-key", &format!("{base}/stream/residents")]).status, 200);
+    let body = format!("{{\"card\":\"{CARD}\"}}");
+    assert_eq!(curl(&["-X", "POST", "-H", "content-type: application/json", "-d", &body, &format!("{base}/strict/echo?x=1")]).status, 403);
+    assert_eq!(curl(&[&format!("{base}/stream/nothing-sensitive")]).status, 404);
+    let path = gw.dir.join("audit.jsonl");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.lines().count() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(events.len(), 3, "{text}");
+    for raw in [ID, CARD, MOBILE, "13800138000", "6212265658323320978"] {
+        assert!(!text.contains(raw), "audit contains raw value {raw}");
+    }
+    let unknown = &events[0];
+    for field in ["ts", "event", "incident", "request_id", "listener", "route", "department", "client_ip", "method", "path", "direction", "action", "status", "findings"] {
+        assert!(!unknown[field].is_null(), "missing {field}: {unknown}");
+    }
+    assert_eq!(unknown["department"], "unknown");
+    assert_eq!(unknown["event"], "dlp.finding");
+    let id = unknown["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "cn.id_card").expect("id finding");
+    assert_eq!(id["sample"], ID_MASKED);
+    assert_eq!(id["count"], 1);
+    let fp = id["fingerprints"][0].as_str().expect("fingerprint").to_string();
+    assert_eq!(fp.len(), 16);
+    // the same ID pulled by another department has the same fingerprint
+    let civil = &events[1];
+    assert_eq!(civil["department"], "civil");
+    let civil_id = civil["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "cn.id_card").expect("id finding");
+    assert_eq!(civil_id["fingerprints"][0], fp.as_str());
+    let block = &events[2];
+    assert_eq!(block["event"], "dlp.block");
+    assert_eq!(block["path"], "/strict/echo", "query removed");
+    assert_eq!(block["status"], 403);
+    assert_eq!(block["direction"], "request");
+}
+
+fn reload(gw: &Gateway, token: &str) -> Resp {
+    curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {token}"), &admin(gw, "/reload")])
+}
+
+#[test]
+fn reload_with_a_broken_rule_keeps_the_old_rules() {
+    let (gw, _up) = start("reload", "none", "allow");
+    let url = format!("http://127.0.0.1:{}/stream/residents", gw.http);
+    assert!(curl(&[&url]).text().contains(ID_MASKED));
+    assert_eq!(reload(&gw, "wrong-token-0123456789").status, 401);
+    assert_eq!(curl(&["-X", "POST", &admin(&gw, "/reload")]).status, 401);
+    let ok = reload(&gw, "test-admin-token-0123456789");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // break a rule file: an invalid regex and an unknown key
+    let bad = "rules:\n  - id: test.bad\n    name: {en: Bad}\n    category: test\n    level: core\n    detector: {regex: '([a-z'}\n    action: mask\n    examples: {match: [x]}\n  - id: test.typo\n    name: {en: Typo}\n    category: test\n    level: core\n    detector: {keywords: [abc]}\n    action: mask\n    colour: red\n    examples: {match: [abc]}\n";
+    std::fs::write(gw.dir.join("rules/zz_bad.yaml"), bad).expect("write bad rule");
+    let r = reload(&gw, "test-admin-token-0123456789");
+    assert_eq!(r.status, 422, "{}", r.text());
+    let errs = r.json()["errors"].as_array().cloned().unwrap_or_default();
+    let all: Vec<String> = errs.iter().filter_map(|e| e.as_str().map(String::from)).collect();
+    assert!(all.iter().any(|e| e.contains("zz_bad.yaml:2") && e.contains("test.bad") && e.contains("regex")), "{all:?}");
+    assert!(all.iter().any(|e| e.contains("zz_bad.yaml:15") && e.contains("colour")), "{all:?}");
+    // the old rules keep serving
+    let after = curl(&[&url]);
+    assert_eq!(after.status, 200);
+    assert!(after.text().contains(ID_MASKED));
+    let m = curl(&[&admin(&gw, "/metrics")]).text();
+    assert!(metric(&m, "dlpgate_config_reloads_total", &[("result", "error")]) >= 1.0);
+    // SIGHUP reload after fixing the file picks up a new rule
+    let good = "rules:\n  - id: test.codeword\n    name: {en: Codeword}\n    category: test\n    level: core\n    detector: {keywords: [蓝鲸计划]}\n    action: redact\n    label: '[CODEWORD]'\n    examples: {match: [蓝鲸计划启动]}\n";
+    std::fs::write(gw.dir.join("rules/zz_bad.yaml"), good).expect("write good rule");
+    let pid = gw.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+    let mut seen = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        if curl(&[&admin(&gw, "/readyz")]).json()["rules"] == 15 {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "SIGHUP reload did not load the new rule");
+}
+
+/// A minimal keep-alive HTTP/1.1 client: returns the status of each request.
+fn get_status(stream: &mut TcpStream, path: &str) -> Option<u16> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut tmp).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(h) = text.find("\r\n\r\n") {
+            let head = &text[..h];
+            let status = head.split_whitespace().nth(1)?.parse().ok()?;
+            if let Some(cl) = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())) {
+                let len: usize = cl.parse().ok()?;
+                if buf.len() >= h + 4 + len {
+                    return Some(status);
+                }
+            } else if text[h..].contains("\r\n0\r\n\r\n") {
+                return Some(status);
+            }
+        }
+    }
+}
+
+#[test]
+fn twenty_reloads_under_load_fail_no_request() {
+    let (gw, _up) = start("reloadload", "none", "allow");
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (stop, ok, failed, port) = (stop.clone(), ok.clone(), failed.clone(), gw.http);
+        workers.push(std::thread::spawn(move || {
+            let path = if w % 2 == 0 { "/stream/residents" } else { "/strict/residents" };
+            let mut conn: Option<TcpStream> = None;
+            while !stop.load(Ordering::Relaxed) {
+                if conn.is_none() {
+                    conn = TcpStream::connect(("127.0.0.1", port)).ok();
+                }
+                let Some(c) = conn.as_mut() else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                match get_status(c, path) {
+                    Some(200) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        conn = None;
+                    }
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..20 {
+        let r = reload(&gw, "test-admin-token-0123456789");
+        assert_eq!(r.status, 200, "reload {i}: {}", r.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("during 20 reloads: {ok} requests ok, {failed} failed");
+    assert!(ok > 100, "load generator made too few requests: {ok}");
+    assert_eq!(failed, 0);
+    let m = curl(&[&admin(&gw, "/metrics")]).text();
+    assert!(metric(&m, "dlpgate_config_reloads_total", &[("result", "success")]) >= 21.0);
+}
+
+#[test]
+fn check_reports_each_kind_of_mistake_with_file_and_line() {
+    let dir = super::gateway::setup("check");
+    let good = super::gateway::config(9, "none", "allow").replace("{HTTP}", "18001").replace("{HTTPS}", "18002").replace("{ADMIN}", "18003").replace("{DIR}", "/tmp");
+    let path = dir.join("dlpgate.yaml");
+    let run = |text: &str| {
+        std::fs::write(&path, text).expect("write");
+        std::process::Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("check")
+    };
+    let out = run(&good);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let line_of = |needle: &str| good.lines().position(|l| l.contains(needle)).expect("needle") + 1;
+    let cases: Vec<(String, usize, &str)> = vec![
+        (good.replacen("identity: {unknown: allow}", "identity: {unknown: allow, colour: blue}", 1), line_of("identity:"), "colour"),
+        (good.replacen("addr: \"127.0.0.1:18001\"", "addr: \"127.0.0.1:notaport\"", 1), line_of("127.0.0.1:18001"), "invalid listen address"),
+        (good.replacen("policy: strict,", "policy: nosuch,", 1), line_of("policy: strict,"), "unknown policy"),
+        (good.replacen("cert: server.crt", "cert: missing.crt", 1), line_of("cert: server.crt"), "missing.crt"),
+        (good.replacen("client_auth: none", "client_auth: sometimes", 1), line_of("client_auth: none"), "sometimes"),
+        (good.replacen("categories: [financial.bank_card], direction: request", "categories: [financial.nothing], direction: request", 1), line_of("categories: [financial.bank_card], direction: request"), "financial.nothing"),
+    ];
+    let mut ran = 0;
+    for (text, line, needle) in &cases {
+        let out = run(text);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{needle}: {err}");
+        assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{needle}: expected line {line}: {err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+        ran += 1;
+    }
+    assert_eq!(ran, cases.len());
+    // two mistakes at once: both reported
+    let two = good.replacen("policy: strict,", "policy: nosuch,", 1).replacen("cert: server.crt", "cert: missing.crt", 1);
+    let err = String::from_utf8_lossy(&run(&two).stderr).into_owned();
+    assert!(err.contains("nosuch") && err.contains("missing.crt"), "{err}");
+    // a rule file mistake is reported with the rule file's line
+    std::fs::write(dir.join("rules/zz.yaml"), "rules:\n  - id: x.y\n    name: {en: X}\n    category: c\n    level: core\n    detector: {builtin: nope}\n    action: mask\n    examples: {match: [a]}\n").expect("rule");
+    let out = run(&good);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("zz.yaml:2") && err.contains("unknown builtin"), "{err}");
+}
+
+#[test]
+fn check_accepts_the_deploy_example() {
+    // deploy/dlpgate.yaml names files relative to its directory (/etc/dlpgate in production):
+    // build that layout in a temporary directory with generated certificates and keys
+    let dir = tempdir("deploy");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/dlpgate.yaml")).expect("deploy config");
+    std::fs::create_dir_all(dir.join("tls")).expect("tls");
+    std::fs::create_dir_all(dir.join("secrets")).expect("secrets");
+    Pki::new(&dir.join("tls"));
+    for f in ["client-ca.crt", "upstream-ca.crt"] {
+        std::fs::copy(dir.join("tls/ca.crt"), dir.join("tls").join(f)).expect("ca copy");
+    }
+    for f in ["admin.token", "hash.key", "fingerprint.key"] {
+        std::fs::write(dir.join("secrets").join(f), "0123456789abcdef0123456789abcdef\n").expect("secret");
+    }
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).expect("rules");
+    for (p, t) in dlpgate::engine::DEFAULT_RULE_FILES {
+        std::fs::write(rules.join(p.replace('/', "_")), t).expect("rule");
+    }
+    let path = dir.join("dlpgate.yaml");
+    std::fs::write(&path, text).expect("config");
+    let out = std::process::Command::new(bin()).args(["check", "--print", "-c"]).arg(&path).output().expect("check");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("department public-security"), "{stdout}");
+    assert!(stdout.contains("route population"), "{stdout}");
+}
+
+#[test]
+fn deploy_files_parse() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let mut stack = vec![root];
+    let (mut yaml, mut json) = (0, 0);
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("deploy dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            match p.extension().and_then(|x| x.to_str()) {
+                Some("yaml" | "yml") => {
+                    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                        serde_yaml_ng::Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    }
+                    yaml += 1;
+                }
+                Some("json") => {
+                    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    json += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(yaml >= 10 && json >= 1, "yaml {yaml}, json {json}");
+    // promtool, where installed, checks the alert rules
+    if let Ok(out) = std::process::Command::new("promtool").args(["check", "rules", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yaml")]).output() {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+use serde::Deserialize;
