@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo bench --bench engine` (add `-- --quick` for a short run).
 
+#![allow(clippy::expect_used)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dlpgate::engine::{Action, HashKey, Transformer, default_rules};
 use std::hint::black_box;

@@ -109,9 +109,13 @@ pub struct MaskArgs {
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Run { config, upgrade }) => crate::gateway::server::run_server(&config, crate::gateway::server::RunOptions { upgrade }),
+        Some(Command::Run { config, upgrade }) => {
+            crate::gateway::server::run_server(&config, crate::gateway::server::RunOptions { upgrade })
+        }
         None => crate::gateway::server::run_server(std::path::Path::new("dlpgate.yaml"), Default::default()),
-        Some(Command::Demo { dir, http, https, admin, backend }) => demo(crate::gateway::demo::DemoOptions { dir, http, https, admin, backend }),
+        Some(Command::Demo { dir, http, https, admin, backend }) => {
+            demo(crate::gateway::demo::DemoOptions { dir, http, https, admin, backend })
+        }
         Some(Command::Check { config, print }) => check(&config, print),
         Some(Command::Scan(a)) => scan(a),
         Some(Command::Mask(a)) => mask(a),
@@ -199,16 +203,8 @@ fn scan(a: ScanArgs) -> Result<()> {
                 lines.push(b'\n');
             }
             Format::Text => {
-                let line = format!(
-                    "{}-{}\t{}\t{}\t{}\t{}\t{}\n",
-                    f.start,
-                    f.end,
-                    r.id,
-                    r.level,
-                    r.category,
-                    r.action,
-                    sample
-                );
+                let line =
+                    format!("{}-{}\t{}\t{}\t{}\t{}\t{}\n", f.start, f.end, r.id, r.level, r.category, r.action, sample);
                 lines.extend_from_slice(line.as_bytes());
             }
         }

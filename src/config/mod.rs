@@ -99,7 +99,13 @@ struct RawServer {
 
 impl Default for RawServer {
     fn default() -> Self {
-        Self { threads: d_threads(), pid_file: None, upgrade_sock: None, grace_period_seconds: d_grace(), graceful_shutdown_timeout_seconds: d_shutdown() }
+        Self {
+            threads: d_threads(),
+            pid_file: None,
+            upgrade_sock: None,
+            grace_period_seconds: d_grace(),
+            graceful_shutdown_timeout_seconds: d_shutdown(),
+        }
     }
 }
 
@@ -187,7 +193,12 @@ struct RawIdentity {
 
 impl Default for RawIdentity {
     fn default() -> Self {
-        Self { api_key_header: d_key_header(), trusted_proxies: vec![], department_header: d_dept_header(), unknown: UnknownMode::Allow }
+        Self {
+            api_key_header: d_key_header(),
+            trusted_proxies: vec![],
+            department_header: d_dept_header(),
+            unknown: UnknownMode::Allow,
+        }
     }
 }
 
@@ -510,9 +521,19 @@ impl Inspect {
             return true;
         }
         if self.content_types.is_empty() {
-            DEFAULT_CONTENT_TYPES.iter().any(|t| if t.starts_with('+') { ct.ends_with(t) } else if t.ends_with('/') { ct.starts_with(t) } else { ct == *t })
+            DEFAULT_CONTENT_TYPES.iter().any(|t| {
+                if t.starts_with('+') {
+                    ct.ends_with(t)
+                } else if t.ends_with('/') {
+                    ct.starts_with(t)
+                } else {
+                    ct == *t
+                }
+            })
         } else {
-            self.content_types.iter().any(|t| ct == t.to_ascii_lowercase() || (t.ends_with('/') && ct.starts_with(&t.to_ascii_lowercase())))
+            self.content_types
+                .iter()
+                .any(|t| ct == t.to_ascii_lowercase() || (t.ends_with('/') && ct.starts_with(&t.to_ascii_lowercase())))
         }
     }
 }
@@ -531,8 +552,10 @@ pub struct Route {
 
 impl Route {
     pub fn matches(&self, host: &str, path: &str) -> bool {
-        let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
-        (self.hosts.is_empty() || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))) && path.starts_with(&self.path_prefix)
+        let host =
+            host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
+            && path.starts_with(&self.path_prefix)
     }
 }
 
@@ -696,7 +719,12 @@ fn find_line(text: &str, key: &str, value: Option<&str>) -> usize {
 /// Load and compile a configuration file. Every problem is reported at once.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line: 0, key: String::new(), msg: format!("cannot read config: {e}") }])
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: String::new(),
+            msg: format!("cannot read config: {e}"),
+        }])
     })?;
     load_str(path, &text)
 }
@@ -721,7 +749,12 @@ pub fn load_str(path: &Path, text: &str) -> Result<Snapshot, ConfigErrors> {
         }
     }
     if c.errs.is_empty() {
-        c.errs.push(ConfigError { file: path.to_path_buf(), line: 0, key: String::new(), msg: "configuration did not compile".into() });
+        c.errs.push(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: String::new(),
+            msg: "configuration did not compile".into(),
+        });
     }
     Err(ConfigErrors(c.errs))
 }
@@ -806,7 +839,12 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
             for re in e.0 {
-                c.errs.push(ConfigError { file: re.file.clone(), line: re.line, key: re.rule.map(|r| format!("rule {r}")).unwrap_or_default(), msg: re.msg });
+                c.errs.push(ConfigError {
+                    file: re.file.clone(),
+                    line: re.line,
+                    key: re.rule.map(|r| format!("rule {r}")).unwrap_or_default(),
+                    msg: re.msg,
+                });
             }
             None
         }
@@ -839,11 +877,19 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         let mut keys = Vec::new();
         for k in &d.matcher.api_key_sha256 {
             let bytes: Option<Vec<u8>> = (k.len() == 64)
-                .then(|| (0..32).map(|i| u8::from_str_radix(k.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16).ok()).collect::<Option<Vec<u8>>>())
+                .then(|| {
+                    (0..32)
+                        .map(|i| u8::from_str_radix(k.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16).ok())
+                        .collect::<Option<Vec<u8>>>()
+                })
                 .flatten();
             match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
                 Some(b) => keys.push(b),
-                None => c.err("api_key_sha256", Some(k), "expected 64 hex digits (SHA-256 of the key; `printf %s KEY | sha256sum`)"),
+                None => c.err(
+                    "api_key_sha256",
+                    Some(k),
+                    "expected 64 hex digits (SHA-256 of the key; `printf %s KEY | sha256sum`)",
+                ),
             }
         }
         let mut cidrs = Vec::new();
@@ -883,8 +929,10 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
 
     // policies
     let route_ids: Vec<String> = raw.routes.iter().map(|r| r.id.clone()).collect();
-    let categories: Vec<String> = rules.as_ref().map(|r| r.rules().iter().map(|x| x.category.clone()).collect()).unwrap_or_default();
-    let rule_ids: Vec<String> = rules.as_ref().map(|r| r.rules().iter().map(|x| x.id.clone()).collect()).unwrap_or_default();
+    let categories: Vec<String> =
+        rules.as_ref().map(|r| r.rules().iter().map(|x| x.category.clone()).collect()).unwrap_or_default();
+    let rule_ids: Vec<String> =
+        rules.as_ref().map(|r| r.rules().iter().map(|x| x.id.clone()).collect()).unwrap_or_default();
     let mut policies: Vec<Policy> = Vec::new();
     for p in raw.policies {
         if policies.iter().any(|x| x.id == p.id) {
@@ -951,13 +999,21 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         for a in &r.upstream.addrs {
             match a.parse::<SocketAddr>() {
                 Ok(x) => addrs.push(x),
-                Err(_) => c.err("addrs", Some(a), format!("route {}: invalid upstream address {a:?} (expected ip:port)", r.id)),
+                Err(_) => c.err(
+                    "addrs",
+                    Some(a),
+                    format!("route {}: invalid upstream address {a:?} (expected ip:port)", r.id),
+                ),
             }
         }
         let ca_file = if r.upstream.ca_file.is_empty() { None } else { c.readable("ca_file", &r.upstream.ca_file) };
         let i = r.inspect;
         if i.max_buffer == 0 || i.max_buffer > 256 << 20 {
-            c.err("max_buffer", Some(&i.max_buffer.to_string()), format!("route {}: max_buffer must be 1..=268435456 bytes", r.id));
+            c.err(
+                "max_buffer",
+                Some(&i.max_buffer.to_string()),
+                format!("route {}: max_buffer must be 1..=268435456 bytes", r.id),
+            );
         }
         let may_block = match &rules {
             Some(rs) => departments

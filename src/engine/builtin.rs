@@ -217,7 +217,7 @@ impl Builtins {
                     }
                 }
                 let with_x = hi == k - 1 && c.x;
-                if n > 19 || n < 10 {
+                if !(10..=19).contains(&n) {
                     continue;
                 }
                 let start = c.g[lo].0 - usize::from(lo == 0 && c.paren);
@@ -251,8 +251,11 @@ impl Builtins {
                 .or_else(|| ok(Builtin::BankCard, validate::bank_card, d)),
             15 => ok(Builtin::CnIdCard15, validate::cn_id_card_15, d)
                 .or_else(|| ok(Builtin::BankCard, validate::bank_card, d))
-                .or_else(|| if d.starts_with(b"0086") { ok(Builtin::CnMobile, validate::cn_mobile, &d[4..]) } else { None }),
-            11 => ok(Builtin::CnMobile, validate::cn_mobile, d).or_else(|| ok(Builtin::CnLandline, validate::cn_landline, d)),
+                .or_else(|| {
+                    if d.starts_with(b"0086") { ok(Builtin::CnMobile, validate::cn_mobile, &d[4..]) } else { None }
+                }),
+            11 => ok(Builtin::CnMobile, validate::cn_mobile, d)
+                .or_else(|| ok(Builtin::CnLandline, validate::cn_landline, d)),
             10 | 12 => ok(Builtin::CnLandline, validate::cn_landline, d),
             13 if d.starts_with(b"86") => {
                 return ok(Builtin::CnMobile, validate::cn_mobile, &d[2..]).map(|r| (r, 2));
@@ -310,7 +313,8 @@ impl Builtins {
         }
         if let Some(rule) = self.rule(Builtin::CnPlate) {
             // 豫A12345 / 豫AD12345: province, then the whole token
-            if (6..=7).contains(&len) && plate_letter(tok[0]) && plate_serial(&tok[1..]) && ends_with_province(&t[..ts]) {
+            if (6..=7).contains(&len) && plate_letter(tok[0]) && plate_serial(&tok[1..]) && ends_with_province(&t[..ts])
+            {
                 out.push(Hit { rule, start: ts - 3, end: te });
                 return te;
             }
@@ -364,7 +368,8 @@ impl Chain {
                 return (digits, e + usize::from(is_x_suffix(t, i, e)));
             }
             let sep = t[e];
-            let joins = matches!(sep, b' ' | b'-') || (sep == b')' && groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0');
+            let joins =
+                matches!(sep, b' ' | b'-') || (sep == b')' && groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0');
             if joins && t[e + 1].is_ascii_digit() {
                 i = e + 1;
             } else {
@@ -570,7 +575,11 @@ fn scan_emails(t: &[u8], rule: u32, out: &mut Vec<Hit>) {
         let domain = &t[at + 1..de];
         let Some(dot) = domain.iter().rposition(|&b| b == b'.') else { continue };
         let tld = &domain[dot + 1..];
-        if tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) || domain.starts_with(b".") || domain.windows(2).any(|w| w == b"..") {
+        if tld.len() < 2
+            || !tld.iter().all(u8::is_ascii_alphabetic)
+            || domain.starts_with(b".")
+            || domain.windows(2).any(|w| w == b"..")
+        {
             continue;
         }
         if ASSET_TLDS.iter().any(|a| tld.eq_ignore_ascii_case(a)) {
@@ -620,7 +629,10 @@ mod tests {
             ("card 6217 9907 8969 2948 627", &[("bank_card", "6217 9907 8969 2948 627")]),
             ("信用代码91410700425648857P", &[("cn_uscc", "91410700425648857P")]),
             ("护照E02360901", &[("cn_passport", "E02360901")]),
-            ("车牌豫F07963,豫R·54S39 青D·54346", &[("cn_plate", "豫F07963"), ("cn_plate", "豫R·54S39"), ("cn_plate", "青D·54346")]),
+            (
+                "车牌豫F07963,豫R·54S39 青D·54346",
+                &[("cn_plate", "豫F07963"), ("cn_plate", "豫R·54S39"), ("cn_plate", "青D·54346")],
+            ),
             ("mail a.b@henan.gov.cn logo@2x.png", &[("email", "a.b@henan.gov.cn")]),
             ("豫政办〔2019〕40号", &[]),
         ];

@@ -212,7 +212,10 @@ impl RuleSet {
                 kw_entries.push((
                     idx,
                     kws.clone(),
-                    Exclusions { not_followed_by: d.not_followed_by.clone(), not_preceded_by: d.not_preceded_by.clone() },
+                    Exclusions {
+                        not_followed_by: d.not_followed_by.clone(),
+                        not_preceded_by: d.not_preceded_by.clone(),
+                    },
                 ));
                 "keywords".to_string()
             } else if let Some(re) = &d.regex {
@@ -339,7 +342,6 @@ impl RuleSet {
         report
     }
 }
-
 
 /// The default rule set shipped in `rules/`, compiled into the binary so `dlpgate` works anywhere.
 pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[

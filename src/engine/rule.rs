@@ -304,7 +304,8 @@ mod tests {
 
     #[test]
     fn item_lines_finds_each_rule() {
-        let text = "# c\nrules:\n  - id: a\n    name: {en: A}\n  - id: b\n    detector:\n      keywords:\n        - x\n";
+        let text =
+            "# c\nrules:\n  - id: a\n    name: {en: A}\n  - id: b\n    detector:\n      keywords:\n        - x\n";
         assert_eq!(item_lines(text), vec![3, 5]);
     }
 

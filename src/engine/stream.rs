@@ -165,11 +165,31 @@ impl StreamScanner {
 /// True when no value can span the position `c` (between `buf[c-1]` and `buf[c]`).
 fn is_break_before(buf: &[u8], c: usize) -> bool {
     let b = buf[c - 1];
-    if matches!(b, b'\n' | b'\r' | b'\t' | b'"' | b'\'' | b',' | b'<' | b'>' | b'{' | b'}' | b'[' | b']' | b'|' | b'=' | b':' | b'!' | b'?') {
+    if matches!(
+        b,
+        b'\n'
+            | b'\r'
+            | b'\t'
+            | b'"'
+            | b'\''
+            | b','
+            | b'<'
+            | b'>'
+            | b'{'
+            | b'}'
+            | b'['
+            | b']'
+            | b'|'
+            | b'='
+            | b':'
+            | b'!'
+            | b'?'
+    ) {
         return true;
     }
     // full-width comma/colon/semicolon and ideographic full stop: ， ： ； 。
-    c >= 3 && matches!(&buf[c - 3..c], [0xEF, 0xBC, 0x8C] | [0xEF, 0xBC, 0x9A] | [0xEF, 0xBC, 0x9B] | [0xE3, 0x80, 0x82])
+    c >= 3
+        && matches!(&buf[c - 3..c], [0xEF, 0xBC, 0x8C] | [0xEF, 0xBC, 0x9A] | [0xEF, 0xBC, 0x9B] | [0xE3, 0x80, 0x82])
 }
 
 /// Whole-buffer helper with the same signature shape, for callers that hold the full body.

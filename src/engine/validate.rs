@@ -3,8 +3,8 @@
 
 /// Province-level codes of GB/T 2260 (first two digits of a resident ID / region code).
 const PROVINCES: &[u8] = &[
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-    53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 91,
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63,
+    64, 65, 71, 81, 82, 91,
 ];
 
 fn digit(b: u8) -> Option<u32> {
@@ -261,7 +261,8 @@ impl Validator {
 
     /// Check a candidate; separators and non-alphanumerics are ignored, letters uppercased.
     pub fn check(self, candidate: &[u8]) -> bool {
-        let canon: Vec<u8> = candidate.iter().filter(|b| b.is_ascii_alphanumeric() || **b == b'.').map(u8::to_ascii_uppercase).collect();
+        let canon: Vec<u8> =
+            candidate.iter().filter(|b| b.is_ascii_alphanumeric() || **b == b'.').map(u8::to_ascii_uppercase).collect();
         match self {
             Self::Luhn => luhn(&canon),
             Self::BankCard => bank_card(&canon),
@@ -306,9 +307,9 @@ mod tests {
             ("uscc", cn_uscc, "Y141012271459S97XH", false), // S not in alphabet
             ("card", bank_card, "6212265658323320978", true),
             ("card", bank_card, "5525996473976268", true),
-            ("card", bank_card, "6214830341106600", false),    // Luhn fails
+            ("card", bank_card, "6214830341106600", false), // Luhn fails
             ("card", bank_card, "1891883329151136826", false), // snowflake id
-            ("card", bank_card, "20231201155129371", false),   // timestamp
+            ("card", bank_card, "20231201155129371", false), // timestamp
             ("mobile", cn_mobile, "13800138000", true),
             ("mobile", cn_mobile, "19290338476", true),
             ("mobile", cn_mobile, "10663603756", false),

@@ -46,25 +46,37 @@ impl ServeHttp for Admin {
             ("GET", "/healthz") => json(200, serde_json::json!({"status": "ok"})),
             ("GET", "/readyz") => {
                 let a = self.store.load();
-                json(200, serde_json::json!({"status": "ready", "rules": a.rules.rules().len(), "routes": a.routes.len()}))
+                json(
+                    200,
+                    serde_json::json!({"status": "ready", "rules": a.rules.rules().len(), "routes": a.routes.len()}),
+                )
             }
             ("POST", "/reload") => {
                 let expected = self.store.load().admin.token.clone();
                 let Some(expected) = expected else {
-                    return json(403, serde_json::json!({"error": "reload disabled: admin.token_file is not configured"}));
+                    return json(
+                        403,
+                        serde_json::json!({"error": "reload disabled: admin.token_file is not configured"}),
+                    );
                 };
-                let auth = s.req_header().headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let auth =
+                    s.req_header().headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
                 if !token_ok(&expected, auth.as_deref()) {
                     return json(401, serde_json::json!({"error": "invalid or missing bearer token"}));
                 }
                 let store = self.store.clone();
                 match tokio::task::spawn_blocking(move || store.reload()).await {
                     Ok(Ok(())) => json(200, serde_json::json!({"status": "reloaded"})),
-                    Ok(Err(errs)) => json(422, serde_json::json!({"error": "reload refused; previous configuration still active", "errors": errs})),
+                    Ok(Err(errs)) => json(
+                        422,
+                        serde_json::json!({"error": "reload refused; previous configuration still active", "errors": errs}),
+                    ),
                     Err(_) => json(500, serde_json::json!({"error": "reload task failed"})),
                 }
             }
-            (_, "/metrics" | "/healthz" | "/readyz" | "/reload") => json(405, serde_json::json!({"error": "method not allowed"})),
+            (_, "/metrics" | "/healthz" | "/readyz" | "/reload") => {
+                json(405, serde_json::json!({"error": "method not allowed"}))
+            }
             _ => json(404, serde_json::json!({"error": "not found"})),
         }
     }

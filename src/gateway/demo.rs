@@ -9,7 +9,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
 
 /// Ports and directory of the demo.
 #[derive(Debug, Clone)]
@@ -44,7 +46,8 @@ const NOTICE: &str = "机密★1年\n关于数据共享平台升级的通知\n�
 
 /// A minimal HTTP/1.1 backend, one thread per connection. Demo use only.
 pub fn start_backend(port: u16) -> Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).with_context(|| format!("demo backend: cannot bind 127.0.0.1:{port}"))?;
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("demo backend: cannot bind 127.0.0.1:{port}"))?;
     std::thread::Builder::new().name("demo-backend".into()).spawn(move || {
         for stream in listener.incoming().flatten() {
             let _ = std::thread::Builder::new().spawn(move || serve(stream));
@@ -132,7 +135,9 @@ pub fn dev_certs(dir: &Path) -> Result<()> {
     cli.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let cli_cert = cli.signed_by(&cli_key, &ca_cert, &ca_key)?;
 
-    let w = |name: &str, data: String| std::fs::write(dir.join(name), data).with_context(|| format!("writing {}", dir.join(name).display()));
+    let w = |name: &str, data: String| {
+        std::fs::write(dir.join(name), data).with_context(|| format!("writing {}", dir.join(name).display()))
+    };
     w("ca.crt", ca_cert.pem())?;
     w("server.crt", srv_cert.pem())?;
     w("server.key", srv_key.serialize_pem())?;

@@ -50,12 +50,20 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
                 // this path cannot stream request bodies: oversize is refused whatever on_error says
                 let _ = gw.uninspectable_pub(ctx, active, route, Direction::Request, "request body exceeds max_buffer");
                 ctx.block_dir = Some(Direction::Request);
-                return answer(session, ctx, Verdict::Uninspectable { status: 413, reason: "request body exceeds max_buffer" }).await;
+                return answer(
+                    session,
+                    ctx,
+                    Verdict::Uninspectable { status: 413, reason: "request body exceeds max_buffer" },
+                )
+                .await;
             }
         }
     }
     let p = &active.policies[r.policy];
-    if !body.is_empty() && r.inspect.request && p.may_act(active.rules.rules(), &active.departments[ctx.dept], &r.id, Direction::Request) {
+    if !body.is_empty()
+        && r.inspect.request
+        && p.may_act(active.rules.rules(), &active.departments[ctx.dept], &r.id, Direction::Request)
+    {
         let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         if !r.inspect.scannable(ct.as_deref()) {
             if let Some(v) = gw.binary_pub(ctx, active, route, Direction::Request) {
@@ -127,7 +135,9 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
             Coding::Identity => {}
             Coding::Decode(kind) => decoder = Decoder::new(kind),
             Coding::Unsupported => {
-                if let Some(v) = gw.uninspectable_pub(ctx, active, route, Direction::Response, "undecodable content-encoding") {
+                if let Some(v) =
+                    gw.uninspectable_pub(ctx, active, route, Direction::Response, "undecodable content-encoding")
+                {
                     up.shutdown().await;
                     return answer(session, ctx, v).await;
                 }

@@ -51,7 +51,14 @@ impl FindingLog {
         }
         let mut s = Vec::new();
         mask(value, &r.mask, &mut s);
-        self.entries.push(LogEntry { dir, rule, action, count: 1, sample: String::from_utf8_lossy(&s).into_owned(), fingerprints: vec![fp] });
+        self.entries.push(LogEntry {
+            dir,
+            rule,
+            action,
+            count: 1,
+            sample: String::from_utf8_lossy(&s).into_owned(),
+            fingerprints: vec![fp],
+        });
     }
 
     /// The strongest action recorded (allow when nothing was).
@@ -61,7 +68,12 @@ impl FindingLog {
 
     /// Ids of rules whose findings were blocked.
     pub fn blocked_rules(&self, snap: &Snapshot) -> Vec<String> {
-        let mut v: Vec<String> = self.entries.iter().filter(|e| e.action == Action::Block).map(|e| snap.rules.rules()[e.rule].id.clone()).collect();
+        let mut v: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Block)
+            .map(|e| snap.rules.rules()[e.rule].id.clone())
+            .collect();
         v.dedup();
         v
     }
@@ -92,7 +104,14 @@ pub fn decide(snap: &Snapshot, route: usize, dept: usize, dir: Direction, rule: 
 }
 
 /// Scan a complete buffer; returns the transformed bytes and whether a finding was blocked.
-pub fn scan_buffer(snap: &Snapshot, route: usize, dept: usize, dir: Direction, log: &mut FindingLog, input: &[u8]) -> (Vec<u8>, bool) {
+pub fn scan_buffer(
+    snap: &Snapshot,
+    route: usize,
+    dept: usize,
+    dir: Direction,
+    log: &mut FindingLog,
+    input: &[u8],
+) -> (Vec<u8>, bool) {
     let t0 = Instant::now();
     let mut out = Vec::with_capacity(input.len());
     let mut blocked = false;
@@ -210,7 +229,16 @@ pub struct BodyInspector {
 
 impl BodyInspector {
     pub fn new(dir: Direction, decoder: Option<Decoder>, limits: DecodeLimits) -> Self {
-        Self { scanner: StreamScanner::new(), decoder, limits, dir, blocked: false, encoded_in: 0, decoded: 0, plain: Vec::new() }
+        Self {
+            scanner: StreamScanner::new(),
+            decoder,
+            limits,
+            dir,
+            blocked: false,
+            encoded_in: 0,
+            decoded: 0,
+            plain: Vec::new(),
+        }
     }
 
     /// Feed a chunk (and/or end of stream); transformed output is appended to `out`.
@@ -238,7 +266,9 @@ impl BodyInspector {
                 if self.decoded > self.limits.max_decompressed as u64 {
                     return Err("decompressed body exceeds max_decompressed");
                 }
-                if self.decoded > (1 << 20) && self.decoded > self.encoded_in.saturating_mul(self.limits.max_ratio as u64) {
+                if self.decoded > (1 << 20)
+                    && self.decoded > self.encoded_in.saturating_mul(self.limits.max_ratio as u64)
+                {
                     return Err("compression ratio exceeds max_ratio");
                 }
                 &self.plain

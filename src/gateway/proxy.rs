@@ -165,7 +165,12 @@ impl Gateway {
         }
         // route
         let req = session.req_header();
-        let host = req.uri.host().map(str::to_string).or_else(|| header_str(req, "host").map(str::to_string)).unwrap_or_default();
+        let host = req
+            .uri
+            .host()
+            .map(str::to_string)
+            .or_else(|| header_str(req, "host").map(str::to_string))
+            .unwrap_or_default();
         let Some(route) = snap.route(&host, req.uri.path()) else {
             return Some(Verdict::NoRoute);
         };
@@ -183,7 +188,17 @@ impl Gateway {
                 ctx.new_query = Some(encode_query(&out));
             }
         }
-        let skip = ["host", "content-length", "content-type", "content-encoding", "transfer-encoding", "connection", "accept", "accept-encoding", snap.identity.api_key_header.as_str()];
+        let skip = [
+            "host",
+            "content-length",
+            "content-type",
+            "content-encoding",
+            "transfer-encoding",
+            "connection",
+            "accept",
+            "accept-encoding",
+            snap.identity.api_key_header.as_str(),
+        ];
         for (name, value) in req.headers.iter() {
             if skip.contains(&name.as_str()) {
                 continue;
@@ -208,18 +223,29 @@ impl Gateway {
 
     /// Choose how to handle the request body; reads it now when it is small and a decision is
     /// needed, so a blocked request never reaches the upstream.
-    async fn plan_request_body(&self, session: &mut Session, ctx: &mut Ctx, snap: &Snapshot, route: usize) -> Result<Option<Verdict>> {
+    async fn plan_request_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        snap: &Snapshot,
+        route: usize,
+    ) -> Result<Option<Verdict>> {
         let r = &snap.routes[route];
         let p = &snap.policies[r.policy];
         let dept = &snap.departments[ctx.dept];
-        if !r.inspect.request || session.as_mut().is_body_empty() || !p.may_act(snap.rules.rules(), dept, &r.id, Direction::Request) {
+        if !r.inspect.request
+            || session.as_mut().is_body_empty()
+            || !p.may_act(snap.rules.rules(), dept, &r.id, Direction::Request)
+        {
             return Ok(None);
         }
         let ct = header_str(session.req_header(), "content-type").map(str::to_string);
         if !r.inspect.scannable(ct.as_deref()) {
             return Ok(self.binary(ctx, snap, route, Direction::Request));
         }
-        if let Coding::Unsupported | Coding::Decode(_) = inspect::coding(header_str(session.req_header(), "content-encoding")) {
+        if let Coding::Unsupported | Coding::Decode(_) =
+            inspect::coding(header_str(session.req_header(), "content-encoding"))
+        {
             return Ok(self.uninspectable(ctx, snap, route, Direction::Request, "encoded request body"));
         }
         let may_block = r.may_block.get(ctx.dept).is_some_and(|m| m[0]);
@@ -261,13 +287,26 @@ impl Gateway {
     }
 
     /// A body that cannot be inspected: block (fail closed) or pass with an alert, per route.
-    fn uninspectable(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction, reason: &'static str) -> Option<Verdict> {
+    fn uninspectable(
+        &self,
+        ctx: &mut Ctx,
+        snap: &Snapshot,
+        route: usize,
+        dir: Direction,
+        reason: &'static str,
+    ) -> Option<Verdict> {
         let r = &snap.routes[route];
         Metrics::get().uninspected.with_label_values(&[&r.id, reason_label(reason)]).inc();
         ctx.reason = Some(reason);
         if r.inspect.on_error == FailMode::Block {
             ctx.block_dir = Some(dir);
-            let status = if dir == Direction::Response { 502 } else if reason.contains("max_buffer") { 413 } else { 415 };
+            let status = if dir == Direction::Response {
+                502
+            } else if reason.contains("max_buffer") {
+                413
+            } else {
+                415
+            };
             return Some(Verdict::Uninspectable { status, reason });
         }
         None
@@ -339,14 +378,22 @@ impl Gateway {
         let m = Metrics::get();
         let route_id = ctx.route.map(|r| snap.routes[r].id.as_str()).unwrap_or("none");
         let dept_id = snap.departments.get(ctx.dept).map(|d| d.id.as_str()).unwrap_or("unknown");
-        let status = if ctx.status != 0 { ctx.status } else { session.response_written().map(|r| r.status.as_u16()).unwrap_or(0) };
+        let status = if ctx.status != 0 {
+            ctx.status
+        } else {
+            session.response_written().map(|r| r.status.as_u16()).unwrap_or(0)
+        };
         m.requests.with_label_values(&[route_id, dept_id, status_class(status)]).inc();
         if let Some(t) = ctx.start {
             m.request_duration.with_label_values(&[route_id]).observe(t.elapsed().as_secs_f64());
         }
         let blocked = ctx.block_dir.is_some();
         if blocked {
-            let reason = if ctx.log.strongest() == Action::Block { "dlp_rule" } else { ctx.reason.map(reason_label).unwrap_or("policy") };
+            let reason = if ctx.log.strongest() == Action::Block {
+                "dlp_rule"
+            } else {
+                ctx.reason.map(reason_label).unwrap_or("policy")
+            };
             let dir = ctx.block_dir.unwrap_or(Direction::Request);
             m.blocked.with_label_values(&[route_id, dept_id, dir.as_str(), reason]).inc();
         }
@@ -406,7 +453,9 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.store.load();
         ctx.snap = Some(snap.clone());
-        if let Some(c) = session.downstream_modules_ctx.get_mut::<pingora::modules::http::compression::ResponseCompression>() {
+        if let Some(c) =
+            session.downstream_modules_ctx.get_mut::<pingora::modules::http::compression::ResponseCompression>()
+        {
             c.adjust_algorithm_level(pingora::protocols::http::compression::Algorithm::Brotli, 0);
             c.adjust_algorithm_level(pingora::protocols::http::compression::Algorithm::Zstd, 0);
         }
@@ -438,12 +487,23 @@ impl ProxyHttp for Gateway {
         Ok(self.peer(&snap, route))
     }
 
-    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         let snap = ctx.snap()?;
         self.prepare_upstream(req, ctx, &snap)
     }
 
-    async fn request_body_filter(&self, session: &mut Session, body: &mut Option<Bytes>, eos: bool, ctx: &mut Ctx) -> Result<()> {
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        eos: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         let snap = ctx.snap()?;
         let Some(route) = ctx.route else { return Ok(()) };
         match &mut ctx.req_body {
@@ -473,7 +533,8 @@ impl ProxyHttp for Gateway {
                     return Ok(());
                 }
                 let held = std::mem::take(buf);
-                let (out, blocked) = inspect::scan_buffer(&snap, route, ctx.dept, Direction::Request, &mut ctx.log, &held);
+                let (out, blocked) =
+                    inspect::scan_buffer(&snap, route, ctx.dept, Direction::Request, &mut ctx.log, &held);
                 if blocked {
                     let v = self.block(ctx, &snap, Direction::Request);
                     return self.refuse(session, ctx, v).await;
@@ -482,7 +543,13 @@ impl ProxyHttp for Gateway {
                     // the length changed but the upstream already has Content-Length: keep it
                     // consistent by sending the original length padded is impossible; refuse
                     // to rewrite, fall back to the on_error mode
-                    if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Request, "request body rewrite changes its length") {
+                    if let Some(v) = self.uninspectable(
+                        ctx,
+                        &snap,
+                        route,
+                        Direction::Request,
+                        "request body rewrite changes its length",
+                    ) {
                         return self.refuse(session, ctx, v).await;
                     }
                     *body = Some(Bytes::from(held));
@@ -513,9 +580,14 @@ impl ProxyHttp for Gateway {
         let snap = ctx.snap()?;
         let Some(route) = ctx.route else { return Ok(()) };
         let r = &snap.routes[route];
-        let no_body = session.req_header().method == http::Method::HEAD || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
+        let no_body = session.req_header().method == http::Method::HEAD
+            || matches!(resp.status.as_u16(), 204 | 304)
+            || resp.status.is_informational();
         let p = &snap.policies[r.policy];
-        if no_body || !r.inspect.response || !p.may_act(snap.rules.rules(), &snap.departments[ctx.dept], &r.id, Direction::Response) {
+        if no_body
+            || !r.inspect.response
+            || !p.may_act(snap.rules.rules(), &snap.departments[ctx.dept], &r.id, Direction::Response)
+        {
             return Ok(());
         }
         let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -532,7 +604,9 @@ impl ProxyHttp for Gateway {
             Coding::Identity => None,
             Coding::Decode(kind) => Decoder::new(kind),
             Coding::Unsupported => {
-                if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Response, "undecodable content-encoding") {
+                if let Some(v) =
+                    self.uninspectable(ctx, &snap, route, Direction::Response, "undecodable content-encoding")
+                {
                     ctx.status = v.status();
                     ctx.verdict = Some(v);
                     return Error::e_explain(HTTPStatus(502), "dlp: undecodable content-encoding");
@@ -551,7 +625,13 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, eos: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        eos: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
         let Some(insp) = ctx.resp.as_mut() else { return Ok(None) };
         let (Some(snap), Some(route)) = (ctx.snap.clone(), ctx.route) else { return Ok(None) };
         let chunk = body.take().unwrap_or_default();
@@ -611,7 +691,14 @@ impl ProxyHttp for Gateway {
 
 impl Gateway {
     /// See [`Gateway::uninspectable`]; for the exchange module.
-    pub fn uninspectable_pub(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction, reason: &'static str) -> Option<Verdict> {
+    pub fn uninspectable_pub(
+        &self,
+        ctx: &mut Ctx,
+        snap: &Snapshot,
+        route: usize,
+        dir: Direction,
+        reason: &'static str,
+    ) -> Option<Verdict> {
         self.uninspectable(ctx, snap, route, dir, reason)
     }
 

@@ -39,7 +39,9 @@ impl Verdict {
             }
             Verdict::Unrecognised => serde_json::json!({"error": "department_not_recognised"}),
             Verdict::NoRoute => serde_json::json!({"error": "no_route"}),
-            Verdict::Uninspectable { reason, .. } => serde_json::json!({"error": "uninspectable_body", "reason": reason}),
+            Verdict::Uninspectable { reason, .. } => {
+                serde_json::json!({"error": "uninspectable_body", "reason": reason})
+            }
             Verdict::Upstream { kind, .. } => serde_json::json!({"error": "upstream_error", "kind": kind}),
             Verdict::BadRequest(why) => serde_json::json!({"error": "bad_request", "reason": why}),
         };
@@ -69,7 +71,9 @@ pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
 pub fn error_status(e: &Error) -> (u16, &'static str) {
     match e.etype() {
         ConnectTimedout | ReadTimedout | WriteTimedout => (504, "timeout"),
-        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | TLSHandshakeFailure | InvalidCert => (502, "connect"),
+        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | TLSHandshakeFailure | InvalidCert => {
+            (502, "connect")
+        }
         HTTPStatus(s) => (*s, "status"),
         _ if e.esource() == &ErrorSource::Upstream => (502, "protocol"),
         _ if e.esource() == &ErrorSource::Downstream => (400, "downstream"),

@@ -126,7 +126,9 @@ impl Store {
     pub fn reload(&self) -> Result<(), Vec<String>> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let m = Metrics::get();
-        let built = config::load(&self.path).map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>()).and_then(|s| Active::new(s).map_err(|e| vec![e]));
+        let built = config::load(&self.path)
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .and_then(|s| Active::new(s).map_err(|e| vec![e]));
         match built {
             Ok(a) => {
                 m.rules_loaded.set(a.rules.rules().len() as i64);
@@ -195,7 +197,11 @@ impl BackgroundService for HealthCheck {
                 }
                 wait = wait.min(route.upstream.health_check_interval);
                 for (addr, healthy) in pool.addrs.iter().zip(pool.healthy.iter()) {
-                    let ok = matches!(tokio::time::timeout(route.upstream.connect_timeout, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)));
+                    let ok = matches!(
+                        tokio::time::timeout(route.upstream.connect_timeout, tokio::net::TcpStream::connect(addr))
+                            .await,
+                        Ok(Ok(_))
+                    );
                     let was = healthy.swap(ok, std::sync::atomic::Ordering::Relaxed);
                     if was != ok {
                         tracing::warn!(route = %route.id, upstream = %addr, healthy = ok, "upstream health changed");
@@ -245,12 +251,18 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     let store = Store::new(path.to_path_buf(), active);
 
     for l in &listeners {
-        let gw = Gateway { store: store.clone(), audit: audit.clone(), connector: pingora::connectors::http::Connector::new(None) };
-        let mut svc = pingora::proxy::http_proxy_service_with_name(&server.configuration, gw, &format!("dlpgate {}", l.name));
+        let gw = Gateway {
+            store: store.clone(),
+            audit: audit.clone(),
+            connector: pingora::connectors::http::Connector::new(None),
+        };
+        let mut svc =
+            pingora::proxy::http_proxy_service_with_name(&server.configuration, gw, &format!("dlpgate {}", l.name));
         let addr = l.addr.to_string();
         match &l.tls {
             Some(t) => {
-                let settings = super::tls::settings(t, l.h2).map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
+                let settings =
+                    super::tls::settings(t, l.h2).map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
                 svc.add_tls_with_settings(&addr, None, settings);
             }
             None => {

@@ -37,7 +37,9 @@ pub fn cert_identity(der: &[u8]) -> Option<CertIdentity> {
     if let Ok(Some(ext)) = cert.subject_alternative_name() {
         for n in &ext.value.general_names {
             match n {
-                GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => sans.push((*s).to_string()),
+                GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
+                    sans.push((*s).to_string())
+                }
                 _ => {}
             }
         }

@@ -68,7 +68,12 @@ pub enum DirectionFilter {
 
 impl DirectionFilter {
     fn matches(self, d: Direction) -> bool {
-        matches!((self, d), (DirectionFilter::Both, _) | (DirectionFilter::Request, Direction::Request) | (DirectionFilter::Response, Direction::Response))
+        matches!(
+            (self, d),
+            (DirectionFilter::Both, _)
+                | (DirectionFilter::Request, Direction::Request)
+                | (DirectionFilter::Response, Direction::Response)
+        )
     }
 }
 
@@ -89,7 +94,12 @@ impl Cidr {
         let net: IpAddr = addr.trim().parse().map_err(|_| format!("invalid network address {s:?}"))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("invalid prefix length in {s:?} (0-{max})"))?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("invalid prefix length in {s:?} (0-{max})"))?,
             None => max,
         };
         Ok(Cidr { net, prefix })
@@ -158,7 +168,9 @@ pub enum Recognised {
 pub fn identify(depts: &[Department], id: &Identity) -> Option<(usize, Recognised)> {
     if let Some(c) = &id.cert {
         let hit = depts.iter().position(|d| {
-            d.cert_ou.iter().any(|x| c.ou.contains(x)) || d.cert_cn.iter().any(|x| c.cn.contains(x)) || d.cert_san.iter().any(|x| c.sans.contains(x))
+            d.cert_ou.iter().any(|x| c.ou.contains(x))
+                || d.cert_cn.iter().any(|x| c.cn.contains(x))
+                || d.cert_san.iter().any(|x| c.sans.contains(x))
         });
         if let Some(i) = hit {
             return Some((i, Recognised::Certificate));
@@ -199,8 +211,8 @@ impl Override {
         self.direction.matches(dir)
             && (self.departments.is_empty() || self.departments.iter().any(|d| d == dept))
             && (self.routes.is_empty() || self.routes.iter().any(|r| r == route))
-            && (self.categories.is_empty() || self.categories.iter().any(|c| *c == rule.category))
-            && (self.rules.is_empty() || self.rules.iter().any(|r| *r == rule.id))
+            && (self.categories.is_empty() || self.categories.contains(&rule.category))
+            && (self.rules.is_empty() || self.rules.contains(&rule.id))
     }
 }
 
@@ -304,7 +316,8 @@ mod tests {
         c.cidrs = vec![Cidr::parse("10.0.0.0/8").expect("cidr")];
         let depts = vec![a, b, c];
         let cert = CertIdentity { ou: vec!["公安厅".into()], ..Default::default() };
-        let all = Identity { cert: Some(cert), api_key_sha256: Some([7; 32]), ip: Some("10.1.1.1".parse().expect("ip")) };
+        let all =
+            Identity { cert: Some(cert), api_key_sha256: Some([7; 32]), ip: Some("10.1.1.1".parse().expect("ip")) };
         assert_eq!(identify(&depts, &all), Some((0, Recognised::Certificate)));
         let key = Identity { cert: None, ..all.clone() };
         assert_eq!(identify(&depts, &key), Some((1, Recognised::ApiKey)));

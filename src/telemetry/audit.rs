@@ -197,7 +197,8 @@ fn write_one(o: &mut Out, line: &str, force_reopen: bool, host: &str, pid: u32) 
         Out::Stdout => writeln!(std::io::stdout().lock(), "{line}").is_ok(),
         Out::Syslog(s) => {
             // RFC 5424: facility local0 (16), severity notice (5) → PRI 133
-            let msg = format!("<133>1 {} {host} dlpgate {pid} audit - {line}", super::rfc3339(std::time::SystemTime::now()));
+            let msg =
+                format!("<133>1 {} {host} dlpgate {pid} audit - {line}", super::rfc3339(std::time::SystemTime::now()));
             match s {
                 Syslog::Udp(sock) => sock.send(msg.as_bytes()).is_ok(),
                 Syslog::Unix(path, sock) => sock.send_to(msg.as_bytes(), &*path).is_ok(),

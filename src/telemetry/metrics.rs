@@ -2,7 +2,9 @@
 
 use std::sync::OnceLock;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric family of DESIGN §7 (plus audit queue health).
 #[derive(Debug)]
@@ -31,7 +33,8 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     let _ = r.register(Box::new(h.clone()));
     h
 }
@@ -50,25 +53,62 @@ impl Metrics {
         let r = Registry::new();
         let lat = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let scan = vec![0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1];
-        let last = IntGauge::new("dlpgate_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load").unwrap_or_else(|e| panic!("{e}"));
+        let last = IntGauge::new(
+            "dlpgate_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let _ = r.register(Box::new(last.clone()));
-        let rules = IntGauge::new("dlpgate_rules_loaded", "Rules in the active rule set").unwrap_or_else(|e| panic!("{e}"));
+        let rules =
+            IntGauge::new("dlpgate_rules_loaded", "Rules in the active rule set").unwrap_or_else(|e| panic!("{e}"));
         let _ = r.register(Box::new(rules.clone()));
-        let build = IntGaugeVec::new(Opts::new("dlpgate_build_info", "Build information"), &["version"]).unwrap_or_else(|e| panic!("{e}"));
+        let build = IntGaugeVec::new(Opts::new("dlpgate_build_info", "Build information"), &["version"])
+            .unwrap_or_else(|e| panic!("{e}"));
         let _ = r.register(Box::new(build.clone()));
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let audit_events = IntCounter::new("dlpgate_audit_events_total", "Audit events written").unwrap_or_else(|e| panic!("{e}"));
+        let audit_events =
+            IntCounter::new("dlpgate_audit_events_total", "Audit events written").unwrap_or_else(|e| panic!("{e}"));
         let _ = r.register(Box::new(audit_events.clone()));
-        let audit_dropped = IntCounter::new("dlpgate_audit_dropped_total", "Audit events dropped because the queue was full or a sink failed").unwrap_or_else(|e| panic!("{e}"));
+        let audit_dropped = IntCounter::new(
+            "dlpgate_audit_dropped_total",
+            "Audit events dropped because the queue was full or a sink failed",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let _ = r.register(Box::new(audit_dropped.clone()));
         Metrics {
-            requests: counter(&r, "dlpgate_requests_total", "Requests handled", &["route", "department", "status_class"]),
+            requests: counter(
+                &r,
+                "dlpgate_requests_total",
+                "Requests handled",
+                &["route", "department", "status_class"],
+            ),
             request_duration: histogram(&r, "dlpgate_request_duration_seconds", "Request duration", &["route"], lat),
-            findings: counter(&r, "dlpgate_findings_total", "Sensitive values found", &["rule", "level", "direction", "department", "action"]),
-            blocked: counter(&r, "dlpgate_blocked_total", "Requests or responses blocked", &["route", "department", "direction", "reason"]),
+            findings: counter(
+                &r,
+                "dlpgate_findings_total",
+                "Sensitive values found",
+                &["rule", "level", "direction", "department", "action"],
+            ),
+            blocked: counter(
+                &r,
+                "dlpgate_blocked_total",
+                "Requests or responses blocked",
+                &["route", "department", "direction", "reason"],
+            ),
             inspected_bytes: counter(&r, "dlpgate_inspected_bytes_total", "Body bytes scanned", &["direction"]),
-            uninspected: counter(&r, "dlpgate_uninspected_total", "Bodies passed without inspection", &["route", "reason"]),
-            scan_duration: histogram(&r, "dlpgate_scan_duration_seconds", "Time spent scanning per body", &["direction"], scan),
+            uninspected: counter(
+                &r,
+                "dlpgate_uninspected_total",
+                "Bodies passed without inspection",
+                &["route", "reason"],
+            ),
+            scan_duration: histogram(
+                &r,
+                "dlpgate_scan_duration_seconds",
+                "Time spent scanning per body",
+                &["direction"],
+                scan,
+            ),
             upstream_errors: counter(&r, "dlpgate_upstream_errors_total", "Upstream failures", &["route", "kind"]),
             config_reloads: counter(&r, "dlpgate_config_reloads_total", "Configuration loads and reloads", &["result"]),
             last_reload_success: last,

@@ -29,19 +29,31 @@ pub fn upstream() -> Upstream {
             "split" => {
                 let body = format!("{{\"note\":\"x\",\"sfzh\":\"{ID}\"}}");
                 let (a, b) = body.split_at(body.find("1949").expect("split point"));
-                Reply { chunks: vec![a.as_bytes().to_vec(), b.as_bytes().to_vec()], delay: Duration::from_millis(100), ..Reply::json("") }
+                Reply {
+                    chunks: vec![a.as_bytes().to_vec(), b.as_bytes().to_vec()],
+                    delay: Duration::from_millis(100),
+                    ..Reply::json("")
+                }
             }
             "gzip" => Reply::json(gzip(residents().as_bytes())).with_header("content-encoding", "gzip"),
             "zstd" => Reply::json(b"\x28\xb5\x2f\xfd not really zstd".to_vec()).with_header("content-encoding", "zstd"),
-            "notice" => Reply { headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())], ..Reply::json("机密★1年\n关于平台升级的通知\n") },
+            "notice" => Reply {
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                ..Reply::json("机密★1年\n关于平台升级的通知\n")
+            },
             "echo" => Reply::json(req.body.clone()),
-            "headers" => Reply::json(serde_json::json!({
-                "dept": req.header("x-dlp-department"),
-                "xff": req.header("x-forwarded-for"),
-                "custom": req.header("x-note"),
-                "query": req.path.split_once('?').map(|x| x.1),
-            }).to_string()),
-            "image" => Reply { headers: vec![("content-type".into(), "image/png".into())], ..Reply::json(format!("PNG{ID}")) },
+            "headers" => Reply::json(
+                serde_json::json!({
+                    "dept": req.header("x-dlp-department"),
+                    "xff": req.header("x-forwarded-for"),
+                    "custom": req.header("x-note"),
+                    "query": req.path.split_once('?').map(|x| x.1),
+                })
+                .to_string(),
+            ),
+            "image" => {
+                Reply { headers: vec![("content-type".into(), "image/png".into())], ..Reply::json(format!("PNG{ID}")) }
+            }
             _ => Reply { status: 404, ..Reply::json("{}") },
         }
     })
@@ -140,12 +152,23 @@ fn masks_over_http1_and_http2_and_tls() {
     assert_eq!(h2.version, "HTTP/2");
     assert_eq!(h2.text(), body);
     let ca = gw.dir.join("ca.crt");
-    let tls = curl(&["--http2", "--cacert", ca.to_str().unwrap_or_default(), &format!("https://localhost:{}/stream/residents", gw.https)]);
+    let tls = curl(&[
+        "--http2",
+        "--cacert",
+        ca.to_str().unwrap_or_default(),
+        &format!("https://localhost:{}/stream/residents", gw.https),
+    ]);
     assert_eq!(tls.status, 200, "exit {}", tls.exit);
     assert_eq!(tls.version, "HTTP/2");
     assert_eq!(tls.text(), body);
     // TLS 1.1 is refused
-    let old = curl(&["--tls-max", "1.1", "--cacert", ca.to_str().unwrap_or_default(), &format!("https://localhost:{}/stream/residents", gw.https)]);
+    let old = curl(&[
+        "--tls-max",
+        "1.1",
+        "--cacert",
+        ca.to_str().unwrap_or_default(),
+        &format!("https://localhost:{}/stream/residents", gw.https),
+    ]);
     assert_ne!(old.exit, 0, "TLS 1.1 handshake must fail");
 }
 
@@ -165,7 +188,8 @@ fn department_from_client_certificate_and_api_key() {
     assert!(by_key.text().contains(MOBILE), "civil sees mobiles: {}", by_key.text());
     assert!(!by_key.text().contains(ID));
     // the upstream gets the resolved department; a spoofed header is replaced
-    let h = curl(&["-H", "X-Dlp-Department: public-security", "-H", "X-Api-Key: civil-key", &url(&gw, "/stream/headers")]);
+    let h =
+        curl(&["-H", "X-Dlp-Department: public-security", "-H", "X-Api-Key: civil-key", &url(&gw, "/stream/headers")]);
     assert_eq!(h.json()["dept"], "civil", "{}", h.text());
     let last = up.requests().into_iter().last().expect("request");
     assert_eq!(last.header("x-dlp-department"), Some("civil"));
@@ -320,7 +344,11 @@ fn upstream_down_gives_502_json() {
 fn malformed_config_exits_1_with_file_and_line() {
     let dir = setup("badcfg");
     let path = dir.join("dlpgate.yaml");
-    let text = config(1, "none", "allow").replace("{HTTP}", "1").replace("{HTTPS}", "2").replace("{ADMIN}", "3").replace("{DIR}", "/tmp");
+    let text = config(1, "none", "allow")
+        .replace("{HTTP}", "1")
+        .replace("{HTTPS}", "2")
+        .replace("{ADMIN}", "3")
+        .replace("{DIR}", "/tmp");
     let bad = text.replacen("identity: {unknown: allow}", "identity: {unknown: allow, colour: blue}", 1);
     std::fs::write(&path, bad).expect("write");
     let out = std::process::Command::new(bin()).args(["run", "-c"]).arg(&path).output().expect("run");

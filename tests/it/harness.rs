@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
@@ -23,6 +25,7 @@ pub fn tempdir(name: &str) -> PathBuf {
 
 /// A request as the upstream received it.
 #[derive(Debug, Clone, Default)]
+#[allow(dead_code)]
 pub struct Received {
     pub method: String,
     pub path: String,
@@ -48,7 +51,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(body: impl Into<Vec<u8>>) -> Reply {
-        Reply { status: 200, headers: vec![("content-type".into(), "application/json".into())], chunks: vec![body.into()], delay: Duration::ZERO }
+        Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            chunks: vec![body.into()],
+            delay: Duration::ZERO,
+        }
     }
     pub fn with_header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.into(), v.into()));
@@ -199,6 +207,7 @@ pub fn bin() -> &'static str {
 }
 
 /// Test PKI: a CA, a server certificate for 127.0.0.1/localhost, client certificates.
+#[allow(dead_code)]
 pub struct Pki {
     pub dir: PathBuf,
 }
@@ -272,7 +281,11 @@ pub fn start_gateway(dir: &Path, config: &str) -> Gateway {
         if TcpStream::connect(("127.0.0.1", admin)).is_ok() && TcpStream::connect(("127.0.0.1", http)).is_ok() {
             break;
         }
-        assert!(Instant::now() < deadline, "gateway did not start:\n{}", std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not start:\n{}",
+            std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     gw
@@ -318,6 +331,9 @@ pub fn curl(args: &[&str]) -> Resp {
     let mut p = first.split_whitespace();
     let version = p.next().unwrap_or("").to_string();
     let status = p.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     Resp { status, version, headers, body: out.stdout, exit: out.status.code().unwrap_or(-1) }
 }

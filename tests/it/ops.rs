@@ -46,9 +46,26 @@ fn metrics_count_known_traffic() {
     }
     let stream = [("route", "stream"), ("department", "unknown")];
     assert_eq!(metric(&m, "dlpgate_requests_total", &[stream[0], stream[1], ("status_class", "2xx")]), 3.0, "{m}");
-    assert_eq!(metric(&m, "dlpgate_findings_total", &[("rule", "cn.id_card"), ("direction", "response"), ("action", "mask"), ("department", "unknown")]), 3.0);
-    assert_eq!(metric(&m, "dlpgate_blocked_total", &[("route", "strict"), ("direction", "response"), ("reason", "dlp_rule")]), 1.0);
-    assert_eq!(metric(&m, "dlpgate_rules_loaded", &[]) + m.lines().filter(|l| l.starts_with("dlpgate_rules_loaded ")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum::<f64>(), 14.0);
+    assert_eq!(
+        metric(
+            &m,
+            "dlpgate_findings_total",
+            &[("rule", "cn.id_card"), ("direction", "response"), ("action", "mask"), ("department", "unknown")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(&m, "dlpgate_blocked_total", &[("route", "strict"), ("direction", "response"), ("reason", "dlp_rule")]),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "dlpgate_rules_loaded", &[])
+            + m.lines()
+                .filter(|l| l.starts_with("dlpgate_rules_loaded "))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>(),
+        14.0
+    );
     // closed label sets: no path, client address or value ever appears
     for leak in ["/stream/residents", "127.0.0.1", ID, MOBILE] {
         assert!(!m.contains(leak), "metrics leak {leak}");
@@ -67,7 +84,11 @@ fn audit_events_carry_no_raw_values() {
     assert_eq!(curl(&[&format!("{base}/stream/residents")]).status, 200);
     assert_eq!(curl(&["-H", "X-Api-Key: civil-key", &format!("{base}/stream/residents")]).status, 200);
     let body = format!("{{\"card\":\"{CARD}\"}}");
-    assert_eq!(curl(&["-X", "POST", "-H", "content-type: application/json", "-d", &body, &format!("{base}/strict/echo?x=1")]).status, 403);
+    assert_eq!(
+        curl(&["-X", "POST", "-H", "content-type: application/json", "-d", &body, &format!("{base}/strict/echo?x=1")])
+            .status,
+        403
+    );
     assert_eq!(curl(&[&format!("{base}/stream/nothing-sensitive")]).status, 404);
     let path = gw.dir.join("audit.jsonl");
     let mut text = String::new();
@@ -78,18 +99,39 @@ fn audit_events_carry_no_raw_values() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let events: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     assert_eq!(events.len(), 3, "{text}");
     for raw in [ID, CARD, MOBILE, "13800138000", "6212265658323320978"] {
         assert!(!text.contains(raw), "audit contains raw value {raw}");
     }
     let unknown = &events[0];
-    for field in ["ts", "event", "incident", "request_id", "listener", "route", "department", "client_ip", "method", "path", "direction", "action", "status", "findings"] {
+    for field in [
+        "ts",
+        "event",
+        "incident",
+        "request_id",
+        "listener",
+        "route",
+        "department",
+        "client_ip",
+        "method",
+        "path",
+        "direction",
+        "action",
+        "status",
+        "findings",
+    ] {
         assert!(!unknown[field].is_null(), "missing {field}: {unknown}");
     }
     assert_eq!(unknown["department"], "unknown");
     assert_eq!(unknown["event"], "dlp.finding");
-    let id = unknown["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "cn.id_card").expect("id finding");
+    let id = unknown["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["rule"] == "cn.id_card")
+        .expect("id finding");
     assert_eq!(id["sample"], ID_MASKED);
     assert_eq!(id["count"], 1);
     let fp = id["fingerprints"][0].as_str().expect("fingerprint").to_string();
@@ -97,7 +139,8 @@ fn audit_events_carry_no_raw_values() {
     // the same ID pulled by another department has the same fingerprint
     let civil = &events[1];
     assert_eq!(civil["department"], "civil");
-    let civil_id = civil["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "cn.id_card").expect("id finding");
+    let civil_id =
+        civil["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "cn.id_card").expect("id finding");
     assert_eq!(civil_id["fingerprints"][0], fp.as_str());
     let block = &events[2];
     assert_eq!(block["event"], "dlp.block");
@@ -126,7 +169,10 @@ fn reload_with_a_broken_rule_keeps_the_old_rules() {
     assert_eq!(r.status, 422, "{}", r.text());
     let errs = r.json()["errors"].as_array().cloned().unwrap_or_default();
     let all: Vec<String> = errs.iter().filter_map(|e| e.as_str().map(String::from)).collect();
-    assert!(all.iter().any(|e| e.contains("zz_bad.yaml:2") && e.contains("test.bad") && e.contains("regex")), "{all:?}");
+    assert!(
+        all.iter().any(|e| e.contains("zz_bad.yaml:2") && e.contains("test.bad") && e.contains("regex")),
+        "{all:?}"
+    );
     assert!(all.iter().any(|e| e.contains("zz_bad.yaml:15") && e.contains("colour")), "{all:?}");
     // the old rules keep serving
     let after = curl(&[&url]);
@@ -166,7 +212,10 @@ fn get_status(stream: &mut TcpStream, path: &str) -> Option<u16> {
         if let Some(h) = text.find("\r\n\r\n") {
             let head = &text[..h];
             let status = head.split_whitespace().nth(1)?.parse().ok()?;
-            if let Some(cl) = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())) {
+            if let Some(cl) = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+            {
                 let len: usize = cl.parse().ok()?;
                 if buf.len() >= h + 4 + len {
                     return Some(status);
@@ -232,7 +281,11 @@ fn twenty_reloads_under_load_fail_no_request() {
 #[test]
 fn check_reports_each_kind_of_mistake_with_file_and_line() {
     let dir = super::gateway::setup("check");
-    let good = super::gateway::config(9, "none", "allow").replace("{HTTP}", "18001").replace("{HTTPS}", "18002").replace("{ADMIN}", "18003").replace("{DIR}", "/tmp");
+    let good = super::gateway::config(9, "none", "allow")
+        .replace("{HTTP}", "18001")
+        .replace("{HTTPS}", "18002")
+        .replace("{ADMIN}", "18003")
+        .replace("{DIR}", "/tmp");
     let path = dir.join("dlpgate.yaml");
     let run = |text: &str| {
         std::fs::write(&path, text).expect("write");
@@ -242,12 +295,28 @@ fn check_reports_each_kind_of_mistake_with_file_and_line() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let line_of = |needle: &str| good.lines().position(|l| l.contains(needle)).expect("needle") + 1;
     let cases: Vec<(String, usize, &str)> = vec![
-        (good.replacen("identity: {unknown: allow}", "identity: {unknown: allow, colour: blue}", 1), line_of("identity:"), "colour"),
-        (good.replacen("addr: \"127.0.0.1:18001\"", "addr: \"127.0.0.1:notaport\"", 1), line_of("127.0.0.1:18001"), "invalid listen address"),
+        (
+            good.replacen("identity: {unknown: allow}", "identity: {unknown: allow, colour: blue}", 1),
+            line_of("identity:"),
+            "colour",
+        ),
+        (
+            good.replacen("addr: \"127.0.0.1:18001\"", "addr: \"127.0.0.1:notaport\"", 1),
+            line_of("127.0.0.1:18001"),
+            "invalid listen address",
+        ),
         (good.replacen("policy: strict,", "policy: nosuch,", 1), line_of("policy: strict,"), "unknown policy"),
         (good.replacen("cert: server.crt", "cert: missing.crt", 1), line_of("cert: server.crt"), "missing.crt"),
         (good.replacen("client_auth: none", "client_auth: sometimes", 1), line_of("client_auth: none"), "sometimes"),
-        (good.replacen("categories: [financial.bank_card], direction: request", "categories: [financial.nothing], direction: request", 1), line_of("categories: [financial.bank_card], direction: request"), "financial.nothing"),
+        (
+            good.replacen(
+                "categories: [financial.bank_card], direction: request",
+                "categories: [financial.nothing], direction: request",
+                1,
+            ),
+            line_of("categories: [financial.bank_card], direction: request"),
+            "financial.nothing",
+        ),
     ];
     let mut ran = 0;
     for (text, line, needle) in &cases {
@@ -260,7 +329,8 @@ fn check_reports_each_kind_of_mistake_with_file_and_line() {
     }
     assert_eq!(ran, cases.len());
     // two mistakes at once: both reported
-    let two = good.replacen("policy: strict,", "policy: nosuch,", 1).replacen("cert: server.crt", "cert: missing.crt", 1);
+    let two =
+        good.replacen("policy: strict,", "policy: nosuch,", 1).replacen("cert: server.crt", "cert: missing.crt", 1);
     let err = String::from_utf8_lossy(&run(&two).stderr).into_owned();
     assert!(err.contains("nosuch") && err.contains("missing.crt"), "{err}");
     // a rule file mistake is reported with the rule file's line
@@ -276,7 +346,8 @@ fn check_accepts_the_deploy_example() {
     // deploy/dlpgate.yaml names files relative to its directory (/etc/dlpgate in production):
     // build that layout in a temporary directory with generated certificates and keys
     let dir = tempdir("deploy");
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/dlpgate.yaml")).expect("deploy config");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/dlpgate.yaml")).expect("deploy config");
     std::fs::create_dir_all(dir.join("tls")).expect("tls");
     std::fs::create_dir_all(dir.join("secrets")).expect("secrets");
     Pki::new(&dir.join("tls"));
@@ -330,7 +401,10 @@ fn deploy_files_parse() {
     }
     assert!(yaml >= 10 && json >= 1, "yaml {yaml}, json {json}");
     // promtool, where installed, checks the alert rules
-    if let Ok(out) = std::process::Command::new("promtool").args(["check", "rules", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yaml")]).output() {
+    if let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "rules", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yaml")])
+        .output()
+    {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 }

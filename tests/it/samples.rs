@@ -55,8 +55,12 @@ fn rule_for(ty: &str) -> &'static str {
 
 fn docs() -> Vec<String> {
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(data().join("manifest.json")).unwrap_or_default()).unwrap_or(Value::Null);
-    manifest["docs"].as_array().map(|d| d.iter().filter_map(|x| x["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+        serde_json::from_str(&std::fs::read_to_string(data().join("manifest.json")).unwrap_or_default())
+            .unwrap_or(Value::Null);
+    manifest["docs"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 /// (rule id, start, end) found in a document, whole-buffer.
@@ -74,7 +78,11 @@ fn default_rules_find_every_positive_and_no_decoy() {
     let listed = docs();
     let docs: Vec<String> = listed.iter().filter(|d| data().join("docs").join(d).exists()).cloned().collect();
     let missing: Vec<&String> = listed.iter().filter(|d| !docs.contains(d)).collect();
-    println!("documents: {} scanned, {} listed in the manifest but absent from the corpus: {missing:?}", docs.len(), listed.len());
+    println!(
+        "documents: {} scanned, {} listed in the manifest but absent from the corpus: {missing:?}",
+        docs.len(),
+        listed.len()
+    );
     assert!(docs.len() >= 35, "expected the sample documents in tests/data, found {}", docs.len());
     let (mut pos, mut found, mut decoys, mut flagged, mut contextual_flagged) = (0, 0, 0, 0, 0);
     let mut misses = Vec::new();
@@ -94,7 +102,12 @@ fn default_rules_find_every_positive_and_no_decoy() {
                     found += 1;
                     e.1 += 1;
                 } else {
-                    misses.push(format!("{doc} #{} {} {:?}", l.id, l.ty, String::from_utf8_lossy(&bytes[l.start..l.end])));
+                    misses.push(format!(
+                        "{doc} #{} {} {:?}",
+                        l.id,
+                        l.ty,
+                        String::from_utf8_lossy(&bytes[l.start..l.end])
+                    ));
                 }
             } else {
                 decoys += 1;
@@ -160,7 +173,11 @@ fn streaming_in_4k_chunks_equals_whole_buffer_on_samples() {
         for id in v["label_ids"].as_array().into_iter().flatten() {
             let l = ls.iter().find(|l| Some(l.id) == id.as_u64()).expect("label id");
             if l.pos {
-                assert!(streamed.iter().any(|(_, s, e)| (*s as usize) < l.end && l.start < (*e as usize)), "{doc}: straddling label #{} missed", l.id);
+                assert!(
+                    streamed.iter().any(|(_, s, e)| (*s as usize) < l.end && l.start < (*e as usize)),
+                    "{doc}: straddling label #{} missed",
+                    l.id
+                );
             }
         }
         docs_run += 1;
