@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Proxy load benchmark: direct to the upstream vs an nginx reverse proxy vs dlpgate with masking,
+# on 1 KiB, 16 KiB and 256 KiB JSON responses carrying ID numbers, in one run on loopback.
+#
+#   benches/proxy_load.sh            # needs: nginx, wrk, python3 (apt-get install -y nginx wrk)
+#   DURATION=20 CONNS=64 benches/proxy_load.sh
+#
+# The upstream is nginx serving static files (so it is never the bottleneck). Figures are printed
+# as ratios against nginx measured in the same run: these machines are noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-1}
+for t in nginx wrk python3; do command -v $t >/dev/null || { echo "missing $t: apt-get install -y nginx wrk python3" >&2; exit 1; }; done
+cargo build --release --quiet
+W=$(mktemp -d /tmp/dlpgate-load.XXXXXX)
+trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null || true; nginx -s stop -c $W/nginx.conf 2>/dev/null || true; pkill -f "$W/dlpgate.yaml" 2>/dev/null || true' EXIT
+
+# synthetic payloads with valid ID check digits
+python3 - "$W" <<'PY'
+import json, random, sys, os
+W = sys.argv[1]; os.makedirs(W + "/www", exist_ok=True)
+random.seed(7)
+wts = [7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2]
+def idc():
+    body = "410102%04d%02d%02d%03d" % (random.randint(1950,2005), random.randint(1,12), random.randint(1,28), random.randint(0,999))
+    return body + "10X98765432"[sum(int(a)*b for a,b in zip(body,wts)) % 11]
+for name, size in [("1k", 1024), ("16k", 16384), ("256k", 262144)]:
+    recs, out = [], ""
+    i = 0
+    while True:
+        recs.append({"id": i, "name": "居民%d" % i, "sfzh": idc(), "status": "ACTIVE", "address": "河南省郑州市金水区示例路%d号" % i})
+        out = json.dumps({"code": 0, "data": recs}, ensure_ascii=False)
+        if len(out.encode()) >= size: break
+        i += 1
+    open(f"{W}/www/{name}.json", "w").write(out)
+PY
+
+UP=19081; NGX=19082; GW=19083; ADM=19084
+cat > $W/nginx.conf <<NGINX
+worker_processes 2;
+pid $W/nginx.pid;
+error_log $W/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/json;
+  upstream origin { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$UP; root $W/www; location / { try_files \$uri =404; } }
+  server { listen 127.0.0.1:$NGX;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+NGINX
+nginx -c $W/nginx.conf
+
+cat > $W/dlpgate.yaml <<YAML
+server: {threads: 2, pid_file: $W/dlpgate.pid, upgrade_sock: $W/up.sock, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1}
+listeners: [{name: bench, addr: "127.0.0.1:$GW", h2: false}]
+admin: {addr: "127.0.0.1:$ADM"}
+policies:
+  - id: mask
+    overrides:
+      - {categories: [secret.marking], action: mask}
+      - {categories: [secret.credential], action: redact}
+routes:
+  - {id: bench, path_prefix: /, policy: mask, upstream: {addrs: ["127.0.0.1:$UP"]}}
+logging: {level: warn}
+YAML
+./target/release/dlpgate run -c $W/dlpgate.yaml 2>$W/dlpgate.log &
+echo $! > $W/gw.pid
+sleep 1
+# sanity: dlpgate masks, nginx does not
+curl -s http://127.0.0.1:$GW/1k.json | grep -q '\*\*\*\*\*\*\*\*' || { echo "dlpgate is not masking" >&2; exit 1; }
+
+run() { # url -> "req/s p50_ms"
+  wrk -t$THREADS -c$CONNS -d${DURATION}s --latency "$1" 2>/dev/null | awk '
+    /Requests\/sec/ {rps=$2}
+    /^ +50%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p50=v}
+    END {printf "%s %s", rps, p50}'
+}
+printf "%-6s %12s %12s %12s %9s %12s %12s %12s\n" size direct_rps nginx_rps dlpgate_rps dlp/nginx direct_p50ms nginx_p50ms dlpgate_p50ms
+for s in 1k 16k 256k; do
+  read d dl <<<"$(run http://127.0.0.1:$UP/$s.json)"
+  read n nl <<<"$(run http://127.0.0.1:$NGX/$s.json)"
+  read g gl <<<"$(run http://127.0.0.1:$GW/$s.json)"
+  ratio=$(python3 -c "print(f'{$g/$n:.2f}x')")
+  printf "%-6s %12s %12s %12s %9s %12s %12s %12s\n" $s $d $n $g $ratio $dl $nl $gl
+done
