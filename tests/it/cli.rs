@@ -1,0 +1,87 @@
+//! The offline command line: scan, mask, rules test.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::harness::{bin, tempdir};
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+    let mut c = Command::new(bin())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(input) = stdin {
+        c.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    }
+    drop(c.stdin.take());
+    let out = c.wait_with_output().expect("wait");
+    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn scan_jsonl_reports_offsets_in_the_original_input() {
+    let input = "身份证：１１０１０５１９４９１２３１００２Ｘ，电话 138-0013-8000\n".as_bytes();
+    let (code, out, err) = run(&["scan", "--format", "jsonl", "-"], Some(input));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out).lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (v, rule, value) in [(&lines[0], "cn.id_card", "１１０１０５１９４９１２３１００２Ｘ"), (&lines[1], "cn.mobile", "138-0013-8000")] {
+        assert_eq!(v["rule"], rule);
+        for k in ["category", "level", "action"] {
+            assert!(v[k].is_string(), "{k} missing: {v}");
+        }
+        let (s, e) = (v["start"].as_u64().expect("start") as usize, v["end"].as_u64().expect("end") as usize);
+        assert_eq!(&input[s..e], value.as_bytes());
+    }
+    // never the raw value
+    assert!(!String::from_utf8_lossy(&out).contains("138-0013-8000"));
+}
+
+#[test]
+fn mask_streams_files_and_survives_binary_input() {
+    let dir = tempdir("cli");
+    let mut data = b"\xff\xfe\x00binary\x00 13800138000 \xc3\x28 tail".to_vec();
+    data.extend(std::iter::repeat_n(b'x', 200_000));
+    data.extend_from_slice(b"\n11010519491231002X\n");
+    let path = dir.join("in.bin");
+    std::fs::write(&path, &data).expect("write");
+    let (code, out, err) = run(&["mask", path.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.windows(11).all(|w| w != b"13800138000"));
+    assert!(out.windows(18).any(|w| w == b"110105********002X"));
+    assert_eq!(out.len(), data.len(), "masking keeps lengths of ASCII values");
+    assert!(out.starts_with(b"\xff\xfe\x00binary\x00 138****8000 \xc3\x28"));
+}
+
+#[test]
+fn errors_are_one_line_with_a_non_zero_exit() {
+    let (code, _, err) = run(&["scan", "/nonexistent/file"], None);
+    assert_eq!(code, 1);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/file"), "{err}");
+}
+
+#[test]
+fn rules_test_counts_examples_and_fails_on_a_bad_rule() {
+    let (code, out, err) = run(&["rules", "test", "rules"], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("cn.id_card") && out.contains("0 failure(s)"), "{out}");
+    let dir = tempdir("rulestest");
+    std::fs::write(
+        dir.join("r.yaml"),
+        "rules:\n  - id: t.kw\n    name: {en: T}\n    category: t\n    level: general\n    detector: {keywords: [abc]}\n    action: alert\n    examples: {match: [xyz]}\n",
+    )
+    .expect("rule");
+    let (code, _, err) = run(&["rules", "test", dir.to_str().expect("dir")], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("r.yaml:2: rule t.kw: example does not match"), "{err}");
+    std::fs::write(dir.join("r.yaml"), "rules: []\n").expect("rule");
+    let (code, _, err) = run(&["rules", "test", dir.to_str().expect("dir")], None);
+    assert_eq!(code, 1, "zero rules must fail: {err}");
+}
