@@ -6,7 +6,8 @@
 #   DURATION=20 CONNS=64 benches/proxy_load.sh
 #
 # The upstream is nginx serving static files (so it is never the bottleneck). Figures are printed
-# as ratios against nginx measured in the same run: these machines are noisy.
+# as ratios against nginx measured in the same run: these machines are noisy. `dlp_off` is the
+# same gateway with inspection disabled on the route (Pingora's own cost); p50 latencies are in ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -14,7 +15,7 @@ CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 for t in nginx wrk python3; do command -v $t >/dev/null || { echo "missing $t: apt-get install -y nginx wrk python3" >&2; exit 1; }; done
 cargo build --release --quiet
-W=$(mktemp -d /tmp/dlpgate-load.XXXXXX)
+W=$(mktemp -d /tmp/dlpgate-load.XXXXXX); chmod 755 "$W"
 trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null || true; nginx -s stop -c $W/nginx.conf 2>/dev/null || true; pkill -f "$W/dlpgate.yaml" 2>/dev/null || true' EXIT
 
 # synthetic payloads with valid ID check digits
@@ -37,7 +38,7 @@ for name, size in [("1k", 1024), ("16k", 16384), ("256k", 262144)]:
     open(f"{W}/www/{name}.json", "w").write(out)
 PY
 
-UP=19081; NGX=19082; GW=19083; ADM=19084
+UP=19081; NGX=19082; GW=19083; ADM=19084; GW0=19085; ADM0=19086
 cat > $W/nginx.conf <<NGINX
 worker_processes 2;
 pid $W/nginx.pid;
@@ -69,7 +70,11 @@ logging: {level: warn}
 YAML
 ./target/release/dlpgate run -c $W/dlpgate.yaml 2>$W/dlpgate.log &
 echo $! > $W/gw.pid
-sleep 1
+# the same gateway with inspection off: Pingora's own cost, for reference
+sed "s/$GW/$GW0/; s/$ADM/$ADM0/; s|$W/dlpgate.pid|$W/gw0.pidfile|; s|$W/up.sock|$W/up0.sock|; s/policy: mask, upstream/policy: mask, inspect: {request: false, response: false}, upstream/" $W/dlpgate.yaml > $W/plain.yaml
+./target/release/dlpgate run -c $W/plain.yaml 2>$W/plain.log &
+echo $! > $W/gw0.pid
+for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$ADM/healthz && break; sleep 0.1; done
 # sanity: dlpgate masks, nginx does not
 curl -s http://127.0.0.1:$GW/1k.json | grep -q '\*\*\*\*\*\*\*\*' || { echo "dlpgate is not masking" >&2; exit 1; }
 
@@ -79,11 +84,12 @@ run() { # url -> "req/s p50_ms"
     /^ +50%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p50=v}
     END {printf "%s %s", rps, p50}'
 }
-printf "%-6s %12s %12s %12s %9s %12s %12s %12s\n" size direct_rps nginx_rps dlpgate_rps dlp/nginx direct_p50ms nginx_p50ms dlpgate_p50ms
+printf "%-6s %11s %11s %11s %11s %9s %9s %9s %9s %9s\n" size direct_rps nginx_rps dlp_off_rps dlpgate_rps dlp/nginx direct_p50 nginx_p50 off_p50 dlp_p50
 for s in 1k 16k 256k; do
   read d dl <<<"$(run http://127.0.0.1:$UP/$s.json)"
   read n nl <<<"$(run http://127.0.0.1:$NGX/$s.json)"
+  read o ol <<<"$(run http://127.0.0.1:$GW0/$s.json)"
   read g gl <<<"$(run http://127.0.0.1:$GW/$s.json)"
   ratio=$(python3 -c "print(f'{$g/$n:.2f}x')")
-  printf "%-6s %12s %12s %12s %9s %12s %12s %12s\n" $s $d $n $g $ratio $dl $nl $gl
+  printf "%-6s %11s %11s %11s %11s %9s %9s %9s %9s %9s\n" $s $d $n $o $g $ratio $dl $nl $ol $gl
 done

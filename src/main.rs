@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc: measured faster than glibc malloc for the proxy's many small, cross-thread
+/// allocations (see README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = dlpgate::cli::Cli::parse();
     if let Err(e) = dlpgate::cli::run(cli) {

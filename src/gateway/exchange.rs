@@ -59,10 +59,9 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
             }
         }
     }
-    let p = &active.policies[r.policy];
     if !body.is_empty()
         && r.inspect.request
-        && p.may_act(active.rules.rules(), &active.departments[ctx.dept], &r.id, Direction::Request)
+        && r.may_act_for(ctx.dept, Direction::Request)
     {
         let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         if !r.inspect.scannable(ct.as_deref()) {

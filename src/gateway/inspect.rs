@@ -33,24 +33,24 @@ impl FindingLog {
     /// Record one finding: bump `dlpgate_findings_total` and keep a masked sample and a keyed
     /// fingerprint (never the value). `allow` findings are not recorded.
     pub fn record(&mut self, snap: &Snapshot, dept: usize, dir: Direction, rule: usize, action: Action, value: &[u8]) {
+        let _ = dept;
         if action == Action::Allow {
             return;
         }
-        let r = &snap.rules.rules()[rule];
-        Metrics::get()
-            .findings
-            .with_label_values(&[&r.id, r.level.as_str(), dir.as_str(), &snap.departments[dept].id, action.as_str()])
-            .inc();
-        let fp = snap.fingerprint_key.fingerprint(value);
         if let Some(e) = self.entries.iter_mut().find(|e| e.dir == dir && e.rule == rule && e.action == action) {
             e.count += 1;
-            if e.fingerprints.len() < MAX_FINGERPRINTS && !e.fingerprints.contains(&fp) {
-                e.fingerprints.push(fp);
+            if e.fingerprints.len() < MAX_FINGERPRINTS {
+                let fp = snap.fingerprint_key.fingerprint(value);
+                if !e.fingerprints.contains(&fp) {
+                    e.fingerprints.push(fp);
+                }
             }
             return;
         }
+        let r = &snap.rules.rules()[rule];
         let mut s = Vec::new();
         mask(value, &r.mask, &mut s);
+        let fp = snap.fingerprint_key.fingerprint(value);
         self.entries.push(LogEntry {
             dir,
             rule,
@@ -59,6 +59,16 @@ impl FindingLog {
             sample: String::from_utf8_lossy(&s).into_owned(),
             fingerprints: vec![fp],
         });
+    }
+
+    /// Count every recorded finding in `dlpgate_findings_total` (once per request).
+    pub fn count(&self, snap: &Snapshot, dept: usize) {
+        let m = Metrics::get();
+        let dept = snap.departments.get(dept).map(|d| d.id.as_str()).unwrap_or("unknown");
+        for e in &self.entries {
+            let r = &snap.rules.rules()[e.rule];
+            m.findings.with_label_values(&[&r.id, r.level.as_str(), e.dir.as_str(), dept, e.action.as_str()]).inc_by(e.count);
+        }
     }
 
     /// The strongest action recorded (allow when nothing was).
@@ -99,8 +109,7 @@ impl FindingLog {
 
 /// The action for a finding of `rule` seen by department `dept` on `route` in `dir`.
 pub fn decide(snap: &Snapshot, route: usize, dept: usize, dir: Direction, rule: usize) -> Action {
-    let r = &snap.routes[route];
-    snap.policies[r.policy].decide(&snap.rules.rules()[rule], &snap.departments[dept], &r.id, dir)
+    snap.routes[route].decision(dept, dir, rule)
 }
 
 /// Scan a complete buffer; returns the transformed bytes and whether a finding was blocked.
@@ -213,6 +222,9 @@ pub struct DecodeLimits {
     pub max_ratio: usize,
 }
 
+/// Held bodies that grow past this many bytes (times 4) switch to streaming.
+const WHOLE_LIMIT_SLACK: usize = 64 * 1024;
+
 /// Streaming inspection of one body: optional decoding, bounded carry, masking as it goes.
 #[derive(Debug)]
 pub struct BodyInspector {
@@ -225,6 +237,7 @@ pub struct BodyInspector {
     pub encoded_in: u64,
     pub decoded: u64,
     plain: Vec<u8>,
+    whole: Option<Vec<u8>>,
 }
 
 impl BodyInspector {
@@ -238,7 +251,13 @@ impl BodyInspector {
             encoded_in: 0,
             decoded: 0,
             plain: Vec::new(),
+            whole: None,
         }
+    }
+
+    /// Hold the body and scan it once at its end (for small bodies of known length).
+    pub fn hold_whole(&mut self) {
+        self.whole = Some(Vec::new());
     }
 
     /// Feed a chunk (and/or end of stream); transformed output is appended to `out`.
@@ -253,6 +272,27 @@ impl BodyInspector {
         eos: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), Uninspectable> {
+        if let Some(held) = self.whole.as_mut() {
+            held.extend_from_slice(chunk);
+            if !eos {
+                if held.len() <= 4 * WHOLE_LIMIT_SLACK {
+                    return Ok(());
+                }
+                // longer than announced: fall back to streaming what was held
+                let held = self.whole.take().unwrap_or_default();
+                return self.push(snap, route, dept, log, &held, false, out);
+            }
+            let held = self.whole.take().unwrap_or_default();
+            if self.decoder.is_none() {
+                let (o, blocked) = scan_buffer(snap, route, dept, self.dir, log, &held);
+                self.encoded_in += held.len() as u64;
+                self.decoded += held.len() as u64;
+                self.blocked |= blocked;
+                out.extend_from_slice(&o);
+                return Ok(());
+            }
+            return self.push(snap, route, dept, log, &held, true, out);
+        }
         let t0 = Instant::now();
         self.encoded_in += chunk.len() as u64;
         self.plain.clear();

@@ -30,6 +30,10 @@ use crate::telemetry::{AuditEvent, AuditWriter, Metrics};
 /// (Pingora's retry buffer replays them; it holds 64 KiB).
 pub const EARLY_BODY_LIMIT: usize = 64 * 1024;
 
+/// Responses with a Content-Length up to this size are held and scanned once, at their end
+/// (one scan and one write instead of a streaming carry).
+pub const WHOLE_BODY_LIMIT: usize = 64 * 1024;
+
 /// The gateway service.
 pub struct Gateway {
     pub store: Store,
@@ -87,7 +91,9 @@ fn new_incident() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("{:x}-{:x}-{:x}", t.as_secs(), std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    format!("{:x}-{:x}-{:x}", t.as_secs(), pid, SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 fn inet(a: Option<&PSocketAddr>) -> Option<SocketAddr> {
@@ -231,11 +237,9 @@ impl Gateway {
         route: usize,
     ) -> Result<Option<Verdict>> {
         let r = &snap.routes[route];
-        let p = &snap.policies[r.policy];
-        let dept = &snap.departments[ctx.dept];
         if !r.inspect.request
             || session.as_mut().is_body_empty()
-            || !p.may_act(snap.rules.rules(), dept, &r.id, Direction::Request)
+            || !r.may_act_for(ctx.dept, Direction::Request)
         {
             return Ok(None);
         }
@@ -387,6 +391,7 @@ impl Gateway {
         if let Some(t) = ctx.start {
             m.request_duration.with_label_values(&[route_id]).observe(t.elapsed().as_secs_f64());
         }
+        ctx.log.count(&snap, ctx.dept);
         let blocked = ctx.block_dir.is_some();
         if blocked {
             let reason = if ctx.log.strongest() == Action::Block {
@@ -398,7 +403,7 @@ impl Gateway {
             m.blocked.with_label_values(&[route_id, dept_id, dir.as_str(), reason]).inc();
         }
         let acted = ctx.log.entries.iter().any(|e| e.action != Action::Allow);
-        if !acted && !blocked && ctx.reason.is_none() {
+        if (!acted && !blocked && ctx.reason.is_none()) || !self.audit.enabled() {
             return;
         }
         let dir = ctx.block_dir.or_else(|| ctx.log.entries.first().map(|e| e.dir)).unwrap_or(Direction::Response);
@@ -583,10 +588,9 @@ impl ProxyHttp for Gateway {
         let no_body = session.req_header().method == http::Method::HEAD
             || matches!(resp.status.as_u16(), 204 | 304)
             || resp.status.is_informational();
-        let p = &snap.policies[r.policy];
         if no_body
             || !r.inspect.response
-            || !p.may_act(snap.rules.rules(), &snap.departments[ctx.dept], &r.id, Direction::Response)
+            || !r.may_act_for(ctx.dept, Direction::Response)
         {
             return Ok(());
         }
@@ -615,7 +619,13 @@ impl ProxyHttp for Gateway {
             }
         };
         let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
-        ctx.resp = Some(Box::new(BodyInspector::new(Direction::Response, decoder, limits)));
+        let mut insp = BodyInspector::new(Direction::Response, decoder, limits);
+        // a small body of known length is held and scanned once at its end
+        let len: Option<usize> = resp.headers.get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        if len.is_some_and(|l| l <= WHOLE_BODY_LIMIT) {
+            insp.hold_whole();
+        }
+        ctx.resp = Some(Box::new(insp));
         resp.remove_header("content-length");
         resp.remove_header("content-encoding");
         resp.remove_header("accept-ranges");

@@ -239,6 +239,7 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         upgrade_sock: active.server.upgrade_sock.clone(),
         grace_period_seconds: Some(active.server.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(active.server.graceful_shutdown_timeout_seconds),
+        work_stealing: active.server.work_stealing,
         ..ServerConf::default()
     };
     let opt = Opt { upgrade: opts.upgrade, daemon: false, nocapture: false, test: false, conf: None };

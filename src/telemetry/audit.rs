@@ -82,6 +82,11 @@ impl AuditWriter {
         AuditWriter { tx: Some(tx), reopen }
     }
 
+    /// Whether any sink is configured.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Queue an event; never blocks. A full queue drops the event and counts it.
     pub fn emit(&self, ev: &AuditEvent) {
         let Some(tx) = &self.tx else { return };
