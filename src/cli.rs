@@ -152,7 +152,7 @@ fn stream(
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Result<()> {
     let mut r = open_input(input)?;
-    let mut sc = StreamScanner::new();
+    let mut sc = StreamScanner::new().with_context();
     let mut buf = vec![0u8; 64 * 1024];
     let mut o = Vec::with_capacity(buf.len());
     loop {

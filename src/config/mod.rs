@@ -1059,14 +1059,15 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         };
         let may_block = decisions
             .iter()
-            .map(|[req, resp]| {
-                [i.request && req.contains(&Action::Block), i.response && resp.contains(&Action::Block)]
-            })
+            .map(|[req, resp]| [i.request && req.contains(&Action::Block), i.response && resp.contains(&Action::Block)])
             .collect();
         let may_act = decisions
             .iter()
             .map(|[req, resp]| {
-                [i.request && req.iter().any(|a| *a != Action::Allow), i.response && resp.iter().any(|a| *a != Action::Allow)]
+                [
+                    i.request && req.iter().any(|a| *a != Action::Allow),
+                    i.response && resp.iter().any(|a| *a != Action::Allow),
+                ]
             })
             .collect();
         routes.push(Route {

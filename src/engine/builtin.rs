@@ -154,6 +154,20 @@ impl Builtins {
             }
             return end;
         }
+        if end == run_end || (end == run_end + 1 && digits == run_end - s) {
+            // one group (the common case): classify the run directly
+            let next = t.get(end).copied().unwrap_or(b' ');
+            if is_word(next) || (next == b'.' && t.get(end + 1).is_some_and(u8::is_ascii_digit)) {
+                return end;
+            }
+            let x = end == run_end + 1;
+            if (10..=19).contains(&digits) {
+                if let Some((rule, skip)) = self.classify(&t[s..run_end], x) {
+                    out.push(Hit { rule, start: s + skip, end });
+                }
+            }
+            return end;
+        }
         let chain = Chain::build(t, s);
         if chain.digits < 5 {
             // plates whose serial is all digits, after `·`: 青D·54346

@@ -83,6 +83,10 @@ pub struct Finding {
 #[derive(Debug, Default)]
 pub struct Scan {
     pub findings: Vec<Finding>,
+    /// Evaluate context words for every finding (they are always evaluated for rules that
+    /// require them). Off by default: the proxy does not need the flag and it costs a pass
+    /// around each value.
+    pub want_context: bool,
     values: Vec<u8>,
     hits: Vec<Hit>,
 }
@@ -236,7 +240,14 @@ impl RuleSet {
                 action: r.action,
                 mask: r.mask.unwrap_or_default(),
                 label,
-                context_ac: if r.context.is_empty() { None } else { aho_corasick::AhoCorasick::new(&r.context).ok() },
+                context_ac: if r.context.is_empty() {
+                    None
+                } else {
+                    aho_corasick::AhoCorasick::builder()
+                        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                        .build(&r.context)
+                        .ok()
+                },
                 context: r.context,
                 context_required: r.context_required,
                 examples: r.examples.unwrap_or_default(),
@@ -302,7 +313,8 @@ impl RuleSet {
         resolve_overlaps(&mut out.hits);
         for h in &out.hits {
             let rule = &self.rules[h.rule as usize];
-            let context = rule.context_ac.as_ref().is_some_and(|ac| has_context(t, h.start, h.end, ac));
+            let context = (rule.context_required || out.want_context)
+                && rule.context_ac.as_ref().is_some_and(|ac| has_context(t, h.start, h.end, ac));
             if rule.context_required && !context {
                 continue;
             }

@@ -49,6 +49,12 @@ impl StreamScanner {
         Self::default()
     }
 
+    /// Also evaluate context words for every finding (`StreamFinding::context`).
+    pub fn with_context(mut self) -> Self {
+        self.scan.want_context = true;
+        self
+    }
+
     /// Bytes currently held (carry plus lookback).
     pub fn buffered(&self) -> usize {
         self.buf.len()

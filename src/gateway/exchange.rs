@@ -59,10 +59,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
             }
         }
     }
-    if !body.is_empty()
-        && r.inspect.request
-        && r.may_act_for(ctx.dept, Direction::Request)
-    {
+    if !body.is_empty() && r.inspect.request && r.may_act_for(ctx.dept, Direction::Request) {
         let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         if !r.inspect.scannable(ct.as_deref()) {
             if let Some(v) = gw.binary_pub(ctx, active, route, Direction::Request) {

@@ -67,7 +67,9 @@ impl FindingLog {
         let dept = snap.departments.get(dept).map(|d| d.id.as_str()).unwrap_or("unknown");
         for e in &self.entries {
             let r = &snap.rules.rules()[e.rule];
-            m.findings.with_label_values(&[&r.id, r.level.as_str(), e.dir.as_str(), dept, e.action.as_str()]).inc_by(e.count);
+            m.findings
+                .with_label_values(&[&r.id, r.level.as_str(), e.dir.as_str(), dept, e.action.as_str()])
+                .inc_by(e.count);
         }
     }
 

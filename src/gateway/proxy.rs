@@ -237,10 +237,7 @@ impl Gateway {
         route: usize,
     ) -> Result<Option<Verdict>> {
         let r = &snap.routes[route];
-        if !r.inspect.request
-            || session.as_mut().is_body_empty()
-            || !r.may_act_for(ctx.dept, Direction::Request)
-        {
+        if !r.inspect.request || session.as_mut().is_body_empty() || !r.may_act_for(ctx.dept, Direction::Request) {
             return Ok(None);
         }
         let ct = header_str(session.req_header(), "content-type").map(str::to_string);
@@ -588,10 +585,7 @@ impl ProxyHttp for Gateway {
         let no_body = session.req_header().method == http::Method::HEAD
             || matches!(resp.status.as_u16(), 204 | 304)
             || resp.status.is_informational();
-        if no_body
-            || !r.inspect.response
-            || !r.may_act_for(ctx.dept, Direction::Response)
-        {
+        if no_body || !r.inspect.response || !r.may_act_for(ctx.dept, Direction::Response) {
             return Ok(());
         }
         let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);

@@ -30,7 +30,9 @@ fn scan_jsonl_reports_offsets_in_the_original_input() {
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out).lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    for (v, rule, value) in [(&lines[0], "cn.id_card", "１１０１０５１９４９１２３１００２Ｘ"), (&lines[1], "cn.mobile", "138-0013-8000")] {
+    for (v, rule, value) in
+        [(&lines[0], "cn.id_card", "１１０１０５１９４９１２３１００２Ｘ"), (&lines[1], "cn.mobile", "138-0013-8000")]
+    {
         assert_eq!(v["rule"], rule);
         for k in ["category", "level", "action"] {
             assert!(v[k].is_string(), "{k} missing: {v}");
