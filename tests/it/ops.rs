@@ -410,3 +410,43 @@ fn deploy_files_parse() {
 }
 
 use serde::Deserialize;
+
+#[test]
+fn audit_goes_to_syslog_and_files_are_reopened_after_rotation() {
+    let up = super::gateway::upstream();
+    let dir = super::gateway::setup("syslog");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let port = sock.local_addr().expect("addr").port();
+    let cfg = super::gateway::config(up.port, "none", "allow").replace(
+        "sinks: [{type: file, path: audit.jsonl}]",
+        &format!("sinks: [{{type: file, path: audit.jsonl}}, {{type: syslog, addr: \"udp://127.0.0.1:{port}\"}}]"),
+    );
+    let gw = start_gateway(&dir, &cfg);
+    let url = format!("http://127.0.0.1:{}/stream/residents", gw.http);
+    assert_eq!(curl(&[&url]).status, 200);
+    let mut buf = [0u8; 65536];
+    let n = sock.recv(&mut buf).expect("a syslog datagram");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.starts_with("<133>1 "), "RFC 5424 header: {msg}");
+    assert!(msg.contains("dlpgate") && msg.contains("\"event\":\"dlp.finding\""), "{msg}");
+    assert!(!msg.contains(ID), "{msg}");
+    // rotate: move the file away, signal, and the next event lands in a new file
+    let path = dir.join("audit.jsonl");
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::rename(&path, dir.join("audit.jsonl.1")).expect("rotate");
+    let pid = gw.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-USR1", &pid]).status().expect("kill").success());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(curl(&[&url]).status, 200);
+    let mut lines = 0;
+    for _ in 0..50 {
+        lines = std::fs::read_to_string(&path).map(|t| t.lines().count()).unwrap_or(0);
+        if lines > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(lines, 1, "the reopened file holds the new event");
+    assert_eq!(std::fs::read_to_string(dir.join("audit.jsonl.1")).map(|t| t.lines().count()).unwrap_or(0), 1);
+}
