@@ -279,6 +279,14 @@ fn check(path: &std::path::Path, print: bool) -> Result<()> {
             bail!("{}: {} problem(s)", path.display(), e.0.len());
         }
     };
+    // the same second stage as run and reload: certificates, keys, upstream CA bundles
+    let snap = match crate::gateway::server::Active::new(snap) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            bail!("{}: 1 problem(s)", path.display());
+        }
+    };
     let mut out = io::stdout().lock();
     writeln!(
         out,

@@ -26,6 +26,8 @@ pub type CaList = Arc<pingora::protocols::tls::CaType>;
 pub struct Active {
     pub snap: Snapshot,
     pub cas: Vec<Option<CaList>>,
+    /// Listener name → certificate and key (served by `tls::ReloadableCert`).
+    pub certs: std::collections::HashMap<String, Arc<pingora::tls::sign::CertifiedKey>>,
 }
 
 impl Deref for Active {
@@ -45,7 +47,14 @@ impl Active {
                 Some(p) => Some(load_ca_list(p)?),
             });
         }
-        Ok(Active { snap, cas })
+        let mut certs = std::collections::HashMap::new();
+        for l in &snap.listeners {
+            if let Some(t) = &l.tls {
+                let ck = super::tls::certified_key(&t.cert, &t.key).map_err(|e| format!("listener {}: {e}", l.name))?;
+                certs.insert(l.name.clone(), ck);
+            }
+        }
+        Ok(Active { snap, cas, certs })
     }
 }
 
@@ -262,8 +271,8 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         let addr = l.addr.to_string();
         match &l.tls {
             Some(t) => {
-                let settings =
-                    super::tls::settings(t, l.h2).map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
+                let settings = super::tls::settings(t, l.h2, &store, &l.name)
+                    .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
                 svc.add_tls_with_settings(&addr, None, settings);
             }
             None => {

@@ -11,6 +11,12 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::tls::TlsRef;
 use x509_parser::prelude::*;
 
+use std::path::Path;
+
+use pingora::tls::sign::CertifiedKey;
+use pingora::tls::{ClientHello, ResolvesServerCert};
+
+use super::server::Store;
 use crate::config::{ClientAuth, TlsSettings as TlsConfig};
 use crate::policy::CertIdentity;
 
@@ -47,16 +53,43 @@ pub fn cert_identity(der: &[u8]) -> Option<CertIdentity> {
     Some(CertIdentity { cn, ou, sans })
 }
 
-/// Build Pingora TLS settings. Certificate, key and CA files are parsed first so that a bad file
-/// is an error naming its path, not a panic inside Pingora.
-pub fn settings(cfg: &TlsConfig, h2: bool) -> Result<TlsSettings, String> {
-    let cert = cfg.cert.to_string_lossy().to_string();
-    let key = cfg.key.to_string_lossy().to_string();
-    check_pem(&cfg.cert, "CERTIFICATE")?;
-    check_pem(&cfg.key, "PRIVATE KEY")?;
+/// Load a certificate chain and its key into a rustls `CertifiedKey`, with the path in every error.
+pub fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
+    check_pem(cert, "CERTIFICATE")?;
+    check_pem(key, "PRIVATE KEY")?;
+    let (c, k) = (cert.to_string_lossy().to_string(), key.to_string_lossy().to_string());
+    let (certs, key_der) = match pingora::tls::load_certs_and_key_files(&c, &k) {
+        Ok(Some(x)) => x,
+        Ok(None) => return Err(format!("{c}: no certificate or key found")),
+        Err(e) => return Err(format!("{c} / {k}: {e}")),
+    };
+    pingora::tls::install_default_crypto_provider();
+    let provider = pingora::tls::CryptoProvider::get_default().ok_or("no TLS crypto provider")?;
+    let signing =
+        provider.key_provider.load_private_key(key_der).map_err(|e| format!("{k}: unusable private key: {e}"))?;
+    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+}
+
+/// Serves the listener's certificate from the active snapshot, so a reload (SIGHUP or
+/// `POST /reload`) replaces certificates and keys without a restart.
+#[derive(Debug)]
+pub struct ReloadableCert {
+    pub store: Store,
+    pub listener: String,
+}
+
+impl ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.store.load().certs.get(&self.listener).cloned()
+    }
+}
+
+/// Build Pingora TLS settings for a listener. Certificate and key come from the active snapshot
+/// (checked when it is built, so a bad file is an error naming its path, not a panic inside
+/// Pingora). The client CA bundle is read here, at start-up.
+pub fn settings(cfg: &TlsConfig, h2: bool, store: &Store, listener: &str) -> Result<TlsSettings, String> {
     let mut tls = TlsSettings::with_callbacks(Box::new(IdentityCallback)).map_err(|e| format!("tls settings: {e}"))?;
-    tls.set_certificate_chain_file(&cert).map_err(|e| format!("{cert}: {e}"))?;
-    tls.set_private_key_file(&key).map_err(|e| format!("{key}: {e}"))?;
+    tls.set_cert_resolver(Arc::new(ReloadableCert { store: store.clone(), listener: listener.to_string() }));
     if h2 {
         tls.enable_h2();
     }

@@ -450,3 +450,29 @@ fn audit_goes_to_syslog_and_files_are_reopened_after_rotation() {
     assert_eq!(lines, 1, "the reopened file holds the new event");
     assert_eq!(std::fs::read_to_string(dir.join("audit.jsonl.1")).map(|t| t.lines().count()).unwrap_or(0), 1);
 }
+
+#[test]
+fn reload_replaces_server_certificates() {
+    let (gw, _up) = start("certreload", "optional", "allow");
+    let d = gw.dir.clone();
+    let https = format!("https://localhost:{}/stream/residents", gw.https);
+    let old_ca = d.join("ca.crt").to_string_lossy().into_owned();
+    assert_eq!(curl(&["--cacert", &old_ca, &https]).status, 200);
+    // a new server certificate from a new CA
+    let fresh = d.join("fresh");
+    std::fs::create_dir_all(&fresh).expect("dir");
+    Pki::new(&fresh);
+    std::fs::copy(fresh.join("server.crt"), d.join("server.crt")).expect("crt");
+    std::fs::copy(fresh.join("server.key"), d.join("server.key")).expect("key");
+    let r = reload(&gw, "test-admin-token-0123456789");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let new_ca = fresh.join("ca.crt").to_string_lossy().into_owned();
+    assert_eq!(curl(&["--cacert", &new_ca, &https]).status, 200, "new certificate served after reload");
+    assert_ne!(curl(&["--cacert", &old_ca, &https]).exit, 0, "old CA no longer verifies the server");
+    // a broken key file is refused and the current certificate keeps serving
+    std::fs::write(d.join("server.key"), "not a key").expect("write");
+    let r = reload(&gw, "test-admin-token-0123456789");
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("server.key"), "{}", r.text());
+    assert_eq!(curl(&["--cacert", &new_ca, &https]).status, 200);
+}
