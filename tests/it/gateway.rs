@@ -358,3 +358,24 @@ fn malformed_config_exits_1_with_file_and_line() {
     assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
     assert!(err.contains("colour"), "{err}");
 }
+
+#[test]
+fn forwarded_for_is_trusted_only_from_listed_proxies() {
+    let up = upstream();
+    let add_dept = "departments:\n  - id: health\n    name: 卫健委\n    clearance: important\n    match: {cidrs: [10.20.0.0/16]}\n";
+    let base = config(up.port, "none", "allow").replacen("departments:\n", add_dept, 1);
+    // not trusted: the header is ignored and replaced
+    let dir = setup("xff-untrusted");
+    let gw = start_gateway(&dir, &base);
+    let r = curl(&["-H", "X-Forwarded-For: 10.20.1.5", &url(&gw, "/stream/headers")]);
+    assert_eq!(r.json()["dept"], "unknown", "{}", r.text());
+    assert_eq!(r.json()["xff"], "127.0.0.1");
+    drop(gw);
+    // trusted loopback proxy: the client address comes from the header
+    let dir = setup("xff-trusted");
+    let cfg = base.replace("identity: {unknown: allow}", "identity: {unknown: allow, trusted_proxies: [127.0.0.1/32]}");
+    let gw = start_gateway(&dir, &cfg);
+    let r = curl(&["-H", "X-Forwarded-For: 10.20.1.5", &url(&gw, "/stream/headers")]);
+    assert_eq!(r.json()["dept"], "health", "{}", r.text());
+    assert_eq!(r.json()["xff"], "10.20.1.5, 127.0.0.1");
+}
