@@ -123,6 +123,15 @@ impl Builtins {
     fn at_digit(&self, t: &[u8], s: usize, out: &mut Vec<Hit>) -> usize {
         let prev = if s > 0 { t[s - 1] } else { b' ' };
         let run_end = digits_end(t, s);
+        // fast exit: a short run with nothing that could extend it (most numbers in API JSON)
+        let next = t.get(run_end).copied().unwrap_or(b'"');
+        if run_end - s < 5
+            && !matches!(next, b' ' | b'-' | b')' | b'.')
+            && !next.is_ascii_alphabetic()
+            && !prev.is_ascii_alphabetic()
+        {
+            return run_end;
+        }
         // part of a dotted number such as a version or a decimal: skip the run
         if prev == b'.' && s >= 2 && t[s - 2].is_ascii_digit() {
             return run_end;
