@@ -48,7 +48,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
             body.extend_from_slice(&c);
             if body.len() > r.inspect.max_buffer {
                 // this path cannot stream request bodies: oversize is refused whatever on_error says
-                let _ = gw.uninspectable_pub(ctx, active, route, Direction::Request, "request body exceeds max_buffer");
+                let _ = gw.uninspectable(ctx, active, route, Direction::Request, "request body exceeds max_buffer");
                 ctx.block_dir = Some(Direction::Request);
                 return answer(
                     session,
@@ -62,13 +62,13 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     if !body.is_empty() && r.inspect.request && r.may_act_for(ctx.dept, Direction::Request) {
         let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         if !r.inspect.scannable(ct.as_deref()) {
-            if let Some(v) = gw.binary_pub(ctx, active, route, Direction::Request) {
+            if let Some(v) = gw.binary(ctx, active, route, Direction::Request) {
                 return answer(session, ctx, v).await;
             }
         } else {
             let (out, blocked) = inspect::scan_buffer(active, route, ctx.dept, Direction::Request, &mut ctx.log, &body);
             if blocked {
-                let v = gw.block_pub(ctx, active, Direction::Request);
+                let v = gw.block(ctx, active, Direction::Request);
                 return answer(session, ctx, v).await;
             }
             body = out;
@@ -120,7 +120,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     let mut decoder = None;
     let mut scan = inspect_resp;
     if inspect_resp && !r.inspect.scannable(ct.as_deref()) {
-        if let Some(v) = gw.binary_pub(ctx, active, route, Direction::Response) {
+        if let Some(v) = gw.binary(ctx, active, route, Direction::Response) {
             up.shutdown().await;
             return answer(session, ctx, v).await;
         }
@@ -132,7 +132,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
             Coding::Decode(kind) => decoder = Decoder::new(kind),
             Coding::Unsupported => {
                 if let Some(v) =
-                    gw.uninspectable_pub(ctx, active, route, Direction::Response, "undecodable content-encoding")
+                    gw.uninspectable(ctx, active, route, Direction::Response, "undecodable content-encoding")
                 {
                     up.shutdown().await;
                     return answer(session, ctx, v).await;
@@ -180,7 +180,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
                 ctx.block_dir = Some(Direction::Response);
                 return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
             }
-            if let Some(v) = gw.uninspectable_pub(ctx, active, route, Direction::Response, reason) {
+            if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Response, reason) {
                 return answer(session, ctx, v).await;
             }
             // pass: what was held is forwarded below without further inspection
@@ -191,7 +191,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
                 ctx.reason = Some("block finding after headers were sent");
                 return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
             }
-            let v = gw.block_pub(ctx, active, Direction::Response);
+            let v = gw.block(ctx, active, Direction::Response);
             up.shutdown().await;
             return answer(session, ctx, v).await;
         }

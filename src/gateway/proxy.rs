@@ -222,7 +222,7 @@ impl Gateway {
         None
     }
 
-    fn block(&self, ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
+    pub(crate) fn block(&self, ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
         ctx.block_dir = Some(dir);
         Verdict::Blocked { incident: ctx.incident.clone(), rules: ctx.log.blocked_rules(snap) }
     }
@@ -276,7 +276,7 @@ impl Gateway {
     }
 
     /// A body of a type that cannot be scanned: pass (counted) or block, per route.
-    fn binary(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
+    pub(crate) fn binary(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
         let r = &snap.routes[route];
         Metrics::get().uninspected.with_label_values(&[&r.id, "binary_content_type"]).inc();
         if r.inspect.on_binary == BinaryMode::Block {
@@ -288,7 +288,7 @@ impl Gateway {
     }
 
     /// A body that cannot be inspected: block (fail closed) or pass with an alert, per route.
-    fn uninspectable(
+    pub(crate) fn uninspectable(
         &self,
         ctx: &mut Ctx,
         snap: &Snapshot,
@@ -694,26 +694,6 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// See [`Gateway::uninspectable`]; for the exchange module.
-    pub fn uninspectable_pub(
-        &self,
-        ctx: &mut Ctx,
-        snap: &Snapshot,
-        route: usize,
-        dir: Direction,
-        reason: &'static str,
-    ) -> Option<Verdict> {
-        self.uninspectable(ctx, snap, route, dir, reason)
-    }
-
-    pub fn binary_pub(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
-        self.binary(ctx, snap, route, dir)
-    }
-
-    pub fn block_pub(&self, ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
-        self.block(ctx, snap, dir)
-    }
-
     async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> {
         ctx.status = v.status();
         respond::send(session, &v).await?;
