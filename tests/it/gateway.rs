@@ -379,3 +379,88 @@ fn forwarded_for_is_trusted_only_from_listed_proxies() {
     assert_eq!(r.json()["dept"], "health", "{}", r.text());
     assert_eq!(r.json()["xff"], "10.20.1.5, 127.0.0.1");
 }
+
+/// A TLS upstream (rustls) answering every request with `body`.
+fn tls_upstream(dir: &std::path::Path, body: String) -> u16 {
+    use std::io::{Read, Write};
+    let cert = dir.join("server.crt").to_string_lossy().into_owned();
+    let key = dir.join("server.key").to_string_lossy().into_owned();
+    let (certs, key) = pingora::tls::load_certs_and_key_files(&cert, &key).expect("pem").expect("cert and key");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    let cfg = std::sync::Arc::new(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for tcp in l.incoming().flatten() {
+            let (cfg, body) = (cfg.clone(), body.clone());
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(cfg) else { return };
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut tmp) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(body.as_bytes());
+                let _ = s.flush();
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn tls_upstream_with_sni_and_ca_bundle() {
+    let up = upstream();
+    let dir = setup("upstream-tls");
+    // the upstream's own PKI, separate from the listener's
+    let updir = dir.join("upstream-pki");
+    std::fs::create_dir_all(&updir).expect("dir");
+    Pki::new(&updir);
+    let port = tls_upstream(&updir, residents());
+    let routes = format!(
+        "routes:\n  - {{id: secure, path_prefix: /secure/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: localhost, ca_file: upstream-pki/ca.crt}}}}\n  - {{id: wrongca, path_prefix: /wrongca/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: localhost, ca_file: ca.crt}}}}\n"
+    );
+    let cfg = config(up.port, "none", "allow").replacen("routes:\n", &routes, 1);
+    let gw = start_gateway(&dir, &cfg);
+    let ok = curl(&[&url(&gw, "/secure/residents")]);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(ok.text().contains(ID_MASKED) && !ok.text().contains(ID), "{}", ok.text());
+    let bad = curl(&[&url(&gw, "/wrongca/residents")]);
+    assert_eq!(bad.status, 502, "an upstream certificate from another CA is refused: {}", bad.text());
+    assert_eq!(bad.json()["error"], "upstream_error");
+}
+
+#[test]
+fn slow_upstream_gives_504_json() {
+    let up = Upstream::start(|_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        Reply::json("{}")
+    });
+    let dir = setup("timeout");
+    let cfg = config(up.port, "none", "allow").replace(
+        &format!("id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\"]}}", up.port),
+        &format!("id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\"], read_timeout_ms: 300}}", up.port),
+    );
+    assert!(cfg.contains("read_timeout_ms: 300"));
+    let gw = start_gateway(&dir, &cfg);
+    let r = curl(&[&url(&gw, "/stream/slow")]);
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["kind"], "timeout");
+}
