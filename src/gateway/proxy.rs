@@ -365,7 +365,8 @@ impl Gateway {
             ReqBody::Decided(Some(b)) => {
                 req.insert_header("content-length", b.len().to_string())?;
             }
-            ReqBody::Stream(_) => {
+            ReqBody::Stream(_) | ReqBody::Hold(_) => {
+                // the body may change length: send it chunked
                 req.remove_header("content-length");
             }
             _ => {}
@@ -540,22 +541,6 @@ impl ProxyHttp for Gateway {
                 if blocked {
                     let v = self.block(ctx, &snap, Direction::Request);
                     return self.refuse(session, ctx, v).await;
-                }
-                if out.len() != held.len() {
-                    // the length changed but the upstream already has Content-Length: keep it
-                    // consistent by sending the original length padded is impossible; refuse
-                    // to rewrite, fall back to the on_error mode
-                    if let Some(v) = self.uninspectable(
-                        ctx,
-                        &snap,
-                        route,
-                        Direction::Request,
-                        "request body rewrite changes its length",
-                    ) {
-                        return self.refuse(session, ctx, v).await;
-                    }
-                    *body = Some(Bytes::from(held));
-                    return Ok(());
                 }
                 *body = Some(Bytes::from(out));
                 Ok(())

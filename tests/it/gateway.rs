@@ -464,3 +464,27 @@ fn slow_upstream_gives_504_json() {
     assert_eq!(r.status, 504, "{}", r.text());
     assert_eq!(r.json()["kind"], "timeout");
 }
+
+#[test]
+fn large_upload_is_held_then_masked_before_forwarding() {
+    let (gw, up) = start("bigupload", "none", "allow");
+    let mut big = "{\"filler\":\"".to_string() + &"b".repeat(100 * 1024);
+    big.push_str(&format!("\",\"phone\":\"{MOBILE}\",\"sfzh\":\"{ID}\"}}"));
+    let file = gw.dir.join("upload.json");
+    std::fs::write(&file, &big).expect("body");
+    let r = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &url(&gw, "/upload/echo"),
+    ]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = up.requests().into_iter().find(|q| q.path == "/upload/echo").expect("forwarded");
+    let body = String::from_utf8_lossy(&got.body).into_owned();
+    assert_eq!(got.body.len(), big.len(), "masking keeps this body's length");
+    assert!(!body.contains(MOBILE) && !body.contains(ID), "the upstream receives masked values");
+    assert!(body.contains("138****8000") && body.contains(ID_MASKED));
+}
