@@ -66,10 +66,16 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
                 return answer(session, ctx, v).await;
             }
         } else {
-            let (out, blocked) = inspect::scan_buffer(active, route, ctx.dept, Direction::Request, &mut ctx.log, &body);
+            let (out, blocked, binary) =
+                inspect::scan_body(active, route, ctx.dept, Direction::Request, &mut ctx.log, &body, ct.as_deref());
             if blocked {
                 let v = gw.block(ctx, active, Direction::Request);
                 return answer(session, ctx, v).await;
+            }
+            if binary > 0 {
+                if let Some(v) = gw.binary(ctx, active, route, Direction::Request) {
+                    return answer(session, ctx, v).await;
+                }
             }
             body = out;
         }

@@ -350,6 +350,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn multipart_boundaries() {
+        assert_eq!(multipart_boundary(Some("multipart/form-data; boundary=abc")), Some("abc".into()));
+        assert_eq!(multipart_boundary(Some("multipart/mixed; charset=x; boundary=\"q q\"")), Some("q q".into()));
+        assert_eq!(multipart_boundary(Some("application/json")), None);
+    }
+
+    #[test]
     fn codings() {
         assert_eq!(coding(None), Coding::Identity);
         assert_eq!(coding(Some("GZIP")), Coding::Decode("gzip"));
@@ -370,5 +377,93 @@ mod tests {
         }
         d.finish(&mut out).expect("finish");
         assert_eq!(out, b"hello 13800138000 world");
+    }
+}
+
+/// The `boundary` parameter of a `multipart/*` content type.
+pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
+    let ct = content_type?;
+    if !ct.trim_start().to_ascii_lowercase().starts_with("multipart/") {
+        return None;
+    }
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Scan a complete multipart body part by part: text parts (no content type, `text/*`, JSON,
+/// XML, form-urlencoded) are scanned and rewritten; other parts are copied untouched and
+/// reported in `binary_parts`, so an uploaded image or PDF is never corrupted by masking.
+/// Returns (output, blocked, binary_parts); an unparsable body is scanned whole.
+pub fn scan_multipart(
+    snap: &Snapshot,
+    route: usize,
+    dept: usize,
+    dir: Direction,
+    log: &mut FindingLog,
+    body: &[u8],
+    boundary: &str,
+) -> (Vec<u8>, bool, usize) {
+    let delim = format!("--{boundary}");
+    let finder = memchr::memmem::Finder::new(delim.as_bytes());
+    let positions: Vec<usize> = finder.find_iter(body).collect();
+    if positions.len() < 2 {
+        let (o, b) = scan_buffer(snap, route, dept, dir, log, body);
+        return (o, b, 0);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut blocked = false;
+    let mut binary = 0;
+    out.extend_from_slice(&body[..positions[0]]);
+    for w in positions.windows(2) {
+        let (start, end) = (w[0], w[1]);
+        let part = &body[start..end];
+        // delimiter line, headers, blank line, content
+        let Some(head_end) = memchr::memmem::find(part, b"\r\n\r\n") else {
+            out.extend_from_slice(part);
+            continue;
+        };
+        let content_start = head_end + 4;
+        let headers = String::from_utf8_lossy(&part[..head_end]).to_ascii_lowercase();
+        let ctype = headers.lines().find_map(|l| l.strip_prefix("content-type:")).map(str::trim).unwrap_or("");
+        let text = ctype.is_empty()
+            || ctype.starts_with("text/")
+            || ctype.contains("json")
+            || ctype.contains("xml")
+            || ctype.starts_with("application/x-www-form-urlencoded");
+        out.extend_from_slice(&part[..content_start]);
+        if text {
+            let (o, b) = scan_buffer(snap, route, dept, dir, log, &part[content_start..]);
+            blocked |= b;
+            out.extend_from_slice(&o);
+        } else {
+            binary += 1;
+            out.extend_from_slice(&part[content_start..]);
+        }
+    }
+    if let Some(&last) = positions.last() {
+        out.extend_from_slice(&body[last..]);
+    }
+    (out, blocked, binary)
+}
+
+/// Scan a complete request or response body, part by part when it is multipart.
+/// Returns (output, blocked, binary parts left unscanned).
+pub fn scan_body(
+    snap: &Snapshot,
+    route: usize,
+    dept: usize,
+    dir: Direction,
+    log: &mut FindingLog,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> (Vec<u8>, bool, usize) {
+    match multipart_boundary(content_type) {
+        Some(b) => scan_multipart(snap, route, dept, dir, log, body, &b),
+        None => {
+            let (o, blocked) = scan_buffer(snap, route, dept, dir, log, body);
+            (o, blocked, 0)
+        }
     }
 }

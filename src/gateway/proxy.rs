@@ -261,12 +261,19 @@ impl Gateway {
                     return Ok(Some(Verdict::BadRequest("body longer than content-length")));
                 }
             }
-            let (out, blocked) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut ctx.log, &body);
+            let (out, blocked, binary) =
+                inspect::scan_body(snap, route, ctx.dept, Direction::Request, &mut ctx.log, &body, ct.as_deref());
             if blocked {
                 return Ok(Some(self.block(ctx, snap, Direction::Request)));
             }
+            if binary > 0 {
+                if let Some(v) = self.binary(ctx, snap, route, Direction::Request) {
+                    return Ok(Some(v));
+                }
+            }
             ctx.req_body = ReqBody::Decided(Some(Bytes::from(out)));
-        } else if may_block {
+        } else if may_block || inspect::multipart_boundary(ct.as_deref()).is_some() {
+            // multipart bodies are parsed whole, so that binary parts are never rewritten
             ctx.req_body = ReqBody::Hold(Vec::new());
         } else {
             let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
@@ -536,11 +543,17 @@ impl ProxyHttp for Gateway {
                     return Ok(());
                 }
                 let held = std::mem::take(buf);
-                let (out, blocked) =
-                    inspect::scan_buffer(&snap, route, ctx.dept, Direction::Request, &mut ctx.log, &held);
+                let ct = header_str(session.req_header(), "content-type").map(str::to_string);
+                let (out, blocked, binary) =
+                    inspect::scan_body(&snap, route, ctx.dept, Direction::Request, &mut ctx.log, &held, ct.as_deref());
                 if blocked {
                     let v = self.block(ctx, &snap, Direction::Request);
                     return self.refuse(session, ctx, v).await;
+                }
+                if binary > 0 {
+                    if let Some(v) = self.binary(ctx, &snap, route, Direction::Request) {
+                        return self.refuse(session, ctx, v).await;
+                    }
                 }
                 *body = Some(Bytes::from(out));
                 Ok(())

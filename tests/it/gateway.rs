@@ -488,3 +488,25 @@ fn large_upload_is_held_then_masked_before_forwarding() {
     assert!(!body.contains(MOBILE) && !body.contains(ID), "the upstream receives masked values");
     assert!(body.contains("138****8000") && body.contains(ID_MASKED));
 }
+
+#[test]
+fn multipart_text_parts_are_masked_and_binary_parts_left_intact() {
+    let (gw, up) = start("multipart", "none", "allow");
+    let bin_file = gw.dir.join("scan.bin");
+    let mut blob = vec![0u8, 255, 1, 2];
+    blob.extend_from_slice(MOBILE.as_bytes());
+    blob.extend_from_slice(&[0, 9, 8]);
+    std::fs::write(&bin_file, &blob).expect("blob");
+    let file_arg = format!("file=@{};type=application/octet-stream", bin_file.display());
+    let r = curl(&["-F", &format!("note=电话{MOBILE}"), "-F", &file_arg, &url(&gw, "/upload/echo")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = up.requests().into_iter().find(|q| q.path == "/upload/echo").expect("forwarded");
+    let text_masked = got.body.windows(11).filter(|w| *w == b"138****8000").count();
+    let raw = got.body.windows(11).filter(|w| *w == MOBILE.as_bytes()).count();
+    assert_eq!(text_masked, 1, "the text part is masked");
+    assert_eq!(raw, 1, "the binary part is forwarded byte for byte");
+    assert!(got.body.windows(blob.len()).any(|w| w == blob.as_slice()));
+    // a route that blocks binary content refuses the upload
+    let r = curl(&["-F", "note=hello", "-F", &file_arg, &url(&gw, "/strict/echo")]);
+    assert_eq!(r.status, 415, "{}", r.text());
+}
