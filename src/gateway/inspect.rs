@@ -345,41 +345,6 @@ impl BodyInspector {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multipart_boundaries() {
-        assert_eq!(multipart_boundary(Some("multipart/form-data; boundary=abc")), Some("abc".into()));
-        assert_eq!(multipart_boundary(Some("multipart/mixed; charset=x; boundary=\"q q\"")), Some("q q".into()));
-        assert_eq!(multipart_boundary(Some("application/json")), None);
-    }
-
-    #[test]
-    fn codings() {
-        assert_eq!(coding(None), Coding::Identity);
-        assert_eq!(coding(Some("GZIP")), Coding::Decode("gzip"));
-        assert_eq!(coding(Some("br")), Coding::Decode("br"));
-        assert_eq!(coding(Some("zstd")), Coding::Unsupported);
-        assert_eq!(coding(Some("gzip, br")), Coding::Unsupported);
-    }
-
-    #[test]
-    fn gzip_decoder_round_trip_in_pieces() {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(b"hello 13800138000 world").unwrap_or_default();
-        let gz = enc.finish().unwrap_or_default();
-        let mut d = Decoder::new("gzip").expect("gzip");
-        let mut out = Vec::new();
-        for c in gz.chunks(3) {
-            d.push(c, &mut out).expect("push");
-        }
-        d.finish(&mut out).expect("finish");
-        assert_eq!(out, b"hello 13800138000 world");
-    }
-}
-
 /// The `boundary` parameter of a `multipart/*` content type.
 pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
     let ct = content_type?;
@@ -465,5 +430,40 @@ pub fn scan_body(
             let (o, blocked) = scan_buffer(snap, route, dept, dir, log, body);
             (o, blocked, 0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_boundaries() {
+        assert_eq!(multipart_boundary(Some("multipart/form-data; boundary=abc")), Some("abc".into()));
+        assert_eq!(multipart_boundary(Some("multipart/mixed; charset=x; boundary=\"q q\"")), Some("q q".into()));
+        assert_eq!(multipart_boundary(Some("application/json")), None);
+    }
+
+    #[test]
+    fn codings() {
+        assert_eq!(coding(None), Coding::Identity);
+        assert_eq!(coding(Some("GZIP")), Coding::Decode("gzip"));
+        assert_eq!(coding(Some("br")), Coding::Decode("br"));
+        assert_eq!(coding(Some("zstd")), Coding::Unsupported);
+        assert_eq!(coding(Some("gzip, br")), Coding::Unsupported);
+    }
+
+    #[test]
+    fn gzip_decoder_round_trip_in_pieces() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(b"hello 13800138000 world").unwrap_or_default();
+        let gz = enc.finish().unwrap_or_default();
+        let mut d = Decoder::new("gzip").expect("gzip");
+        let mut out = Vec::new();
+        for c in gz.chunks(3) {
+            d.push(c, &mut out).expect("push");
+        }
+        d.finish(&mut out).expect("finish");
+        assert_eq!(out, b"hello 13800138000 world");
     }
 }
