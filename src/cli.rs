@@ -171,17 +171,9 @@ fn stream(
     Ok(())
 }
 
-fn random_key() -> HashKey {
-    let mut k = vec![0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut k);
-    }
-    HashKey::new(k)
-}
-
 fn scan(a: ScanArgs) -> Result<()> {
     let rules = load_rules(&a.rules.rules)?;
-    let tr = Transformer::new(random_key());
+    let tr = Transformer::new(crate::config::random_key());
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     let mut lines: Vec<u8> = Vec::new();
@@ -223,7 +215,7 @@ fn mask(a: MaskArgs) -> Result<()> {
     let rules = load_rules(&a.rules.rules)?;
     let key = match &a.hash_key {
         Some(p) => HashKey::from_file(p).map_err(anyhow::Error::msg)?,
-        None => random_key(),
+        None => crate::config::random_key(),
     };
     let tr = Transformer::new(key);
     let stdout = io::stdout();

@@ -12,7 +12,6 @@
 //! The request body is read (up to `max_buffer`) and decided before the upstream is contacted.
 
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
@@ -21,7 +20,6 @@ use super::proxy::{Ctx, Gateway};
 use super::respond::{self, Verdict};
 use super::server::Active;
 use crate::policy::Direction;
-use crate::telemetry::Metrics;
 
 /// Answer the client ourselves with `v` and record it.
 async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> {
@@ -29,14 +27,6 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> 
     respond::send(session, &v).await?;
     ctx.verdict = Some(v);
     Ok(())
-}
-
-fn upstream_failure(ctx: &mut Ctx, active: &Active, route: usize, e: &Error) -> Verdict {
-    let (status, kind) = respond::error_status(e);
-    let (status, kind) = if status < 500 { (502, "protocol") } else { (status, kind) };
-    ctx.upstream_failed = true;
-    Metrics::get().upstream_errors.with_label_values(&[&active.routes[route].id, kind]).inc();
-    Verdict::Upstream { status, kind }
 }
 
 pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Active, route: usize) -> Result<()> {
@@ -86,7 +76,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     let mut up = match gw.connector.get_http_session(&*peer).await {
         Ok((s, _)) => s,
         Err(e) => {
-            let v = upstream_failure(ctx, active, route, &e);
+            let v = respond::upstream_failure(&active.routes[route].id, &e);
             return answer(session, ctx, v).await;
         }
     };
@@ -108,7 +98,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     }
     .await;
     if let Err(e) = sent {
-        let v = upstream_failure(ctx, active, route, &e);
+        let v = respond::upstream_failure(&active.routes[route].id, &e);
         return answer(session, ctx, v).await;
     }
     let Some(mut resp) = up.response_header().cloned() else {
@@ -170,7 +160,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
                 if streaming {
                     return Err(e.into_up());
                 }
-                let v = upstream_failure(ctx, active, route, &e);
+                let v = respond::upstream_failure(&active.routes[route].id, &e);
                 return answer(session, ctx, v).await;
             }
         };
@@ -213,7 +203,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
         }
         held.extend_from_slice(&out);
         if eos {
-            strip_for_rewrite(&mut resp)?;
+            respond::strip_for_rewrite(&mut resp);
             resp.insert_header("content-length", held.len().to_string())?;
             session.write_response_header(Box::new(resp), false).await?;
             session.write_response_body(Some(Bytes::from(held)), true).await?;
@@ -222,23 +212,12 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
         if insp.decoded as usize > r.inspect.max_buffer {
             // past max_buffer: release what was scanned and stream the rest
             streaming = true;
-            strip_for_rewrite(&mut resp)?;
+            respond::strip_for_rewrite(&mut resp);
             resp.insert_header("transfer-encoding", "chunked")?;
             session.write_response_header(Box::new(resp.clone()), false).await?;
             session.write_response_body(Some(Bytes::from(std::mem::take(&mut held))), false).await?;
         }
     }
     gw.connector.release_http_session(up, &*peer, Some(std::time::Duration::from_secs(60))).await;
-    Ok(())
-}
-
-/// Headers that no longer describe a rewritten, decoded body.
-fn strip_for_rewrite(resp: &mut ResponseHeader) -> Result<()> {
-    resp.remove_header("content-length");
-    resp.remove_header("content-encoding");
-    resp.remove_header("transfer-encoding");
-    resp.remove_header("accept-ranges");
-    resp.remove_header("etag");
-    resp.set_version(http::Version::HTTP_11);
     Ok(())
 }

@@ -78,7 +78,6 @@ pub struct Ctx {
     /// An incident that did not produce a verdict (e.g. a response aborted mid-stream).
     pub reason: Option<&'static str>,
     pub block_dir: Option<Direction>,
-    pub upstream_failed: bool,
 }
 
 impl Ctx {
@@ -618,12 +617,8 @@ impl ProxyHttp for Gateway {
             insp.hold_whole();
         }
         ctx.resp = Some(Box::new(insp));
-        resp.remove_header("content-length");
-        resp.remove_header("content-encoding");
-        resp.remove_header("accept-ranges");
-        resp.remove_header("etag");
+        respond::strip_for_rewrite(resp);
         resp.insert_header("transfer-encoding", "chunked")?;
-        resp.set_version(http::Version::HTTP_11);
         Ok(())
     }
 
@@ -669,13 +664,12 @@ impl ProxyHttp for Gateway {
             Some(v) => v,
             None => {
                 let (status, kind) = respond::error_status(e);
-                if matches!(kind, "timeout" | "connect" | "protocol") {
-                    ctx.upstream_failed = true;
-                    if let (Some(snap), Some(route)) = (ctx.snap.as_ref(), ctx.route) {
-                        Metrics::get().upstream_errors.with_label_values(&[&snap.routes[route].id, kind]).inc();
+                match (kind, ctx.snap.as_ref(), ctx.route) {
+                    ("timeout" | "connect" | "protocol", Some(snap), Some(route)) => {
+                        respond::upstream_failure(&snap.routes[route].id, e)
                     }
+                    _ => Verdict::Upstream { status, kind },
                 }
-                Verdict::Upstream { status, kind }
             }
         };
         let code = verdict.status();

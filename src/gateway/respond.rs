@@ -66,6 +66,23 @@ pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
     Ok(())
 }
 
+/// Drop the headers that no longer describe a decoded, rewritten body (length, coding, ranges,
+/// validators) and answer HTTP/1.1, so an h1 client gets chunked framing.
+pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
+    for h in ["content-length", "content-encoding", "transfer-encoding", "accept-ranges", "etag"] {
+        resp.remove_header(h);
+    }
+    resp.set_version(http::Version::HTTP_11);
+}
+
+/// Count an upstream failure for `route` and turn it into the client's verdict (502/504).
+pub fn upstream_failure(route_id: &str, e: &Error) -> Verdict {
+    let (status, kind) = error_status(e);
+    let (status, kind) = if status < 500 { (502, "protocol") } else { (status, kind) };
+    crate::telemetry::Metrics::get().upstream_errors.with_label_values(&[route_id, kind]).inc();
+    Verdict::Upstream { status, kind }
+}
+
 /// Map a proxy error to (status, kind) for the client and the upstream-error metric.
 /// `None` when the error is on the client's side (nothing useful can be sent).
 pub fn error_status(e: &Error) -> (u16, &'static str) {
