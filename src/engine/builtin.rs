@@ -152,7 +152,7 @@ impl Builtins {
             }
         }
         // letters, '*' or '_' adjacent: an alphanumeric token (USCC, passport, plate) or nothing
-        if is_word(prev) || (run_end < t.len() && is_word(t[run_end]) && !is_x_suffix(t, s, run_end)) {
+        if is_word(prev) || (run_end < t.len() && is_word(t[run_end]) && !is_x_suffix(t, run_end)) {
             return self.token(t, s, out);
         }
         // fast path: most digit runs (ids, amounts, dates, times) are too short to be anything
@@ -388,7 +388,7 @@ impl Chain {
             digits += e - i;
             groups += 1;
             if groups == MAX_GROUPS || e + 1 >= t.len() {
-                return (digits, e + usize::from(is_x_suffix(t, i, e)));
+                return (digits, e + usize::from(is_x_suffix(t, e)));
             }
             let sep = t[e];
             let joins =
@@ -396,7 +396,7 @@ impl Chain {
             if joins && t[e + 1].is_ascii_digit() {
                 i = e + 1;
             } else {
-                return (digits, e + usize::from(is_x_suffix(t, i, e)));
+                return (digits, e + usize::from(is_x_suffix(t, e)));
             }
         }
     }
@@ -423,7 +423,7 @@ impl Chain {
                 break;
             }
         }
-        if is_x_suffix(t, c.g[c.groups - 1].0, c.end) {
+        if is_x_suffix(t, c.end) {
             c.x = true;
             c.end += 1;
         }
@@ -432,7 +432,7 @@ impl Chain {
 }
 
 /// `X`/`x` right after a digit run and not followed by another word character.
-fn is_x_suffix(t: &[u8], _s: usize, e: usize) -> bool {
+fn is_x_suffix(t: &[u8], e: usize) -> bool {
     matches!(t.get(e), Some(b'X' | b'x')) && !t.get(e + 1).is_some_and(|b| is_word(*b))
 }
 

@@ -32,8 +32,7 @@ const MAX_FINGERPRINTS: usize = 16;
 impl FindingLog {
     /// Record one finding: bump `dlpgate_findings_total` and keep a masked sample and a keyed
     /// fingerprint (never the value). `allow` findings are not recorded.
-    pub fn record(&mut self, snap: &Snapshot, dept: usize, dir: Direction, rule: usize, action: Action, value: &[u8]) {
-        let _ = dept;
+    pub fn record(&mut self, snap: &Snapshot, dir: Direction, rule: usize, action: Action, value: &[u8]) {
         if action == Action::Allow {
             return;
         }
@@ -126,19 +125,33 @@ pub fn scan_buffer(
     let t0 = Instant::now();
     let mut out = Vec::with_capacity(input.len());
     let mut blocked = false;
-    let mut decide_fn = |f: &StreamFinding, v: &[u8]| {
+    let mut decide_fn = deciding(snap, route, dept, dir, log, &mut blocked);
+    crate::engine::stream::scan_whole(&snap.rules, &snap.transformer, input, &mut out, &mut decide_fn);
+    drop(decide_fn);
+    observe(dir, input.len(), t0);
+    (out, blocked)
+}
+
+/// The per-finding callback of both scan paths: the policy's action, recorded in `log`; a
+/// `block` sets `blocked` and the value is redacted in the (discarded) output.
+fn deciding<'a>(
+    snap: &'a Snapshot,
+    route: usize,
+    dept: usize,
+    dir: Direction,
+    log: &'a mut FindingLog,
+    blocked: &'a mut bool,
+) -> impl FnMut(&StreamFinding, &[u8]) -> Action + 'a {
+    move |f, v| {
         let a = decide(snap, route, dept, dir, f.rule);
-        log.record(snap, dept, dir, f.rule, a, v);
+        log.record(snap, dir, f.rule, a, v);
         if a == Action::Block {
-            blocked = true;
+            *blocked = true;
             Action::Redact
         } else {
             a
         }
-    };
-    crate::engine::stream::scan_whole(&snap.rules, &snap.transformer, input, &mut out, &mut decide_fn);
-    observe(dir, input.len(), t0);
-    (out, blocked)
+    }
 }
 
 fn observe(dir: Direction, bytes: usize, t0: Instant) {
@@ -224,9 +237,6 @@ pub struct DecodeLimits {
     pub max_ratio: usize,
 }
 
-/// Held bodies that grow past this many bytes (times 4) switch to streaming.
-const WHOLE_LIMIT_SLACK: usize = 64 * 1024;
-
 /// Streaming inspection of one body: optional decoding, bounded carry, masking as it goes.
 #[derive(Debug)]
 pub struct BodyInspector {
@@ -239,7 +249,8 @@ pub struct BodyInspector {
     pub encoded_in: u64,
     pub decoded: u64,
     plain: Vec<u8>,
-    whole: Option<Vec<u8>>,
+    /// Held body and the most it may hold (see [`BodyInspector::hold_whole`]).
+    whole: Option<(Vec<u8>, usize)>,
 }
 
 impl BodyInspector {
@@ -257,9 +268,10 @@ impl BodyInspector {
         }
     }
 
-    /// Hold the body and scan it once at its end (for small bodies of known length).
-    pub fn hold_whole(&mut self) {
-        self.whole = Some(Vec::new());
+    /// Hold the body and scan it once at its end (for small bodies of known length). A body that
+    /// grows past `limit` is streamed from there on.
+    pub fn hold_whole(&mut self, limit: usize) {
+        self.whole = Some((Vec::new(), limit));
     }
 
     /// Feed a chunk (and/or end of stream); transformed output is appended to `out`.
@@ -274,17 +286,16 @@ impl BodyInspector {
         eos: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), Uninspectable> {
-        if let Some(held) = self.whole.as_mut() {
+        if let Some((held, limit)) = self.whole.as_mut() {
             held.extend_from_slice(chunk);
+            if !eos && held.len() <= *limit {
+                return Ok(());
+            }
+            let held = self.whole.take().map(|w| w.0).unwrap_or_default();
             if !eos {
-                if held.len() <= 4 * WHOLE_LIMIT_SLACK {
-                    return Ok(());
-                }
-                // longer than announced: fall back to streaming what was held
-                let held = self.whole.take().unwrap_or_default();
+                // longer than announced: stream from here on
                 return self.push(snap, route, dept, log, &held, false, out);
             }
-            let held = self.whole.take().unwrap_or_default();
             if self.decoder.is_none() {
                 let (o, blocked) = scan_buffer(snap, route, dept, self.dir, log, &held);
                 self.encoded_in += held.len() as u64;
@@ -320,28 +331,18 @@ impl BodyInspector {
                 chunk
             }
         };
-        let (dir, blocked) = (self.dir, &mut self.blocked);
-        let mut decide_fn = |f: &StreamFinding, v: &[u8]| {
-            let a = decide(snap, route, dept, dir, f.rule);
-            log.record(snap, dept, dir, f.rule, a, v);
-            if a == Action::Block {
-                *blocked = true;
-                Action::Redact
-            } else {
-                a
-            }
-        };
+        let forced = self.scanner.forced_cuts();
+        let mut decide_fn = deciding(snap, route, dept, self.dir, log, &mut self.blocked);
         self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
         if eos {
             self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
         }
+        if self.scanner.forced_cuts() > forced {
+            // 64 KiB without a break: a value across that cut may have been missed; count it
+            Metrics::get().uninspected.with_label_values(&[&snap.routes[route].id, "forced_cut"]).inc();
+        }
         observe(self.dir, data.len(), t0);
         Ok(())
-    }
-
-    /// Bytes held in the carry.
-    pub fn buffered(&self) -> usize {
-        self.scanner.buffered()
     }
 }
 

@@ -441,6 +441,7 @@ pub fn reason_label(reason: &str) -> &'static str {
         r if r.contains("encod") || r.contains("undecodable") => "undecodable",
         r if r.contains("binary") => "binary_content_type",
         r if r.contains("after headers") => "blocked_mid_stream",
+        "forced_cut" => "forced_cut",
         _ => "other",
     }
 }
@@ -614,7 +615,7 @@ impl ProxyHttp for Gateway {
         // a small body of known length is held and scanned once at its end
         let len: Option<usize> = resp.headers.get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
         if len.is_some_and(|l| l <= WHOLE_BODY_LIMIT) {
-            insp.hold_whole();
+            insp.hold_whole(WHOLE_BODY_LIMIT);
         }
         ctx.resp = Some(Box::new(insp));
         respond::strip_for_rewrite(resp);

@@ -234,16 +234,6 @@ impl Policy {
         }
         rule.action
     }
-
-    /// Whether any rule could end in `block` for this department, route and direction.
-    pub fn may_block(&self, rules: &[Rule], dept: &Department, route: &str, dir: Direction) -> bool {
-        rules.iter().any(|r| self.decide(r, dept, route, dir) == Action::Block)
-    }
-
-    /// Whether any rule could rewrite or block (i.e. whether scanning is needed at all).
-    pub fn may_act(&self, rules: &[Rule], dept: &Department, route: &str, dir: Direction) -> bool {
-        rules.iter().any(|r| self.decide(r, dept, route, dir) != Action::Allow)
-    }
 }
 
 #[cfg(test)]
