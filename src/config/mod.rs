@@ -898,6 +898,14 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             c.err("id", Some(&d.id), format!("duplicate department id {:?}", d.id));
             continue;
         }
+        // sent to upstreams in a header and used as a metric label
+        if d.id.is_empty() || !d.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+            c.err(
+                "id",
+                Some(&d.id),
+                format!("department id {:?} must be ASCII letters, digits, '-', '_' or '.'", d.id),
+            );
+        }
         let mut keys = Vec::new();
         for k in &d.matcher.api_key_sha256 {
             let bytes: Option<Vec<u8>> = (k.len() == 64)
@@ -1183,6 +1191,13 @@ mod tests {
         assert_eq!(s.admin.addr.to_string(), "127.0.0.1:9090");
         assert_eq!(s.departments[s.unknown].id, "unknown");
         assert_eq!(s.routes[0].inspect.on_error, FailMode::Block);
+    }
+
+    #[test]
+    fn department_ids_must_be_header_safe() {
+        let text = "listeners: [{addr: \"127.0.0.1:8080\"}]\ndepartments:\n  - {id: 公安厅, clearance: core}\npolicies: [{id: p}]\nroutes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}}]\n";
+        let e = load_str(Path::new("d.yaml"), text).expect_err("non-ASCII department id");
+        assert!(e.to_string().contains("d.yaml:3: id: department id"), "{e}");
     }
 
     #[test]

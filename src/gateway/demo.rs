@@ -85,6 +85,9 @@ fn serve(mut s: TcpStream) {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(0);
+        if len > 1 << 20 {
+            return; // demo backend: no bodies over 1 MiB
+        }
         while buf.len() < head_end + len {
             let mut tmp = [0u8; 4096];
             match s.read(&mut tmp) {

@@ -122,13 +122,11 @@ pub fn scan_buffer(
     log: &mut FindingLog,
     input: &[u8],
 ) -> (Vec<u8>, bool) {
-    let t0 = Instant::now();
     let mut out = Vec::with_capacity(input.len());
     let mut blocked = false;
     let mut decide_fn = deciding(snap, route, dept, dir, log, &mut blocked);
     crate::engine::stream::scan_whole(&snap.rules, &snap.transformer, input, &mut out, &mut decide_fn);
     drop(decide_fn);
-    observe(dir, input.len(), t0);
     (out, blocked)
 }
 
@@ -154,7 +152,9 @@ fn deciding<'a>(
     }
 }
 
-fn observe(dir: Direction, bytes: usize, t0: Instant) {
+/// Count `bytes` scanned since `t0` in `dlpgate_inspected_bytes_total` and
+/// `dlpgate_scan_duration_seconds`: once per body (or per request head), not per piece.
+pub fn observe(dir: Direction, bytes: usize, t0: Instant) {
     let m = Metrics::get();
     m.inspected_bytes.with_label_values(&[dir.as_str()]).inc_by(bytes as u64);
     m.scan_duration.with_label_values(&[dir.as_str()]).observe(t0.elapsed().as_secs_f64());
@@ -297,7 +297,9 @@ impl BodyInspector {
                 return self.push(snap, route, dept, log, &held, false, out);
             }
             if self.decoder.is_none() {
+                let t0 = Instant::now();
                 let (o, blocked) = scan_buffer(snap, route, dept, self.dir, log, &held);
+                observe(self.dir, held.len(), t0);
                 self.encoded_in += held.len() as u64;
                 self.decoded += held.len() as u64;
                 self.blocked |= blocked;
@@ -425,13 +427,16 @@ pub fn scan_body(
     body: &[u8],
     content_type: Option<&str>,
 ) -> (Vec<u8>, bool, usize) {
-    match multipart_boundary(content_type) {
+    let t0 = Instant::now();
+    let result = match multipart_boundary(content_type) {
         Some(b) => scan_multipart(snap, route, dept, dir, log, body, &b),
         None => {
             let (o, blocked) = scan_buffer(snap, route, dept, dir, log, body);
             (o, blocked, 0)
         }
-    }
+    };
+    observe(dir, body.len(), t0);
+    result
 }
 
 #[cfg(test)]

@@ -184,9 +184,12 @@ impl Gateway {
             return None;
         }
         // query string and header values
+        let t0 = Instant::now();
+        let mut scanned = 0;
         let mut log = std::mem::take(&mut ctx.log);
         let mut blocked = false;
         if let Some(q) = req.uri.query() {
+            scanned += q.len();
             let (out, b) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut log, q.as_bytes());
             blocked |= b;
             if out != q.as_bytes() {
@@ -208,12 +211,14 @@ impl Gateway {
             if skip.contains(&name.as_str()) {
                 continue;
             }
+            scanned += value.len();
             let (out, b) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut log, value.as_bytes());
             blocked |= b;
             if out != value.as_bytes() {
                 ctx.new_headers.push((name.as_str().to_string(), encode_query(&out)));
             }
         }
+        inspect::observe(Direction::Request, scanned, t0);
         ctx.log = log;
         if blocked {
             return Some(self.block(ctx, snap, Direction::Request));
@@ -679,6 +684,13 @@ impl ProxyHttp for Gateway {
         }
         ctx.status = if session.response_written().is_some() { ctx.status.max(code) } else { code };
         FailToProxy { error_code: 0, can_reuse_downstream: false }
+    }
+
+    /// Pingora's default summary (in its error logs) includes the query string, which may carry
+    /// the very values the gateway protects: method and path only.
+    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+        let r = session.req_header();
+        format!("{} {}", r.method, r.uri.path())
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
