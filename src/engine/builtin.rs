@@ -101,9 +101,11 @@ impl Builtins {
         if self.is_empty() {
             return;
         }
+        let base = out.len();
         self.scan_digits(t, out);
         if let Some(rule) = self.rule(Builtin::Email) {
-            scan_emails(t, rule, out);
+            let digit_hits = out.len();
+            scan_emails(t, rule, base..digit_hits, out);
         }
     }
 
@@ -142,8 +144,8 @@ impl Builtins {
                 return end;
             }
         }
-        // dotted quad
-        if run_end < t.len() && t[run_end] == b'.' && run_end - s <= 3 {
+        // dotted quad, not glued to a word (`v1.2.3.4`, `abc192.168.1.10`)
+        if run_end < t.len() && t[run_end] == b'.' && run_end - s <= 3 && !is_word(prev) {
             if let Some(rule) = self.rule(Builtin::Ipv4) {
                 if let Some(end) = ipv4_at(t, s) {
                     out.push(Hit { rule, start: s, end });
@@ -157,16 +159,20 @@ impl Builtins {
         }
         // fast path: most digit runs (ids, amounts, dates, times) are too short to be anything
         let (digits, end) = Chain::measure(t, s);
+        let glued = glued_to_next(t, end);
         if digits < 10 {
-            if (5..=6).contains(&digits) && end - s == digits {
-                self.plate_after_dot(t, s, end, out);
+            if end - s == digits {
+                if (5..=6).contains(&digits) {
+                    self.plate_after_dot(t, s, end, out);
+                }
+                return end;
             }
-            return end;
+            // the last group may start a token or a dotted number of its own (`1 192.168.1.10`)
+            return if glued { last_group_start(t, end) } else { end };
         }
         if end == run_end || (end == run_end + 1 && digits == run_end - s) {
             // one group (the common case): classify the run directly
-            let next = t.get(end).copied().unwrap_or(b' ');
-            if is_word(next) || (next == b'.' && t.get(end + 1).is_some_and(u8::is_ascii_digit)) {
+            if glued {
                 return end;
             }
             let x = end == run_end + 1;
@@ -177,24 +183,23 @@ impl Builtins {
             }
             return end;
         }
-        let chain = Chain::build(t, s);
-        if chain.digits < 5 {
-            // plates whose serial is all digits, after `·`: 青D·54346
-            if chain.groups == 1 {
-                self.plate_after_dot(t, s, chain.end, out);
-            }
-            return chain.end;
-        }
-        let next = if chain.end < t.len() { t[chain.end] } else { b' ' };
-        if is_word(next) || (next == b'.' && t.get(chain.end + 1).is_some_and(u8::is_ascii_digit)) {
-            return chain.end;
+        let mut chain = Chain::build(t, s);
+        let mut resume = chain.end;
+        if glued {
+            // the last group starts a token or a dotted number of its own (`13800138000 192.168.1.10`):
+            // decide the groups before it, then resume at it
+            resume = chain.pop().unwrap_or(chain.end);
         }
         if chain.digits >= 10 {
-            self.chain_candidates(t, &chain, out);
-        } else if chain.groups == 1 {
-            self.plate_after_dot(t, s, chain.end, out);
+            let last_taken = self.chain_candidates(t, &chain, out);
+            if chain.more {
+                // more groups follow than one chain holds: go on after the last value found, or one
+                // group further, so that a value across the limit is still seen whole
+                let g = last_taken.map_or(1, |i| i + 1);
+                resume = chain.g.get(g).map_or(chain.end, |g| g.0).min(chain.end);
+            }
         }
-        chain.end
+        resume
     }
 
     fn dotted_mobile(&self, t: &[u8], s: usize, out: &mut Vec<Hit>) -> Option<usize> {
@@ -219,8 +224,9 @@ impl Builtins {
         Some(end)
     }
 
-    /// Try the whole chain, then shorter stretches of whole groups, longest first.
-    fn chain_candidates(&self, t: &[u8], c: &Chain, out: &mut Vec<Hit>) {
+    /// Try the whole chain, then shorter stretches of whole groups, longest first. Returns the last
+    /// group that is part of a value.
+    fn chain_candidates(&self, t: &[u8], c: &Chain, out: &mut Vec<Hit>) -> Option<usize> {
         let k = c.groups;
         let mut taken: [bool; MAX_GROUPS] = [false; MAX_GROUPS];
         let mut canon = [0u8; 48];
@@ -252,6 +258,7 @@ impl Builtins {
                 }
             }
         }
+        taken[..k].iter().rposition(|&x| x)
     }
 
     /// Decide what a canonical digit string is. Returns the rule and how many leading digits are a
@@ -373,6 +380,8 @@ struct Chain {
     x: bool,
     /// the first group is an area code in parentheses: `(0371)`
     paren: bool,
+    /// the chain holds `MAX_GROUPS` groups and more follow
+    more: bool,
     end: usize,
 }
 
@@ -402,7 +411,8 @@ impl Chain {
     }
 
     fn build(t: &[u8], s: usize) -> Chain {
-        let mut c = Chain { g: [(0, 0); MAX_GROUPS], groups: 0, digits: 0, x: false, paren: false, end: s };
+        let mut c =
+            Chain { g: [(0, 0); MAX_GROUPS], groups: 0, digits: 0, x: false, paren: false, more: false, end: s };
         let mut i = s;
         loop {
             let e = digits_end(t, i);
@@ -410,18 +420,21 @@ impl Chain {
             c.groups += 1;
             c.digits += e - i;
             c.end = e;
-            if c.groups == MAX_GROUPS || e + 1 >= t.len() {
+            if e + 1 >= t.len() {
                 break;
             }
             let sep = t[e];
             let joins = matches!(sep, b' ' | b'-')
                 || (sep == b')' && c.groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0');
-            if joins && t[e + 1].is_ascii_digit() {
-                c.paren |= sep == b')';
-                i = e + 1;
-            } else {
+            if !joins || !t[e + 1].is_ascii_digit() {
                 break;
             }
+            if c.groups == MAX_GROUPS {
+                c.more = true;
+                break;
+            }
+            c.paren |= sep == b')';
+            i = e + 1;
         }
         if is_x_suffix(t, c.end) {
             c.x = true;
@@ -429,6 +442,41 @@ impl Chain {
         }
         c
     }
+
+    /// Drop the last group; returns where it started, or `None` for a chain of one group.
+    fn pop(&mut self) -> Option<usize> {
+        if self.groups < 2 {
+            return None;
+        }
+        self.groups -= 1;
+        let (s, e) = self.g[self.groups];
+        self.digits -= e - s;
+        self.x = false;
+        self.end = self.g[self.groups - 1].1;
+        Some(s)
+    }
+}
+
+/// Whether the digits that end at `end` run on into a word or a dotted number.
+#[inline]
+fn glued_to_next(t: &[u8], end: usize) -> bool {
+    match t.get(end) {
+        Some(&b) if is_word(b) => true,
+        Some(b'.') => t.get(end + 1).is_some_and(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// Start of the last digit group of a chain that ends at `end`.
+fn last_group_start(t: &[u8], end: usize) -> usize {
+    let mut i = end;
+    if matches!(t[i - 1], b'X' | b'x') {
+        i -= 1;
+    }
+    while t[i - 1].is_ascii_digit() {
+        i -= 1;
+    }
+    i
 }
 
 /// `X`/`x` right after a digit run and not followed by another word character.
@@ -569,17 +617,60 @@ fn is_local(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
 }
 
-fn is_domain(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')
-}
-
 /// File extensions that follow `@2x` in asset names (`logo@2x.png`), never a top-level domain here.
 const ASSET_TLDS: &[&[u8]] = &[b"png", b"jpg", b"jpeg", b"gif", b"webp", b"svg", b"ico", b"bmp", b"avif"];
 
-fn scan_emails(t: &[u8], rule: u32, out: &mut Vec<Hit>) {
+/// End of the domain that starts at `ds`, and where its top-level label starts. The domain ends with
+/// the last wholly alphabetic label of two or more letters. Without one, text glued to the address
+/// (`a@163.com-1380013…`, `a@163.com1380…`) is cut where the letters of the first label that starts
+/// with two of them end.
+fn domain_end(t: &[u8], ds: usize) -> Option<(usize, usize)> {
+    let limit = t.len().min(ds + 255);
+    let mut i = ds;
+    let mut strong = None;
+    let mut weak = None;
+    let mut first = true;
+    loop {
+        let ls = i;
+        while i < limit && (t[i].is_ascii_alphanumeric() || t[i] == b'-') {
+            i += 1;
+        }
+        if i == ls {
+            break; // empty label: `..`, a trailing dot, or no domain at all
+        }
+        if !first {
+            let alpha = t[ls..i].iter().take_while(|b| b.is_ascii_alphabetic()).count();
+            if alpha == i - ls && alpha >= 2 {
+                strong = Some((i, ls));
+            } else if alpha >= 2 && weak.is_none() {
+                weak = Some((ls + alpha, ls));
+            }
+        } else if t[ls] == b'-' {
+            return None;
+        }
+        first = false;
+        if i + 1 < limit && t[i] == b'.' {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    strong.or(weak)
+}
+
+/// E-mail addresses around each `@`. `earlier` are the digit hits already in `out`, in order: a local
+/// part never reaches back into one of them or into the previous address, or a run of local-part
+/// characters longer than 64 would start inside that value and hide it.
+fn scan_emails(t: &[u8], rule: u32, earlier: std::ops::Range<usize>, out: &mut Vec<Hit>) {
+    let mut floor = 0;
+    let mut next_earlier = earlier.start;
     for at in memchr::memchr_iter(b'@', t) {
+        while next_earlier < earlier.end && out[next_earlier].start < at {
+            floor = floor.max(out[next_earlier].end.min(at));
+            next_earlier += 1;
+        }
         let mut ls = at;
-        while ls > 0 && at - ls < 64 && is_local(t[ls - 1]) {
+        while ls > floor && at - ls < 64 && is_local(t[ls - 1]) {
             ls -= 1;
         }
         while ls < at && matches!(t[ls], b'.' | b'-' | b'+') {
@@ -588,27 +679,12 @@ fn scan_emails(t: &[u8], rule: u32, out: &mut Vec<Hit>) {
         if ls == at {
             continue;
         }
-        let mut de = at + 1;
-        while de < t.len() && de - at < 256 && is_domain(t[de]) {
-            de += 1;
-        }
-        while de > at + 1 && matches!(t[de - 1], b'.' | b'-') {
-            de -= 1;
-        }
-        let domain = &t[at + 1..de];
-        let Some(dot) = domain.iter().rposition(|&b| b == b'.') else { continue };
-        let tld = &domain[dot + 1..];
-        if tld.len() < 2
-            || !tld.iter().all(u8::is_ascii_alphabetic)
-            || domain.starts_with(b".")
-            || domain.windows(2).any(|w| w == b"..")
-        {
-            continue;
-        }
-        if ASSET_TLDS.iter().any(|a| tld.eq_ignore_ascii_case(a)) {
+        let Some((de, tld)) = domain_end(t, at + 1) else { continue };
+        if ASSET_TLDS.iter().any(|a| t[tld..de].eq_ignore_ascii_case(a)) {
             continue;
         }
         out.push(Hit { rule, start: ls, end: de });
+        floor = de;
     }
 }
 
@@ -657,6 +733,28 @@ mod tests {
                 &[("cn_plate", "豫F07963"), ("cn_plate", "豫R·54S39"), ("cn_plate", "青D·54346")],
             ),
             ("mail a.b@henan.gov.cn logo@2x.png", &[("email", "a.b@henan.gov.cn")]),
+            (
+                "x@163.com-E02360901138001380001E02360901-abc6212265658323320978y@163.com",
+                &[("email", "x@163.com"), ("email", "E02360901138001380001E02360901-abc6212265658323320978y@163.com")],
+            ),
+            ("13800138000 192.168.1.10", &[("cn_mobile", "13800138000"), ("ipv4", "192.168.1.10")]),
+            ("13800138000 1.5", &[("cn_mobile", "13800138000")]),
+            ("138-0013-8000-1234chen@163.com", &[("cn_mobile", "138-0013-8000"), ("email", "1234chen@163.com")]),
+            ("a@163.com13800138000192.168.1.10x", &[("email", "a@163.com")]),
+            ("a@mail.example-1.com.", &[("email", "a@mail.example-1.com")]),
+            ("a@b..com a@.com a@com", &[]),
+            ("v1.2.3.4 8000abc192.168.1.10 abc192.168.1.10", &[]),
+            (
+                "6217 9907 8969 2948 627 6217 9907 8969 2948 627 6217 9907 8969 2948 627",
+                &[
+                    ("bank_card", "6217 9907 8969 2948 627"),
+                    ("bank_card", "6217 9907 8969 2948 627"),
+                    ("bank_card", "6217 9907 8969 2948 627"),
+                ],
+            ),
+            ("1 192.168.1.10 2-3 10.0.0.1", &[("ipv4", "192.168.1.10"), ("ipv4", "10.0.0.1")]),
+            ("a@b.com-xyz@c.com", &[("email", "a@b.com"), ("email", "xyz@c.com")]),
+            ("chen@163.com13800138000", &[("email", "chen@163.com")]),
             ("豫政办〔2019〕40号", &[]),
         ];
         let mut ran = 0;
