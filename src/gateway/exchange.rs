@@ -9,7 +9,8 @@
 //! - past `max_buffer`: the header and what was scanned so far are released and the rest is
 //!   streamed; a later `block` finding aborts the stream and records the incident.
 //!
-//! The request body is read (up to `max_buffer`) and decided before the upstream is contacted.
+//! The request body is read (up to `max_buffer`) and decided before the upstream is contacted; past
+//! `max_buffer` it is refused with 413, or forwarded uninspected when the route says `on_error: pass`.
 
 use bytes::Bytes;
 use pingora::prelude::*;
@@ -31,25 +32,24 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> 
 
 pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Active, route: usize) -> Result<()> {
     let r = &active.routes[route];
-    // 1. the request body, decided before the upstream is contacted
+    // 1. the request body, decided before the upstream is contacted. Past `max_buffer` it cannot be
+    // inspected: refused (413) when the route fails closed, else forwarded uninspected as it comes.
     let mut body = Vec::new();
+    let mut oversize = false;
     if !session.as_mut().is_body_empty() {
         while let Some(c) = session.read_request_body().await? {
             body.extend_from_slice(&c);
             if body.len() > r.inspect.max_buffer {
-                // this path cannot stream request bodies: oversize is refused whatever on_error says
-                let _ = gw.uninspectable(ctx, active, route, Direction::Request, "request body exceeds max_buffer");
-                ctx.block_dir = Some(Direction::Request);
-                return answer(
-                    session,
-                    ctx,
-                    Verdict::Uninspectable { status: 413, reason: "request body exceeds max_buffer" },
-                )
-                .await;
+                let reason = "request body exceeds max_buffer";
+                if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Request, reason) {
+                    return answer(session, ctx, v).await;
+                }
+                oversize = true;
+                break;
             }
         }
     }
-    if !body.is_empty() && r.inspect.request && r.may_act_for(ctx.dept, Direction::Request) {
+    if !oversize && !body.is_empty() && r.inspect.request && r.may_act_for(ctx.dept, Direction::Request) {
         let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         if !r.inspect.scannable(ct.as_deref()) {
             if let Some(v) = gw.binary(ctx, active, route, Direction::Request) {
@@ -82,16 +82,25 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     };
     let mut req = session.req_header().clone();
     gw.prepare_upstream(&mut req, ctx, active)?;
-    req.remove_header("transfer-encoding");
-    if body.is_empty() {
-        req.remove_header("content-length");
-    } else {
-        req.insert_header("content-length", body.len().to_string())?;
+    if !oversize {
+        // the whole (possibly rewritten) body is known: send it with its own length
+        req.remove_header("transfer-encoding");
+        if body.is_empty() {
+            req.remove_header("content-length");
+        } else {
+            req.insert_header("content-length", body.len().to_string())?;
+        }
     }
     let sent = async {
         up.write_request_header(Box::new(req)).await?;
         if !body.is_empty() {
-            up.write_request_body(Bytes::from(body), true).await?;
+            up.write_request_body(Bytes::from(body), !oversize).await?;
+        }
+        if oversize {
+            // the client's framing is kept; the rest goes on as it arrives
+            while let Some(c) = session.read_request_body().await? {
+                up.write_request_body(c, false).await?;
+            }
         }
         up.finish_request_body().await?;
         up.read_response_header().await

@@ -100,6 +100,8 @@ routes:
   - {{id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
   - {{id: upload, path_prefix: /upload/, policy: upload, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 1048576}}}}
   - {{id: strict, path_prefix: /strict/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{on_binary: block}}}}
+  - {{id: capped, path_prefix: /capped/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 65536}}}}
+  - {{id: passthru, path_prefix: /passthru/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 65536, on_error: pass}}}}
   - {{id: down, path_prefix: /down/, policy: mask, upstream: {{addrs: ["127.0.0.1:{down}"], connect_timeout_ms: 500}}}}
 audit:
   fingerprint_key_file: fp.key
@@ -487,6 +489,45 @@ fn large_upload_is_held_then_masked_before_forwarding() {
     assert_eq!(got.body.len(), big.len(), "masking keeps this body's length");
     assert!(!body.contains(MOBILE) && !body.contains(ID), "the upstream receives masked values");
     assert!(body.contains("138****8000") && body.contains(ID_MASKED));
+}
+
+#[test]
+fn oversize_request_bodies_follow_the_route_fail_mode() {
+    // both routes may block responses, so the gateway runs the exchange itself
+    let (gw, up) = start("oversize", "none", "allow");
+    let mut big = "{\"filler\":\"".to_string() + &"c".repeat(100 * 1024);
+    big.push_str(&format!("\",\"card\":\"{CARD}\"}}"));
+    let file = gw.dir.join("oversize.json");
+    std::fs::write(&file, &big).expect("body");
+    let at = format!("@{}", file.display());
+    let post = |path: &str, extra: &[&str]| {
+        let mut args = vec!["-X", "POST", "-H", "content-type: application/json", "--data-binary", &at];
+        args.extend_from_slice(extra);
+        let u = url(&gw, path);
+        args.push(&u);
+        curl(&args)
+    };
+    // fail-closed (the default): refused, and nothing reaches the upstream
+    let r = post("/capped/echo", &[]);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"], "uninspectable_body", "{}", r.text());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(*up.body_bytes.lock().expect("lock"), 0, "no body byte of a refused request reaches the upstream");
+    // `on_error: pass`: forwarded whole and uninspected, with the client's framing (length or chunked)
+    for extra in [&[][..], &["-H", "transfer-encoding: chunked"][..]] {
+        let r = post("/passthru/echo", extra);
+        assert_eq!(r.status, 200, "{extra:?}: {}", r.text());
+        assert_eq!(r.body.len(), big.len(), "{extra:?}");
+        assert!(!r.text().contains(CARD), "the echoed response is still inspected");
+    }
+    let got: Vec<_> = up.requests().into_iter().filter(|q| q.path == "/passthru/echo").collect();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|q| q.body == big.as_bytes()), "the upstream gets the body intact");
+    let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
+    let counted = m.lines().find(|l| {
+        l.starts_with("dlpgate_uninspected_total") && l.contains("route=\"passthru\"") && l.contains("oversize")
+    });
+    assert_eq!(counted.and_then(|l| l.rsplit(' ').next()), Some("2"), "uninspected requests are counted:\n{m}");
 }
 
 #[test]
