@@ -17,7 +17,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder};
-use super::proxy::{Ctx, Gateway};
+use super::proxy::{Ctx, Gateway, read_client_body};
 use super::respond::{self, Verdict};
 use super::server::Active;
 use crate::policy::Direction;
@@ -37,7 +37,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     let mut body = Vec::new();
     let mut oversize = false;
     if !session.as_mut().is_body_empty() {
-        while let Some(c) = session.read_request_body().await? {
+        while let Some(c) = read_client_body(session).await? {
             body.extend_from_slice(&c);
             if body.len() > r.inspect.max_buffer {
                 let reason = "request body exceeds max_buffer";
@@ -98,7 +98,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
         }
         if oversize {
             // the client's framing is kept; the rest goes on as it arrives
-            while let Some(c) = session.read_request_body().await? {
+            while let Some(c) = read_client_body(session).await? {
                 up.write_request_body(c, false).await?;
             }
         }

@@ -259,7 +259,7 @@ impl Gateway {
         if early {
             session.as_downstream_mut().enable_retry_buffering();
             let mut body = Vec::new();
-            while let Some(c) = session.read_request_body().await? {
+            while let Some(c) = read_client_body(session).await? {
                 body.extend_from_slice(&c);
                 if body.len() > EARLY_BODY_LIMIT {
                     return Ok(Some(Verdict::BadRequest("body longer than content-length")));
@@ -439,6 +439,12 @@ impl Gateway {
 }
 
 /// Closed set of reason labels for metrics.
+/// The next chunk of the client's request body. A failure here (a malformed or truncated body, a
+/// client gone away) is the client's, so it is answered as one (400) rather than as the gateway's.
+pub(crate) async fn read_client_body(session: &mut Session) -> Result<Option<bytes::Bytes>> {
+    session.read_request_body().await.map_err(|e| e.into_down())
+}
+
 pub fn reason_label(reason: &str) -> &'static str {
     match reason {
         r if r.contains("max_buffer") => "oversize",
@@ -674,6 +680,7 @@ impl ProxyHttp for Gateway {
                     ("timeout" | "connect" | "protocol", Some(snap), Some(route)) => {
                         respond::upstream_failure(&snap.routes[route].id, e)
                     }
+                    ("bad_request", ..) => Verdict::BadRequest("malformed request"),
                     _ => Verdict::Upstream { status, kind },
                 }
             }

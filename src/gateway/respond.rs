@@ -93,7 +93,10 @@ pub fn error_status(e: &Error) -> (u16, &'static str) {
         }
         HTTPStatus(s) => (*s, "status"),
         _ if e.esource() == &ErrorSource::Upstream => (502, "protocol"),
-        _ if e.esource() == &ErrorSource::Downstream => (400, "downstream"),
+        // the client's connection failed: there is no one to answer
+        ConnectionClosed | ReadError | WriteError if e.esource() == &ErrorSource::Downstream => (400, "downstream"),
+        // the client sent something malformed (a bad chunk, a bad header): tell it so
+        _ if e.esource() == &ErrorSource::Downstream => (400, "bad_request"),
         _ => (500, "internal"),
     }
 }

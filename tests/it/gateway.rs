@@ -551,3 +551,69 @@ fn multipart_text_parts_are_masked_and_binary_parts_left_intact() {
     let r = curl(&["-F", "note=hello", "-F", &file_arg, &url(&gw, "/strict/echo")]);
     assert_eq!(r.status, 415, "{}", r.text());
 }
+
+/// Send raw bytes on a fresh connection (then half-close it when asked); returns what came back
+/// before the gateway closed it or went quiet.
+fn raw(gw: &Gateway, bytes: &[u8], half_close: bool) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.http)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let _ = s.write_all(bytes);
+    if half_close {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(reply: &str) -> Option<u16> {
+    reply.strip_prefix("HTTP/1.1 ").and_then(|r| r.get(..3)).and_then(|c| c.parse().ok())
+}
+
+#[test]
+fn malformed_requests_get_http_errors_and_never_take_the_gateway_down() {
+    let (gw, up) = start("malformed", "none", "allow");
+    let huge_header = format!("GET /stream/residents HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(256 * 1024));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage request line", b"GARBAGE\r\n\r\n".to_vec()),
+        ("bad version", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n".to_vec()),
+        ("header without colon", b"GET /stream/residents HTTP/1.1\r\nHost x\r\n\r\n".to_vec()),
+        ("huge header", huge_header.into_bytes()),
+        (
+            "invalid chunk size",
+            b"POST /upload/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+                .to_vec(),
+        ),
+        (
+            "body shorter than content-length",
+            b"POST /upload/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":1}".to_vec(),
+        ),
+    ];
+    // odd but well-formed input is served: bad escapes, non-UTF-8 header bytes, a NUL in the query
+    let odd = b"GET /stream/headers?q=%ZZ%E6%9C&z=%00 HTTP/1.1\r\nHost: x\r\nX-Note: \xff\xfe13800138000\r\nConnection: close\r\n\r\n";
+    let reply = raw(&gw, odd, false);
+    assert_eq!(status_of(&reply), Some(200), "{reply:.300}");
+    assert!(!reply.contains(MOBILE), "the mobile in a non-UTF-8 header is still masked: {reply}");
+    for (what, bytes) in &cases {
+        // half-closed, so that a truncated body ends
+        let reply = raw(&gw, bytes, true);
+        if what.contains("chunk") || what.contains("version") || what.contains("colon") {
+            assert_eq!(status_of(&reply), Some(400), "{what}: {reply:.200}");
+        }
+        if what.contains("chunk") {
+            assert!(reply.contains("\"error\":\"bad_request\""), "{reply:.300}");
+        }
+        match status_of(&reply) {
+            Some(s) => assert!((400..500).contains(&s), "{what}: a client error, got {s}: {reply:.200}"),
+            // a request the gateway cannot even frame may be answered by closing the connection
+            None => assert!(reply.is_empty(), "{what}: not HTTP: {reply:.200}"),
+        }
+        assert!(!reply.contains(CARD) && !reply.contains(ID), "{what}: {reply:.200}");
+    }
+    // still alive and serving
+    let r = curl(&[&url(&gw, "/stream/residents")]);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains(ID_MASKED));
+    assert!(up.requests().iter().all(|q| q.path != "/upload/echo"), "no malformed request body reaches the upstream");
+}

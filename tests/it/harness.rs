@@ -96,24 +96,27 @@ impl Upstream {
     }
 }
 
+/// One line, with bytes that are not UTF-8 replaced (header values may carry any byte).
+fn read_line_lossy(r: &mut impl BufRead) -> Option<String> {
+    let mut line = Vec::new();
+    match r.read_until(b'\n', &mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(String::from_utf8_lossy(&line).into_owned()),
+    }
+}
+
 fn serve(s: TcpStream, h: Handler, rec: Arc<Mutex<Vec<Received>>>, bytes: Arc<Mutex<usize>>) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let mut w = s.try_clone().expect("clone");
     let mut r = BufReader::new(s);
     loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
+        let Some(line) = read_line_lossy(&mut r) else { return };
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or_default().to_string();
         let path = parts.next().unwrap_or_default().to_string();
         let mut headers = Vec::new();
         loop {
-            let mut l = String::new();
-            if r.read_line(&mut l).unwrap_or(0) == 0 {
-                return;
-            }
+            let Some(l) = read_line_lossy(&mut r) else { return };
             let l = l.trim_end().to_string();
             if l.is_empty() {
                 break;
