@@ -168,7 +168,7 @@ impl Builtins {
                 return end;
             }
             // the last group may start a token or a dotted number of its own (`1 192.168.1.10`)
-            return if glued { last_group_start(t, end) } else { end };
+            return if glued { last_group_start(t, s, end) } else { end };
         }
         if end == run_end || (end == run_end + 1 && digits == run_end - s) {
             // one group (the common case): classify the run directly
@@ -467,16 +467,17 @@ fn glued_to_next(t: &[u8], end: usize) -> bool {
     }
 }
 
-/// Start of the last digit group of a chain that ends at `end`.
-fn last_group_start(t: &[u8], end: usize) -> usize {
+/// Where to resume after the chain `s..end` that runs on into a word or a dotted number: at its last
+/// digit group, or past it when it has only one group (`123X.5`).
+fn last_group_start(t: &[u8], s: usize, end: usize) -> usize {
     let mut i = end;
-    if matches!(t[i - 1], b'X' | b'x') {
+    if i > s && matches!(t[i - 1], b'X' | b'x') {
         i -= 1;
     }
-    while t[i - 1].is_ascii_digit() {
+    while i > s && t[i - 1].is_ascii_digit() {
         i -= 1;
     }
-    i
+    if i > s { i } else { end }
 }
 
 /// `X`/`x` right after a digit run and not followed by another word character.
@@ -752,6 +753,7 @@ mod tests {
                     ("bank_card", "6217 9907 8969 2948 627"),
                 ],
             ),
+            ("123X.5 1X-2", &[]),
             ("1 192.168.1.10 2-3 10.0.0.1", &[("ipv4", "192.168.1.10"), ("ipv4", "10.0.0.1")]),
             ("a@b.com-xyz@c.com", &[("email", "a@b.com"), ("email", "xyz@c.com")]),
             ("chen@163.com13800138000", &[("email", "chen@163.com")]),

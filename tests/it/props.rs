@@ -69,6 +69,15 @@ fn doc() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|ix| ix.into_iter().flat_map(|i| FRAGMENTS[i].as_bytes().to_vec()).collect())
 }
 
+/// Fragments mixed with arbitrary bytes: broken UTF-8, stray escapes, control bytes.
+fn noisy_doc() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        3 => (0..FRAGMENTS.len()).prop_map(|i| FRAGMENTS[i].as_bytes().to_vec()),
+        1 => prop::collection::vec(any::<u8>(), 1..8),
+    ];
+    prop::collection::vec(piece, 0..120).prop_map(|v| v.concat())
+}
+
 fn decide_all(rules: &RuleSet) -> impl FnMut(&StreamFinding, &[u8]) -> Action + '_ {
     |f, _| match rules.rules()[f.rule].action {
         Action::Allow | Action::Alert | Action::Block => Action::Mask,
@@ -76,71 +85,100 @@ fn decide_all(rules: &RuleSet) -> impl FnMut(&StreamFinding, &[u8]) -> Action + 
     }
 }
 
+fn check_chunked(input: &[u8], cuts: Vec<usize>) -> Result<(), TestCaseError> {
+    let rules = rules();
+    let tr = tr();
+    let mut whole_out = Vec::new();
+    let mut whole = Vec::new();
+    let mut d = decide_all(rules);
+    let mut rec = |f: &StreamFinding, v: &[u8]| {
+        whole.push(*f);
+        d(f, v)
+    };
+    scan_whole(rules, &tr, input, &mut whole_out, &mut rec);
+
+    let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
+    points.sort_unstable();
+    let mut sc = StreamScanner::new();
+    let mut out = Vec::new();
+    let mut streamed = Vec::new();
+    let mut d2 = decide_all(rules);
+    let mut rec2 = |f: &StreamFinding, v: &[u8]| {
+        streamed.push(*f);
+        d2(f, v)
+    };
+    let mut prev = 0;
+    for p in points.into_iter().chain(std::iter::once(input.len())) {
+        sc.push(rules, &tr, &input[prev..p], &mut out, &mut rec2);
+        prev = p;
+    }
+    sc.finish(rules, &tr, &mut out, &mut rec2);
+    prop_assert_eq!(&streamed, &whole);
+    prop_assert_eq!(out, whole_out);
+    Ok(())
+}
+
+fn check_masking(input: &[u8]) -> Result<(), TestCaseError> {
+    let rules = rules();
+    let tr = tr();
+    let scan = rules.scan(input);
+    let mut out = Vec::new();
+    tr.apply(rules, input, &scan, |_| Action::Mask, &mut out);
+    // bytes outside findings are unchanged, in order
+    let mut expect_outside = Vec::new();
+    let mut cur = 0;
+    for f in &scan.findings {
+        expect_outside.extend_from_slice(&input[cur..f.start]);
+        cur = f.end;
+    }
+    expect_outside.extend_from_slice(&input[cur..]);
+    let mut got_outside = Vec::new();
+    let mut cur_o = 0;
+    let mut cur_i = 0;
+    for f in &scan.findings {
+        let gap = f.start - cur_i;
+        got_outside.extend_from_slice(&out[cur_o..cur_o + gap]);
+        let mut m = Vec::new();
+        tr.render(&rules.rules()[f.rule], Action::Mask, scan.value(f), &mut m);
+        prop_assert_eq!(&out[cur_o + gap..cur_o + gap + m.len()], &m[..]);
+        cur_o += gap + m.len();
+        cur_i = f.end;
+    }
+    got_outside.extend_from_slice(&out[cur_o..]);
+    prop_assert_eq!(got_outside, expect_outside);
+    // no detected value survives: rescanning the output finds none of the masked rules' values
+    let again = rules.scan(&out);
+    for f in &again.findings {
+        let r = &rules.rules()[f.rule];
+        prop_assert!(
+            !scan.findings.iter().any(|o| scan.value(o) == again.value(f)),
+            "value of {} survived masking",
+            r.id
+        );
+    }
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn chunked_equals_whole(input in doc(), cuts in prop::collection::vec(0usize..4096, 0..12)) {
-        let rules = rules();
-        let tr = tr();
-        let mut whole_out = Vec::new();
-        let mut whole = Vec::new();
-        let mut d = decide_all(rules);
-        let mut rec = |f: &StreamFinding, v: &[u8]| { whole.push(*f); d(f, v) };
-        scan_whole(rules, &tr, &input, &mut whole_out, &mut rec);
-
-        let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
-        points.sort_unstable();
-        let mut sc = StreamScanner::new();
-        let mut out = Vec::new();
-        let mut streamed = Vec::new();
-        let mut d2 = decide_all(rules);
-        let mut rec2 = |f: &StreamFinding, v: &[u8]| { streamed.push(*f); d2(f, v) };
-        let mut prev = 0;
-        for p in points.into_iter().chain(std::iter::once(input.len())) {
-            sc.push(rules, &tr, &input[prev..p], &mut out, &mut rec2);
-            prev = p;
-        }
-        sc.finish(rules, &tr, &mut out, &mut rec2);
-        prop_assert_eq!(&streamed, &whole);
-        prop_assert_eq!(out, whole_out);
+        check_chunked(&input, cuts)?;
     }
 
     #[test]
     fn masking_removes_values_and_keeps_the_rest(input in doc()) {
-        let rules = rules();
-        let tr = tr();
-        let scan = rules.scan(&input);
-        let mut out = Vec::new();
-        tr.apply(rules, &input, &scan, |_| Action::Mask, &mut out);
-        // bytes outside findings are unchanged, in order
-        let mut expect_outside = Vec::new();
-        let mut cur = 0;
-        for f in &scan.findings {
-            expect_outside.extend_from_slice(&input[cur..f.start]);
-            cur = f.end;
-        }
-        expect_outside.extend_from_slice(&input[cur..]);
-        let mut got_outside = Vec::new();
-        let mut cur_o = 0;
-        let mut cur_i = 0;
-        for f in &scan.findings {
-            let gap = f.start - cur_i;
-            got_outside.extend_from_slice(&out[cur_o..cur_o + gap]);
-            let mut m = Vec::new();
-            tr.render(&rules.rules()[f.rule], Action::Mask, scan.value(f), &mut m);
-            prop_assert_eq!(&out[cur_o + gap..cur_o + gap + m.len()], &m[..]);
-            cur_o += gap + m.len();
-            cur_i = f.end;
-        }
-        got_outside.extend_from_slice(&out[cur_o..]);
-        prop_assert_eq!(got_outside, expect_outside);
-        // no detected value survives: rescanning the output finds none of the masked rules' values
-        let again = rules.scan(&out);
-        for f in &again.findings {
-            let r = &rules.rules()[f.rule];
-            prop_assert!(!scan.findings.iter().any(|o| scan.value(o) == again.value(f)),
-                "value of {} survived masking", r.id);
-        }
+        check_masking(&input)?;
+    }
+
+    #[test]
+    fn chunked_equals_whole_on_noisy_bytes(input in noisy_doc(), cuts in prop::collection::vec(0usize..4096, 0..12)) {
+        check_chunked(&input, cuts)?;
+    }
+
+    #[test]
+    fn masking_holds_on_noisy_bytes(input in noisy_doc()) {
+        check_masking(&input)?;
     }
 }
