@@ -158,7 +158,7 @@ impl Builtins {
             return self.token(t, s, out);
         }
         // fast path: most digit runs (ids, amounts, dates, times) are too short to be anything
-        let (digits, end) = Chain::measure(t, s);
+        let (digits, end) = Chain::measure(t, s, run_end);
         let glued = glued_to_next(t, end);
         if digits < 10 {
             if end - s == digits {
@@ -183,7 +183,7 @@ impl Builtins {
             }
             return end;
         }
-        let mut chain = Chain::build(t, s);
+        let mut chain = Chain::build(t, s, run_end);
         let mut resume = chain.end;
         if glued {
             // the last group starts a token or a dotted number of its own (`13800138000 192.168.1.10`):
@@ -386,14 +386,15 @@ struct Chain {
 }
 
 impl Chain {
-    /// Digits and end of the chain starting at `s`, without recording its groups.
+    /// Digits and end of the chain starting at `s` (its first group ends at `first_end`), without
+    /// recording its groups.
     #[inline]
-    fn measure(t: &[u8], s: usize) -> (usize, usize) {
+    fn measure(t: &[u8], s: usize, first_end: usize) -> (usize, usize) {
         let mut i = s;
         let mut digits = 0;
         let mut groups = 0;
         loop {
-            let e = digits_end(t, i);
+            let e = if i == s { first_end } else { digits_end(t, i) };
             digits += e - i;
             groups += 1;
             if groups == MAX_GROUPS || e + 1 >= t.len() {
@@ -410,12 +411,13 @@ impl Chain {
         }
     }
 
-    fn build(t: &[u8], s: usize) -> Chain {
+    /// The chain starting at `s`, whose first group ends at `first_end`.
+    fn build(t: &[u8], s: usize, first_end: usize) -> Chain {
         let mut c =
             Chain { g: [(0, 0); MAX_GROUPS], groups: 0, digits: 0, x: false, paren: false, more: false, end: s };
         let mut i = s;
         loop {
-            let e = digits_end(t, i);
+            let e = if i == s { first_end } else { digits_end(t, i) };
             c.g[c.groups] = (i, e);
             c.groups += 1;
             c.digits += e - i;
