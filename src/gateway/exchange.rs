@@ -107,6 +107,10 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     }
     .await;
     if let Err(e) = sent {
+        if e.esource() == &pingora::ErrorSource::Downstream {
+            // the client's streamed body failed: its error, answered by fail_to_proxy
+            return Err(e);
+        }
         let v = respond::upstream_failure(&active.routes[route].id, &e);
         return answer(session, ctx, v).await;
     }

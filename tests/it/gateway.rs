@@ -585,6 +585,18 @@ fn malformed_requests_get_http_errors_and_never_take_the_gateway_down() {
             b"POST /upload/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
                 .to_vec(),
         ),
+        ("invalid chunk past max_buffer, streamed uninspected", {
+            let mut b = format!("{:x}\r\n", 70 * 1024).into_bytes();
+            b.splice(
+                0..0,
+                b"POST /passthru/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    .iter()
+                    .copied(),
+            );
+            b.extend(std::iter::repeat_n(b'd', 70 * 1024));
+            b.extend_from_slice(b"\r\nzz\r\n{}\r\n0\r\n\r\n");
+            b
+        }),
         (
             "body shorter than content-length",
             b"POST /upload/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":1}".to_vec(),
