@@ -90,6 +90,9 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
         } else {
             req.insert_header("content-length", body.len().to_string())?;
         }
+    } else if req.headers.get("content-length").is_none() {
+        // an HTTP/2 client's body has no HTTP/1.1 framing of its own
+        req.insert_header("transfer-encoding", "chunked")?;
     }
     let sent = async {
         up.write_request_header(Box::new(req)).await?;
