@@ -672,22 +672,14 @@ impl ProxyHttp for Gateway {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let verdict = match ctx.verdict.clone() {
-            Some(v) => v,
-            None => {
-                let (status, kind) = respond::error_status(e);
-                match (kind, ctx.snap.as_ref(), ctx.route) {
-                    ("timeout" | "connect" | "protocol", Some(snap), Some(route)) => {
-                        respond::upstream_failure(&snap.routes[route].id, e)
-                    }
-                    ("bad_request", ..) => Verdict::BadRequest("malformed request"),
-                    _ => Verdict::Upstream { status, kind },
-                }
-            }
-        };
-        let code = verdict.status();
-        if session.response_written().is_none() && !matches!(verdict, Verdict::Upstream { kind: "downstream", .. }) {
-            let _ = respond::send(session, &verdict).await;
+        let verdict = ctx.verdict.clone().or_else(|| {
+            let route_id = ctx.snap.as_ref().zip(ctx.route).map(|(snap, r)| snap.routes[r].id.as_str());
+            respond::failure_verdict(e, route_id)
+        });
+        // a client whose connection failed is not answered; 400 is what it is counted as
+        let code = verdict.as_ref().map_or(400, Verdict::status);
+        if let Some(v) = verdict.as_ref().filter(|_| session.response_written().is_none()) {
+            let _ = respond::send(session, v).await;
         }
         ctx.status = if session.response_written().is_some() { ctx.status.max(code) } else { code };
         FailToProxy { error_code: 0, can_reuse_downstream: false }

@@ -79,13 +79,35 @@ pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
 pub fn upstream_failure(route_id: &str, e: &Error) -> Verdict {
     let (status, kind) = error_status(e);
     let (status, kind) = if status < 500 { (502, "protocol") } else { (status, kind) };
+    counted(route_id, status, kind)
+}
+
+fn counted(route_id: &str, status: u16, kind: &'static str) -> Verdict {
     crate::telemetry::Metrics::get().upstream_errors.with_label_values(&[route_id, kind]).inc();
     Verdict::Upstream { status, kind }
 }
 
-/// Map a proxy error to (status, kind) for the client and the upstream-error metric.
-/// `None` when the error is on the client's side (nothing useful can be sent).
-pub fn error_status(e: &Error) -> (u16, &'static str) {
+/// What the client is told about an error that ended its request, or `None` when its own
+/// connection failed (closed, reset, timed out) and there is no one to tell. A client that sent
+/// something malformed (a bad chunk, a truncated body) gets 400; failures of the upstream are
+/// counted for `route_id`, when the request got that far.
+pub fn failure_verdict(e: &Error, route_id: Option<&str>) -> Option<Verdict> {
+    if e.esource() == &ErrorSource::Downstream {
+        return match e.etype() {
+            ConnectionClosed | ReadError | WriteError | ReadTimedout | WriteTimedout => None,
+            _ => Some(Verdict::BadRequest("malformed request")),
+        };
+    }
+    let (status, kind) = error_status(e);
+    Some(match route_id {
+        Some(id) if matches!(kind, "timeout" | "connect" | "protocol") => counted(id, status, kind),
+        _ => Verdict::Upstream { status, kind },
+    })
+}
+
+/// Map an error that is not the client's to (status, kind) for the client and the upstream-error
+/// metric.
+fn error_status(e: &Error) -> (u16, &'static str) {
     match e.etype() {
         ConnectTimedout | ReadTimedout | WriteTimedout => (504, "timeout"),
         ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | TLSHandshakeFailure | InvalidCert => {
@@ -93,10 +115,6 @@ pub fn error_status(e: &Error) -> (u16, &'static str) {
         }
         HTTPStatus(s) => (*s, "status"),
         _ if e.esource() == &ErrorSource::Upstream => (502, "protocol"),
-        // the client's connection failed: there is no one to answer
-        ConnectionClosed | ReadError | WriteError if e.esource() == &ErrorSource::Downstream => (400, "downstream"),
-        // the client sent something malformed (a bad chunk, a bad header): tell it so
-        _ if e.esource() == &ErrorSource::Downstream => (400, "bad_request"),
         _ => (500, "internal"),
     }
 }
