@@ -16,7 +16,7 @@ use bytes::Bytes;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder};
+use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder, Scope};
 use super::proxy::{Ctx, Gateway, read_client_body};
 use super::respond::{self, Verdict};
 use super::server::Active;
@@ -56,8 +56,12 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
                 return answer(session, ctx, v).await;
             }
         } else {
-            let (out, blocked, binary) =
-                inspect::scan_body(active, route, ctx.dept, Direction::Request, &mut ctx.log, &body, ct.as_deref());
+            let (out, blocked, binary) = inspect::scan_body(
+                Scope { snap: active, route, dept: ctx.dept, dir: Direction::Request },
+                &mut ctx.log,
+                &body,
+                ct.as_deref(),
+            );
             if blocked {
                 let v = gw.block(ctx, active, Direction::Request);
                 return answer(session, ctx, v).await;
@@ -166,7 +170,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
         return Ok(());
     }
     let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
-    let mut insp = BodyInspector::new(Direction::Response, decoder, limits);
+    let mut insp = BodyInspector::new(decoder, limits);
     let mut held: Vec<u8> = Vec::new();
     let mut streaming = false;
     loop {
@@ -184,7 +188,13 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
         let data = chunk.unwrap_or_default();
         let mut out = Vec::new();
         let mut log = std::mem::take(&mut ctx.log);
-        let res = insp.push(active, route, ctx.dept, &mut log, &data, eos, &mut out);
+        let res = insp.push(
+            Scope { snap: active, route, dept: ctx.dept, dir: Direction::Response },
+            &mut log,
+            &data,
+            eos,
+            &mut out,
+        );
         ctx.log = log;
         if let Err(reason) = res {
             if streaming {

@@ -108,24 +108,29 @@ impl FindingLog {
     }
 }
 
-/// The action for a finding of `rule` seen by department `dept` on `route` in `dir`.
-pub fn decide(snap: &Snapshot, route: usize, dept: usize, dir: Direction, rule: usize) -> Action {
-    snap.routes[route].decision(dept, dir, rule)
+/// What decides a finding's action: which department's body is scanned, on which route, in which
+/// direction.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub snap: &'a Snapshot,
+    pub route: usize,
+    pub dept: usize,
+    pub dir: Direction,
+}
+
+impl Scope<'_> {
+    /// The action for a finding of `rule`.
+    pub fn decide(&self, rule: usize) -> Action {
+        self.snap.routes[self.route].decision(self.dept, self.dir, rule)
+    }
 }
 
 /// Scan a complete buffer; returns the transformed bytes and whether a finding was blocked.
-pub fn scan_buffer(
-    snap: &Snapshot,
-    route: usize,
-    dept: usize,
-    dir: Direction,
-    log: &mut FindingLog,
-    input: &[u8],
-) -> (Vec<u8>, bool) {
+pub fn scan_buffer(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(input.len());
     let mut blocked = false;
-    let mut decide_fn = deciding(snap, route, dept, dir, log, &mut blocked);
-    crate::engine::stream::scan_whole(&snap.rules, &snap.transformer, input, &mut out, &mut decide_fn);
+    let mut decide_fn = deciding(scope, log, &mut blocked);
+    crate::engine::stream::scan_whole(&scope.snap.rules, &scope.snap.transformer, input, &mut out, &mut decide_fn);
     drop(decide_fn);
     (out, blocked)
 }
@@ -133,16 +138,13 @@ pub fn scan_buffer(
 /// The per-finding callback of both scan paths: the policy's action, recorded in `log`; a
 /// `block` sets `blocked` and the value is redacted in the (discarded) output.
 fn deciding<'a>(
-    snap: &'a Snapshot,
-    route: usize,
-    dept: usize,
-    dir: Direction,
+    scope: Scope<'a>,
     log: &'a mut FindingLog,
     blocked: &'a mut bool,
 ) -> impl FnMut(&StreamFinding, &[u8]) -> Action + 'a {
     move |f, v| {
-        let a = decide(snap, route, dept, dir, f.rule);
-        log.record(snap, dir, f.rule, a, v);
+        let a = scope.decide(f.rule);
+        log.record(scope.snap, scope.dir, f.rule, a, v);
         if a == Action::Block {
             *blocked = true;
             Action::Redact
@@ -243,7 +245,6 @@ pub struct BodyInspector {
     scanner: StreamScanner,
     decoder: Option<Decoder>,
     limits: DecodeLimits,
-    pub dir: Direction,
     /// A `block` finding was seen.
     pub blocked: bool,
     pub encoded_in: u64,
@@ -254,12 +255,11 @@ pub struct BodyInspector {
 }
 
 impl BodyInspector {
-    pub fn new(dir: Direction, decoder: Option<Decoder>, limits: DecodeLimits) -> Self {
+    pub fn new(decoder: Option<Decoder>, limits: DecodeLimits) -> Self {
         Self {
             scanner: StreamScanner::new(),
             decoder,
             limits,
-            dir,
             blocked: false,
             encoded_in: 0,
             decoded: 0,
@@ -275,12 +275,9 @@ impl BodyInspector {
     }
 
     /// Feed a chunk (and/or end of stream); transformed output is appended to `out`.
-    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
-        snap: &Snapshot,
-        route: usize,
-        dept: usize,
+        scope: Scope<'_>,
         log: &mut FindingLog,
         chunk: &[u8],
         eos: bool,
@@ -294,19 +291,19 @@ impl BodyInspector {
             let held = self.whole.take().map(|w| w.0).unwrap_or_default();
             if !eos {
                 // longer than announced: stream from here on
-                return self.push(snap, route, dept, log, &held, false, out);
+                return self.push(scope, log, &held, false, out);
             }
             if self.decoder.is_none() {
                 let t0 = Instant::now();
-                let (o, blocked) = scan_buffer(snap, route, dept, self.dir, log, &held);
-                observe(self.dir, held.len(), t0);
+                let (o, blocked) = scan_buffer(scope, log, &held);
+                observe(scope.dir, held.len(), t0);
                 self.encoded_in += held.len() as u64;
                 self.decoded += held.len() as u64;
                 self.blocked |= blocked;
                 out.extend_from_slice(&o);
                 return Ok(());
             }
-            return self.push(snap, route, dept, log, &held, true, out);
+            return self.push(scope, log, &held, true, out);
         }
         let t0 = Instant::now();
         self.encoded_in += chunk.len() as u64;
@@ -334,16 +331,17 @@ impl BodyInspector {
             }
         };
         let forced = self.scanner.forced_cuts();
-        let mut decide_fn = deciding(snap, route, dept, self.dir, log, &mut self.blocked);
+        let snap = scope.snap;
+        let mut decide_fn = deciding(scope, log, &mut self.blocked);
         self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
         if eos {
             self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
         }
         if self.scanner.forced_cuts() > forced {
             // 64 KiB without a break: a value across that cut may have been missed; count it
-            Metrics::get().uninspected.with_label_values(&[&snap.routes[route].id, "forced_cut"]).inc();
+            Metrics::get().uninspected.with_label_values(&[&snap.routes[scope.route].id, "forced_cut"]).inc();
         }
-        observe(self.dir, data.len(), t0);
+        observe(scope.dir, data.len(), t0);
         Ok(())
     }
 }
@@ -364,20 +362,12 @@ pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
 /// XML, form-urlencoded) are scanned and rewritten; other parts are copied untouched and
 /// reported in `binary_parts`, so an uploaded image or PDF is never corrupted by masking.
 /// Returns (output, blocked, binary_parts); an unparsable body is scanned whole.
-pub fn scan_multipart(
-    snap: &Snapshot,
-    route: usize,
-    dept: usize,
-    dir: Direction,
-    log: &mut FindingLog,
-    body: &[u8],
-    boundary: &str,
-) -> (Vec<u8>, bool, usize) {
+pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], boundary: &str) -> (Vec<u8>, bool, usize) {
     let delim = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delim.as_bytes());
     let positions: Vec<usize> = finder.find_iter(body).collect();
     if positions.len() < 2 {
-        let (o, b) = scan_buffer(snap, route, dept, dir, log, body);
+        let (o, b) = scan_buffer(scope, log, body);
         return (o, b, 0);
     }
     let mut out = Vec::with_capacity(body.len());
@@ -402,7 +392,7 @@ pub fn scan_multipart(
             || ctype.starts_with("application/x-www-form-urlencoded");
         out.extend_from_slice(&part[..content_start]);
         if text {
-            let (o, b) = scan_buffer(snap, route, dept, dir, log, &part[content_start..]);
+            let (o, b) = scan_buffer(scope, log, &part[content_start..]);
             blocked |= b;
             out.extend_from_slice(&o);
         } else {
@@ -419,23 +409,20 @@ pub fn scan_multipart(
 /// Scan a complete request or response body, part by part when it is multipart.
 /// Returns (output, blocked, binary parts left unscanned).
 pub fn scan_body(
-    snap: &Snapshot,
-    route: usize,
-    dept: usize,
-    dir: Direction,
+    scope: Scope<'_>,
     log: &mut FindingLog,
     body: &[u8],
     content_type: Option<&str>,
 ) -> (Vec<u8>, bool, usize) {
     let t0 = Instant::now();
     let result = match multipart_boundary(content_type) {
-        Some(b) => scan_multipart(snap, route, dept, dir, log, body, &b),
+        Some(b) => scan_multipart(scope, log, body, &b),
         None => {
-            let (o, blocked) = scan_buffer(snap, route, dept, dir, log, body);
+            let (o, blocked) = scan_buffer(scope, log, body);
             (o, blocked, 0)
         }
     };
-    observe(dir, body.len(), t0);
+    observe(scope.dir, body.len(), t0);
     result
 }
 

@@ -17,7 +17,7 @@ use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
-use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder, FindingLog};
+use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder, FindingLog, Scope};
 use super::respond::{self, Verdict};
 use super::server::{Active, Store};
 use crate::config::{BinaryMode, FailMode, Snapshot, UnknownMode};
@@ -190,7 +190,11 @@ impl Gateway {
         let mut blocked = false;
         if let Some(q) = req.uri.query() {
             scanned += q.len();
-            let (out, b) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut log, q.as_bytes());
+            let (out, b) = inspect::scan_buffer(
+                Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
+                &mut log,
+                q.as_bytes(),
+            );
             blocked |= b;
             if out != q.as_bytes() {
                 ctx.new_query = Some(encode_query(&out));
@@ -212,7 +216,11 @@ impl Gateway {
                 continue;
             }
             scanned += value.len();
-            let (out, b) = inspect::scan_buffer(snap, route, ctx.dept, Direction::Request, &mut log, value.as_bytes());
+            let (out, b) = inspect::scan_buffer(
+                Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
+                &mut log,
+                value.as_bytes(),
+            );
             blocked |= b;
             if out != value.as_bytes() {
                 ctx.new_headers.push((name.as_str().to_string(), encode_query(&out)));
@@ -265,8 +273,12 @@ impl Gateway {
                     return Ok(Some(Verdict::BadRequest("body longer than content-length")));
                 }
             }
-            let (out, blocked, binary) =
-                inspect::scan_body(snap, route, ctx.dept, Direction::Request, &mut ctx.log, &body, ct.as_deref());
+            let (out, blocked, binary) = inspect::scan_body(
+                Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
+                &mut ctx.log,
+                &body,
+                ct.as_deref(),
+            );
             if blocked {
                 return Ok(Some(self.block(ctx, snap, Direction::Request)));
             }
@@ -281,7 +293,7 @@ impl Gateway {
             ctx.req_body = ReqBody::Hold(Vec::new());
         } else {
             let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
-            ctx.req_body = ReqBody::Stream(Box::new(BodyInspector::new(Direction::Request, None, limits)));
+            ctx.req_body = ReqBody::Stream(Box::new(BodyInspector::new(None, limits)));
         }
         Ok(None)
     }
@@ -555,8 +567,12 @@ impl ProxyHttp for Gateway {
                 }
                 let held = std::mem::take(buf);
                 let ct = header_str(session.req_header(), "content-type").map(str::to_string);
-                let (out, blocked, binary) =
-                    inspect::scan_body(&snap, route, ctx.dept, Direction::Request, &mut ctx.log, &held, ct.as_deref());
+                let (out, blocked, binary) = inspect::scan_body(
+                    Scope { snap: &snap, route, dept: ctx.dept, dir: Direction::Request },
+                    &mut ctx.log,
+                    &held,
+                    ct.as_deref(),
+                );
                 if blocked {
                     let v = self.block(ctx, &snap, Direction::Request);
                     return self.refuse(session, ctx, v).await;
@@ -573,7 +589,13 @@ impl ProxyHttp for Gateway {
                 let mut out = Vec::new();
                 let chunk = body.take().unwrap_or_default();
                 let mut log = std::mem::take(&mut ctx.log);
-                let r = insp.push(&snap, route, ctx.dept, &mut log, &chunk, eos, &mut out);
+                let r = insp.push(
+                    Scope { snap: &snap, route, dept: ctx.dept, dir: Direction::Request },
+                    &mut log,
+                    &chunk,
+                    eos,
+                    &mut out,
+                );
                 ctx.log = log;
                 if let Err(reason) = r {
                     if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Request, reason) {
@@ -622,7 +644,7 @@ impl ProxyHttp for Gateway {
             }
         };
         let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
-        let mut insp = BodyInspector::new(Direction::Response, decoder, limits);
+        let mut insp = BodyInspector::new(decoder, limits);
         // a small body of known length is held and scanned once at its end
         let len: Option<usize> = resp.headers.get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
         if len.is_some_and(|l| l <= WHOLE_BODY_LIMIT) {
@@ -646,7 +668,13 @@ impl ProxyHttp for Gateway {
         let chunk = body.take().unwrap_or_default();
         let mut out = Vec::with_capacity(chunk.len() + 64);
         let mut log = std::mem::take(&mut ctx.log);
-        let r = insp.push(&snap, route, ctx.dept, &mut log, &chunk, eos, &mut out);
+        let r = insp.push(
+            Scope { snap: &snap, route, dept: ctx.dept, dir: Direction::Response },
+            &mut log,
+            &chunk,
+            eos,
+            &mut out,
+        );
         let blocked = insp.blocked;
         ctx.log = log;
         if let Err(reason) = r {
