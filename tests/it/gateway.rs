@@ -138,6 +138,24 @@ fn url(gw: &Gateway, path: &str) -> String {
     format!("http://127.0.0.1:{}{path}", gw.http)
 }
 
+/// A JSON body of about `filler_kib` KiB of `filler` followed by `tail` (already JSON members).
+fn big_json(filler: char, filler_kib: usize, tail: &str) -> String {
+    format!("{{\"filler\":\"{}\",{tail}}}", filler.to_string().repeat(filler_kib * 1024))
+}
+
+/// POST `body` as JSON to `path`, from a file so that curl sends it byte for byte; `extra` are
+/// more curl arguments.
+fn post_json(gw: &Gateway, path: &str, body: &str, extra: &[&str]) -> Resp {
+    let file = gw.dir.join(format!("body-{}.json", free_port()));
+    std::fs::write(&file, body).expect("request body file");
+    let at = format!("@{}", file.display());
+    let u = url(gw, path);
+    let mut args = vec!["-X", "POST", "-H", "content-type: application/json", "--data-binary", &at];
+    args.extend_from_slice(extra);
+    args.push(&u);
+    curl(&args)
+}
+
 #[test]
 fn masks_over_http1_and_http2_and_tls() {
     let (gw, _up) = start("h1h2", "optional", "allow");
@@ -261,13 +279,9 @@ fn blocked_request_never_reaches_the_upstream_with_body_bytes() {
     }
     assert!(up.requests().is_empty(), "the upstream must not see blocked small requests: {:?}", up.requests());
     // a large body (past the early-buffer size) with the card at its end
-    let mut big = "{\"filler\":\"".to_string() + &"a".repeat(200 * 1024);
-    big.push_str(&format!("\",\"card\":\"{CARD}\"}}"));
-    let file = gw.dir.join("big.json");
-    std::fs::write(&file, &big).expect("big body");
-    let at = format!("@{}", file.display());
+    let big = big_json('a', 200, &format!("\"card\":\"{CARD}\""));
     for path in ["/upload/echo", "/strict/echo"] {
-        let r = curl(&["-X", "POST", "-H", "content-type: application/json", "--data-binary", &at, &url(&gw, path)]);
+        let r = post_json(&gw, path, &big, &[]);
         assert_eq!(r.status, 403, "{path}: {}", r.text());
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -470,19 +484,8 @@ fn slow_upstream_gives_504_json() {
 #[test]
 fn large_upload_is_held_then_masked_before_forwarding() {
     let (gw, up) = start("bigupload", "none", "allow");
-    let mut big = "{\"filler\":\"".to_string() + &"b".repeat(100 * 1024);
-    big.push_str(&format!("\",\"phone\":\"{MOBILE}\",\"sfzh\":\"{ID}\"}}"));
-    let file = gw.dir.join("upload.json");
-    std::fs::write(&file, &big).expect("body");
-    let r = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "--data-binary",
-        &format!("@{}", file.display()),
-        &url(&gw, "/upload/echo"),
-    ]);
+    let big = big_json('b', 100, &format!("\"phone\":\"{MOBILE}\",\"sfzh\":\"{ID}\""));
+    let r = post_json(&gw, "/upload/echo", &big, &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     let got = up.requests().into_iter().find(|q| q.path == "/upload/echo").expect("forwarded");
     let body = String::from_utf8_lossy(&got.body).into_owned();
@@ -495,18 +498,8 @@ fn large_upload_is_held_then_masked_before_forwarding() {
 fn oversize_request_bodies_follow_the_route_fail_mode() {
     // both routes may block responses, so the gateway runs the exchange itself
     let (gw, up) = start("oversize", "none", "allow");
-    let mut big = "{\"filler\":\"".to_string() + &"c".repeat(100 * 1024);
-    big.push_str(&format!("\",\"card\":\"{CARD}\"}}"));
-    let file = gw.dir.join("oversize.json");
-    std::fs::write(&file, &big).expect("body");
-    let at = format!("@{}", file.display());
-    let post = |path: &str, extra: &[&str]| {
-        let mut args = vec!["-X", "POST", "-H", "content-type: application/json", "--data-binary", &at];
-        args.extend_from_slice(extra);
-        let u = url(&gw, path);
-        args.push(&u);
-        curl(&args)
-    };
+    let big = big_json('c', 100, &format!("\"card\":\"{CARD}\""));
+    let post = |path: &str, extra: &[&str]| post_json(&gw, path, &big, extra);
     // fail-closed (the default): refused, and nothing reaches the upstream
     let r = post("/capped/echo", &[]);
     assert_eq!(r.status, 413, "{}", r.text());
