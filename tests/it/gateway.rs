@@ -146,7 +146,7 @@ fn big_json(filler: char, filler_kib: usize, tail: &str) -> String {
 /// POST `body` as JSON to `path`, from a file so that curl sends it byte for byte; `extra` are
 /// more curl arguments.
 fn post_json(gw: &Gateway, path: &str, body: &str, extra: &[&str]) -> Resp {
-    let file = gw.dir.join(format!("body-{}.json", free_port()));
+    let file = gw.dir.join(format!("body-{}.json", unique()));
     std::fs::write(&file, body).expect("request body file");
     let at = format!("@{}", file.display());
     let u = url(gw, path);

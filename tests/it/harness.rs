@@ -12,12 +12,19 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 
+/// A number no other call in this test process gets (for file names: a port number from
+/// [`free_port`] is reused by the OS and would let concurrent tests share a file).
+pub fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 pub fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dlpgate-it-{name}-{}-{}", std::process::id(), free_port()));
+    let d = std::env::temp_dir().join(format!("dlpgate-it-{name}-{}-{}", std::process::id(), unique()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("tempdir");
     d
@@ -323,7 +330,7 @@ impl Resp {
 
 /// Run curl with `args`; headers and body are captured separately.
 pub fn curl(args: &[&str]) -> Resp {
-    let hfile = std::env::temp_dir().join(format!("dlpgate-it-h-{}-{}", std::process::id(), free_port()));
+    let hfile = std::env::temp_dir().join(format!("dlpgate-it-h-{}-{}", std::process::id(), unique()));
     let out = Command::new("curl")
         .args(["-s", "-S", "--max-time", "20", "-D"])
         .arg(&hfile)
