@@ -1,8 +1,10 @@
 //! Built-in validated detectors: one pass over the normalized text proposes candidates (digit
 //! chains, alphanumeric tokens, dotted quads, `@`), and the validators in [`super::validate`] decide.
 //!
-//! This is the prefilter-plus-validator design: the pass skips eight bytes at a time while there is
-//! no ASCII digit, and a candidate costs a few comparisons unless it has the length of an identifier.
+//! This is the prefilter-plus-validator design. The pass classifies 64 bytes at a time with SIMD
+//! compares and decides with bit operations which digit runs are worth a look (see
+//! [`for_each_hot_run`]); the rest (ids, amounts, times: most numbers in API JSON) cost no branch.
+//! A run worth a look costs a few comparisons unless it has the length of an identifier.
 //!
 //! Boundaries: a candidate must not touch an ASCII letter or digit, `*` or `_` on either side (so a
 //! digit run inside a longer run, a hex string or an already-masked `410105********123X` never
@@ -110,22 +112,18 @@ impl Builtins {
     }
 
     fn scan_digits(&self, t: &[u8], out: &mut Vec<Hit>) {
-        let n = t.len();
-        let mut i = 0;
-        while i < n {
-            i = next_digit(t, i);
-            if i >= n {
-                break;
+        let mut resume = 0;
+        for_each_hot_run(t, |s, run_end| {
+            if s >= resume {
+                resume = self.at_digit(t, s, run_end, out).max(s + 1);
             }
-            i = self.at_digit(t, i, out).max(i + 1);
-        }
+        });
     }
 
-    /// Handle the digit run that starts at `s`; returns where scanning resumes.
-    fn at_digit(&self, t: &[u8], s: usize, out: &mut Vec<Hit>) -> usize {
+    /// Handle the digit run `s..run_end`; returns where scanning resumes.
+    fn at_digit(&self, t: &[u8], s: usize, run_end: usize, out: &mut Vec<Hit>) -> usize {
         let prev = if s > 0 { t[s - 1] } else { b' ' };
-        let run_end = digits_end(t, s);
-        // fast exit: a short run with nothing that could extend it (most numbers in API JSON)
+        // fast exit: a short run with nothing that could extend it
         let next = t.get(run_end).copied().unwrap_or(b'"');
         if run_end - s < 5
             && !matches!(next, b' ' | b'-' | b')' | b'.')
@@ -155,7 +153,7 @@ impl Builtins {
         }
         // letters, '*' or '_' adjacent: an alphanumeric token (USCC, passport, plate) or nothing
         if is_word(prev) || (run_end < t.len() && is_word(t[run_end]) && !is_x_suffix(t, run_end)) {
-            return self.token(t, s, out);
+            return self.token(t, s, run_end, out);
         }
         // fast path: most digit runs (ids, amounts, dates, times) are too short to be anything
         let (digits, end) = Chain::measure(t, s, run_end);
@@ -302,15 +300,16 @@ impl Builtins {
         None
     }
 
-    /// An alphanumeric token around the digits at `s`: USCC, passport or plate.
-    fn token(&self, t: &[u8], s: usize, out: &mut Vec<Hit>) -> usize {
+    /// An alphanumeric token around the digit run `s..run_end`: USCC, passport or plate.
+    fn token(&self, t: &[u8], s: usize, run_end: usize, out: &mut Vec<Hit>) -> usize {
+        let te = alnum_end(t, run_end);
         let mut ts = s;
         while ts > 0 && t[ts - 1].is_ascii_alphanumeric() {
             ts -= 1;
         }
-        let mut te = s;
-        while te < t.len() && t[te].is_ascii_alphanumeric() {
-            te += 1;
+        // only these lengths are anything (plates 5–7, passports and permits 9, USCC 18)
+        if !matches!(te - ts, 5..=7 | 9 | 18) {
+            return te;
         }
         let before = if ts > 0 { t[ts - 1] } else { b' ' };
         let after = if te < t.len() { t[te] } else { b' ' };
@@ -510,6 +509,34 @@ fn load(t: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// High bit set in each byte of `w` that is an ASCII letter or digit.
+#[inline]
+fn alnum_mask(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = (w | (LO * 0x20)) & !HI; // fold case; clear top bits so additions cannot carry
+    let ge61 = x.wrapping_add(LO * (0x80 - 0x61));
+    let ge7b = x.wrapping_add(LO * (0x80 - 0x7B));
+    digit_mask(w) | (ge61 & !ge7b & !w & HI)
+}
+
+/// End of the run of ASCII letters and digits starting at `i`, eight bytes at a time.
+#[inline]
+fn alnum_end(t: &[u8], mut i: usize) -> usize {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= t.len() {
+        let other = !alnum_mask(load(t, i)) & HI;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < t.len() && t[i].is_ascii_alphanumeric() {
+        i += 1;
+    }
+    i
+}
+
 /// End of the digit run starting at `i`, eight bytes at a time.
 #[inline]
 fn digits_end(t: &[u8], mut i: usize) -> usize {
@@ -543,20 +570,104 @@ fn nth_digit_pos(t: &[u8], start: usize, n: usize) -> usize {
     i
 }
 
-/// Index of the next ASCII digit at or after `i` (or `t.len()`), eight bytes at a time.
-#[inline]
-fn next_digit(t: &[u8], mut i: usize) -> usize {
-    while i + 8 <= t.len() {
-        let digit = digit_mask(load(t, i));
-        if digit != 0 {
-            return i + (digit.trailing_zeros() / 8) as usize;
+/// Bitmaps of one 64-byte window (bit `i` = byte `i`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    /// ASCII digits
+    digit: u64,
+    /// what makes the run after it worth a look: a word character (letter, digit, `*`, `_`), or the
+    /// last byte of `·`/`•` (a plate's middle dot)
+    prev_hot: u64,
+    /// what makes the run before it worth a look: a word character or a chain separator (` `, `-`, `)`)
+    next_hot: u64,
+    dot: u64,
+}
+
+impl Window {
+    /// Classify 64 bytes, sixteen at a time (SSE2 or NEON through `wide`; plain code elsewhere).
+    #[inline]
+    fn classify(w: &[u8; 64]) -> Window {
+        use wide::u8x16;
+        let mut m = Window::default();
+        for (j, chunk) in w.chunks_exact(16).enumerate() {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(chunk);
+            let x = u8x16::from(a);
+            let eq = |b: u8| x.simd_eq(u8x16::splat(b));
+            let dx = x - u8x16::splat(b'0');
+            let digit = dx.min(u8x16::splat(9)).simd_eq(dx);
+            let lx = (x | u8x16::splat(0x20)) - u8x16::splat(b'a');
+            let alpha = lx.min(u8x16::splat(25)).simd_eq(lx);
+            let word = digit | alpha | eq(b'*') | eq(b'_');
+            let sh = 16 * j;
+            m.digit |= u64::from(digit.to_bitmask()) << sh;
+            m.prev_hot |= u64::from((word | eq(0xB7) | eq(0xA2)).to_bitmask()) << sh;
+            m.next_hot |= u64::from((word | eq(b' ') | eq(b'-') | eq(b')')).to_bitmask()) << sh;
+            m.dot |= u64::from(eq(b'.').to_bitmask()) << sh;
         }
-        i += 8;
+        m
     }
-    while i < t.len() && !t[i].is_ascii_digit() {
-        i += 1;
+}
+
+/// Call `f(start, end)` for every digit run, in order, that could be (part of) anything a detector
+/// finds; the others are exactly the runs [`Builtins::at_digit`] would pass over with nothing found:
+/// at most nine digits, not touching a word, not followed by a chain separator (or by a dot, for the
+/// three-digit head of an IPv4 address or a dotted mobile), and not after a plate's middle dot.
+///
+/// The test runs on whole 64-byte windows with bit operations, so a boring run (most numbers in API
+/// JSON: ids, amounts, times) costs no branch at all: a run is decided at the byte after it, where
+/// its length (from the digit bitmap) and its next byte are known; a hot byte before the run is
+/// carried to that point by adding the run's start bit to the digit bitmap.
+fn for_each_hot_run(t: &[u8], mut f: impl FnMut(usize, usize)) {
+    let n = t.len();
+    let mut prev = Window::default();
+    let mut carry = 0u64; // a flagged run runs on into this window
+    let mut last_start = 0; // start of the last run that began in an earlier window
+    let mut w = 0;
+    loop {
+        let m = match t.get(w..w + 64) {
+            Some(full) => Window::classify(full.try_into().unwrap_or(&[0; 64])),
+            None => {
+                // the last window, zero-padded: it holds position `n`, where a final run ends
+                let mut buf = [0u8; 64];
+                buf[..n - w].copy_from_slice(&t[w..]);
+                Window::classify(&buf)
+            }
+        };
+        let d = m.digit;
+        let d_before = (d << 1) | (prev.digit >> 63); // bit p: byte p-1 is a digit
+        let starts = d & !d_before;
+        let ends = !d & d_before; // bit p: byte p is the first after a run
+        // runs after a hot byte: add the start bit, the carry ripples through the run to its end
+        let flagged = starts & ((m.prev_hot << 1) | (prev.prev_hot >> 63));
+        let (sum, c1) = d.overflowing_add(flagged);
+        let (sum, c2) = sum.overflowing_add(carry);
+        carry = u64::from(c1 | c2);
+        let after_hot = sum & !d;
+        // run lengths at their end, from the digit bitmap of this and the previous window
+        let dd = (u128::from(d) << 64) | u128::from(prev.digit);
+        let r2 = dd & (dd << 1);
+        let r4 = r2 & (r2 << 2);
+        let r10 = r4 & (r4 << 4) & (r2 << 8); // bit q: bytes q-9..=q are digits
+        let ge4 = ((r4 << 1) >> 64) as u64; // bit p: bytes p-4..p are digits
+        let ge10 = ((r10 << 1) >> 64) as u64;
+        let mut hot = after_hot | (ends & (m.next_hot | ge10 | (m.dot & !ge4)));
+        while hot != 0 {
+            let e = hot.trailing_zeros();
+            hot &= hot - 1;
+            let below = starts & ((1u64 << e) - 1);
+            let s = if below != 0 { w + 63 - below.leading_zeros() as usize } else { last_start };
+            f(s, w + e as usize);
+        }
+        if starts != 0 {
+            last_start = w + 63 - starts.leading_zeros() as usize;
+        }
+        prev = m;
+        if w + 64 > n {
+            break;
+        }
+        w += 64;
     }
-    i
 }
 
 /// A dotted quad starting at `s`; returns its end when it is a whole, valid IPv4 address.
@@ -771,15 +882,181 @@ mod tests {
         assert_eq!(ran, cases.len());
     }
 
+    /// The runs worth a look, one byte at a time: the definition `for_each_hot_run` implements.
+    fn hot_runs_scalar(t: &[u8]) -> Vec<(usize, usize)> {
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'*' || b == b'_';
+        let mut v = Vec::new();
+        let mut i = 0;
+        while i < t.len() {
+            if !t[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < t.len() && t[i].is_ascii_digit() {
+                i += 1;
+            }
+            let prev = if s > 0 { t[s - 1] } else { b' ' };
+            let next = t.get(i).copied().unwrap_or(b'"');
+            let len = i - s;
+            if word(prev)
+                || matches!(prev, 0xB7 | 0xA2)
+                || word(next)
+                || matches!(next, b' ' | b'-' | b')')
+                || len >= 10
+                || (next == b'.' && len <= 3)
+            {
+                v.push((s, i));
+            }
+        }
+        v
+    }
+
+    /// Deterministic xorshift bytes from `alphabet`, built of whole UTF-8 pieces.
+    fn random_docs(pieces: &[&str], count: usize, seed: u64) -> Vec<Vec<u8>> {
+        let mut x = seed;
+        (0..count)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let len = (x % 200) as usize;
+                let mut v = Vec::new();
+                for _ in 0..len {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    v.extend_from_slice(pieces[(x % pieces.len() as u64) as usize].as_bytes());
+                }
+                v
+            })
+            .collect()
+    }
+
     #[test]
-    fn next_digit_finds_every_digit() {
-        let s = b"abcdefghijklmnopqrstuvwxyz\xe4\xb8\xad9";
-        assert_eq!(next_digit(s, 0), s.len() - 1);
-        assert_eq!(next_digit(b"////::::", 0), 8);
-        for i in 0..20 {
-            let mut v = vec![b'a'; 20];
-            v[i] = b'0' + (i % 10) as u8;
-            assert_eq!(next_digit(&v, 0), i);
+    fn skipping_boring_runs_changes_no_finding() {
+        // every run through `at_digit`, one after the other: what the scan did before it skipped runs
+        let b = all();
+        let every_run = |t: &[u8]| {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < t.len() {
+                if t[i].is_ascii_digit() && (i == 0 || !t[i - 1].is_ascii_digit()) {
+                    i = b.at_digit(t, i, digits_end(t, i), &mut out).max(i + 1);
+                } else {
+                    i += 1;
+                }
+            }
+            out
+        };
+        let pieces = [
+            "0",
+            "1",
+            "3",
+            "8",
+            "9",
+            "138",
+            "0013",
+            "8000",
+            "110105",
+            "1949",
+            "1231",
+            "002",
+            "6222",
+            "0212",
+            "4101",
+            "19690814392",
+            " ",
+            "-",
+            ".",
+            ")",
+            "(",
+            "X",
+            "x",
+            "a",
+            "Z",
+            "E",
+            "_",
+            "*",
+            "·",
+            "•",
+            "豫",
+            "A",
+            "+86",
+            "0086",
+            ":",
+            "\"",
+            ",",
+            "T",
+            "91350100M000100Y43",
+            "192.168.1.10",
+        ];
+        for (k, t) in random_docs(&pieces, 4000, 0x9E37_79B9_7F4A_7C15).iter().enumerate() {
+            let mut got = Vec::new();
+            b.scan_digits(t, &mut got);
+            assert_eq!(got, every_run(t), "doc {k}: {:?}", String::from_utf8_lossy(t));
+        }
+    }
+
+    #[test]
+    fn alnum_end_stops_at_every_other_byte() {
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut v = vec![b'a'; 20];
+                v[at] = b;
+                let want = if b.is_ascii_alphanumeric() { 20 } else { at };
+                assert_eq!(alnum_end(&v, 0), want, "byte {b:#04x} at {at}");
+            }
+        }
+        assert_eq!(alnum_end(b"Zz09", 0), 4);
+    }
+
+    #[test]
+    fn hot_runs_match_the_scalar_definition() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"7".to_vec(),
+            b"{\"id\":1000,\"no\":\"ZZ12345678901234\",\"at\":\"2024-05-12T10:34:00+08:00\",\"ts\":1700000123456}"
+                .to_vec(),
+            "豫R·54S39 和 1.2.3.4 与 136.7251.9917 (0371)6512 3456 a1 1_ *12".as_bytes().to_vec(),
+            vec![b'9'; 64],
+            vec![b'9'; 130],
+        ];
+        // runs across window edges, at the very start and end, of every length up to 70
+        for len in 1..70 {
+            for at in [0, 1, 54, 55, 60, 63, 64, 65, 120, 127, 128] {
+                for (before, after) in [(b'"', b'"'), (b'a', b','), (b' ', b'.'), (b':', b'-'), (0xB7, b'x')] {
+                    let mut v = vec![b'"'; at];
+                    if at > 0 {
+                        v[at - 1] = before;
+                    }
+                    v.extend(std::iter::repeat_n(b'5', len));
+                    v.push(after);
+                    cases.push(v.clone());
+                    v.pop();
+                    cases.push(v);
+                }
+            }
+        }
+        // pseudo-random bytes drawn mostly from the interesting classes
+        let alphabet = b"0123456789012345678901234567890123456789 -).,:\"aZ*_\xb7\xa2\xe4";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let len = (x % 300) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            cases.push(v);
+        }
+        for t in &cases {
+            let mut got = Vec::new();
+            for_each_hot_run(t, |s, e| got.push((s, e)));
+            assert_eq!(got, hot_runs_scalar(t), "input {:?}", String::from_utf8_lossy(t));
         }
     }
 }
