@@ -520,6 +520,14 @@ fn alnum_mask(w: u64) -> u64 {
     digit_mask(w) | (ge61 & !ge7b & !w & HI)
 }
 
+/// Whether every byte of `v` is an ASCII letter or digit, eight bytes at a time.
+pub(crate) fn all_ascii_alphanumeric(v: &[u8]) -> bool {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let words = v.chunks_exact(8);
+    let rest = words.remainder();
+    words.map(|c| load(c, 0)).all(|w| alnum_mask(w) == HI) && rest.iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// End of the run of ASCII letters and digits starting at `i`, eight bytes at a time.
 #[inline]
 fn alnum_end(t: &[u8], mut i: usize) -> usize {
@@ -1009,6 +1017,15 @@ mod tests {
             }
         }
         assert_eq!(alnum_end(b"Zz09", 0), 4);
+        for b in 0..=255u8 {
+            for len in [1, 7, 8, 9, 17, 18, 19] {
+                for at in 0..len {
+                    let mut v = vec![b'7'; len];
+                    v[at] = b;
+                    assert_eq!(all_ascii_alphanumeric(&v), b.is_ascii_alphanumeric(), "byte {b:#04x} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -136,17 +136,17 @@ pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
         }
         None => (value, &[][..]),
     };
-    if body.iter().all(u8::is_ascii_alphanumeric) {
-        // fast path: plain ASCII value
+    if super::builtin::all_ascii_alphanumeric(body) {
+        // fast path: plain ASCII value; copy it, then star the middle
         let n = body.len();
         let (mut head, mut tail) = (style.keep_head, style.keep_tail);
         if head + tail >= n {
             head = head.min(n / 4);
             tail = tail.min(n / 4);
         }
-        out.extend_from_slice(&body[..head]);
-        out.resize(out.len() + (n - head - tail), b'*');
-        out.extend_from_slice(&body[n - tail..]);
+        let at = out.len();
+        out.extend_from_slice(body);
+        out[at + head..at + n - tail].fill(b'*');
         out.extend_from_slice(kept);
         return;
     }
