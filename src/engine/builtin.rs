@@ -754,8 +754,11 @@ fn domain_end(t: &[u8], ds: usize) -> Option<(usize, usize)> {
     let mut first = true;
     loop {
         let ls = i;
-        while i < limit && (t[i].is_ascii_alphanumeric() || t[i] == b'-') {
-            i += 1;
+        // a label: letters and digits (eight bytes at a time), and hyphens
+        let within = &t[..limit];
+        i = alnum_end(within, i);
+        while i < limit && t[i] == b'-' {
+            i = alnum_end(within, i + 1);
         }
         if i == ls {
             break; // empty label: `..`, a trailing dot, or no domain at all
