@@ -113,8 +113,8 @@ impl Builtins {
 
     fn scan_digits(&self, t: &[u8], out: &mut Vec<Hit>) {
         let mut resume = 0;
-        for_each_hot_run(t, |s, run_end| {
-            if s >= resume {
+        for_each_hot_run(t, |s, run_end, dead_token| {
+            if s >= resume && !dead_token {
                 resume = self.at_digit(t, s, run_end, out).max(s + 1);
             }
         });
@@ -589,6 +589,10 @@ struct Window {
     /// what makes the run before it worth a look: a word character or a chain separator (` `, `-`, `)`)
     next_hot: u64,
     dot: u64,
+    /// ASCII letters and digits
+    alnum: u64,
+    /// what joins digit groups into a chain: ` `, `-`, `)`
+    sep: u64,
 }
 
 impl Window {
@@ -610,8 +614,11 @@ impl Window {
             let sh = 16 * j;
             m.digit |= u64::from(digit.to_bitmask()) << sh;
             m.prev_hot |= u64::from((word | eq(0xB7) | eq(0xA2)).to_bitmask()) << sh;
-            m.next_hot |= u64::from((word | eq(b' ') | eq(b'-') | eq(b')')).to_bitmask()) << sh;
+            let sep = eq(b' ') | eq(b'-') | eq(b')');
+            m.next_hot |= u64::from((word | sep).to_bitmask()) << sh;
+            m.sep |= u64::from(sep.to_bitmask()) << sh;
             m.dot |= u64::from(eq(b'.').to_bitmask()) << sh;
+            m.alnum |= u64::from((digit | alpha).to_bitmask()) << sh;
         }
         m
     }
@@ -626,7 +633,11 @@ impl Window {
 /// JSON: ids, amounts, times) costs no branch at all: a run is decided at the byte after it, where
 /// its length (from the digit bitmap) and its next byte are known; a hot byte before the run is
 /// carried to that point by adding the run's start bit to the digit bitmap.
-fn for_each_hot_run(t: &[u8], mut f: impl FnMut(usize, usize)) {
+///
+/// The third argument says the run cannot lead to a finding after all, from a closer look at the
+/// window's bitmaps: it starts a chain of fewer than ten digits ([`short_chain`]) or lies in a token
+/// no detector matches ([`dead_token`]).
+fn for_each_hot_run(t: &[u8], mut f: impl FnMut(usize, usize, bool)) {
     let n = t.len();
     let mut prev = Window::default();
     let mut carry = 0u64; // a flagged run runs on into this window
@@ -665,7 +676,10 @@ fn for_each_hot_run(t: &[u8], mut f: impl FnMut(usize, usize)) {
             hot &= hot - 1;
             let below = starts & ((1u64 << e) - 1);
             let s = if below != 0 { w + 63 - below.leading_zeros() as usize } else { last_start };
-            f(s, w + e as usize);
+            // worth a look only for the separator after it: dead when the chain it starts is short
+            let only_sep = (m.sep & !after_hot & !ge10) >> e & 1 == 1;
+            let dead = s >= w && ((only_sep && short_chain(&m, s - w)) || dead_token(t, &m, w, s - w, e as usize));
+            f(s, w + e as usize, dead);
         }
         if starts != 0 {
             last_start = w + 63 - starts.leading_zeros() as usize;
@@ -675,6 +689,48 @@ fn for_each_hot_run(t: &[u8], mut f: impl FnMut(usize, usize)) {
             break;
         }
         w += 64;
+    }
+}
+
+/// Whether the digits joined to the run starting at window bit `ps` by single separators number
+/// fewer than ten. Only asked for a run that is worth a look for nothing but the separator after
+/// it; [`Builtins::at_digit`] then finds nothing there (it needs ten digits in the chain) and the
+/// chain's later groups are looked at on their own. `false` when the chain may run past the window.
+fn short_chain(m: &Window, ps: usize) -> bool {
+    let d = m.digit;
+    let chained = d | (m.sep & (d << 1) & (d >> 1)); // digits, and separators between two digits
+    let len = (!(chained >> ps)).trailing_zeros() as usize;
+    if ps + len >= 63 {
+        return false; // a separator in the last byte is not in `chained` yet: the chain may go on
+    }
+    (d & (((1u64 << len) - 1) << ps)).count_ones() < 10
+}
+
+/// Whether the digit run at window bits `ps..pe` (window at `w`) touches a letter and lies in an
+/// alphanumeric token that no detector can match, decided from the window's bitmaps. Such a run
+/// goes to [`Builtins::token`] (a letter beside it rules out every other path), which finds only
+/// USCCs (18 characters), passports and permits (9), and plates (5–7, after a province or a middle
+/// dot, that is after a non-ASCII byte). `false` whenever the token is not wholly inside the
+/// window, or the run ends in an `X` check character (the ID card path).
+fn dead_token(t: &[u8], m: &Window, w: usize, ps: usize, pe: usize) -> bool {
+    let letters = m.alnum & !m.digit;
+    if ps == 0 || (letters >> (ps - 1)) & 1 == 0 && (letters >> pe) & 1 == 0 {
+        return false;
+    }
+    if matches!(t.get(w + pe), Some(b'X' | b'x')) {
+        return false;
+    }
+    let below = !m.alnum & ((1u64 << ps) - 1);
+    let above = !m.alnum & !((1u64 << pe) - 1);
+    if below == 0 || above == 0 {
+        return false;
+    }
+    let ts = 64 - below.leading_zeros() as usize; // just past the last non-alphanumeric byte
+    let te = above.trailing_zeros() as usize;
+    match te - ts {
+        9 | 18 => false,
+        5..=7 => t[w + ts - 1] < 0x80,
+        _ => true,
     }
 }
 
@@ -1002,7 +1058,18 @@ mod tests {
             "91350100M000100Y43",
             "192.168.1.10",
         ];
-        for (k, t) in random_docs(&pieces, 4000, 0x9E37_79B9_7F4A_7C15).iter().enumerate() {
+        let mut docs = random_docs(&pieces, 4000, 0x9E37_79B9_7F4A_7C15);
+        // chained values with a separator or a group at every offset around the window edges
+        for v in ["138 0013 8000", "110105 1949 1231 002X", "1 3 8 0 0 1 3 8 0 0 0", "12-34 5678 90", "a1 234 56789 0"]
+        {
+            for pad in 40..130 {
+                let mut d = vec![b'"'; pad];
+                d.extend_from_slice(v.as_bytes());
+                d.push(b'"');
+                docs.push(d);
+            }
+        }
+        for (k, t) in docs.iter().enumerate() {
             let mut got = Vec::new();
             b.scan_digits(t, &mut got);
             assert_eq!(got, every_run(t), "doc {k}: {:?}", String::from_utf8_lossy(t));
@@ -1075,7 +1142,7 @@ mod tests {
         }
         for t in &cases {
             let mut got = Vec::new();
-            for_each_hot_run(t, |s, e| got.push((s, e)));
+            for_each_hot_run(t, |s, e, _| got.push((s, e)));
             assert_eq!(got, hot_runs_scalar(t), "input {:?}", String::from_utf8_lossy(t));
         }
     }
