@@ -624,7 +624,7 @@ impl Window {
     }
 }
 
-/// Call `f(start, end)` for every digit run, in order, that could be (part of) anything a detector
+/// Call `f(start, end, dead)` for every digit run, in order, that could be (part of) anything a detector
 /// finds; the others are exactly the runs [`Builtins::at_digit`] would pass over with nothing found:
 /// at most nine digits, not touching a word, not followed by a chain separator (or by a dot, for the
 /// three-digit head of an IPv4 address or a dotted mobile), and not after a plate's middle dot.
@@ -634,7 +634,7 @@ impl Window {
 /// its length (from the digit bitmap) and its next byte are known; a hot byte before the run is
 /// carried to that point by adding the run's start bit to the digit bitmap.
 ///
-/// The third argument says the run cannot lead to a finding after all, from a closer look at the
+/// `dead` says the run cannot lead to a finding after all, from a closer look at the
 /// window's bitmaps: it starts a chain of fewer than ten digits ([`short_chain`]) or lies in a token
 /// no detector matches ([`dead_token`]).
 ///
