@@ -525,38 +525,34 @@ pub(crate) fn all_ascii_alphanumeric(v: &[u8]) -> bool {
     words.map(|c| load(c, 0)).all(|w| alnum_mask(w) == HI) && rest.iter().all(u8::is_ascii_alphanumeric)
 }
 
-/// End of the run of ASCII letters and digits starting at `i`, eight bytes at a time.
+/// End of the run of bytes of a class starting at `i`, eight bytes at a time: `mask` sets the high
+/// bit of each byte of a word that is in the class, `is` tests one byte.
 #[inline]
-fn alnum_end(t: &[u8], mut i: usize) -> usize {
+fn class_end(t: &[u8], mut i: usize, mask: impl Fn(u64) -> u64, is: impl Fn(&u8) -> bool) -> usize {
     const HI: u64 = 0x8080_8080_8080_8080;
     while i + 8 <= t.len() {
-        let other = !alnum_mask(load(t, i)) & HI;
+        let other = !mask(load(t, i)) & HI;
         if other != 0 {
             return i + (other.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while i < t.len() && t[i].is_ascii_alphanumeric() {
+    while i < t.len() && is(&t[i]) {
         i += 1;
     }
     i
 }
 
-/// End of the digit run starting at `i`, eight bytes at a time.
+/// End of the run of ASCII letters and digits starting at `i`.
 #[inline]
-fn digits_end(t: &[u8], mut i: usize) -> usize {
-    const HI: u64 = 0x8080_8080_8080_8080;
-    while i + 8 <= t.len() {
-        let non_digit = !digit_mask(load(t, i)) & HI;
-        if non_digit != 0 {
-            return i + (non_digit.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < t.len() && t[i].is_ascii_digit() {
-        i += 1;
-    }
-    i
+fn alnum_end(t: &[u8], i: usize) -> usize {
+    class_end(t, i, alnum_mask, u8::is_ascii_alphanumeric)
+}
+
+/// End of the digit run starting at `i`.
+#[inline]
+fn digits_end(t: &[u8], i: usize) -> usize {
+    class_end(t, i, digit_mask, u8::is_ascii_digit)
 }
 
 /// Position of the `n`-th digit (0-based) counting from `start`, skipping separators.
