@@ -588,15 +588,13 @@ impl ProxyHttp for Gateway {
             ReqBody::Stream(insp) => {
                 let mut out = Vec::new();
                 let chunk = body.take().unwrap_or_default();
-                let mut log = std::mem::take(&mut ctx.log);
                 let r = insp.push(
                     Scope { snap: &snap, route, dept: ctx.dept, dir: Direction::Request },
-                    &mut log,
+                    &mut ctx.log,
                     &chunk,
                     eos,
                     &mut out,
                 );
-                ctx.log = log;
                 if let Err(reason) = r {
                     if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Request, reason) {
                         return self.refuse(session, ctx, v).await;
@@ -667,16 +665,14 @@ impl ProxyHttp for Gateway {
         let (Some(snap), Some(route)) = (ctx.snap.clone(), ctx.route) else { return Ok(None) };
         let chunk = body.take().unwrap_or_default();
         let mut out = Vec::with_capacity(chunk.len() + 64);
-        let mut log = std::mem::take(&mut ctx.log);
         let r = insp.push(
             Scope { snap: &snap, route, dept: ctx.dept, dir: Direction::Response },
-            &mut log,
+            &mut ctx.log,
             &chunk,
             eos,
             &mut out,
         );
         let blocked = insp.blocked;
-        ctx.log = log;
         if let Err(reason) = r {
             Metrics::get().uninspected.with_label_values(&[&snap.routes[route].id, reason_label(reason)]).inc();
             ctx.reason = Some(reason);
