@@ -98,22 +98,23 @@ impl Builtins {
         self.rule_of[b.index()]
     }
 
-    /// Run every enabled built-in detector over `t`.
-    pub fn scan(&self, t: &[u8], out: &mut Vec<Hit>) {
+    /// Run every enabled built-in detector over `t`. `ats` is scratch space (the `@` positions),
+    /// kept by the caller so that a scan does not allocate.
+    pub fn scan(&self, t: &[u8], ats: &mut Vec<usize>, out: &mut Vec<Hit>) {
         if self.is_empty() {
             return;
         }
         let base = out.len();
-        let mut ats = Vec::new();
+        ats.clear();
         let mut resume = 0;
-        for_each_hot_run(t, &mut ats, |s, run_end, dead| {
+        for_each_hot_run(t, ats, |s, run_end, dead| {
             if s >= resume && !dead {
                 resume = self.at_digit(t, s, run_end, out).max(s + 1);
             }
         });
         if let Some(rule) = self.rule(Builtin::Email) {
             let digit_hits = out.len();
-            scan_emails(t, &ats, rule, base..digit_hits, out);
+            scan_emails(t, ats, rule, base..digit_hits, out);
         }
     }
 
@@ -642,8 +643,8 @@ fn for_each_hot_run(t: &[u8], ats: &mut Vec<usize>, mut f: impl FnMut(usize, usi
     let mut last_start = 0; // start of the last run that began in an earlier window
     let mut w = 0;
     loop {
-        let m = match t.get(w..w + 64) {
-            Some(full) => Window::classify(full.try_into().unwrap_or(&[0; 64])),
+        let m = match t.get(w..w + 64).and_then(|c| <&[u8; 64]>::try_from(c).ok()) {
+            Some(full) => Window::classify(full),
             None => {
                 // the last window, zero-padded: it holds position `n`, where a final run ends
                 let mut buf = [0u8; 64];
@@ -886,7 +887,7 @@ mod tests {
 
     fn found(text: &str) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        all().scan(text.as_bytes(), &mut out);
+        all().scan(text.as_bytes(), &mut Vec::new(), &mut out);
         out.sort_by_key(|h| h.start);
         out.into_iter().map(|h| (Builtin::ALL[h.rule as usize].name(), text[h.start..h.end].to_string())).collect()
     }
@@ -1075,7 +1076,7 @@ mod tests {
         }
         for (k, t) in docs.iter().enumerate() {
             let mut got = Vec::new();
-            b.scan(t, &mut got);
+            b.scan(t, &mut Vec::new(), &mut got);
             assert_eq!(got, every_run(t), "doc {k}: {:?}", String::from_utf8_lossy(t));
         }
     }

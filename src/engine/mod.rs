@@ -89,6 +89,8 @@ pub struct Scan {
     pub want_context: bool,
     values: Vec<u8>,
     hits: Vec<Hit>,
+    /// scratch for the built-in detectors (`@` positions)
+    ats: Vec<usize>,
 }
 
 impl Scan {
@@ -300,7 +302,7 @@ impl RuleSet {
         out.hits.clear();
         let norm = normalize::normalize(input);
         let t: &[u8] = &norm.text;
-        self.builtins.scan(t, &mut out.hits);
+        self.builtins.scan(t, &mut out.ats, &mut out.hits);
         if let Some(k) = &self.keywords {
             k.scan(t, &mut out.hits);
         }
