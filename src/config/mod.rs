@@ -807,6 +807,9 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             c.err("addr", Some(&l.addr), format!("invalid listen address {:?} (expected ip:port)", l.addr));
             continue;
         };
+        if addr.port() == 0 {
+            c.err("addr", Some(&l.addr), "a listener needs a fixed port, not 0");
+        }
         let tls = match l.tls {
             None => None,
             Some(t) => {

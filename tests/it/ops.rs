@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::gateway::{CARD, ID, ID_MASKED, MOBILE, start};
+use super::gateway::{CARD, ID, ID_MASKED, MOBILE, setup, start};
 use super::harness::*;
 
 fn admin(gw: &Gateway, path: &str) -> String {
@@ -305,6 +305,11 @@ fn check_reports_each_kind_of_mistake_with_file_and_line() {
             line_of("127.0.0.1:18001"),
             "invalid listen address",
         ),
+        (
+            good.replacen("addr: \"127.0.0.1:18001\"", "addr: \"127.0.0.1:0\"", 1),
+            line_of("127.0.0.1:18001"),
+            "a listener needs a fixed port",
+        ),
         (good.replacen("policy: strict,", "policy: nosuch,", 1), line_of("policy: strict,"), "unknown policy"),
         (good.replacen("cert: server.crt", "cert: missing.crt", 1), line_of("cert: server.crt"), "missing.crt"),
         (good.replacen("client_auth: none", "client_auth: sometimes", 1), line_of("client_auth: none"), "sometimes"),
@@ -475,4 +480,68 @@ fn reload_replaces_server_certificates() {
     assert_eq!(r.status, 422);
     assert!(r.text().contains("server.key"), "{}", r.text());
     assert_eq!(curl(&["--cacert", &new_ca, &https]).status, 200);
+}
+
+/// Listening sockets in LISTEN state on loopback `port` (from /proc/net/tcp).
+fn listening_sockets(port: u16) -> usize {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A")
+        })
+        .count()
+}
+
+#[test]
+fn each_thread_listens_and_serves_and_a_second_instance_is_refused() {
+    let up = super::gateway::upstream();
+    let dir = setup("threads");
+    let cfg = super::gateway::config(up.port, "none", "allow").replacen("threads: 1,", "threads: 3,", 1);
+    assert!(cfg.contains("threads: 3,"));
+    let gw = start_gateway(&dir, &cfg);
+    // one event loop per thread, each with its own socket
+    assert_eq!(listening_sockets(gw.http), 3, "HTTP listener");
+    assert_eq!(listening_sockets(gw.https), 3, "TLS listener");
+    assert_eq!(listening_sockets(gw.admin), 1, "admin");
+    // concurrent clients on separate connections are all served and masked
+    let url = format!("http://127.0.0.1:{}/stream/residents", gw.http);
+    let served: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..5).map(|_| curl(&[&url])).filter(|r| r.status == 200 && r.text().contains(ID_MASKED)).count()
+            })
+        })
+        .collect();
+    let ok: usize = served.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    assert_eq!(ok, 30);
+    // a second instance on the same ports fails with the reason, instead of sharing the sockets
+    let dir2 = setup("threads-second");
+    let cfg2 = cfg
+        .replace("{HTTP}", &gw.http.to_string())
+        .replace("{HTTPS}", &gw.https.to_string())
+        .replace("{ADMIN}", &free_port().to_string())
+        .replace("{DIR}", &dir2.display().to_string());
+    std::fs::write(dir2.join("dlpgate.yaml"), cfg2).expect("write");
+    let mut second = std::process::Command::new(bin())
+        .args(["run", "-c"])
+        .arg(dir2.join("dlpgate.yaml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while second.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = second.kill();
+    let out = second.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the second instance must exit 1: {err}");
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{}", gw.http)), "{err}");
+    assert_eq!(listening_sockets(gw.http), 3);
+    assert_eq!(curl(&[&url]).status, 200, "the first instance still serves");
 }
