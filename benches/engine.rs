@@ -123,7 +123,7 @@ fn multi_regex() -> regex_automata::meta::Regex {
 
 fn bench(c: &mut Criterion) {
     let rules = default_rules().expect("default rules");
-    let tr = Transformer::new(HashKey::new(b"bench-key-0123456789".to_vec()));
+    let tr = Transformer::new(HashKey::new(b"bench-key-0123456789"));
     let id_re = regex::bytes::Regex::new(r"(?-u:\b)[0-9]{17}[0-9Xx](?-u:\b)").expect("regex");
     let multi_re = multi_regex();
 
@@ -176,7 +176,7 @@ fn bench(c: &mut Criterion) {
 /// interleaved rounds gives steadier ratios than criterion's separate runs.
 fn ratios() {
     let rules = default_rules().expect("default rules");
-    let tr = Transformer::new(HashKey::new(b"bench-key-0123456789".to_vec()));
+    let tr = Transformer::new(HashKey::new(b"bench-key-0123456789"));
     let multi_re = multi_regex();
     for (name, d) in
         [("api_json_4m", api_json(4 << 20)), ("pii_json_4m", pii_json(4 << 20)), ("prose_4m", prose(4 << 20))]

@@ -1174,7 +1174,7 @@ pub fn random_key() -> HashKey {
         use std::io::Read;
         let _ = f.read_exact(&mut k);
     }
-    HashKey::new(k.to_vec())
+    HashKey::new(k)
 }
 
 /// SHA-256 of an API key, as stored in `api_key_sha256`.

@@ -12,7 +12,7 @@ fn rules() -> &'static RuleSet {
 }
 
 fn tr() -> Transformer {
-    Transformer::new(HashKey::new(b"prop-key-0123456789".to_vec()))
+    Transformer::new(HashKey::new(b"prop-key-0123456789"))
 }
 
 /// Fragments that exercise values, evasions, decoys, separators and multi-byte text.

@@ -138,7 +138,7 @@ fn default_rules_find_every_positive_and_no_decoy() {
 #[test]
 fn streaming_in_4k_chunks_equals_whole_buffer_on_samples() {
     let rules = default_rules().expect("default rules compile");
-    let tr = Transformer::new(HashKey::new(b"test-key-0123456789".to_vec()));
+    let tr = Transformer::new(HashKey::new(b"test-key-0123456789"));
     let mut docs_run = 0;
     for line in std::fs::read_to_string(data().join("chunks.jsonl")).unwrap_or_default().lines() {
         let v: Value = serde_json::from_str(line).expect("chunks.jsonl line");

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let rules = rules();
-    let tr = Transformer::new(HashKey::new(b"fuzz-key-0123456789".to_vec()));
+    let tr = Transformer::new(HashKey::new(b"fuzz-key-0123456789"));
     let mut decide = |_: &StreamFinding, _: &[u8]| Action::Mask;
     let mut whole = Vec::new();
     let a = scan_whole(rules, &tr, data, &mut whole, &mut decide);
