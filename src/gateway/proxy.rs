@@ -34,6 +34,10 @@ pub const EARLY_BODY_LIMIT: usize = 64 * 1024;
 /// (one scan and one write instead of a streaming carry).
 pub const WHOLE_BODY_LIMIT: usize = 64 * 1024;
 
+/// The most the request line and headers may hold together (names, values and URI); a larger
+/// head gets 431 before it reaches the policy or an upstream. Envoy's default is 60 KiB.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
 /// The gateway service.
 pub struct Gateway {
     pub store: Store,
@@ -141,6 +145,11 @@ impl Gateway {
         let req = session.req_header();
         ctx.method = req.method.to_string();
         ctx.path = req.uri.path().to_string();
+        let head: usize = req.uri.path_and_query().map_or(0, |p| p.as_str().len())
+            + req.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
+        if head > MAX_REQUEST_HEAD {
+            return Some(Verdict::HeadTooLarge);
+        }
         // identity
         let mut id = Identity::default();
         ctx.peer_ip = inet(session.client_addr()).map(|a| a.ip());

@@ -20,6 +20,8 @@ pub enum Verdict {
     Upstream { status: u16, kind: &'static str },
     /// Bad request from the client.
     BadRequest(&'static str),
+    /// The request line and headers together exceed [`super::proxy::MAX_REQUEST_HEAD`].
+    HeadTooLarge,
 }
 
 impl Verdict {
@@ -29,6 +31,7 @@ impl Verdict {
             Verdict::NoRoute => 404,
             Verdict::Uninspectable { status, .. } | Verdict::Upstream { status, .. } => *status,
             Verdict::BadRequest(_) => 400,
+            Verdict::HeadTooLarge => 431,
         }
     }
 
@@ -44,6 +47,10 @@ impl Verdict {
             }
             Verdict::Upstream { kind, .. } => serde_json::json!({"error": "upstream_error", "kind": kind}),
             Verdict::BadRequest(why) => serde_json::json!({"error": "bad_request", "reason": why}),
+            Verdict::HeadTooLarge => serde_json::json!({
+                "error": "request_header_too_large",
+                "limit": super::proxy::MAX_REQUEST_HEAD,
+            }),
         };
         v.to_string()
     }
