@@ -30,7 +30,14 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> 
     Ok(())
 }
 
-pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Active, route: usize) -> Result<()> {
+pub async fn run(
+    gw: &Gateway,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    active: &Active,
+    route: usize,
+    hold: usize,
+) -> Result<()> {
     let r = &active.routes[route];
     // 1. the request body, decided before the upstream is contacted. Past `max_buffer` it cannot be
     // inspected: refused (413) when the route fails closed, else forwarded uninspected as it comes.
@@ -78,7 +85,11 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
     // 2. the upstream exchange
     let peer = gw.peer(active, route);
     let mut up = match gw.connector.get_http_session(&*peer).await {
-        Ok((s, _)) => s,
+        Ok((mut s, _)) => {
+            s.set_read_timeout(peer.options.read_timeout);
+            s.set_write_timeout(peer.options.write_timeout);
+            s
+        }
         Err(e) => {
             let v = respond::upstream_failure(&active.routes[route].id, &e);
             return answer(session, ctx, v).await;
@@ -170,7 +181,13 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
         return Ok(());
     }
     let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
+    let plain = decoder.is_none();
     let mut insp = BodyInspector::new(decoder, limits);
+    let len: Option<usize> = resp.headers.get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
+    if plain && len.is_some_and(|l| l <= hold) {
+        // all of it is held anyway: scan it once, at its end
+        insp.hold_whole(hold);
+    }
     let mut held: Vec<u8> = Vec::new();
     let mut streaming = false;
     loop {
@@ -227,7 +244,11 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
             }
             continue;
         }
-        held.extend_from_slice(&out);
+        if held.is_empty() {
+            held = out;
+        } else {
+            held.extend_from_slice(&out);
+        }
         if eos {
             respond::strip_for_rewrite(&mut resp);
             resp.insert_header("content-length", held.len().to_string())?;
@@ -235,8 +256,8 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut Ctx, active: &Ac
             session.write_response_body(Some(Bytes::from(held)), true).await?;
             break;
         }
-        if insp.decoded as usize > r.inspect.max_buffer {
-            // past max_buffer: release what was scanned and stream the rest
+        if insp.decoded as usize > hold {
+            // past the hold: release what was scanned and stream the rest
             streaming = true;
             respond::strip_for_rewrite(&mut resp);
             resp.insert_header("transfer-encoding", "chunked")?;

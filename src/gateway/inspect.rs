@@ -295,12 +295,18 @@ impl BodyInspector {
             }
             if self.decoder.is_none() {
                 let t0 = Instant::now();
-                let (o, blocked) = scan_buffer(scope, log, &held);
+                out.reserve(held.len());
+                let mut decide_fn = deciding(scope, log, &mut self.blocked);
+                crate::engine::stream::scan_whole(
+                    &scope.snap.rules,
+                    &scope.snap.transformer,
+                    &held,
+                    out,
+                    &mut decide_fn,
+                );
                 observe(scope.dir, held.len(), t0);
                 self.encoded_in += held.len() as u64;
                 self.decoded += held.len() as u64;
-                self.blocked |= blocked;
-                out.extend_from_slice(&o);
                 return Ok(());
             }
             return self.push(scope, log, &held, true, out);

@@ -462,6 +462,26 @@ impl Gateway {
 /// Closed set of reason labels for metrics.
 /// The next chunk of the client's request body. A failure here (a malformed or truncated body, a
 /// client gone away) is the client's, so it is answered as one (400) rather than as the gateway's.
+/// Whether the gateway performs this exchange itself ([`super::exchange`]), holding up to how much
+/// of the decoded response body before it releases the header:
+/// - a response `block` is possible: up to the route's `max_buffer`, so that a block finding can
+///   still become a 403;
+/// - the response is inspected and the request has no body: up to [`WHOLE_BODY_LIMIT`]. A small
+///   response then leaves with its new Content-Length in one write; through Pingora's proxy path
+///   its rewritten header would go out first, flushed and chunked, and the body in two more writes.
+///
+/// Otherwise (`None`) Pingora proxies it and the body filters stream both directions.
+fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> Option<usize> {
+    if r.may_block.get(ctx.dept).is_some_and(|m| m[1]) {
+        return Some(r.inspect.max_buffer);
+    }
+    let small = r.inspect.response
+        && r.may_act_for(ctx.dept, Direction::Response)
+        && !session.is_upgrade_req()
+        && session.as_mut().is_body_empty();
+    small.then_some(WHOLE_BODY_LIMIT.min(r.inspect.max_buffer))
+}
+
 pub(crate) async fn read_client_body(session: &mut Session) -> Result<Option<bytes::Bytes>> {
     session.read_request_body().await.map_err(|e| e.into_down())
 }
@@ -506,9 +526,8 @@ impl ProxyHttp for Gateway {
         if verdict.is_none() {
             if let Some(route) = route {
                 let r = &snap.routes[route];
-                if r.may_block.get(ctx.dept).is_some_and(|m| m[1]) {
-                    // a response block is possible: hold the whole exchange until it is scanned
-                    super::exchange::run(self, session, ctx, &snap, route).await?;
+                if let Some(hold) = exchange_hold(session, ctx, r) {
+                    super::exchange::run(self, session, ctx, &snap, route, hold).await?;
                     return Ok(true);
                 }
                 verdict = self.plan_request_body(session, ctx, &snap, route).await?;
