@@ -203,16 +203,14 @@ pub async fn run(
         };
         let eos = chunk.is_none();
         let data = chunk.unwrap_or_default();
-        let mut out = Vec::new();
-        let mut log = std::mem::take(&mut ctx.log);
+        let mut out = Vec::with_capacity(data.len() + 256);
         let res = insp.push(
             Scope { snap: active, route, dept: ctx.dept, dir: Direction::Response },
-            &mut log,
+            &mut ctx.log,
             &data,
             eos,
             &mut out,
         );
-        ctx.log = log;
         if let Err(reason) = res {
             if streaming {
                 ctx.reason = Some(reason);
