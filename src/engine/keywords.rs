@@ -2,7 +2,7 @@
 //! (leftmost-longest, so `商业秘密` wins over `秘密`), with per-rule exclusions for the running-text
 //! phrases that contain a keyword but are not one (`机密性`, `国家秘密`).
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
 
 use super::builtin::Hit;
 
@@ -43,6 +43,7 @@ impl KeywordMatcher {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .ascii_case_insensitive(case_insensitive)
+            .start_kind(StartKind::Both) // anchored searches for the shared literal pass
             .build(&pats)
             .map_err(|e| format!("keyword automaton: {e}"))?;
         Ok(Some(Self { ac, rule_of, excl }))
@@ -50,17 +51,24 @@ impl KeywordMatcher {
 
     pub fn scan(&self, t: &[u8], out: &mut Vec<Hit>) {
         for m in self.ac.find_iter(t) {
-            let rule = self.rule_of[m.pattern().as_usize()];
-            if let Some((_, ex)) = self.excl.iter().find(|(r, _)| *r == rule) {
-                let after = &t[m.end()..];
-                let before = &t[..m.start()];
-                if ex.not_followed_by.iter().any(|s| after.starts_with(s.as_bytes()))
-                    || ex.not_preceded_by.iter().any(|s| before.ends_with(s.as_bytes()))
-                {
-                    continue;
-                }
+            let hit = Hit { rule: self.rule_of[m.pattern().as_usize()], start: m.start(), end: m.end() };
+            if !self.excluded(t, &hit) {
+                out.push(hit);
             }
-            out.push(Hit { rule, start: m.start(), end: m.end() });
         }
+    }
+
+    /// The longest keyword starting at `p`.
+    pub fn at(&self, t: &[u8], p: usize) -> Option<Hit> {
+        let m = self.ac.find(Input::new(t).span(p..t.len()).anchored(Anchored::Yes))?;
+        Some(Hit { rule: self.rule_of[m.pattern().as_usize()], start: m.start(), end: m.end() })
+    }
+
+    /// The rule's exclusions: the running-text phrases around the keyword that make it none.
+    pub fn excluded(&self, t: &[u8], h: &Hit) -> bool {
+        let Some((_, ex)) = self.excl.iter().find(|(r, _)| *r == h.rule) else { return false };
+        let (before, after) = (&t[..h.start], &t[h.end..]);
+        ex.not_followed_by.iter().any(|s| after.starts_with(s.as_bytes()))
+            || ex.not_preceded_by.iter().any(|s| before.ends_with(s.as_bytes()))
     }
 }

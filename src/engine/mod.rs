@@ -11,6 +11,7 @@
 pub mod builtin;
 pub mod error;
 pub(crate) mod keywords;
+mod literals;
 pub mod normalize;
 pub(crate) mod patterns;
 pub mod rule;
@@ -109,6 +110,8 @@ pub struct RuleSet {
     builtins: Builtins,
     keywords: Option<KeywordMatcher>,
     patterns: Option<PatternMatcher>,
+    /// One literal pass standing in for both of the above, when it can.
+    shared: Option<literals::SharedPass>,
 }
 
 /// Outcome of running every rule's examples.
@@ -275,7 +278,11 @@ impl RuleSet {
                 return None;
             }
         };
-        Some(RuleSet { rules, by_id, builtins, keywords, patterns })
+        let shared = patterns.as_ref().and_then(|p| {
+            let kws: Vec<(u32, &str)> = kw_entries.iter().flat_map(|e| e.1.iter().map(|k| (e.0, k.as_str()))).collect();
+            literals::SharedPass::build(&kws, p.sources(), kw_ci)
+        });
+        Some(RuleSet { rules, by_id, builtins, keywords, patterns, shared })
     }
 
     /// The compiled rules, in load order.
@@ -303,11 +310,16 @@ impl RuleSet {
         let norm = normalize::normalize(input);
         let t: &[u8] = &norm.text;
         self.builtins.scan(t, &mut out.ats, &mut out.hits);
-        if let Some(k) = &self.keywords {
-            k.scan(t, &mut out.hits);
-        }
-        if let Some(p) = &self.patterns {
-            p.scan(t, &mut out.hits);
+        match (&self.shared, &self.keywords, &self.patterns) {
+            (Some(sp), Some(k), Some(p)) => sp.scan(k, p, t, &mut out.hits),
+            (_, k, p) => {
+                if let Some(k) = k {
+                    k.scan(t, &mut out.hits);
+                }
+                if let Some(p) = p {
+                    p.scan(t, &mut out.hits);
+                }
+            }
         }
         if out.hits.is_empty() {
             return;

@@ -3,6 +3,7 @@
 
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input};
 
 use super::builtin::Hit;
 use super::validate::Validator;
@@ -15,6 +16,7 @@ pub(crate) struct PatternMatcher {
     re: Regex,
     rule_of: Vec<u32>,
     validator: Vec<Option<Validator>>,
+    sources: Vec<String>,
 }
 
 /// Check one pattern alone, so a bad rule is reported with its own id.
@@ -49,6 +51,7 @@ impl PatternMatcher {
             .map_err(|e| format!("regex set: {e}"))?;
         Ok(Some(Self {
             re,
+            sources: pats,
             rule_of: entries.iter().map(|e| e.0).collect(),
             validator: entries.iter().map(|e| e.2).collect(),
         }))
@@ -56,16 +59,27 @@ impl PatternMatcher {
 
     pub fn scan(&self, t: &[u8], out: &mut Vec<Hit>) {
         for m in self.re.find_iter(t) {
-            let p = m.pattern().as_usize();
-            if let Some(v) = self.validator[p] {
-                if !v.check(&t[m.start()..m.end()]) {
-                    continue;
-                }
-            }
-            if m.is_empty() {
-                continue;
-            }
-            out.push(Hit { rule: self.rule_of[p], start: m.start(), end: m.end() });
+            out.extend(self.hit(t, &m));
         }
+    }
+
+    /// The match starting at `p` (as the unanchored search would choose it, were it the leftmost):
+    /// its end, and its hit unless a validator refuses it.
+    pub fn at(&self, t: &[u8], p: usize) -> Option<(usize, Option<Hit>)> {
+        let m = self.re.search(&Input::new(t).span(p..t.len()).anchored(Anchored::Yes))?;
+        Some((m.end(), self.hit(t, &m)))
+    }
+
+    fn hit(&self, t: &[u8], m: &regex_automata::Match) -> Option<Hit> {
+        let p = m.pattern().as_usize();
+        if m.is_empty() || self.validator[p].is_some_and(|v| !v.check(&t[m.start()..m.end()])) {
+            return None;
+        }
+        Some(Hit { rule: self.rule_of[p], start: m.start(), end: m.end() })
+    }
+
+    /// Every pattern as compiled (case-insensitive ones wrapped in `(?i:…)`).
+    pub fn sources(&self) -> &[String] {
+        &self.sources
     }
 }
