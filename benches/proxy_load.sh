@@ -3,7 +3,7 @@
 # on 1 KiB, 16 KiB and 256 KiB JSON responses carrying ID numbers, in one run on loopback.
 #
 #   benches/proxy_load.sh            # needs: nginx, wrk, python3 (apt-get install -y nginx wrk)
-#   DURATION=20 CONNS=64 benches/proxy_load.sh
+#   DURATION=20 CONNS=64 ROUNDS=5 benches/proxy_load.sh
 #
 # The upstream is nginx serving static files (so it is never the bottleneck). Figures are printed
 # as ratios against nginx measured in the same run: these machines are noisy. `dlp_off` is the
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
 for t in nginx wrk python3; do command -v $t >/dev/null || { echo "missing $t: apt-get install -y nginx wrk python3" >&2; exit 1; }; done
 cargo build --release --quiet
 W=$(mktemp -d /tmp/dlpgate-load.XXXXXX); chmod 755 "$W"
@@ -84,12 +85,30 @@ run() { # url -> "req/s p50_ms"
     /^ +50%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p50=v}
     END {printf "%s %s", rps, p50}'
 }
-printf "%-6s %11s %11s %11s %11s %9s %9s %9s %9s %9s\n" size direct_rps nginx_rps dlp_off_rps dlpgate_rps dlp/nginx direct_p50 nginx_p50 off_p50 dlp_p50
+# ROUNDS interleaved rounds per size; the table gives medians, and the ratios are the medians of
+# each round's own ratio (both sides measured seconds apart), so a slow phase of the machine
+# moves both sides of a ratio together.
 for s in 1k 16k 256k; do
-  read d dl <<<"$(run http://127.0.0.1:$UP/$s.json)"
-  read n nl <<<"$(run http://127.0.0.1:$NGX/$s.json)"
-  read o ol <<<"$(run http://127.0.0.1:$GW0/$s.json)"
-  read g gl <<<"$(run http://127.0.0.1:$GW/$s.json)"
-  ratio=$(python3 -c "print(f'{$g/$n:.2f}x')")
-  printf "%-6s %11s %11s %11s %11s %9s %9s %9s %9s %9s\n" $s $d $n $o $g $ratio $dl $nl $ol $gl
+  for r in $(seq $ROUNDS); do
+    read d dl <<<"$(run http://127.0.0.1:$UP/$s.json)"
+    read n nl <<<"$(run http://127.0.0.1:$NGX/$s.json)"
+    read o ol <<<"$(run http://127.0.0.1:$GW0/$s.json)"
+    read g gl <<<"$(run http://127.0.0.1:$GW/$s.json)"
+    echo "$s $r $d $dl $n $nl $o $ol $g $gl" >> $W/results
+  done
 done
+python3 - $W/results <<'PY'
+import sys, statistics as st
+rows = [l.split() for l in open(sys.argv[1])]
+med = lambda xs: st.median(float(x) for x in xs)
+print(f"{'size':<6} {'direct':>9} {'nginx':>9} {'dlp_off':>9} {'dlpgate':>9} {'dlp/nginx':>10} {'off/nginx':>10}   p50 ms: {'direct':>6} {'nginx':>6} {'off':>6} {'dlp':>6}   rounds: dlp/nginx")
+for size in ["1k", "16k", "256k"]:
+    rs = [r for r in rows if r[0] == size]
+    if not rs: continue
+    col = lambda i: [r[i] for r in rs]
+    ratios = [float(r[8]) / float(r[4]) for r in rs]
+    offr = [float(r[6]) / float(r[4]) for r in rs]
+    print(f"{size:<6} {med(col(2)):9.0f} {med(col(4)):9.0f} {med(col(6)):9.0f} {med(col(8)):9.0f} {st.median(ratios):9.2f}x {st.median(offr):9.2f}x"
+          f"           {med(col(3)):6.2f} {med(col(5)):6.2f} {med(col(7)):6.2f} {med(col(9)):6.2f}   "
+          + " ".join(f"{x:.2f}" for x in ratios))
+PY
