@@ -1,13 +1,16 @@
-//! The buffered exchange, for requests whose response may have to be blocked.
+//! The gateway's own exchange, for requests whose response is held before it is released.
 //!
 //! Pingora writes the response header to the client before any body filter runs, so a response
-//! cannot be turned into a 403 from its body. When the policy says a `block` is possible for this
-//! department, route and direction, the gateway performs the upstream exchange itself (with
-//! Pingora's connector and connection pool) and holds the response until it is scanned:
-//! - up to the route's `max_buffer` of decoded body: a `block` finding gives the client the 403
-//!   JSON and none of the data;
-//! - past `max_buffer`: the header and what was scanned so far are released and the rest is
-//!   streamed; a later `block` finding aborts the stream and records the incident.
+//! cannot be turned into a 403 from its body, and a rewritten one goes out chunked, its header
+//! flushed on its own. Here the gateway performs the upstream exchange itself (with Pingora's
+//! connector and connection pool) and holds up to `hold` bytes of the decoded response body:
+//! - when a response `block` is possible, `hold` is the route's `max_buffer`: a `block` finding
+//!   gives the client the 403 JSON and none of the data;
+//! - for a body-less request whose response is inspected, `hold` is 64 KiB: a small response
+//!   leaves with its new Content-Length, header and body in one write.
+//!
+//! Past `hold`, the header and what was scanned so far are released and the rest is streamed; a
+//! later `block` finding aborts the stream and records the incident.
 //!
 //! The request body is read (up to `max_buffer`) and decided before the upstream is contacted; past
 //! `max_buffer` it is refused with 413, or forwarded uninspected when the route says `on_error: pass`.

@@ -2,8 +2,10 @@
 //!
 //! Request: snapshot → identify department → route → inspect query and headers → body (decided
 //! before the upstream is contacted when small, held when a block is possible, streamed
-//! otherwise). Response: decode → stream-scan → mask. When a response may have to be blocked, the
-//! whole exchange goes through [`super::exchange`], which holds the response until it is scanned.
+//! otherwise). Response: decode → stream-scan → mask. When a response may have to be blocked, or
+//! when a body-less request's response is inspected, the whole exchange goes through
+//! [`super::exchange`], which holds the response (up to a limit) until it is scanned; see
+//! `exchange_hold`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -459,9 +461,6 @@ impl Gateway {
     }
 }
 
-/// Closed set of reason labels for metrics.
-/// The next chunk of the client's request body. A failure here (a malformed or truncated body, a
-/// client gone away) is the client's, so it is answered as one (400) rather than as the gateway's.
 /// Whether the gateway performs this exchange itself ([`super::exchange`]), holding up to how much
 /// of the decoded response body before it releases the header:
 /// - a response `block` is possible: up to the route's `max_buffer`, so that a block finding can
@@ -482,10 +481,13 @@ fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> 
     small.then_some(WHOLE_BODY_LIMIT.min(r.inspect.max_buffer))
 }
 
+/// The next chunk of the client's request body. A failure here (a malformed or truncated body, a
+/// client gone away) is the client's, so it is answered as one (400) rather than as the gateway's.
 pub(crate) async fn read_client_body(session: &mut Session) -> Result<Option<bytes::Bytes>> {
     session.read_request_body().await.map_err(|e| e.into_down())
 }
 
+/// Closed set of reason labels for metrics.
 pub fn reason_label(reason: &str) -> &'static str {
     match reason {
         r if r.contains("max_buffer") => "oversize",
