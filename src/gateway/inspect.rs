@@ -15,6 +15,8 @@ use crate::telemetry::{AuditFinding, Metrics};
 #[derive(Debug, Default)]
 pub struct FindingLog {
     pub entries: Vec<LogEntry>,
+    /// Counts only, no sample or fingerprint: nothing will read them (no audit sink).
+    pub brief: bool,
 }
 
 #[derive(Debug)]
@@ -30,15 +32,15 @@ pub struct LogEntry {
 const MAX_FINGERPRINTS: usize = 16;
 
 impl FindingLog {
-    /// Record one finding: bump `dlpgate_findings_total` and keep a masked sample and a keyed
-    /// fingerprint (never the value). `allow` findings are not recorded.
+    /// Record one finding: count it, and (unless `brief`) keep a masked sample and a keyed
+    /// fingerprint for the audit event (never the value). `allow` findings are not recorded.
     pub fn record(&mut self, snap: &Snapshot, dir: Direction, rule: usize, action: Action, value: &[u8]) {
         if action == Action::Allow {
             return;
         }
         if let Some(e) = self.entries.iter_mut().find(|e| e.dir == dir && e.rule == rule && e.action == action) {
             e.count += 1;
-            if e.fingerprints.len() < MAX_FINGERPRINTS {
+            if !self.brief && e.fingerprints.len() < MAX_FINGERPRINTS {
                 let fp = snap.fingerprint_key.fingerprint(value);
                 if !e.fingerprints.contains(&fp) {
                     e.fingerprints.push(fp);
@@ -46,18 +48,14 @@ impl FindingLog {
             }
             return;
         }
-        let r = &snap.rules.rules()[rule];
-        let mut s = Vec::new();
-        mask(value, &r.mask, &mut s);
-        let fp = snap.fingerprint_key.fingerprint(value);
-        self.entries.push(LogEntry {
-            dir,
-            rule,
-            action,
-            count: 1,
-            sample: String::from_utf8_lossy(&s).into_owned(),
-            fingerprints: vec![fp],
-        });
+        let (sample, fingerprints) = if self.brief {
+            (String::new(), Vec::new())
+        } else {
+            let mut s = Vec::new();
+            mask(value, &snap.rules.rules()[rule].mask, &mut s);
+            (String::from_utf8_lossy(&s).into_owned(), vec![snap.fingerprint_key.fingerprint(value)])
+        };
+        self.entries.push(LogEntry { dir, rule, action, count: 1, sample, fingerprints });
     }
 
     /// Count every recorded finding in `dlpgate_findings_total` (once per request).

@@ -505,7 +505,8 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx { start: Some(Instant::now()), incident: new_incident(), ..Ctx::default() }
+        let log = FindingLog { brief: !self.audit.enabled(), ..FindingLog::default() };
+        Ctx { start: Some(Instant::now()), incident: new_incident(), log, ..Ctx::default() }
     }
 
     fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {

@@ -24,12 +24,24 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[test]
 fn metrics_count_known_traffic() {
     let (gw, _up) = start("metrics", "none", "allow");
+    metrics_of_known_traffic(&gw);
+    // without an audit sink the gateway keeps no samples or fingerprints; the counts are the same
+    let up = super::gateway::upstream();
+    let cfg = super::gateway::config(up.port, "none", "allow");
+    let sink = "sinks: [{type: file, path: audit.jsonl}]";
+    assert!(cfg.contains(sink));
+    let gw = start_gateway(&setup("metrics-noaudit"), &cfg.replace(sink, "sinks: []"));
+    metrics_of_known_traffic(&gw);
+    assert!(!gw.dir.join("audit.jsonl").exists());
+}
+
+fn metrics_of_known_traffic(gw: &Gateway) {
     for _ in 0..3 {
         assert_eq!(curl(&[&format!("http://127.0.0.1:{}/stream/residents", gw.http)]).status, 200);
     }
     assert_eq!(curl(&[&format!("http://127.0.0.1:{}/strict/notice", gw.http)]).status, 403);
     std::thread::sleep(Duration::from_millis(200));
-    let m = curl(&[&admin(&gw, "/metrics")]).text();
+    let m = curl(&[&admin(gw, "/metrics")]).text();
     for family in [
         "dlpgate_requests_total",
         "dlpgate_request_duration_seconds",
@@ -70,9 +82,9 @@ fn metrics_count_known_traffic() {
     for leak in ["/stream/residents", "127.0.0.1", ID, MOBILE] {
         assert!(!m.contains(leak), "metrics leak {leak}");
     }
-    let h = curl(&[&admin(&gw, "/healthz")]);
+    let h = curl(&[&admin(gw, "/healthz")]);
     assert_eq!(h.status, 200);
-    let r = curl(&[&admin(&gw, "/readyz")]);
+    let r = curl(&[&admin(gw, "/readyz")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["rules"], 14);
 }
