@@ -85,56 +85,67 @@ pub async fn run(
         }
     }
 
-    // 2. the upstream exchange
-    let peer = gw.peer(active, route);
-    let mut up = match gw.connector.get_http_session(&*peer).await {
-        Ok((mut s, _)) => {
-            s.set_read_timeout(peer.options.read_timeout);
-            s.set_write_timeout(peer.options.write_timeout);
-            s
+    // 2. the upstream exchange. A pooled connection the upstream has just closed fails before
+    // any response byte; as in Pingora's proxy path, the request is then sent again (it can be:
+    // its whole body is held) on another connection, a few times at most.
+    let body = Bytes::from(body);
+    let mut retries = 0;
+    let (mut up, peer) = loop {
+        let peer = gw.peer(active, route);
+        let (mut up, reused) = match gw.connector.get_http_session(&*peer).await {
+            Ok(s) => s,
+            Err(e) => {
+                let v = respond::upstream_failure(&active.routes[route].id, &e);
+                return answer(session, ctx, v).await;
+            }
+        };
+        up.set_read_timeout(peer.options.read_timeout);
+        up.set_write_timeout(peer.options.write_timeout);
+        let mut req = session.req_header().clone();
+        gw.prepare_upstream(&mut req, ctx, active)?;
+        if !oversize {
+            // the whole (possibly rewritten) body is known: send it with its own length
+            req.remove_header("transfer-encoding");
+            if body.is_empty() {
+                req.remove_header("content-length");
+            } else {
+                req.insert_header("content-length", body.len().to_string())?;
+            }
+        } else if req.headers.get("content-length").is_none() {
+            // an HTTP/2 client's body has no HTTP/1.1 framing of its own
+            req.insert_header("transfer-encoding", "chunked")?;
         }
-        Err(e) => {
-            let v = respond::upstream_failure(&active.routes[route].id, &e);
-            return answer(session, ctx, v).await;
+        let sent = async {
+            up.write_request_header(Box::new(req)).await?;
+            if !body.is_empty() {
+                up.write_request_body(body.clone(), !oversize).await?;
+            }
+            if oversize {
+                // the client's framing is kept; the rest goes on as it arrives
+                while let Some(c) = read_client_body(session).await? {
+                    up.write_request_body(c, false).await?;
+                }
+            }
+            up.finish_request_body().await?;
+            up.read_response_header().await
         }
-    };
-    let mut req = session.req_header().clone();
-    gw.prepare_upstream(&mut req, ctx, active)?;
-    if !oversize {
-        // the whole (possibly rewritten) body is known: send it with its own length
-        req.remove_header("transfer-encoding");
-        if body.is_empty() {
-            req.remove_header("content-length");
-        } else {
-            req.insert_header("content-length", body.len().to_string())?;
-        }
-    } else if req.headers.get("content-length").is_none() {
-        // an HTTP/2 client's body has no HTTP/1.1 framing of its own
-        req.insert_header("transfer-encoding", "chunked")?;
-    }
-    let sent = async {
-        up.write_request_header(Box::new(req)).await?;
-        if !body.is_empty() {
-            up.write_request_body(Bytes::from(body), !oversize).await?;
-        }
-        if oversize {
-            // the client's framing is kept; the rest goes on as it arrives
-            while let Some(c) = read_client_body(session).await? {
-                up.write_request_body(c, false).await?;
+        .await;
+        match sent {
+            Ok(()) => break (up, peer),
+            Err(e) if e.esource() == &pingora::ErrorSource::Downstream => {
+                // the client's streamed body failed: its error, answered by fail_to_proxy
+                return Err(e);
+            }
+            Err(e) if reused && !oversize && retries < 3 => {
+                tracing::debug!(error = %e, "pooled upstream connection failed; sending again");
+                retries += 1;
+            }
+            Err(e) => {
+                let v = respond::upstream_failure(&active.routes[route].id, &e);
+                return answer(session, ctx, v).await;
             }
         }
-        up.finish_request_body().await?;
-        up.read_response_header().await
-    }
-    .await;
-    if let Err(e) = sent {
-        if e.esource() == &pingora::ErrorSource::Downstream {
-            // the client's streamed body failed: its error, answered by fail_to_proxy
-            return Err(e);
-        }
-        let v = respond::upstream_failure(&active.routes[route].id, &e);
-        return answer(session, ctx, v).await;
-    }
+    };
     let Some(mut resp) = up.response_header().cloned() else {
         let v = Verdict::Upstream { status: 502, kind: "protocol" };
         return answer(session, ctx, v).await;

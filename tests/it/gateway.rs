@@ -645,3 +645,70 @@ fn malformed_requests_get_http_errors_and_never_take_the_gateway_down() {
     assert!(r.text().contains(ID_MASKED));
     assert!(up.requests().iter().all(|q| q.path != "/upload/echo"), "no malformed request body reaches the upstream");
 }
+
+/// An upstream that answers the first request on each connection (keep-alive) and closes the
+/// connection when a second one arrives on it, as an upstream does whose idle timeout fired
+/// while the request was on its way. Returns the port and the counts of (answered, dropped)
+/// requests.
+fn closing_upstream() -> (u16, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering::SeqCst;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let counts: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]> = std::sync::Arc::default();
+    let c2 = counts.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let counts = c2.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().expect("clone");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                // the request head (no body: GET)
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return; // a health check's connect
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let body = format!("{{\"sfzh\":\"{ID}\"}}");
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = w.write_all(head.as_bytes());
+                let _ = w.write_all(body.as_bytes());
+                counts[0].fetch_add(1, SeqCst);
+                // the next request on this connection is dropped unanswered
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) > 0 {
+                    counts[1].fetch_add(1, SeqCst);
+                }
+            });
+        }
+    });
+    (port, counts)
+}
+
+#[test]
+fn a_pooled_connection_closed_by_the_upstream_is_retried() {
+    let up = upstream();
+    let (port, counts) = closing_upstream();
+    let routes = format!(
+        "routes:\n  - {{id: closing, path_prefix: /closing/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"]}}}}\n"
+    );
+    let cfg = config(up.port, "none", "allow").replacen("routes:\n", &routes, 1);
+    let gw = start_gateway(&setup("closing"), &cfg);
+    for i in 0..3 {
+        let r = curl(&[&url(&gw, "/closing/x")]);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.text(), format!("{{\"sfzh\":\"{ID_MASKED}\"}}"));
+    }
+    // the second and third requests each went out on the pooled connection first, and again
+    let [answered, dropped] = &*counts;
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
