@@ -298,6 +298,58 @@ fn utf8_char(s: &[u8], i: usize) -> Option<(u32, usize)> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn trigger_finder_finds_every_trigger_in_order() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let triggers = [b'%', b'&', b'\\', 0xEF, 0xE2, 0xE3, 0xC2];
+        // one trigger alone, anywhere from the first byte to the last
+        let b = 8 * 1024;
+        for &t in &triggers {
+            for pos in [0, 1, b - 1, b, 3 * b + 9] {
+                let mut s = vec![b'a'; 3 * b + 10];
+                s[pos] = t;
+                let mut f = TriggerFinder::default();
+                assert_eq!(f.next(&s, 0), Some(pos), "trigger {t:#x} at {pos}");
+                assert_eq!(f.next(&s, pos + 1), None);
+            }
+        }
+        for round in 0..300 {
+            // sparse to dense
+            let len = (rnd() % (3 * 8 * 1024 + 100)) as usize;
+            let density = [0, 2, 50, 5000, 40_000][round % 5];
+            let s: Vec<u8> = (0..len)
+                .map(|_| {
+                    if density > 0 && rnd() % density == 0 {
+                        triggers[(rnd() % 7) as usize]
+                    } else {
+                        b'a' + (rnd() % 26) as u8
+                    }
+                })
+                .collect();
+            // the normalizer's pattern: ask again a little past each hit
+            let mut f = TriggerFinder::default();
+            let mut from = 0;
+            let mut hits = 0;
+            loop {
+                let want = (from..len).find(|&i| is_trigger(s[i]));
+                let got = f.next(&s, from);
+                assert_eq!(got, want, "round {round}, from {from}");
+                let Some(p) = got else { break };
+                hits += 1;
+                from = p + 1 + (rnd() % 3) as usize;
+            }
+            if density == 2 {
+                assert!(hits > len / 8, "round {round}: {hits} hits in {len} bytes");
+            }
+        }
+    }
+
     fn norm(s: &str) -> String {
         String::from_utf8_lossy(&normalize(s.as_bytes()).text).into_owned()
     }
