@@ -7,7 +7,8 @@
 //! every position where either detector could match, and each detector runs anchored at those
 //! positions only. The hits are exactly those of the separate passes (leftmost-longest keywords,
 //! leftmost-first regexes, both non-overlapping); `tests::shared_pass_equals_separate_passes`
-//! checks that. A regex without such literals (`\d{6}…`) keeps the separate passes.
+//! checks that. A regex without such literals (`\d{6}…`), or whose matches have no bound, keeps
+//! the separate passes.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
@@ -18,6 +19,8 @@ use super::patterns::PatternMatcher;
 
 /// Prefix literals shorter than this would make the shared pass stop too often.
 const MIN_PREFIX: usize = 3;
+/// Longest match a regex may have for the shared pass (the streaming window's size).
+const MAX_MATCH: usize = super::stream::WINDOW;
 /// More literals than this: the shared automaton would be slower than the two passes.
 const MAX_LITERALS: usize = 256;
 
@@ -49,6 +52,11 @@ impl SharedPass {
         let mut lits: Vec<Vec<u8>> = Vec::new();
         for p in regexes {
             let hir = regex_syntax::Parser::new().parse(p).ok()?;
+            // an anchored search at every candidate must stay cheap: bounded matches only (an
+            // unbounded one could rescan a long run at each candidate inside it)
+            if hir.properties().maximum_len().is_none_or(|m| m > MAX_MATCH) {
+                return None;
+            }
             let mut seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
             seq.keep_first_bytes(PREFIX_BYTES);
             seq.dedup();
@@ -178,7 +186,9 @@ rules:
         let kw = [(0, "机密")];
         assert!(SharedPass::build(&kw, &[r"\d{6}".to_string()], false).is_none());
         assert!(SharedPass::build(&kw, &["ab+".to_string()], false).is_none(), "prefix shorter than 3");
-        assert!(SharedPass::build(&kw, &["abc+".to_string()], false).is_some());
+        assert!(SharedPass::build(&kw, &["abc+".to_string()], false).is_none(), "unbounded");
+        assert!(SharedPass::build(&kw, &["abc[a-z]{0,40}".to_string()], false).is_some());
+        assert!(SharedPass::build(&kw, &["abc[a-z]{0,400}".to_string()], false).is_none(), "longer than the window");
     }
 
     #[test]
