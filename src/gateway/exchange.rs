@@ -136,7 +136,14 @@ pub async fn run(
                 // the client's streamed body failed: its error, answered by fail_to_proxy
                 return Err(e);
             }
-            Err(e) if reused && !oversize && retries < 3 => {
+            // only a connection the upstream closed or reset; a timeout is not retried (a slow
+            // upstream would otherwise cost the client several read timeouts)
+            Err(e)
+                if reused
+                    && !oversize
+                    && retries < 3
+                    && matches!(e.etype(), ConnectionClosed | ReadError | WriteError) =>
+            {
                 tracing::debug!(error = %e, "pooled upstream connection failed; sending again");
                 retries += 1;
             }
