@@ -451,20 +451,27 @@ fn default_label(id: &str) -> String {
 
 /// Sort by start, and where hits overlap keep the longest (the earlier rule on a tie).
 fn resolve_overlaps(hits: &mut Vec<Hit>) {
-    // stable merge sort: the detectors each emit sorted runs, which it merges in linear time
-    hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(a.rule.cmp(&b.rule)));
-    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
-    for h in hits.iter() {
-        match kept.last_mut() {
-            Some(last) if h.start < last.end => {
-                if h.end - h.start > last.end - last.start {
-                    *last = *h;
-                }
+    let order = |a: &Hit, b: &Hit| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(a.rule.cmp(&b.rule));
+    // often already in order (one detector found everything); otherwise a stable merge sort,
+    // which merges the detectors' sorted runs in linear time
+    if !hits.is_sorted_by(|a, b| order(a, b).is_le()) {
+        hits.sort_by(order);
+    }
+    // keep the longest of each overlapping group, in place
+    let mut kept = 0;
+    for i in 0..hits.len() {
+        let h = hits[i];
+        if kept > 0 && h.start < hits[kept - 1].end {
+            let last = &mut hits[kept - 1];
+            if h.end - h.start > last.end - last.start {
+                *last = h;
             }
-            _ => kept.push(*h),
+        } else {
+            hits[kept] = h;
+            kept += 1;
         }
     }
-    *hits = kept;
+    hits.truncate(kept);
 }
 
 fn has_context(t: &[u8], start: usize, end: usize, words: &aho_corasick::AhoCorasick) -> bool {
