@@ -129,6 +129,19 @@ fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
 }
 
 /// Percent-encode what a rewritten query may now contain (`[`, `]`, spaces, non-ASCII labels).
+/// A request body coded other than plain `chunked` (`gzip, chunked`): Pingora removes the chunking
+/// only, so the body would be inspected still compressed, and servers disagree on such framing.
+/// (With both `Transfer-Encoding` and `Content-Length`, Pingora already drops the length and keeps
+/// no connection alive after the request, as RFC 9112 §6.1 asks.)
+fn ambiguous_framing(req: &RequestHeader) -> Option<&'static str> {
+    let mut te = req.headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    let first = te.next()?;
+    if te.next().is_some() || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+        return Some("transfer-encoding other than chunked");
+    }
+    None
+}
+
 fn encode_query(q: &[u8]) -> String {
     let mut s = String::with_capacity(q.len());
     for &b in q {
@@ -151,6 +164,9 @@ impl Gateway {
             + req.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
         if head > MAX_REQUEST_HEAD {
             return Some(Verdict::HeadTooLarge);
+        }
+        if let Some(why) = ambiguous_framing(req) {
+            return Some(Verdict::BadRequest(why));
         }
         // identity
         let mut id = Identity::default();

@@ -610,6 +610,11 @@ fn malformed_requests_get_http_errors_and_never_take_the_gateway_down() {
             b
         }),
         (
+            "transfer-encoding other than chunked",
+            b"POST /upload/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+        ),
+        (
             "body shorter than content-length",
             b"POST /upload/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":1}".to_vec(),
         ),
@@ -622,6 +627,10 @@ fn malformed_requests_get_http_errors_and_never_take_the_gateway_down() {
     for (what, bytes) in &cases {
         // half-closed, so that a truncated body ends
         let reply = raw(&gw, bytes, true);
+        if what.starts_with("transfer-encoding") {
+            assert_eq!(status_of(&reply), Some(400), "{what}: {reply:.200}");
+            assert!(reply.contains(r#""reason":"transfer-encoding other than chunked""#), "{what}: {reply:.300}");
+        }
         if what.contains("chunk") || what.contains("version") || what.contains("colon") {
             assert_eq!(status_of(&reply), Some(400), "{what}: {reply:.200}");
         }
@@ -644,6 +653,22 @@ fn malformed_requests_get_http_errors_and_never_take_the_gateway_down() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains(ID_MASKED));
     assert!(up.requests().iter().all(|q| q.path != "/upload/echo"), "no malformed request body reaches the upstream");
+}
+
+/// A request with both `Transfer-Encoding: chunked` and `Content-Length` whose length would
+/// swallow a second request: the chunked framing wins, the connection is not kept, and the
+/// smuggled request never reaches the upstream.
+#[test]
+fn a_request_smuggled_behind_conflicting_framing_never_reaches_the_upstream() {
+    let (gw, up) = start("smuggle", "none", "allow");
+    let smuggled = b"POST /upload/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /smuggled/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    let reply = raw(&gw, smuggled, false);
+    assert_eq!(status_of(&reply), Some(200), "{reply:.300}");
+    assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "one response, then the connection closes: {reply:.600}");
+    let reqs = up.requests();
+    let first = reqs.iter().find(|q| q.path == "/upload/echo").expect("the first request is forwarded");
+    assert!(first.body.is_empty(), "with its chunked (empty) body only: {:?}", String::from_utf8_lossy(&first.body));
+    assert!(reqs.iter().all(|q| q.path != "/smuggled/echo"), "the smuggled request is not forwarded");
 }
 
 /// An upstream that answers the first request on each connection (keep-alive) and closes the
