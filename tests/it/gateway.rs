@@ -1,7 +1,7 @@
 //! The real gateway binary in front of a real upstream, over HTTP/1.1, HTTP/2, TLS and mTLS.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::harness::*;
 
@@ -671,11 +671,11 @@ fn a_request_smuggled_behind_conflicting_framing_never_reaches_the_upstream() {
     assert!(reqs.iter().all(|q| q.path != "/smuggled/echo"), "the smuggled request is not forwarded");
 }
 
-/// An upstream that answers the first request on each connection (keep-alive) and closes the
-/// connection when a second one arrives on it, as an upstream does whose idle timeout fired
-/// while the request was on its way. Returns the port and the counts of (answered, dropped)
-/// requests.
-fn closing_upstream() -> (u16, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>) {
+/// An upstream that answers the first request on each connection (keep-alive) and leaves the
+/// second unanswered: it closes the connection at once, as an upstream does whose idle timeout
+/// fired while the request was on its way, or, with `stall`, only after `stall`. Returns the
+/// port and the counts of (answered, unanswered) requests.
+fn second_request_upstream(stall: Option<Duration>) -> (u16, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>) {
     use std::io::{BufRead, BufReader, Write};
     use std::sync::atomic::Ordering::SeqCst;
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -707,10 +707,13 @@ fn closing_upstream() -> (u16, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2
                 let _ = w.write_all(head.as_bytes());
                 let _ = w.write_all(body.as_bytes());
                 counts[0].fetch_add(1, SeqCst);
-                // the next request on this connection is dropped unanswered
+                // the next request on this connection is not answered
                 line.clear();
                 if r.read_line(&mut line).unwrap_or(0) > 0 {
                     counts[1].fetch_add(1, SeqCst);
+                    if let Some(d) = stall {
+                        std::thread::sleep(d);
+                    }
                 }
             });
         }
@@ -721,7 +724,7 @@ fn closing_upstream() -> (u16, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2
 #[test]
 fn a_pooled_connection_closed_by_the_upstream_is_retried() {
     let up = upstream();
-    let (port, counts) = closing_upstream();
+    let (port, counts) = second_request_upstream(None);
     let routes = format!(
         "routes:\n  - {{id: closing, path_prefix: /closing/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"]}}}}\n"
     );
@@ -736,4 +739,32 @@ fn a_pooled_connection_closed_by_the_upstream_is_retried() {
     let [answered, dropped] = &*counts;
     assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A request that times out on a pooled connection is not sent again: the upstream may be
+/// working on it, and each new try would cost the client another read timeout. The client gets
+/// 504 after one timeout.
+#[test]
+fn a_request_timing_out_on_a_pooled_connection_gets_504_after_one_timeout() {
+    let up = upstream();
+    let (port, counts) = second_request_upstream(Some(Duration::from_secs(5)));
+    let routes = format!(
+        "routes:\n  - {{id: slow, path_prefix: /slow/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], read_timeout_ms: 700}}}}\n"
+    );
+    let cfg = config(up.port, "none", "allow").replacen("routes:\n", &routes, 1);
+    let gw = start_gateway(&setup("slowpooled"), &cfg);
+    let r = curl(&[&url(&gw, "/slow/x")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = Instant::now();
+    let r = curl(&[&url(&gw, "/slow/x")]);
+    let took = t.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.text().contains(r#""kind":"timeout""#), "{}", r.text());
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1400),
+        "one read timeout, took {took:?}"
+    );
+    let [answered, stalled] = &*counts;
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1, "not sent again on a new connection");
+    assert_eq!(stalled.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
