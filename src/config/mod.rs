@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::Digest;
 
-use crate::engine::{Action, HashKey, RuleSet, Transformer};
+use crate::engine::{Action, HashKey, Level, RuleSet, Transformer};
 use crate::policy::{Cidr, Clearance, Department, Direction, DirectionFilter, Override, Policy};
 
 /// One configuration problem.
@@ -71,9 +71,64 @@ struct RawConfig {
     #[serde(default)]
     routes: Vec<RawRoute>,
     #[serde(default)]
+    quotas: Vec<RawQuota>,
+    #[serde(default)]
     audit: RawAudit,
     #[serde(default)]
     logging: RawLogging,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    id: String,
+    #[serde(default)]
+    departments: Vec<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    level: Option<Level>,
+    limit: u64,
+    window_seconds: u64,
+    #[serde(default)]
+    action: QuotaAction,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum QuotaAction {
+    Alert,
+    #[default]
+    Block,
+}
+
+/// A bulk-exfiltration quota: at most `limit` sensitive values received in clear per department
+/// in any `window_seconds` (see [`crate::gateway::quota`]).
+#[derive(Debug, Clone)]
+pub struct Quota {
+    pub id: String,
+    /// Empty: every department, each counted on its own.
+    pub departments: Vec<String>,
+    /// Empty: every category.
+    pub categories: Vec<String>,
+    /// Only values of rules at this level or above.
+    pub level: Option<Level>,
+    pub limit: u64,
+    pub window_seconds: u64,
+    /// Refuse the department's requests (429) while over the limit; otherwise alert only.
+    pub block: bool,
+}
+
+impl Quota {
+    pub fn applies_to(&self, dept: &str) -> bool {
+        self.departments.is_empty() || self.departments.iter().any(|d| d == dept)
+    }
+
+    /// Whether values found by `rule` count against this quota.
+    pub fn counts(&self, rule: &crate::engine::Rule) -> bool {
+        (self.categories.is_empty() || self.categories.contains(&rule.category))
+            && self.level.is_none_or(|l| rule.level >= l)
+    }
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -654,6 +709,7 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     /// Per route: upstream addresses with health and round-robin state.
     pub pools: Vec<Arc<Pool>>,
+    pub quotas: Vec<Quota>,
     pub audit: AuditSettings,
     pub logging: LoggingSettings,
     pub loaded_at: std::time::SystemTime,
@@ -1105,6 +1161,41 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         });
     }
 
+    // quotas
+    let mut quotas: Vec<Quota> = Vec::new();
+    for q in raw.quotas {
+        if quotas.iter().any(|x| x.id == q.id) {
+            c.err("id", Some(&q.id), format!("duplicate quota id {:?}", q.id));
+        }
+        for d in &q.departments {
+            if !departments.iter().any(|x| &x.id == d) {
+                c.err("departments", Some(d), format!("quota {}: unknown department {d:?}", q.id));
+            }
+        }
+        if rules.is_some() {
+            for cat in &q.categories {
+                if !categories.contains(cat) {
+                    c.err("categories", Some(cat), format!("quota {}: no loaded rule has category {cat:?}", q.id));
+                }
+            }
+        }
+        if q.limit == 0 {
+            c.err("limit", None, format!("quota {}: limit must be at least 1", q.id));
+        }
+        if !(1..=86_400).contains(&q.window_seconds) {
+            c.err("window_seconds", None, format!("quota {}: window_seconds must be 1..=86400", q.id));
+        }
+        quotas.push(Quota {
+            id: q.id,
+            departments: q.departments,
+            categories: q.categories,
+            level: q.level,
+            limit: q.limit,
+            window_seconds: q.window_seconds,
+            block: q.action == QuotaAction::Block,
+        });
+    }
+
     // audit
     let mut sinks = Vec::new();
     for s in raw.audit.sinks {
@@ -1144,6 +1235,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         policies,
         pools: routes.iter().map(|r| Arc::new(Pool::new(r.upstream.addrs.clone()))).collect(),
         routes,
+        quotas,
         audit: AuditSettings { queue: raw.audit.queue, sinks },
         logging,
         loaded_at: std::time::SystemTime::now(),

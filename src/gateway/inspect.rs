@@ -17,6 +17,8 @@ pub struct FindingLog {
     pub entries: Vec<LogEntry>,
     /// Counts only, no sample or fingerprint: nothing will read them (no audit sink).
     pub brief: bool,
+    /// Per rule, the values a response delivered in clear (`allow`, `alert`), for the quotas.
+    pub returned: Vec<(usize, u64)>,
 }
 
 #[derive(Debug)]
@@ -35,6 +37,12 @@ impl FindingLog {
     /// Record one finding: count it, and (unless `brief`) keep a masked sample and a keyed
     /// fingerprint for the audit event (never the value). `allow` findings are not recorded.
     pub fn record(&mut self, snap: &Snapshot, dir: Direction, rule: usize, action: Action, value: &[u8]) {
+        if dir == Direction::Response && matches!(action, Action::Allow | Action::Alert) {
+            match self.returned.iter_mut().find(|r| r.0 == rule) {
+                Some(r) => r.1 += 1,
+                None => self.returned.push((rule, 1)),
+            }
+        }
         if action == Action::Allow {
             return;
         }

@@ -45,6 +45,8 @@ pub struct Gateway {
     pub store: Store,
     pub audit: AuditWriter,
     pub connector: pingora::connectors::http::Connector,
+    /// Quota counters, shared by every thread and kept across reloads.
+    pub quotas: Arc<super::quota::Counters>,
 }
 
 /// How the request body is handled.
@@ -89,6 +91,28 @@ pub struct Ctx {
 impl Ctx {
     fn snap(&self) -> Result<Arc<Active>> {
         self.snap.clone().ok_or_else(|| Error::explain(InternalError, "no snapshot"))
+    }
+
+    /// An audit event about this request: who, where, what, and the status sent. The caller
+    /// fills in direction, action, reason and findings.
+    fn audit_event(&self, event: &'static str, route: &str, department: &str, status: u16) -> AuditEvent {
+        AuditEvent {
+            ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
+            event,
+            incident: self.incident.clone(),
+            request_id: self.incident.clone(),
+            listener: self.listener.clone(),
+            route: route.to_string(),
+            department: department.to_string(),
+            client_ip: self.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            direction: Direction::Response.as_str(),
+            action: String::new(),
+            status,
+            reason: None,
+            findings: Vec::new(),
+        }
     }
 }
 
@@ -440,6 +464,7 @@ impl Gateway {
             m.request_duration.with_label_values(&[route_id]).observe(t.elapsed().as_secs_f64());
         }
         ctx.log.count(&snap, ctx.dept);
+        self.count_quotas(ctx, &snap, route_id, dept_id, status);
         let blocked = ctx.block_dir.is_some();
         if blocked {
             let reason = if ctx.log.strongest() == Action::Block {
@@ -457,21 +482,11 @@ impl Gateway {
         let dir = ctx.block_dir.or_else(|| ctx.log.entries.first().map(|e| e.dir)).unwrap_or(Direction::Response);
         let action = if blocked { Action::Block } else { ctx.log.strongest() };
         let ev = AuditEvent {
-            ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
-            event: if blocked { "dlp.block" } else { "dlp.finding" },
-            incident: ctx.incident.clone(),
-            request_id: ctx.incident.clone(),
-            listener: ctx.listener.clone(),
-            route: route_id.to_string(),
-            department: dept_id.to_string(),
-            client_ip: ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-            method: ctx.method.clone(),
-            path: ctx.path.clone(),
             direction: dir.as_str(),
             action: action.as_str().to_string(),
-            status,
             reason: ctx.reason.map(str::to_string),
             findings: ctx.log.audit_findings(&snap),
+            ..ctx.audit_event(if blocked { "dlp.block" } else { "dlp.finding" }, route_id, dept_id, status)
         };
         self.audit.emit(&ev);
     }
@@ -541,6 +556,14 @@ impl ProxyHttp for Gateway {
             c.adjust_algorithm_level(pingora::protocols::http::compression::Algorithm::Zstd, 0);
         }
         let mut verdict = self.inspect_head(session, ctx, &snap);
+        if verdict.is_none() && !snap.quotas.is_empty() {
+            let dept = snap.departments.get(ctx.dept).map_or("unknown", |d| d.id.as_str());
+            if let Some(e) = self.quotas.blocking(&snap.quotas, dept) {
+                ctx.reason = Some("quota");
+                verdict =
+                    Some(Verdict::QuotaExceeded { quota: snap.quotas[e.quota].id.clone(), retry_after: e.retry_after });
+            }
+        }
         let route = ctx.route;
         if verdict.is_none() {
             if let Some(route) = route {
@@ -769,6 +792,34 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Count the values the department received in clear against its quotas; a quota whose
+    /// limit this crosses is counted in `dlpgate_quota_exceeded_total`, logged and audited.
+    fn count_quotas(&self, ctx: &Ctx, snap: &Snapshot, route_id: &str, dept_id: &str, status: u16) {
+        if snap.quotas.is_empty() || ctx.log.returned.is_empty() {
+            return;
+        }
+        let rules = snap.rules.rules();
+        let crossed = self.quotas.add(&snap.quotas, dept_id, |q| {
+            ctx.log.returned.iter().filter(|(r, _)| q.counts(&rules[*r])).map(|(_, n)| n).sum()
+        });
+        for (i, total) in crossed {
+            let q = &snap.quotas[i];
+            Metrics::get().quota_exceeded.with_label_values(&[q.id.as_str(), dept_id]).inc();
+            let what = if q.block { "further requests refused" } else { "alert" };
+            tracing::warn!(quota = %q.id, department = dept_id, values = total, window_seconds = q.window_seconds, "quota exceeded: {what}");
+            if self.audit.enabled() {
+                self.audit.emit(&AuditEvent {
+                    action: if q.block { "block" } else { "alert" }.to_string(),
+                    reason: Some(format!(
+                        "quota {}: {total} values in clear within {} s (limit {})",
+                        q.id, q.window_seconds, q.limit
+                    )),
+                    ..ctx.audit_event("dlp.quota", route_id, dept_id, status)
+                });
+            }
+        }
+    }
+
     async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> {
         ctx.status = v.status();
         respond::send(session, &v).await?;

@@ -22,6 +22,8 @@ pub enum Verdict {
     BadRequest(&'static str),
     /// The request line and headers together exceed [`super::proxy::MAX_REQUEST_HEAD`].
     HeadTooLarge,
+    /// The department is over a `block` quota (see [`super::quota`]).
+    QuotaExceeded { quota: String, retry_after: u64 },
 }
 
 impl Verdict {
@@ -32,6 +34,7 @@ impl Verdict {
             Verdict::Uninspectable { status, .. } | Verdict::Upstream { status, .. } => *status,
             Verdict::BadRequest(_) => 400,
             Verdict::HeadTooLarge => 431,
+            Verdict::QuotaExceeded { .. } => 429,
         }
     }
 
@@ -51,6 +54,9 @@ impl Verdict {
                 "error": "request_header_too_large",
                 "limit": super::proxy::MAX_REQUEST_HEAD,
             }),
+            Verdict::QuotaExceeded { quota, retry_after } => {
+                serde_json::json!({"error": "quota_exceeded", "quota": quota, "retry_after": retry_after})
+            }
         };
         v.to_string()
     }
@@ -66,6 +72,9 @@ pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "no-store")?;
+    if let Verdict::QuotaExceeded { retry_after, .. } = verdict {
+        resp.insert_header("retry-after", retry_after.to_string())?;
+    }
     // the request body may be unread: do not reuse the connection
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;

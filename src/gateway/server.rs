@@ -280,6 +280,7 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("listener {}: cannot listen on {}: {e}", l.name, l.addr))?;
         }
     }
+    let quotas = Arc::new(super::quota::Counters::default());
     for l in &listeners {
         // Without work stealing, each thread is its own event loop with its own listening socket
         // (SO_REUSEPORT): a connection is accepted, registered and served on one thread. One
@@ -291,6 +292,7 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             let gw = Gateway {
                 store: store.clone(),
                 audit: audit.clone(),
+                quotas: quotas.clone(),
                 connector: pingora::connectors::http::Connector::new(None),
             };
             let mut svc =

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub findings: IntCounterVec,
     pub blocked: IntCounterVec,
+    pub quota_exceeded: IntCounterVec,
     pub inspected_bytes: IntCounterVec,
     pub uninspected: IntCounterVec,
     pub scan_duration: HistogramVec,
@@ -94,6 +95,12 @@ impl Metrics {
                 "dlpgate_blocked_total",
                 "Requests or responses blocked",
                 &["route", "department", "direction", "reason"],
+            ),
+            quota_exceeded: counter(
+                &r,
+                "dlpgate_quota_exceeded_total",
+                "Times a department crossed a quota's limit of values received in clear",
+                &["quota", "department"],
             ),
             inspected_bytes: counter(&r, "dlpgate_inspected_bytes_total", "Body bytes scanned", &["direction"]),
             uninspected: counter(

@@ -374,20 +374,26 @@ fn upstream_down_gives_502_json() {
     assert_eq!(n.json()["error"], "no_route");
 }
 
+/// A test config with fixed stand-ins for the ports and directory, for runs that fail before
+/// listening.
+fn offline(config: String) -> String {
+    config.replace("{HTTP}", "1").replace("{HTTPS}", "2").replace("{ADMIN}", "3").replace("{DIR}", "/tmp")
+}
+
+/// Run `dlpgate CMD -c dlpgate.yaml` on `text`; it must exit 1. Returns its stderr.
+fn refused(cmd: &str, name: &str, text: &str) -> String {
+    let path = setup(name).join("dlpgate.yaml");
+    std::fs::write(&path, text).expect("write");
+    let out = std::process::Command::new(bin()).args([cmd, "-c"]).arg(&path).output().expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn malformed_config_exits_1_with_file_and_line() {
-    let dir = setup("badcfg");
-    let path = dir.join("dlpgate.yaml");
-    let text = config(1, "none", "allow")
-        .replace("{HTTP}", "1")
-        .replace("{HTTPS}", "2")
-        .replace("{ADMIN}", "3")
-        .replace("{DIR}", "/tmp");
+    let text = offline(config(1, "none", "allow"));
     let bad = text.replacen("identity: {unknown: allow}", "identity: {unknown: allow, colour: blue}", 1);
-    std::fs::write(&path, bad).expect("write");
-    let out = std::process::Command::new(bin()).args(["run", "-c"]).arg(&path).output().expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("run", "badcfg", &bad);
     let line = text.lines().position(|l| l.starts_with("identity:")).expect("identity line") + 1;
     assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
     assert!(err.contains("colour"), "{err}");
@@ -767,4 +773,73 @@ fn a_request_timing_out_on_a_pooled_connection_gets_504_after_one_timeout() {
     let [answered, stalled] = &*counts;
     assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1, "not sent again on a new connection");
     assert_eq!(stalled.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// Bulk-exfiltration quotas: a department that receives more ID numbers in clear than its quota
+/// allows within the window is refused with 429 (a `block` quota) or only counted and audited (an
+/// `alert` quota); other departments are not affected.
+#[test]
+fn a_department_over_its_quota_of_values_in_clear_is_refused() {
+    let up = upstream();
+    let quotas = "quotas:\n  - {id: bulk-ids, departments: [public-security], categories: [personal.id_number], limit: 3, window_seconds: 600}\n  - {id: watch-ids, level: core, limit: 2, window_seconds: 600, action: alert}\n";
+    let cfg = format!("{}{quotas}", config(up.port, "none", "allow"));
+    let dir = setup("quota");
+    let gw = start_gateway(&dir, &cfg);
+    let ps = ["-H", "X-Api-Key: ps-key"];
+    for i in 1..=3 {
+        let r = curl(&[ps[0], ps[1], &url(&gw, "/stream/residents")]);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert!(r.text().contains(ID), "request {i}: public security sees ID numbers in clear: {}", r.text());
+    }
+    // the third crossed the limit of 3: the next is refused, with the quota and when to retry
+    let r = curl(&[ps[0], ps[1], &url(&gw, "/stream/residents")]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"], "quota_exceeded");
+    assert_eq!(r.json()["quota"], "bulk-ids");
+    assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s > 0)), "{:?}", r.headers);
+    assert!(!r.text().contains(ID));
+    // others go on: civil affairs and unknown callers get the ID masked, which does not count
+    for key in [&["-H", "X-Api-Key: civil-key"][..], &[][..]] {
+        let mut args = key.to_vec();
+        let u = url(&gw, "/stream/residents");
+        args.push(&u);
+        let r = curl(&args);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains(ID_MASKED), "{}", r.text());
+    }
+    let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
+    let exceeded = |quota: &str, dept: &str| {
+        m.lines()
+            .find(|l| {
+                l.starts_with("dlpgate_quota_exceeded_total{")
+                    && l.contains(&format!("quota=\"{quota}\""))
+                    && l.contains(&format!("department=\"{dept}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    assert_eq!(exceeded("bulk-ids", "public-security"), Some(1), "{m}");
+    // the alert quota (every department, core values) crossed at 2 and blocked nothing
+    assert_eq!(exceeded("watch-ids", "public-security"), Some(1), "{m}");
+    assert_eq!(exceeded("watch-ids", "civil"), None, "masked values are not received in clear: {m}");
+    // audited, without the values
+    let audit = wait_for_file(&dir.join("audit.jsonl"), |t| t.matches("\"dlp.quota\"").count() >= 2);
+    let quota_events: Vec<&str> = audit.lines().filter(|l| l.contains("\"dlp.quota\"")).collect();
+    assert!(quota_events.iter().any(|l| l.contains("quota bulk-ids: 3 values in clear")), "{audit}");
+    assert!(
+        quota_events.iter().all(|l| l.contains("\"department\":\"public-security\"") && !l.contains(ID)),
+        "{audit}"
+    );
+}
+
+#[test]
+fn a_quota_naming_an_unknown_category_is_refused_with_its_line() {
+    let text = offline(format!(
+        "{}quotas:\n  - {{id: q, categories: [personal.shoe_size], limit: 1, window_seconds: 60}}\n",
+        config(1, "none", "allow")
+    ));
+    let err = refused("check", "badquota", &text);
+    let line = text.lines().position(|l| l.contains("personal.shoe_size")).expect("line") + 1;
+    assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
+    assert!(err.contains("quota q: no loaded rule has category \"personal.shoe_size\""), "{err}");
 }

@@ -352,3 +352,17 @@ pub fn curl(args: &[&str]) -> Resp {
         .collect();
     Resp { status, version, headers, body: out.stdout, exit: out.status.code().unwrap_or(-1) }
 }
+
+/// The text of `path` once `ready` says so (the audit writer is asynchronous), or what it holds
+/// after 2.5 s.
+pub fn wait_for_file(path: &Path, ready: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        if ready(&text) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    text
+}

@@ -102,15 +102,7 @@ fn audit_events_carry_no_raw_values() {
         403
     );
     assert_eq!(curl(&[&format!("{base}/stream/nothing-sensitive")]).status, 404);
-    let path = gw.dir.join("audit.jsonl");
-    let mut text = String::new();
-    for _ in 0..50 {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.lines().count() >= 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let text = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.lines().count() >= 3);
     let events: Vec<serde_json::Value> =
         text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     assert_eq!(events.len(), 3, "{text}");
