@@ -102,6 +102,16 @@ pub struct MaskArgs {
     /// Key file for the `hash` action (default: a random key per run)
     #[arg(long, value_name = "FILE")]
     pub hash_key: Option<PathBuf>,
+    /// Mask as the gateway would for this department's responses: its clearance and the route's
+    /// policy, with the rules and hash key of the configuration (`-c`)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["rules", "hash_key"])]
+    pub department: Option<String>,
+    /// Route whose policy applies with `--department` (default: the first route)
+    #[arg(long, value_name = "ID", requires = "department")]
+    pub route: Option<String>,
+    /// Gateway configuration for `--department`
+    #[arg(short = 'c', long, value_name = "FILE", default_value = "dlpgate.yaml", requires = "department")]
+    pub config: PathBuf,
     /// Input file, or `-` for stdin
     pub input: PathBuf,
 }
@@ -212,6 +222,9 @@ fn scan(a: ScanArgs) -> Result<()> {
 }
 
 fn mask(a: MaskArgs) -> Result<()> {
+    if let Some(dept) = &a.department {
+        return mask_as(&a, dept);
+    }
     let rules = load_rules(&a.rules.rules)?;
     let key = match &a.hash_key {
         Some(p) => HashKey::from_file(p).map_err(anyhow::Error::msg)?,
@@ -226,6 +239,40 @@ fn mask(a: MaskArgs) -> Result<()> {
         if a == Action::Block { Action::Redact } else { a }
     };
     stream(&rules, &tr, &a.input, &mut w, &mut decide)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// `mask --department`: what the gateway would deliver to `dept` as a response body on the route.
+fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
+    let snap = crate::config::load(&a.config).map_err(|e| {
+        eprintln!("{e}");
+        anyhow::anyhow!("{}: {} problem(s)", a.config.display(), e.0.len())
+    })?;
+    let ids = |names: Vec<&str>| names.join(", ");
+    let Some(d) = snap.departments.iter().position(|x| x.id == dept) else {
+        bail!("unknown department {dept:?} (known: {})", ids(snap.departments.iter().map(|x| x.id.as_str()).collect()));
+    };
+    let r = match &a.route {
+        Some(id) => snap.routes.iter().position(|x| &x.id == id).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown route {id:?} (known: {})",
+                ids(snap.routes.iter().map(|x| x.id.as_str()).collect())
+            )
+        })?,
+        None => 0,
+    };
+    let Some(route) = snap.routes.get(r) else { bail!("{}: no routes", a.config.display()) };
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let mut decide = |f: &StreamFinding, _: &[u8]| {
+        // the gateway would refuse the whole response; a file shows where, redacted
+        match route.decision(d, crate::policy::Direction::Response, f.rule) {
+            Action::Block => Action::Redact,
+            act => act,
+        }
+    };
+    stream(&snap.rules, &snap.transformer, &a.input, &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
 }

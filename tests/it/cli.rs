@@ -87,3 +87,32 @@ fn rules_test_counts_examples_and_fails_on_a_bad_rule() {
     let (code, _, err) = run(&["rules", "test", dir.to_str().expect("dir")], None);
     assert_eq!(code, 1, "zero rules must fail: {err}");
 }
+
+/// `mask --department` shows what the gateway would deliver to that department: the same input
+/// comes out with the ID number in clear for public security (cleared by its policy) and masked
+/// for civil affairs.
+#[test]
+fn mask_as_a_department_applies_its_clearance_and_the_route_policy() {
+    use super::gateway::{ID, ID_MASKED, config, residents};
+    let dir = super::gateway::setup("mask-as");
+    let cfg = dir.join("dlpgate.yaml");
+    let text =
+        config(1, "none", "allow").replace("{HTTP}", "18001").replace("{HTTPS}", "18002").replace("{ADMIN}", "18003");
+    std::fs::write(&cfg, text.replace("{DIR}", &dir.display().to_string())).expect("config");
+    let c = cfg.display().to_string();
+    let body = residents();
+    let (code, out, err) = run(&["mask", "--department", "public-security", "-c", &c, "-"], Some(body.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains(ID), "cleared for ID numbers on the first route: {out}");
+    let (code, out, err) =
+        run(&["mask", "--department", "civil", "-c", &c, "--route", "stream", "-"], Some(body.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains(ID_MASKED) && !out.contains(ID), "{out}");
+    let (code, _, err) = run(&["mask", "--department", "nobody", "-c", &c, "-"], Some(b"x"));
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown department \"nobody\" (known: public-security, civil"), "{err}");
+    let (code, _, err) = run(&["mask", "--department", "civil", "--rules", "rules", "-c", &c, "-"], Some(b"x"));
+    assert_eq!(code, 2, "--rules comes from the configuration with --department: {err}");
+}
