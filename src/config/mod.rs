@@ -1196,6 +1196,18 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         });
     }
 
+    // A department under a quota has its responses scanned even on routes where every decision
+    // for it is `allow` (which otherwise skip the scan): the quota counts what it receives in clear.
+    for route in &mut routes {
+        for (d, dept) in departments.iter().enumerate() {
+            if route.inspect.response && quotas.iter().any(|q| q.applies_to(&dept.id)) {
+                if let Some(m) = route.may_act.get_mut(d) {
+                    m[1] = true;
+                }
+            }
+        }
+    }
+
     // audit
     let mut sinks = Vec::new();
     for s in raw.audit.sinks {

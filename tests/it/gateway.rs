@@ -782,14 +782,26 @@ fn a_request_timing_out_on_a_pooled_connection_gets_504_after_one_timeout() {
 fn a_department_over_its_quota_of_values_in_clear_is_refused() {
     let up = upstream();
     let quotas = "quotas:\n  - {id: bulk-ids, departments: [public-security], categories: [personal.id_number], limit: 3, window_seconds: 600}\n  - {id: watch-ids, level: core, limit: 2, window_seconds: 600, action: alert}\n";
-    let cfg = format!("{}{quotas}", config(up.port, "none", "allow"));
+    // a route where public security is cleared for everything, so nothing would be rewritten
+    let open = format!(
+        "routes:\n  - {{id: open, path_prefix: /open/, policy: open, upstream: {{addrs: [\"127.0.0.1:{}\"]}}}}\n",
+        up.port
+    );
+    let cfg = format!("{}{quotas}", config(up.port, "none", "allow")).replacen("routes:\n", &open, 1).replacen(
+        "policies:\n",
+        "policies:\n  - {id: open, overrides: [{departments: [public-security], action: allow}]}\n",
+        1,
+    );
     let dir = setup("quota");
     let gw = start_gateway(&dir, &cfg);
     let ps = ["-H", "X-Api-Key: ps-key"];
-    for i in 1..=3 {
-        let r = curl(&[ps[0], ps[1], &url(&gw, "/stream/residents")]);
+    for (i, path) in ["/stream/residents", "/open/residents", "/open/residents"].iter().enumerate() {
+        let r = curl(&[ps[0], ps[1], &url(&gw, path)]);
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
         assert!(r.text().contains(ID), "request {i}: public security sees ID numbers in clear: {}", r.text());
+        if path.starts_with("/open/") {
+            assert!(r.text().contains(CARD), "everything in clear on /open/: {}", r.text());
+        }
     }
     // the third crossed the limit of 3: the next is refused, with the quota and when to retry
     let r = curl(&[ps[0], ps[1], &url(&gw, "/stream/residents")]);
