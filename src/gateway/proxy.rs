@@ -527,6 +527,7 @@ pub fn reason_label(reason: &str) -> &'static str {
         r if r.contains("binary") => "binary_content_type",
         r if r.contains("after headers") => "blocked_mid_stream",
         "forced_cut" => "forced_cut",
+        "quota exceeded" => "quota",
         _ => "other",
     }
 }
@@ -559,7 +560,8 @@ impl ProxyHttp for Gateway {
         if verdict.is_none() && !snap.quotas.is_empty() {
             let dept = snap.departments.get(ctx.dept).map_or("unknown", |d| d.id.as_str());
             if let Some(e) = self.quotas.blocking(&snap.quotas, dept) {
-                ctx.reason = Some("quota");
+                ctx.reason = Some("quota exceeded");
+                ctx.block_dir = Some(Direction::Request);
                 verdict =
                     Some(Verdict::QuotaExceeded { quota: snap.quotas[e.quota].id.clone(), retry_after: e.retry_after });
             }

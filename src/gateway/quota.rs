@@ -25,9 +25,14 @@ struct Window {
     head: u64,
 }
 
+/// Seconds per bucket for a window of `window_seconds`.
+fn width(window_seconds: u64) -> u64 {
+    (window_seconds / BUCKETS as u64).max(1)
+}
+
 impl Window {
     fn new(window_seconds: u64) -> Window {
-        Window { width: (window_seconds / BUCKETS as u64).max(1), buckets: [0; BUCKETS], head: 0 }
+        Window { width: width(window_seconds), buckets: [0; BUCKETS], head: 0 }
     }
 
     /// Move the newest bucket to `now` (seconds), emptying the buckets that left the window.
@@ -45,13 +50,34 @@ impl Window {
     fn total(&self) -> u64 {
         self.buckets.iter().sum()
     }
+
+    /// Seconds from `now` until the count is below `limit` again with nothing added: the oldest
+    /// buckets leave the window one by one (bucket number `b` leaves when the newest is `b + 60`).
+    fn seconds_until_below(&self, limit: u64, now: u64) -> u64 {
+        let n = BUCKETS as u64;
+        let mut left = self.total();
+        // `b + n` for each bucket in the window, oldest first (kept non-negative)
+        for leaves in self.head + 1..=self.head + n {
+            if left < limit {
+                break;
+            }
+            if leaves < n {
+                continue; // before the first bucket: nothing was counted there
+            }
+            left -= self.buckets[(leaves % n) as usize];
+            if left < limit {
+                return (leaves * self.width).saturating_sub(now).max(1);
+            }
+        }
+        1
+    }
 }
 
 /// The state of a quota for a department, as the request path sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exceeded {
     pub quota: usize,
-    /// Seconds until the oldest bucket leaves the window (an upper bound on when it may clear).
+    /// Seconds until the count falls below the limit, if nothing more is received.
     pub retry_after: u64,
 }
 
@@ -79,11 +105,11 @@ impl Counters {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         quotas.iter().enumerate().filter(|(_, q)| q.block && q.applies_to(dept)).find_map(|(i, q)| {
             let w = windows.get_mut(&(q.id.clone(), dept.to_string()))?;
-            if w.width != Window::new(q.window_seconds).width {
+            if w.width != width(q.window_seconds) {
                 return None; // the window changed on a reload: counted again from zero
             }
             w.advance(now);
-            (w.total() >= q.limit).then(|| Exceeded { quota: i, retry_after: w.width * BUCKETS as u64 })
+            (w.total() >= q.limit).then(|| Exceeded { quota: i, retry_after: w.seconds_until_below(q.limit, now) })
         })
     }
 
@@ -98,10 +124,9 @@ impl Counters {
             if n == 0 || !q.applies_to(dept) {
                 continue;
             }
-            let fresh = Window::new(q.window_seconds);
             let w = windows.entry((q.id.clone(), dept.to_string())).or_insert_with(|| Window::new(q.window_seconds));
-            if w.width != fresh.width {
-                *w = fresh;
+            if w.width != width(q.window_seconds) {
+                *w = Window::new(q.window_seconds);
             }
             w.advance(now);
             let before = w.total();
@@ -134,5 +159,21 @@ mod tests {
         assert_eq!(w.total(), 0);
         let w = Window::new(600);
         assert_eq!(w.width, 10);
+    }
+
+    #[test]
+    fn retry_after_is_when_enough_old_buckets_have_left() {
+        let mut w = Window::new(60); // one-second buckets
+        for (t, n) in [(10, 3), (20, 2), (30, 4)] {
+            w.advance(t);
+            w.buckets[(w.head % 60) as usize] += n;
+        }
+        // 9 values at second 30; limit 8: the 3 of second 10 leave at second 70
+        assert_eq!(w.seconds_until_below(8, 30), 40);
+        // limit 5: also the 2 of second 20, at second 80
+        assert_eq!(w.seconds_until_below(5, 30), 50);
+        // limit 4: then the 4 of second 30 must go too, at second 90
+        assert_eq!(w.seconds_until_below(4, 30), 60);
+        assert_eq!(w.seconds_until_below(10, 30), 1, "already below");
     }
 }

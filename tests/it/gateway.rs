@@ -834,8 +834,23 @@ fn a_department_over_its_quota_of_values_in_clear_is_refused() {
     // the alert quota (every department, core values) crossed at 2 and blocked nothing
     assert_eq!(exceeded("watch-ids", "public-security"), Some(1), "{m}");
     assert_eq!(exceeded("watch-ids", "civil"), None, "masked values are not received in clear: {m}");
+    assert!(
+        m.lines().any(|l| l.starts_with("dlpgate_blocked_total{")
+            && l.contains("department=\"public-security\"")
+            && l.contains("reason=\"quota\"")
+            && l.ends_with(" 1")),
+        "the refused request is a block for reason quota: {m}"
+    );
     // audited, without the values
-    let audit = wait_for_file(&dir.join("audit.jsonl"), |t| t.matches("\"dlp.quota\"").count() >= 2);
+    let audit = wait_for_file(&dir.join("audit.jsonl"), |t| {
+        t.matches("\"dlp.quota\"").count() >= 2 && t.contains("\"reason\":\"quota exceeded\"")
+    });
+    assert!(
+        audit.lines().any(|l| l.contains("\"dlp.block\"")
+            && l.contains("\"reason\":\"quota exceeded\"")
+            && l.contains("\"status\":429")),
+        "the refused request is audited as a block: {audit}"
+    );
     let quota_events: Vec<&str> = audit.lines().filter(|l| l.contains("\"dlp.quota\"")).collect();
     assert!(quota_events.iter().any(|l| l.contains("quota bulk-ids: 3 values in clear")), "{audit}");
     assert!(
