@@ -107,7 +107,7 @@ enum QuotaAction {
 #[derive(Debug, Clone)]
 pub struct Quota {
     pub id: String,
-    /// Empty: every department, each counted on its own.
+    /// Empty: every department but `unknown`, each counted on its own.
     pub departments: Vec<String>,
     /// Empty: every category.
     pub categories: Vec<String>,
@@ -120,8 +120,10 @@ pub struct Quota {
 }
 
 impl Quota {
+    /// Named departments, or every recognised one: the `unknown` department is shared by all
+    /// unidentified callers, any one of whom could otherwise use it up for all; name it to count it.
     pub fn applies_to(&self, dept: &str) -> bool {
-        self.departments.is_empty() || self.departments.iter().any(|d| d == dept)
+        if self.departments.is_empty() { dept != "unknown" } else { self.departments.iter().any(|d| d == dept) }
     }
 
     /// Whether values found by `rule` count against this quota.
@@ -1180,10 +1182,16 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             }
         }
         if q.limit == 0 {
-            c.err("limit", None, format!("quota {}: limit must be at least 1", q.id));
+            c.err("limit", Some("limit: 0"), format!("quota {}: limit must be at least 1", q.id));
         }
-        if !(1..=86_400).contains(&q.window_seconds) {
-            c.err("window_seconds", None, format!("quota {}: window_seconds must be 1..=86400", q.id));
+        if !(1..=86_400).contains(&q.window_seconds)
+            || q.window_seconds % crate::gateway::quota::buckets(q.window_seconds) != 0
+        {
+            c.err(
+                "window_seconds",
+                Some(&format!("window_seconds: {}", q.window_seconds)),
+                format!("quota {}: window_seconds must be 1..=60, or a multiple of 60 up to 86400", q.id),
+            );
         }
         quotas.push(Quota {
             id: q.id,

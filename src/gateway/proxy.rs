@@ -152,7 +152,6 @@ fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Percent-encode what a rewritten query may now contain (`[`, `]`, spaces, non-ASCII labels).
 /// A request body coded other than plain `chunked` (`gzip, chunked`): Pingora removes the chunking
 /// only, so the body would be inspected still compressed, and servers disagree on such framing.
 /// (With both `Transfer-Encoding` and `Content-Length`, Pingora already drops the length and keeps
@@ -166,6 +165,7 @@ fn ambiguous_framing(req: &RequestHeader) -> Option<&'static str> {
     None
 }
 
+/// Percent-encode what a rewritten query may now contain (`[`, `]`, spaces, non-ASCII labels).
 fn encode_query(q: &[u8]) -> String {
     let mut s = String::with_capacity(q.len());
     for &b in q {
@@ -797,7 +797,8 @@ impl Gateway {
     /// Count the values the department received in clear against its quotas; a quota whose
     /// limit this crosses is counted in `dlpgate_quota_exceeded_total`, logged and audited.
     fn count_quotas(&self, ctx: &Ctx, snap: &Snapshot, route_id: &str, dept_id: &str, status: u16) {
-        if snap.quotas.is_empty() || ctx.log.returned.is_empty() {
+        // nothing was received when the gateway answered instead (a block, a failure)
+        if snap.quotas.is_empty() || ctx.log.returned.is_empty() || ctx.verdict.is_some() {
             return;
         }
         let rules = snap.rules.rules();

@@ -12,36 +12,40 @@ use std::time::Instant;
 
 use crate::config::Quota;
 
-/// Buckets per window: the window slides in steps of `window / BUCKETS` (at least a second).
+/// At most this many buckets per window: the window slides in steps of `window / buckets`.
 const BUCKETS: usize = 60;
+
+/// Buckets for a window of `window_seconds`: one per second up to a minute, else 60. The
+/// configuration accepts only windows these divide evenly (up to 60 s, or a multiple of 60 s).
+pub fn buckets(window_seconds: u64) -> u64 {
+    window_seconds.clamp(1, BUCKETS as u64)
+}
 
 /// One department's count under one quota.
 #[derive(Debug)]
 struct Window {
-    /// seconds per bucket
+    window_seconds: u64,
+    /// buckets in use (`buckets(window_seconds)`) and seconds per bucket
+    n: u64,
     width: u64,
     buckets: [u64; BUCKETS],
     /// bucket number (seconds since start / width) of the newest bucket
     head: u64,
 }
 
-/// Seconds per bucket for a window of `window_seconds`.
-fn width(window_seconds: u64) -> u64 {
-    (window_seconds / BUCKETS as u64).max(1)
-}
-
 impl Window {
     fn new(window_seconds: u64) -> Window {
-        Window { width: width(window_seconds), buckets: [0; BUCKETS], head: 0 }
+        let n = buckets(window_seconds);
+        Window { window_seconds, n, width: (window_seconds / n).max(1), buckets: [0; BUCKETS], head: 0 }
     }
 
     /// Move the newest bucket to `now` (seconds), emptying the buckets that left the window.
     fn advance(&mut self, now: u64) {
         let at = now / self.width;
         if at > self.head {
-            let stale = (at - self.head).min(BUCKETS as u64);
+            let stale = (at - self.head).min(self.n);
             for k in 1..=stale {
-                self.buckets[((self.head + k) % BUCKETS as u64) as usize] = 0;
+                self.buckets[((self.head + k) % self.n) as usize] = 0;
             }
             self.head = at;
         }
@@ -51,10 +55,14 @@ impl Window {
         self.buckets.iter().sum()
     }
 
+    fn add(&mut self, count: u64) {
+        self.buckets[(self.head % self.n) as usize] += count;
+    }
+
     /// Seconds from `now` until the count is below `limit` again with nothing added: the oldest
-    /// buckets leave the window one by one (bucket number `b` leaves when the newest is `b + 60`).
+    /// buckets leave the window one by one (bucket number `b` leaves when the newest is `b + n`).
     fn seconds_until_below(&self, limit: u64, now: u64) -> u64 {
-        let n = BUCKETS as u64;
+        let n = self.n;
         let mut left = self.total();
         // `b + n` for each bucket in the window, oldest first (kept non-negative)
         for leaves in self.head + 1..=self.head + n {
@@ -81,11 +89,11 @@ pub struct Exceeded {
     pub retry_after: u64,
 }
 
-/// Counters for every (quota, department) pair seen, shared by all of the gateway's threads.
+/// Counters per quota id, then per department id, shared by all of the gateway's threads.
 #[derive(Debug)]
 pub struct Counters {
     start: Instant,
-    windows: Mutex<HashMap<(String, String), Window>>,
+    windows: Mutex<HashMap<String, HashMap<String, Window>>>,
 }
 
 impl Default for Counters {
@@ -104,8 +112,8 @@ impl Counters {
         let now = self.now();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         quotas.iter().enumerate().filter(|(_, q)| q.block && q.applies_to(dept)).find_map(|(i, q)| {
-            let w = windows.get_mut(&(q.id.clone(), dept.to_string()))?;
-            if w.width != width(q.window_seconds) {
+            let w = windows.get_mut(q.id.as_str())?.get_mut(dept)?;
+            if w.window_seconds != q.window_seconds {
                 return None; // the window changed on a reload: counted again from zero
             }
             w.advance(now);
@@ -115,22 +123,30 @@ impl Counters {
 
     /// Add what `dept` received in clear, `count(quota)` values per quota, and return the quotas
     /// whose limit this crossed (count before < limit <= count after), with the new count.
+    /// Counters of quotas no longer configured are dropped.
     pub fn add(&self, quotas: &[Quota], dept: &str, count: impl Fn(&Quota) -> u64) -> Vec<(usize, u64)> {
         let now = self.now();
         let mut crossed = Vec::new();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() > quotas.len() {
+            windows.retain(|id, _| quotas.iter().any(|q| &q.id == id));
+        }
         for (i, q) in quotas.iter().enumerate() {
             let n = count(q);
             if n == 0 || !q.applies_to(dept) {
                 continue;
             }
-            let w = windows.entry((q.id.clone(), dept.to_string())).or_insert_with(|| Window::new(q.window_seconds));
-            if w.width != width(q.window_seconds) {
+            let per_dept = windows.entry(q.id.clone()).or_default();
+            let w = match per_dept.get_mut(dept) {
+                Some(w) => w,
+                None => per_dept.entry(dept.to_string()).or_insert_with(|| Window::new(q.window_seconds)),
+            };
+            if w.window_seconds != q.window_seconds {
                 *w = Window::new(q.window_seconds);
             }
             w.advance(now);
             let before = w.total();
-            w.buckets[(w.head % BUCKETS as u64) as usize] += n;
+            w.add(n);
             if before < q.limit && before + n >= q.limit {
                 crossed.push((i, before + n));
             }
@@ -147,9 +163,9 @@ mod tests {
     fn the_window_forgets_what_slid_out_of_it() {
         let mut w = Window::new(60); // one-second buckets
         w.advance(0);
-        w.buckets[0] += 5;
+        w.add(5);
         w.advance(30);
-        w.buckets[(w.head % 60) as usize] += 2;
+        w.add(2);
         assert_eq!(w.total(), 7);
         w.advance(59);
         assert_eq!(w.total(), 7, "second 0 is still inside a 60 s window at second 59");
@@ -158,7 +174,15 @@ mod tests {
         w.advance(1000);
         assert_eq!(w.total(), 0);
         let w = Window::new(600);
-        assert_eq!(w.width, 10);
+        assert_eq!((w.n, w.width), (60, 10));
+        // a 10 s window is ten one-second buckets: it forgets after 10 s, not 60
+        let mut w = Window::new(10);
+        w.advance(0);
+        w.add(4);
+        w.advance(9);
+        assert_eq!(w.total(), 4);
+        w.advance(10);
+        assert_eq!(w.total(), 0);
     }
 
     #[test]
@@ -166,7 +190,7 @@ mod tests {
         let mut w = Window::new(60); // one-second buckets
         for (t, n) in [(10, 3), (20, 2), (30, 4)] {
             w.advance(t);
-            w.buckets[(w.head % 60) as usize] += n;
+            w.add(n);
         }
         // 9 values at second 30; limit 8: the 3 of second 10 leave at second 70
         assert_eq!(w.seconds_until_below(8, 30), 40);

@@ -862,11 +862,15 @@ fn a_department_over_its_quota_of_values_in_clear_is_refused() {
 #[test]
 fn a_quota_naming_an_unknown_category_is_refused_with_its_line() {
     let text = offline(format!(
-        "{}quotas:\n  - {{id: q, categories: [personal.shoe_size], limit: 1, window_seconds: 60}}\n",
+        "{}quotas:\n  - {{id: q, categories: [personal.shoe_size], limit: 1, window_seconds: 60}}\n  - {{id: r, limit: 1, window_seconds: 90}}\n",
         config(1, "none", "allow")
     ));
     let err = refused("check", "badquota", &text);
     let line = text.lines().position(|l| l.contains("personal.shoe_size")).expect("line") + 1;
     assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
     assert!(err.contains("quota q: no loaded rule has category \"personal.shoe_size\""), "{err}");
+    // every problem at once: a window the buckets cannot divide evenly is refused too
+    let line = text.lines().position(|l| l.contains("window_seconds: 90")).expect("line") + 1;
+    assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
+    assert!(err.contains("quota r: window_seconds must be 1..=60, or a multiple of 60"), "{err}");
 }
