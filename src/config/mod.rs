@@ -119,6 +119,15 @@ pub struct Quota {
     pub block: bool,
 }
 
+/// At most this many buckets per quota window: the window slides in steps of `window / buckets`.
+pub const MAX_QUOTA_BUCKETS: u64 = 60;
+
+/// Buckets for a quota window of `window_seconds`: one per second up to a minute, else 60. Only
+/// windows these divide evenly are accepted (up to 60 s, or a multiple of 60 s).
+pub fn quota_buckets(window_seconds: u64) -> u64 {
+    window_seconds.clamp(1, MAX_QUOTA_BUCKETS)
+}
+
 impl Quota {
     /// Named departments, or every recognised one: the `unknown` department is shared by all
     /// unidentified callers, any one of whom could otherwise use it up for all; name it to count it.
@@ -1184,9 +1193,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         if q.limit == 0 {
             c.err("limit", Some("limit: 0"), format!("quota {}: limit must be at least 1", q.id));
         }
-        if !(1..=86_400).contains(&q.window_seconds)
-            || q.window_seconds % crate::gateway::quota::buckets(q.window_seconds) != 0
-        {
+        if !(1..=86_400).contains(&q.window_seconds) || q.window_seconds % quota_buckets(q.window_seconds) != 0 {
             c.err(
                 "window_seconds",
                 Some(&format!("window_seconds: {}", q.window_seconds)),

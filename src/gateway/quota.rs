@@ -12,14 +12,10 @@ use std::time::Instant;
 
 use crate::config::Quota;
 
-/// At most this many buckets per window: the window slides in steps of `window / buckets`.
-const BUCKETS: usize = 60;
+use crate::config::quota_buckets as buckets;
 
-/// Buckets for a window of `window_seconds`: one per second up to a minute, else 60. The
-/// configuration accepts only windows these divide evenly (up to 60 s, or a multiple of 60 s).
-pub fn buckets(window_seconds: u64) -> u64 {
-    window_seconds.clamp(1, BUCKETS as u64)
-}
+/// At most this many buckets per window (see [`crate::config::quota_buckets`]).
+const BUCKETS: usize = crate::config::MAX_QUOTA_BUCKETS as usize;
 
 /// One department's count under one quota.
 #[derive(Debug)]
