@@ -266,8 +266,10 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     let mut decide = |f: &StreamFinding, _: &[u8]| {
-        // the gateway would refuse the whole response; a file shows where, redacted
         match route.decision(d, crate::policy::Direction::Response, f.rule) {
+            // a route that does not inspect responses delivers them as they are
+            _ if !route.inspect.response => Action::Allow,
+            // the gateway would refuse the whole response; a file shows where, redacted
             Action::Block => Action::Redact,
             act => act,
         }

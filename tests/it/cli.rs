@@ -96,8 +96,16 @@ fn mask_as_a_department_applies_its_clearance_and_the_route_policy() {
     use super::gateway::{ID, ID_MASKED, config, residents};
     let dir = super::gateway::setup("mask-as");
     let cfg = dir.join("dlpgate.yaml");
-    let text =
-        config(1, "none", "allow").replace("{HTTP}", "18001").replace("{HTTPS}", "18002").replace("{ADMIN}", "18003");
+    let text = config(1, "none", "allow")
+        .replace("{HTTP}", "18001")
+        .replace("{HTTPS}", "18002")
+        .replace("{ADMIN}", "18003")
+        .replacen(
+            "  - {id: down,",
+            "  - {id: raw, path_prefix: /raw/, policy: mask, upstream: {addrs: [\"127.0.0.1:1\"]}, inspect: {response: false}}\n  - {id: down,",
+            1,
+        );
+    assert!(text.contains("id: raw"));
     std::fs::write(&cfg, text.replace("{DIR}", &dir.display().to_string())).expect("config");
     let c = cfg.display().to_string();
     let body = residents();
@@ -110,6 +118,11 @@ fn mask_as_a_department_applies_its_clearance_and_the_route_policy() {
     assert_eq!(code, 0, "{err}");
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains(ID_MASKED) && !out.contains(ID), "{out}");
+    // a route that does not inspect responses delivers them as they are, to anyone
+    let (code, out, err) =
+        run(&["mask", "--department", "civil", "-c", &c, "--route", "raw", "-"], Some(body.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), body);
     let (code, _, err) = run(&["mask", "--department", "nobody", "-c", &c, "-"], Some(b"x"));
     assert_eq!(code, 1);
     assert!(err.contains("unknown department \"nobody\" (known: public-security, civil"), "{err}");
