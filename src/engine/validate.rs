@@ -368,6 +368,16 @@ mod tests {
         assert_eq!(ran, cases.len());
     }
 
+    /// `len` pseudo-random ASCII digits from the LCG state `x`.
+    fn random_digits(x: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                b'0' + ((*x >> 33) % 10) as u8
+            })
+            .collect()
+    }
+
     /// The word-at-a-time Luhn against the textbook definition, for every length it covers.
     #[test]
     fn luhn_equals_the_definition() {
@@ -387,12 +397,7 @@ mod tests {
         let mut valid = 0;
         for len in 1..=30 {
             for _ in 0..2000 {
-                let v: Vec<u8> = (0..len)
-                    .map(|_| {
-                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        b'0' + ((x >> 33) % 10) as u8
-                    })
-                    .collect();
+                let v = random_digits(&mut x, len);
                 assert_eq!(luhn(&v), textbook(&v), "{}", String::from_utf8_lossy(&v));
                 valid += usize::from(textbook(&v));
             }
@@ -410,12 +415,7 @@ mod tests {
         let mut x = 12345u64;
         for len in 12..19 {
             for _ in 0..200 {
-                let body: Vec<u8> = (0..len)
-                    .map(|_| {
-                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        b'0' + ((x >> 33) % 10) as u8
-                    })
-                    .collect();
+                let body = random_digits(&mut x, len);
                 let ok = (b'0'..=b'9')
                     .filter(|&c| {
                         let mut v = body.clone();
