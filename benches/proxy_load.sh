@@ -4,6 +4,7 @@
 #
 #   benches/proxy_load.sh            # needs: nginx, wrk, python3 (apt-get install -y nginx wrk)
 #   DURATION=20 CONNS=64 ROUNDS=5 benches/proxy_load.sh
+#   FLOOR=1 benches/proxy_load.sh    # also the floors from benches/proxy_floor.rs (see there)
 #
 # The upstream is nginx serving static files (so it is never the bottleneck). Figures are printed
 # as ratios against nginx measured in the same run: these machines are noisy. `dlp_off` is the
@@ -14,8 +15,13 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-3}
+FLOOR=${FLOOR:-0}
 for t in nginx wrk python3; do command -v $t >/dev/null || { echo "missing $t: apt-get install -y nginx wrk python3" >&2; exit 1; }; done
 cargo build --release --quiet
+if [ "$FLOOR" = 1 ]; then
+  cargo bench --bench proxy_floor --no-run --quiet 2>/dev/null
+  FLOORBIN=$(ls -t target/release/deps/proxy_floor-* | grep -v '\.d$' | head -1)
+fi
 W=$(mktemp -d /tmp/dlpgate-load.XXXXXX); chmod 755 "$W"
 trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null || true; nginx -s stop -c $W/nginx.conf 2>/dev/null || true; pkill -f "$W/dlpgate.yaml" 2>/dev/null || true' EXIT
 
@@ -39,7 +45,7 @@ for name, size in [("1k", 1024), ("16k", 16384), ("256k", 262144)]:
     open(f"{W}/www/{name}.json", "w").write(out)
 PY
 
-UP=19081; NGX=19082; GW=19083; ADM=19084; GW0=19085; ADM0=19086
+UP=19081; NGX=19082; GW=19083; ADM=19084; GW0=19085; ADM0=19086; FP=19087; FT=19088
 cat > $W/nginx.conf <<NGINX
 worker_processes 2;
 pid $W/nginx.pid;
@@ -75,6 +81,10 @@ echo $! > $W/gw.pid
 sed "s/$GW/$GW0/; s/$ADM/$ADM0/; s|$W/dlpgate.pid|$W/gw0.pidfile|; s|$W/up.sock|$W/up0.sock|; s/policy: mask, upstream/policy: mask, inspect: {request: false, response: false}, upstream/" $W/dlpgate.yaml > $W/plain.yaml
 ./target/release/dlpgate run -c $W/plain.yaml 2>$W/plain.log &
 echo $! > $W/gw0.pid
+if [ "$FLOOR" = 1 ]; then
+  $FLOORBIN pingora 127.0.0.1:$FP 127.0.0.1:$UP 2>$W/floor-pingora.log & echo $! > $W/fp.pid
+  $FLOORBIN tokio 127.0.0.1:$FT 127.0.0.1:$UP 2>$W/floor-tokio.log & echo $! > $W/ft.pid
+fi
 for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$ADM/healthz && break; sleep 0.1; done
 # sanity: dlpgate masks, nginx does not
 curl -s http://127.0.0.1:$GW/1k.json | grep -q '\*\*\*\*\*\*\*\*' || { echo "dlpgate is not masking" >&2; exit 1; }
@@ -94,7 +104,13 @@ for s in 1k 16k 256k; do
     read n nl <<<"$(run http://127.0.0.1:$NGX/$s.json)"
     read o ol <<<"$(run http://127.0.0.1:$GW0/$s.json)"
     read g gl <<<"$(run http://127.0.0.1:$GW/$s.json)"
-    echo "$s $r $d $dl $n $nl $o $ol $g $gl" >> $W/results
+    floors=""
+    if [ "$FLOOR" = 1 ]; then
+      read p pl <<<"$(run http://127.0.0.1:$FP/$s.json)"
+      read t tl <<<"$(run http://127.0.0.1:$FT/$s.json)"
+      floors="$p $pl $t $tl"
+    fi
+    echo "$s $r $d $dl $n $nl $o $ol $g $gl $floors" >> $W/results
   done
 done
 python3 - $W/results <<'PY'
@@ -111,4 +127,13 @@ for size in ["1k", "16k", "256k"]:
     print(f"{size:<6} {med(col(2)):9.0f} {med(col(4)):9.0f} {med(col(6)):9.0f} {med(col(8)):9.0f} {st.median(ratios):9.2f}x {st.median(offr):9.2f}x"
           f"           {med(col(3)):6.2f} {med(col(5)):6.2f} {med(col(7)):6.2f} {med(col(9)):6.2f}   "
           + " ".join(f"{x:.2f}" for x in ratios))
+if rows and len(rows[0]) > 10:
+    print(f"\nfloors (benches/proxy_floor.rs), ratio against nginx in the same round:")
+    print(f"{'size':<6} {'pingora-core loop':>18} {'tokio only':>11}   p50 ms: {'loop':>6} {'tokio':>6}")
+    for size in ["1k", "16k", "256k"]:
+        rs = [r for r in rows if r[0] == size]
+        if not rs: continue
+        pr = st.median(float(r[10]) / float(r[4]) for r in rs)
+        tr = st.median(float(r[12]) / float(r[4]) for r in rs)
+        print(f"{size:<6} {pr:17.2f}x {tr:10.2f}x           {med(r[11] for r in rs):6.2f} {med(r[13] for r in rs):6.2f}")
 PY
