@@ -39,6 +39,8 @@ pub struct StreamScanner {
     base: u64,
     /// bytes of `buf` already released (the lookback region)
     done: usize,
+    /// `buf` positions in `done..=searched` are known to hold no break (see `find_cut`)
+    searched: usize,
     scan: Scan,
     forced: u64,
     total: u64,
@@ -98,6 +100,7 @@ impl StreamScanner {
         self.release(rules, tr, cut, out, decide);
         self.buf.clear();
         self.done = 0;
+        self.searched = 0;
     }
 
     fn find_cut(&mut self) -> Option<usize> {
@@ -106,13 +109,17 @@ impl StreamScanner {
         if hi <= self.done {
             return None;
         }
+        // A break depends only on the bytes before it, so positions searched by an earlier push
+        // need no second look: tiny chunks without breaks cost O(chunk), not O(carry), each.
+        let floor = self.done.max(self.searched);
         let mut c = hi;
-        while c > self.done {
+        while c > floor {
             if is_break_before(&self.buf, c) {
                 return Some(c);
             }
             c -= 1;
         }
+        self.searched = hi;
         if len - self.done > MAX_CARRY {
             // forced: back off to a UTF-8 character boundary
             let mut c = hi;
@@ -165,6 +172,7 @@ impl StreamScanner {
         self.buf.drain(..keep_from);
         self.base += keep_from as u64;
         self.done = cut - keep_from;
+        self.searched = self.done;
     }
 }
 

@@ -182,3 +182,23 @@ proptest! {
         check_masking(&input)?;
     }
 }
+
+/// A body trickling in one byte at a time, with hard breaks 60 KiB apart: the stream still equals
+/// whole-buffer scanning, and the cut search does not start over at every byte. (It did: about
+/// 4·10⁹ steps for this input, about a minute of CPU in a debug build, which is what a client
+/// sending one-byte chunks could cost the gateway.)
+#[test]
+fn byte_at_a_time_without_breaks_is_linear() {
+    let mut input = Vec::new();
+    while input.len() < 120 * 1024 {
+        for _ in 0..60 * 1024 / 36 {
+            input.extend_from_slice(b"record 11010519491231002X held text ");
+        }
+        input.push(b'\n');
+    }
+    let t0 = std::time::Instant::now();
+    let cuts: Vec<usize> = (1..input.len()).collect();
+    check_chunked(&input, cuts).expect("byte-at-a-time stream equals whole scan");
+    let took = t0.elapsed();
+    assert!(took < std::time::Duration::from_secs(10), "byte-at-a-time streaming took {took:?}");
+}
