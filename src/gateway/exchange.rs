@@ -33,6 +33,35 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> 
     Ok(())
 }
 
+/// The request head as an HTTP/1.1 upstream must get it, as Pingora's proxy path makes it:
+/// version 1.1, `Host` from an HTTP/2 client's `:authority`, and none of the client connection's
+/// own fields: `Connection` and what it nominates, `Keep-Alive`, `TE`, `Upgrade`, `Expect` (the
+/// gateway holds the whole body before it contacts the upstream) and HTTP/2 leftovers.
+fn h1_upstream_head(req: &mut RequestHeader) -> Result<()> {
+    if req.version == http::Version::HTTP_2 {
+        if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string()) {
+            req.insert_header(http::header::HOST, authority)?;
+        }
+    }
+    req.set_version(http::Version::HTTP_11);
+    let nominated: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|t| String::from_utf8_lossy(t.trim_ascii()).to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "host" | "content-length" | "transfer-encoding"))
+        .collect();
+    for name in nominated {
+        req.remove_header(name.as_str());
+    }
+    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect", "http2-settings"]
+    {
+        req.remove_header(name);
+    }
+    Ok(())
+}
+
 pub async fn run(
     gw: &Gateway,
     session: &mut Session,
@@ -61,7 +90,12 @@ pub async fn run(
     }
     if !oversize && !body.is_empty() && r.inspect.request && r.may_act_for(ctx.dept, Direction::Request) {
         let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-        if !r.inspect.scannable(ct.as_deref()) {
+        if inspect::coding(&session.req_header().headers) != Coding::Identity {
+            // a compressed body would be scanned still compressed: as on Pingora's path
+            if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Request, "encoded request body") {
+                return answer(session, ctx, v).await;
+            }
+        } else if !r.inspect.scannable(ct.as_deref()) {
             if let Some(v) = gw.binary(ctx, active, route, Direction::Request) {
                 return answer(session, ctx, v).await;
             }
@@ -102,6 +136,7 @@ pub async fn run(
         up.set_read_timeout(peer.options.read_timeout);
         up.set_write_timeout(peer.options.write_timeout);
         let mut req = session.req_header().clone();
+        h1_upstream_head(&mut req)?;
         gw.prepare_upstream(&mut req, ctx, active)?;
         if !oversize {
             // the whole (possibly rewritten) body is known: send it with its own length
@@ -127,7 +162,13 @@ pub async fn run(
                 }
             }
             up.finish_request_body().await?;
-            up.read_response_header().await
+            // interim responses (100 Continue, 103 Early Hints) are not the answer
+            loop {
+                up.read_response_header().await?;
+                if !up.response_header().is_some_and(|h| h.status.is_informational()) {
+                    return Ok::<(), Box<Error>>(());
+                }
+            }
         }
         .await;
         match sent {
@@ -164,7 +205,6 @@ pub async fn run(
     let no_body = head || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
     let inspect_resp = r.inspect.response && !no_body;
     let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let ce = resp.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut decoder = None;
     let mut scan = inspect_resp;
     if inspect_resp && !r.inspect.scannable(ct.as_deref()) {
@@ -175,7 +215,7 @@ pub async fn run(
         scan = false;
     }
     if scan {
-        match inspect::coding(ce.as_deref()) {
+        match inspect::coding(&resp.headers) {
             Coding::Identity => {}
             Coding::Decode(kind) => decoder = Decoder::new(kind),
             Coding::Unsupported => {

@@ -80,7 +80,8 @@ pub struct Ctx {
     pub verdict: Option<Verdict>,
     pub req_body: ReqBody,
     pub new_query: Option<String>,
-    pub new_headers: Vec<(String, String)>,
+    /// Header fields with a rewritten value: every value of the field, in order.
+    pub new_headers: Vec<(http::HeaderName, Vec<http::HeaderValue>)>,
     pub resp: Option<Box<BodyInspector>>,
     pub status: u16,
     /// An incident that did not produce a verdict (e.g. a response aborted mid-stream).
@@ -152,6 +153,18 @@ fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Every `X-Forwarded-For` field line, joined in order: a proxy that adds its own line must not
+/// leave the client's first line to decide who is calling.
+fn forwarded_for(req: &RequestHeader) -> Option<String> {
+    let lines: Vec<&str> =
+        req.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("invalid")).collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
+/// Request fields that say who the client is. The client's own are never forwarded: the
+/// upstream gets the department header and `X-Forwarded-For` from the gateway instead.
+const CLIENT_IDENTITY_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+
 /// A request body coded other than plain `chunked` (`gzip, chunked`): Pingora removes the chunking
 /// only, so the body would be inspected still compressed, and servers disagree on such framing.
 /// (With both `Transfer-Encoding` and `Content-Length`, Pingora already drops the length and keeps
@@ -195,7 +208,7 @@ impl Gateway {
         // identity
         let mut id = Identity::default();
         ctx.peer_ip = inet(session.client_addr()).map(|a| a.ip());
-        ctx.client_ip = client_ip(snap, ctx.peer_ip, header_str(req, "x-forwarded-for"));
+        ctx.client_ip = client_ip(snap, ctx.peer_ip, forwarded_for(req).as_deref());
         id.ip = ctx.client_ip;
         if let Some(k) = req.headers.get(snap.identity.api_key_header.as_str()) {
             id.api_key_sha256 = Some(crate::config::api_key_digest(k.as_bytes()));
@@ -239,6 +252,7 @@ impl Gateway {
         let mut scanned = 0;
         let mut log = std::mem::take(&mut ctx.log);
         let mut blocked = false;
+        let mut too_long = false;
         if let Some(q) = req.uri.query() {
             scanned += q.len();
             let (out, b) = inspect::scan_buffer(
@@ -248,7 +262,13 @@ impl Gateway {
             );
             blocked |= b;
             if out != q.as_bytes() {
-                ctx.new_query = Some(encode_query(&out));
+                let nq = encode_query(&out);
+                // labels and tokens can make a query longer than a URI may be: refuse it rather
+                // than ever send the raw one
+                if format!("{}?{nq}", req.uri.path()).parse::<http::Uri>().is_err() {
+                    too_long = true;
+                }
+                ctx.new_query = Some(nq);
             }
         }
         let skip = [
@@ -261,26 +281,44 @@ impl Gateway {
             "accept",
             "accept-encoding",
             snap.identity.api_key_header.as_str(),
+            snap.identity.department_header.as_str(),
         ];
-        for (name, value) in req.headers.iter() {
-            if skip.contains(&name.as_str()) {
+        for name in req.headers.keys() {
+            if skip.contains(&name.as_str()) || CLIENT_IDENTITY_HEADERS.contains(&name.as_str()) {
                 continue;
             }
-            scanned += value.len();
-            let (out, b) = inspect::scan_buffer(
-                Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
-                &mut log,
-                value.as_bytes(),
-            );
-            blocked |= b;
-            if out != value.as_bytes() {
-                ctx.new_headers.push((name.as_str().to_string(), encode_query(&out)));
+            let mut values = Vec::new();
+            let mut changed = false;
+            for value in req.headers.get_all(name) {
+                scanned += value.len();
+                let (out, b) = inspect::scan_buffer(
+                    Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
+                    &mut log,
+                    value.as_bytes(),
+                );
+                blocked |= b;
+                if out == value.as_bytes() {
+                    values.push(value.clone());
+                } else {
+                    changed = true;
+                    // masks, labels and tokens are valid field bytes; anything else is escaped
+                    let v = http::HeaderValue::from_bytes(&out)
+                        .or_else(|_| http::HeaderValue::from_str(&encode_query(&out)))
+                        .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+                    values.push(v);
+                }
+            }
+            if changed {
+                ctx.new_headers.push((name.clone(), values));
             }
         }
         inspect::observe(Direction::Request, scanned, t0);
         ctx.log = log;
         if blocked {
             return Some(self.block(ctx, snap, Direction::Request));
+        }
+        if too_long {
+            return Some(Verdict::Uninspectable { status: 414, reason: "rewritten query too long" });
         }
         None
     }
@@ -307,9 +345,7 @@ impl Gateway {
         if !r.inspect.scannable(ct.as_deref()) {
             return Ok(self.binary(ctx, snap, route, Direction::Request));
         }
-        if let Coding::Unsupported | Coding::Decode(_) =
-            inspect::coding(header_str(session.req_header(), "content-encoding"))
-        {
+        if let Coding::Unsupported | Coding::Decode(_) = inspect::coding(&session.req_header().headers) {
             return Ok(self.uninspectable(ctx, snap, route, Direction::Request, "encoded request body"));
         }
         let may_block = r.may_block.get(ctx.dept).is_some_and(|m| m[0]);
@@ -406,26 +442,37 @@ impl Gateway {
 
     /// Headers for the upstream: resolved department, forwarded-for, rewritten query and values.
     pub fn prepare_upstream(&self, req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> Result<()> {
-        let dh = snap.identity.department_header.clone();
-        req.remove_header(&dh);
-        req.insert_header(dh, snap.departments[ctx.dept].id.as_str())?;
         let peer_trusted = ctx.peer_ip.is_some_and(|p| snap.identity.trusted_proxies.iter().any(|c| c.contains(p)));
-        let xff = match (peer_trusted, header_str(req, "x-forwarded-for"), ctx.peer_ip) {
+        let xff = match (peer_trusted, forwarded_for(req), ctx.peer_ip) {
             (true, Some(prev), Some(p)) => format!("{prev}, {p}"),
             (_, _, Some(p)) => p.to_string(),
             _ => String::new(),
         };
-        if !xff.is_empty() {
-            req.insert_header("x-forwarded-for", xff)?;
+        // rewritten values first, so that nothing a client sent can replace what the gateway sets
+        for (name, values) in &ctx.new_headers {
+            req.remove_header(name);
+            for v in values {
+                req.append_header(name.clone(), v.clone())?;
+            }
         }
         if let Some(q) = &ctx.new_query {
             let pq = format!("{}?{}", req.uri.path(), q);
-            if let Ok(uri) = pq.parse::<http::Uri>() {
-                req.set_uri(uri);
+            match pq.parse::<http::Uri>() {
+                Ok(uri) => req.set_uri(uri),
+                // the rewritten query no longer fits in a URI: never fall back to the raw one
+                Err(_) => return Error::e_explain(HTTPStatus(414), "dlp: rewritten query too long"),
             }
         }
-        for (k, v) in &ctx.new_headers {
-            req.insert_header(k.clone(), v.as_str())?;
+        // identity: the client's own claims are dropped, the gateway's resolution is sent
+        for name in CLIENT_IDENTITY_HEADERS {
+            req.remove_header(name);
+        }
+        req.remove_header(snap.identity.api_key_header.as_str());
+        let dh = snap.identity.department_header.clone();
+        req.remove_header(&dh);
+        req.insert_header(dh, snap.departments[ctx.dept].id.as_str())?;
+        if !xff.is_empty() {
+            req.insert_header("x-forwarded-for", xff)?;
         }
         if let Some(route) = ctx.route {
             if snap.routes[route].inspect.response {
@@ -698,8 +745,7 @@ impl ProxyHttp for Gateway {
             }
             return Ok(());
         }
-        let ce = resp.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let decoder = match inspect::coding(ce.as_deref()) {
+        let decoder = match inspect::coding(&resp.headers) {
             Coding::Identity => None,
             Coding::Decode(kind) => Decoder::new(kind),
             Coding::Unsupported => {

@@ -52,11 +52,19 @@ pub fn upstream() -> Upstream {
                 ..Reply::json("机密★1年\n关于平台升级的通知\n")
             },
             "echo" => Reply::json(req.body.clone()),
+            "hints" => Reply {
+                interim: Some("HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"),
+                ..Reply::json(residents())
+            },
             "headers" => Reply::json(
                 serde_json::json!({
-                    "dept": req.header("x-dlp-department"),
-                    "xff": req.header("x-forwarded-for"),
+                    "dept": req.header_all("x-dlp-department"),
+                    "xff": req.header_all("x-forwarded-for").join(" | "),
                     "custom": req.header("x-note"),
+                    "notes": req.header_all("x-note"),
+                    "api_key": req.header("x-api-key"),
+                    "forwarded": req.header("forwarded"),
+                    "real_ip": req.header("x-real-ip"),
                     "query": req.path.split_once('?').map(|x| x.1),
                 })
                 .to_string(),
@@ -217,12 +225,30 @@ fn department_from_client_certificate_and_api_key() {
     let by_key = curl(&["-H", "X-Api-Key: civil-key", &url(&gw, "/stream/residents")]);
     assert!(by_key.text().contains(MOBILE), "civil sees mobiles: {}", by_key.text());
     assert!(!by_key.text().contains(ID));
-    // the upstream gets the resolved department; a spoofed header is replaced
-    let h =
-        curl(&["-H", "X-Dlp-Department: public-security", "-H", "X-Api-Key: civil-key", &url(&gw, "/stream/headers")]);
-    assert_eq!(h.json()["dept"], "civil", "{}", h.text());
+    // the upstream gets the resolved department and none of the client's identity claims: a
+    // spoofed department (even one carrying a value the gateway rewrites), the API key itself,
+    // Forwarded and X-Real-IP
+    for spoof in ["public-security".to_string(), format!("public-security,{MOBILE}")] {
+        let h = curl(&[
+            "-H",
+            &format!("X-Dlp-Department: {spoof}"),
+            "-H",
+            "X-Api-Key: civil-key",
+            "-H",
+            "Forwarded: for=10.20.1.5",
+            "-H",
+            "X-Real-IP: 10.20.1.5",
+            &url(&gw, "/stream/headers"),
+        ]);
+        let v = h.json();
+        assert_eq!(v["dept"], serde_json::json!(["civil"]), "{spoof}: {}", h.text());
+        assert!(v["api_key"].is_null() && v["forwarded"].is_null() && v["real_ip"].is_null(), "{}", h.text());
+    }
     let last = up.requests().into_iter().last().expect("request");
-    assert_eq!(last.header("x-dlp-department"), Some("civil"));
+    assert_eq!(last.header_all("x-dlp-department"), ["civil"]);
+    // every value of a repeated field arrives, only the sensitive one rewritten
+    let h = curl(&["-H", "X-Note: plain", "-H", &format!("X-Note: {MOBILE}"), &url(&gw, "/stream/headers")]);
+    assert_eq!(h.json()["notes"], serde_json::json!(["plain", "138****8000"]), "{}", h.text());
 }
 
 #[test]
@@ -329,7 +355,7 @@ fn blocked_response_returns_403_and_no_data() {
 
 #[test]
 fn query_and_header_values_are_inspected() {
-    let (gw, _up) = start("headers", "none", "allow");
+    let (gw, up) = start("headers", "none", "allow");
     let r = curl(&["-H", &format!("X-Note: 手机{MOBILE}"), &url(&gw, &format!("/stream/headers?phone={MOBILE}&a=1"))]);
     assert_eq!(r.status, 200);
     let v = r.json();
@@ -337,6 +363,55 @@ fn query_and_header_values_are_inspected() {
     assert!(v["custom"].as_str().is_some_and(|s| !s.contains(MOBILE)), "{}", r.text());
     let blocked = curl(&[&url(&gw, &format!("/strict/headers?card={CARD}"))]);
     assert_eq!(blocked.status, 403);
+    // redaction labels make this 34 KiB query too long for a URI: refused, never sent raw
+    let keys = "k=AKIAABCDEFGHIJKLMNOP&".repeat(1500);
+    let long = curl(&[&url(&gw, &format!("/stream/headers?{keys}"))]);
+    assert_eq!(long.status, 414, "{}", long.text());
+    assert!(!long.text().contains("AKIA"));
+    assert!(!up.requests().iter().any(|r| r.path.contains("AKIA")), "the raw keys never reach the upstream");
+    // an interim 103 from the upstream is not taken for the response
+    let hints = curl(&[&url(&gw, "/stream/hints")]);
+    assert_eq!(hints.status, 200, "{}", hints.text());
+    assert!(hints.text().contains(ID_MASKED), "{}", hints.text());
+}
+
+#[test]
+fn compressed_request_bodies_are_not_forwarded_uninspected() {
+    let (gw, up) = start("reqgzip", "none", "allow");
+    let file = gw.dir.join("body.json.gz");
+    std::fs::write(&file, gzip(format!("{{\"card\":\"{CARD}\"}}").as_bytes())).expect("body");
+    let at = format!("@{}", file.display());
+    // /strict/ may block responses, so the gateway makes the exchange itself; /upload/ does not
+    for path in ["/strict/echo", "/upload/echo"] {
+        let r = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "content-encoding: gzip",
+            "--data-binary",
+            &at,
+            &url(&gw, path),
+        ]);
+        assert_eq!(r.status, 415, "{path}: {}", r.text());
+        // a second Content-Encoding line does not hide behind a first `identity`
+        let r = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "content-encoding: identity",
+            "-H",
+            "content-encoding: gzip",
+            "--data-binary",
+            &at,
+            &url(&gw, path),
+        ]);
+        assert_eq!(r.status, 415, "{path}, two lines: {}", r.text());
+    }
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
 }
 
 #[test]
@@ -408,7 +483,7 @@ fn forwarded_for_is_trusted_only_from_listed_proxies() {
     let dir = setup("xff-untrusted");
     let gw = start_gateway(&dir, &base);
     let r = curl(&["-H", "X-Forwarded-For: 10.20.1.5", &url(&gw, "/stream/headers")]);
-    assert_eq!(r.json()["dept"], "unknown", "{}", r.text());
+    assert_eq!(r.json()["dept"][0], "unknown", "{}", r.text());
     assert_eq!(r.json()["xff"], "127.0.0.1");
     drop(gw);
     // trusted loopback proxy: the client address comes from the header
@@ -416,8 +491,13 @@ fn forwarded_for_is_trusted_only_from_listed_proxies() {
     let cfg = base.replace("identity: {unknown: allow}", "identity: {unknown: allow, trusted_proxies: [127.0.0.1/32]}");
     let gw = start_gateway(&dir, &cfg);
     let r = curl(&["-H", "X-Forwarded-For: 10.20.1.5", &url(&gw, "/stream/headers")]);
-    assert_eq!(r.json()["dept"], "health", "{}", r.text());
+    assert_eq!(r.json()["dept"][0], "health", "{}", r.text());
     assert_eq!(r.json()["xff"], "10.20.1.5, 127.0.0.1");
+    // a proxy that adds its own field line: the client's forged first line does not decide
+    let r =
+        curl(&["-H", "X-Forwarded-For: 10.20.1.5", "-H", "X-Forwarded-For: 192.0.2.7", &url(&gw, "/stream/headers")]);
+    assert_eq!(r.json()["dept"][0], "unknown", "the caller is 192.0.2.7: {}", r.text());
+    assert_eq!(r.json()["xff"], "10.20.1.5, 192.0.2.7, 127.0.0.1", "one line, every hop in order");
 }
 
 /// A TLS upstream (rustls) answering every request with `body`.

@@ -49,6 +49,11 @@ impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
+
+    /// Every value of header `name`, in order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
 }
 
 /// What the upstream answers.
@@ -59,6 +64,8 @@ pub struct Reply {
     /// More than one chunk: sent with chunked encoding, flushed separately.
     pub chunks: Vec<Vec<u8>>,
     pub delay: Duration,
+    /// Sent before the response, as is (e.g. a `103 Early Hints` head).
+    pub interim: Option<&'static str>,
 }
 
 impl Reply {
@@ -68,6 +75,7 @@ impl Reply {
             headers: vec![("content-type".into(), "application/json".into())],
             chunks: vec![body.into()],
             delay: Duration::ZERO,
+            interim: None,
         }
     }
     pub fn with_header(mut self, k: &str, v: &str) -> Reply {
@@ -126,6 +134,7 @@ fn serve(s: TcpStream, h: Handler, rec: Arc<Mutex<Vec<Received>>>, bytes: Arc<Mu
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or_default().to_string();
         let path = parts.next().unwrap_or_default().to_string();
+        let version = parts.next().unwrap_or_default().to_string();
         let mut headers = Vec::new();
         loop {
             let Some(l) = read_line_lossy(&mut r) else { return };
@@ -172,8 +181,28 @@ fn serve(s: TcpStream, h: Handler, rec: Arc<Mutex<Vec<Received>>>, bytes: Arc<Mu
         }
         *bytes.lock().expect("lock") += body.len();
         let req = Received { method, path, headers, body };
-        let reply = h(&req);
+        // as strict as a real HTTP/1.1 origin: its version, a Host, no HTTP/2 leftovers
+        let bad = if version != "HTTP/1.1" {
+            Some(format!("request line version {version:?}"))
+        } else if find_header(&req.headers, "host").is_none() {
+            Some("no host header".to_string())
+        } else {
+            ["connection", "keep-alive", "te", "upgrade", "expect", "http2-settings"]
+                .iter()
+                .find(|h| find_header(&req.headers, h).is_some_and(|v| !v.eq_ignore_ascii_case("keep-alive")))
+                .map(|h| format!("hop-by-hop header {h} forwarded"))
+        };
+        let reply = match bad {
+            Some(why) => {
+                Reply { status: 400, ..Reply::json(format!("{{\"upstream_rejected\":\"{why}\"}}").into_bytes()) }
+            }
+            None => h(&req),
+        };
         rec.lock().expect("lock").push(req);
+        if let Some(interim) = reply.interim {
+            let _ = w.write_all(interim.as_bytes());
+            let _ = w.flush();
+        }
         let mut head = format!("HTTP/1.1 {} X\r\n", reply.status);
         for (k, v) in &reply.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
