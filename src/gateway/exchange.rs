@@ -250,6 +250,8 @@ pub async fn run(
         insp.hold_whole(hold);
     }
     let mut held: Vec<u8> = Vec::new();
+    // the body as it came, while it is held: what `on_error: pass` relays if decoding fails
+    let mut raw: Vec<u8> = Vec::new();
     let mut streaming = false;
     loop {
         let chunk = match up.read_response_body().await {
@@ -264,6 +266,9 @@ pub async fn run(
         };
         let eos = chunk.is_none();
         let data = chunk.unwrap_or_default();
+        if !plain && !streaming {
+            raw.extend_from_slice(&data);
+        }
         let mut out = Vec::with_capacity(data.len() + 256);
         let res = insp.push(
             Scope { snap: active, route, dept: ctx.dept, dir: Direction::Response },
@@ -279,9 +284,21 @@ pub async fn run(
                 return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
             }
             if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Response, reason) {
+                up.shutdown().await;
                 return answer(session, ctx, v).await;
             }
-            // pass: what was held is forwarded below without further inspection
+            // pass: nothing has been sent yet, so the response goes out as the upstream sent it,
+            // uninspected (counted), its coding and length untouched
+            session.write_response_header(Box::new(resp), false).await?;
+            session.write_response_body(Some(Bytes::from(raw)), eos).await?;
+            if !eos {
+                while let Some(c) = up.read_response_body().await.map_err(|e| e.into_up())? {
+                    session.write_response_body(Some(c), false).await?;
+                }
+                session.write_response_body(None, true).await?;
+            }
+            gw.connector.release_http_session(up, &*peer, Some(std::time::Duration::from_secs(60))).await;
+            return Ok(());
         }
         if insp.blocked {
             if streaming {

@@ -794,14 +794,11 @@ impl ProxyHttp for Gateway {
         if let Err(reason) = r {
             Metrics::get().uninspected.with_label_values(&[&snap.routes[route].id, reason_label(reason)]).inc();
             ctx.reason = Some(reason);
-            if snap.routes[route].inspect.on_error == FailMode::Block {
-                ctx.block_dir = Some(Direction::Response);
-                return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
-            }
-            // pass: forward the rest uninspected
-            ctx.resp = None;
-            *body = Some(chunk);
-            return Ok(None);
+            ctx.block_dir = Some(Direction::Response);
+            // The client already has a decoded head and part of the decoded body: neither the
+            // rest decoded nor the raw rest can follow intact, whatever `on_error` says. (The
+            // exchange path, which holds small responses, can still pass them as they came.)
+            return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
         }
         if blocked {
             // headers are already gone: never forward the offending bytes, abort the stream

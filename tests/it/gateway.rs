@@ -21,6 +21,43 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 /// The test upstream: behaviour by path suffix.
+/// Residents, gzip-compressed, then damaged after its first kilobyte.
+fn bad_gzip() -> Vec<u8> {
+    let mut g = gzip(residents().as_bytes());
+    let n = g.len();
+    for b in &mut g[1024.min(n / 2)..n - 8] {
+        *b = !*b;
+    }
+    g
+}
+
+/// 16 MiB of JSON whitespace in about 16 KiB of gzip: a ratio near 1000, past the default 100.
+fn bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let _ = e.write_all(b"[");
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..16 {
+        let _ = e.write_all(&spaces);
+    }
+    let _ = e.write_all(b"]");
+    e.finish().unwrap_or_default()
+}
+
+fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
+}
+
+fn brotli_enc(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+    let _ = e.write_all(data);
+    e.into_inner()
+}
+
 pub fn upstream() -> Upstream {
     Upstream::start(|req| {
         let p = req.path.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("").to_string();
@@ -47,6 +84,10 @@ pub fn upstream() -> Upstream {
             }
             "gzip" => Reply::json(gzip(residents().as_bytes())).with_header("content-encoding", "gzip"),
             "zstd" => Reply::json(b"\x28\xb5\x2f\xfd not really zstd".to_vec()).with_header("content-encoding", "zstd"),
+            "badgzip" => Reply::json(bad_gzip()).with_header("content-encoding", "gzip"),
+            "bomb" => Reply::json(bomb()).with_header("content-encoding", "gzip"),
+            "deflate" => Reply::json(deflate(residents().as_bytes())).with_header("content-encoding", "deflate"),
+            "br" => Reply::json(brotli_enc(residents().as_bytes())).with_header("content-encoding", "br"),
             "notice" => Reply {
                 headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
                 ..Reply::json("机密★1年\n关于平台升级的通知\n")
@@ -297,6 +338,47 @@ fn gzip_upstream_is_decoded_masked_and_recompressed() {
     }
     let c = curl(&["--compressed", "-H", "Accept-Encoding: gzip", &url(&gw, "/stream/gzip")]);
     assert_eq!(c.header("content-encoding"), Some("gzip"), "{:?}", c.headers);
+}
+
+#[test]
+fn deflate_and_brotli_upstreams_are_decoded_and_masked() {
+    let (gw, _up) = start("codings", "none", "allow");
+    for path in ["/stream/deflate", "/stream/br", "/strict/deflate", "/strict/br"] {
+        let r = curl(&[&url(&gw, path)]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(r.header("content-encoding").is_none(), "{path}: {:?}", r.headers);
+        assert!(r.text().contains(ID_MASKED) && !r.text().contains(ID), "{path}: {}", r.text());
+    }
+}
+
+/// A corrupt body and a decompression bomb: 502 where the route fails closed; where it says
+/// `on_error: pass`, the response exactly as the upstream sent it (never a half-decoded mix).
+#[test]
+fn undecodable_and_bomb_responses_follow_the_route_fail_mode() {
+    let (gw, _up) = start("badcoding", "none", "allow");
+    for (what, original) in [("badgzip", bad_gzip()), ("bomb", bomb())] {
+        for route in ["stream", "strict"] {
+            let r = curl(&[&url(&gw, &format!("/{route}/{what}"))]);
+            assert_eq!(r.status, 502, "{route}/{what}: {}", r.text());
+            assert_eq!(r.json()["error"], "uninspectable_body", "{route}/{what}: {}", r.text());
+        }
+        let r = curl(&[&url(&gw, &format!("/passthru/{what}"))]);
+        assert_eq!(r.status, 200, "passthru/{what}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "passthru/{what}: {:?}", r.headers);
+        assert!(
+            r.body == original,
+            "passthru/{what}: the upstream's bytes, intact ({} vs {})",
+            r.body.len(),
+            original.len()
+        );
+    }
+    let r = curl(&[&url(&gw, "/stream/bomb")]);
+    assert!(r.text().contains("max_ratio"), "{}", r.text());
+    let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
+    assert!(
+        m.lines().any(|l| l.starts_with("dlpgate_uninspected_total{") && l.contains("reason=\"decompression_limit\"")),
+        "{m}"
+    );
 }
 
 #[test]
