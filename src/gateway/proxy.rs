@@ -94,6 +94,19 @@ impl Ctx {
         self.snap.clone().ok_or_else(|| Error::explain(InternalError, "no snapshot"))
     }
 
+    /// The path as audit events show it: every value the rules find in it masked (a REST path
+    /// may carry an ID number; it goes upstream as it is, but never into the audit trail).
+    fn audit_path(&self) -> String {
+        let Some(snap) = self.snap.as_ref() else { return String::new() };
+        let scan = snap.rules.scan(self.path.as_bytes());
+        if scan.findings.is_empty() {
+            return self.path.clone();
+        }
+        let mut out = Vec::with_capacity(self.path.len());
+        snap.transformer.apply(&snap.rules, self.path.as_bytes(), &scan, |_| crate::engine::Action::Mask, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// An audit event about this request: who, where, what, and the status sent. The caller
     /// fills in direction, action, reason and findings.
     fn audit_event(&self, event: &'static str, route: &str, department: &str, status: u16) -> AuditEvent {
@@ -107,7 +120,7 @@ impl Ctx {
             department: department.to_string(),
             client_ip: self.client_ip.map(|i| i.to_string()).unwrap_or_default(),
             method: self.method.clone(),
-            path: self.path.clone(),
+            path: self.audit_path(),
             direction: Direction::Response.as_str(),
             action: String::new(),
             status,
