@@ -214,7 +214,21 @@ pub fn scan_whole(
     out: &mut Vec<u8>,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Vec<Finding> {
-    let scan = rules.scan(input);
+    scan_whole_as(rules, tr, input, input, out, decide)
+}
+
+/// [`scan_whole`], matching on `view` (a same-length reading of `input`, e.g. a form body with
+/// `+` read as the space it stands for) and rewriting `input`.
+pub fn scan_whole_as(
+    rules: &RuleSet,
+    tr: &Transformer,
+    view: &[u8],
+    input: &[u8],
+    out: &mut Vec<u8>,
+    decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+) -> Vec<Finding> {
+    debug_assert_eq!(view.len(), input.len());
+    let scan = rules.scan(view);
     let mut actions = Vec::with_capacity(scan.findings.len());
     for f in &scan.findings {
         let sf = StreamFinding { rule: f.rule, start: f.start as u64, end: f.end as u64, context: f.context };

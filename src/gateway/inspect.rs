@@ -141,6 +141,39 @@ pub fn scan_buffer(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec
     (out, blocked)
 }
 
+/// Scan form-urlencoded data (a query string, a form body): `+` is read as the space it stands
+/// for, so `138+0013+8000`, what a browser sends for `138 0013 8000`, is found; the rewrite keeps
+/// every other byte as it came.
+pub fn scan_form(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec<u8>, bool) {
+    if !input.contains(&b'+') {
+        return scan_buffer(scope, log, input);
+    }
+    let view: Vec<u8> = input.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let mut out = Vec::with_capacity(input.len());
+    let mut blocked = false;
+    let mut decide_fn = deciding(scope, log, &mut blocked);
+    crate::engine::stream::scan_whole_as(
+        &scope.snap.rules,
+        &scope.snap.transformer,
+        &view,
+        input,
+        &mut out,
+        &mut decide_fn,
+    );
+    drop(decide_fn);
+    if !input.contains(&b' ') {
+        // a rewritten value kept its separators as spaces: in form data they are `+` again
+        for b in out.iter_mut().filter(|b| **b == b' ') {
+            *b = b'+';
+        }
+    }
+    (out, blocked)
+}
+
+fn is_form(content_type: &str) -> bool {
+    content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
+}
+
 /// The per-finding callback of both scan paths: the policy's action, recorded in `log`; a
 /// `block` sets `blocked` and the value is redacted in the (discarded) output.
 fn deciding<'a>(
@@ -425,20 +458,37 @@ pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
     if !ct.trim_start().to_ascii_lowercase().starts_with("multipart/") {
         return None;
     }
-    ct.split(';').skip(1).find_map(|p| {
+    let mut found = ct.split(';').skip(1).filter_map(|p| {
         let (k, v) = p.split_once('=')?;
         k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
-    })
+    });
+    let first = found.next()?;
+    // two boundaries: parsers disagree on which one counts, so none is trusted (scanned whole)
+    (found.next().is_none() && !first.is_empty()).then_some(first)
 }
 
-/// Scan a complete multipart body part by part: text parts (no content type, `text/*`, JSON,
-/// XML, form-urlencoded) are scanned and rewritten; other parts are copied untouched and
-/// reported in `binary_parts`, so an uploaded image or PDF is never corrupted by masking.
+/// Scan a complete multipart body part by part. Every part is scanned and rewritten except an
+/// uploaded file (a `filename` in its disposition) of a type that is not text: that is copied
+/// untouched and reported in `binary_parts`, so an image or PDF is never corrupted by masking.
+/// A form field is always scanned, whatever type the client gives it (form parsers ignore it).
+/// Delimiters count only at the start of a line, as RFC 2046 has them.
 /// Returns (output, blocked, binary_parts); an unparsable body is scanned whole.
 pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], boundary: &str) -> (Vec<u8>, bool, usize) {
     let delim = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delim.as_bytes());
-    let positions: Vec<usize> = finder.find_iter(body).collect();
+    let positions: Vec<usize> = finder
+        .find_iter(body)
+        .filter(|&p| {
+            let line_start = p == 0 || body[..p].ends_with(b"\r\n");
+            let after = &body[p + delim.len()..];
+            let line_end = after.is_empty()
+                || after.starts_with(b"\r\n")
+                || after.starts_with(b"--")
+                || after.starts_with(b" ")
+                || after.starts_with(b"\t");
+            line_start && line_end
+        })
+        .collect();
     if positions.len() < 2 {
         let (o, b) = scan_buffer(scope, log, body);
         return (o, b, 0);
@@ -458,14 +508,21 @@ pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], bound
         let content_start = head_end + 4;
         let headers = String::from_utf8_lossy(&part[..head_end]).to_ascii_lowercase();
         let ctype = headers.lines().find_map(|l| l.strip_prefix("content-type:")).map(str::trim).unwrap_or("");
-        let text = ctype.is_empty()
-            || ctype.starts_with("text/")
-            || ctype.contains("json")
-            || ctype.contains("xml")
-            || ctype.starts_with("application/x-www-form-urlencoded");
+        let file = headers.lines().any(|l| l.starts_with("content-disposition:") && l.contains("filename"));
+        let essence = ctype.split(';').next().unwrap_or("").trim();
+        let text = !file
+            || essence.is_empty()
+            || essence.starts_with("text/")
+            || essence.ends_with("/json")
+            || essence.ends_with("+json")
+            || essence.ends_with("/xml")
+            || essence.ends_with("+xml")
+            || is_form(essence);
         out.extend_from_slice(&part[..content_start]);
         if text {
-            let (o, b) = scan_buffer(scope, log, &part[content_start..]);
+            let content = &part[content_start..];
+            let (o, b) =
+                if is_form(essence) { scan_form(scope, log, content) } else { scan_buffer(scope, log, content) };
             blocked |= b;
             out.extend_from_slice(&o);
         } else {
@@ -490,6 +547,10 @@ pub fn scan_body(
     let t0 = Instant::now();
     let result = match multipart_boundary(content_type) {
         Some(b) => scan_multipart(scope, log, body, &b),
+        None if content_type.is_some_and(is_form) => {
+            let (o, blocked) = scan_form(scope, log, body);
+            (o, blocked, 0)
+        }
         None => {
             let (o, blocked) = scan_buffer(scope, log, body);
             (o, blocked, 0)
@@ -508,6 +569,7 @@ mod tests {
         assert_eq!(multipart_boundary(Some("multipart/form-data; boundary=abc")), Some("abc".into()));
         assert_eq!(multipart_boundary(Some("multipart/mixed; charset=x; boundary=\"q q\"")), Some("q q".into()));
         assert_eq!(multipart_boundary(Some("application/json")), None);
+        assert_eq!(multipart_boundary(Some("multipart/form-data; boundary=a; boundary=b")), None);
     }
 
     #[test]

@@ -268,7 +268,7 @@ impl Gateway {
         let mut too_long = false;
         if let Some(q) = req.uri.query() {
             scanned += q.len();
-            let (out, b) = inspect::scan_buffer(
+            let (out, b) = inspect::scan_form(
                 Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
                 &mut log,
                 q.as_bytes(),

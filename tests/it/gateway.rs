@@ -730,6 +730,44 @@ fn multipart_text_parts_are_masked_and_binary_parts_left_intact() {
     // a route that blocks binary content refuses the upload
     let r = curl(&["-F", "note=hello", "-F", &file_arg, &url(&gw, "/strict/echo")]);
     assert_eq!(r.status, 415, "{}", r.text());
+    // the client does not choose what is scanned: a field (no filename) labelled binary, and a
+    // fake part header inside a field's text (a delimiter not at a line start), are both scanned
+    let body = format!(
+        "--XB\r\ncontent-disposition: form-data; name=\"a\"\r\ncontent-type: application/octet-stream\r\n\r\n{MOBILE}\r\n\
+         --XB\r\ncontent-disposition: form-data; name=\"b\"\r\n\r\nx--XB\r\ncontent-type: image/png\r\n\r\n{MOBILE}\r\n--XB--\r\n"
+    );
+    let file = gw.dir.join("form.txt");
+    std::fs::write(&file, &body).expect("form");
+    let at = format!("@{}", file.display());
+    let ct = "content-type: multipart/form-data; boundary=XB";
+    let r = curl(&["-X", "POST", "-H", ct, "--data-binary", &at, &url(&gw, "/upload/multi")]);
+    assert_eq!(r.status, 404, "{}", r.text());
+    let got = up.requests().into_iter().find(|q| q.path == "/upload/multi").expect("forwarded");
+    let got = String::from_utf8_lossy(&got.body).into_owned();
+    assert!(!got.contains(MOBILE), "what the upstream received: {got}");
+    assert_eq!(got.matches("138****8000").count(), 2, "{got}");
+}
+
+#[test]
+fn form_bodies_and_queries_read_plus_as_space() {
+    let (gw, up) = start("forms", "none", "allow");
+    // what a browser sends for `138 0013 8000` typed into a form
+    let r = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/x-www-form-urlencoded",
+        "--data-binary",
+        "phone=138+0013+8000&name=a+b",
+        &url(&gw, "/upload/echo"),
+    ]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "phone=138+****+8000&name=a+b");
+    let got = up.requests().into_iter().find(|q| q.path == "/upload/echo").expect("forwarded");
+    assert_eq!(got.body, b"phone=138+****+8000&name=a+b", "what the upstream received");
+    let r = curl(&[&url(&gw, "/stream/headers?phone=138+0013+8000&q=a+b")]);
+    assert_eq!(r.json()["query"], "phone=138+****+8000&q=a+b", "{}", r.text());
+    assert!(up.requests().iter().all(|q| !q.path.contains("0013")), "{:?}", up.requests());
 }
 
 /// Send raw bytes on a fresh connection (then half-close it when asked); returns what came back
