@@ -757,6 +757,10 @@ impl Ctx<'_> {
         self.errs.push(ConfigError { file: self.file.to_path_buf(), line, key: key.to_string(), msg: msg.into() });
     }
 
+    fn err_at(&mut self, line: usize, key: &str, msg: impl Into<String>) {
+        self.errs.push(ConfigError { file: self.file.to_path_buf(), line, key: key.to_string(), msg: msg.into() });
+    }
+
     fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
@@ -779,6 +783,28 @@ impl Ctx<'_> {
 }
 
 /// Line (1-based) of the first `key:` line whose value contains `value`, else of the first `key:`.
+/// The line where route `id` starts (`- id: x` or `- {id: x, …}` under `routes:`); 0 if not found.
+fn route_line(text: &str, id: &str) -> usize {
+    let mut in_routes = false;
+    for (i, l) in text.lines().enumerate() {
+        if !l.starts_with([' ', '-', '#']) && !l.is_empty() {
+            in_routes = l.starts_with("routes:");
+            continue;
+        }
+        let t = l.trim_start().trim_start_matches('-').trim_start().trim_start_matches('{').trim_start();
+        if in_routes {
+            if let Some(rest) = t.strip_prefix("id:") {
+                let v = rest.trim_start();
+                let v = v.trim_start_matches(['"', '\'']);
+                if v.strip_prefix(id).is_some_and(|r| r.is_empty() || r.starts_with([',', '}', ' ', '"', '\''])) {
+                    return i + 1;
+                }
+            }
+        }
+    }
+    0
+}
+
 fn find_line(text: &str, key: &str, value: Option<&str>) -> usize {
     let last = key.rsplit('.').next().unwrap_or(key);
     let last = last.split('[').next().unwrap_or(last);
@@ -1112,6 +1138,17 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             }
         }
         let ca_file = if r.upstream.ca_file.is_empty() { None } else { c.readable("ca_file", &r.upstream.ca_file) };
+        if r.upstream.tls && r.upstream.sni.trim().is_empty() {
+            // Pingora would turn certificate verification off and every handshake would fail
+            c.err_at(
+                route_line(c.text, &r.id),
+                "tls",
+                format!(
+                    "route {}: an upstream with tls: true needs sni (the name its certificate is checked against)",
+                    r.id
+                ),
+            );
+        }
         let i = r.inspect;
         if i.max_buffer == 0 || i.max_buffer > 256 << 20 {
             c.err(

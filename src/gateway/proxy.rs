@@ -426,6 +426,8 @@ impl Gateway {
             ctx.block_dir = Some(dir);
             let status = if dir == Direction::Response {
                 502
+            } else if reason.contains("upgrade") {
+                403
             } else if reason.contains("max_buffer") {
                 413
             } else {
@@ -586,6 +588,7 @@ pub fn reason_label(reason: &str) -> &'static str {
         r if r.contains("encod") || r.contains("undecodable") => "undecodable",
         r if r.contains("binary") => "binary_content_type",
         r if r.contains("after headers") => "blocked_mid_stream",
+        r if r.contains("upgrade") => "protocol_upgrade",
         "forced_cut" => "forced_cut",
         "quota exceeded" => "quota",
         _ => "other",
@@ -627,6 +630,18 @@ impl ProxyHttp for Gateway {
             }
         }
         let route = ctx.route;
+        if verdict.is_none() {
+            if let Some(route) = route {
+                let r = &snap.routes[route];
+                // what follows an upgrade (WebSocket frames) is not HTTP and is never inspected
+                let inspected =
+                    r.may_act_for(ctx.dept, Direction::Request) || r.may_act_for(ctx.dept, Direction::Response);
+                if inspected && session.req_header().headers.contains_key(http::header::UPGRADE) {
+                    verdict =
+                        self.uninspectable(ctx, &snap, route, Direction::Request, "protocol upgrade not inspectable");
+                }
+            }
+        }
         if verdict.is_none() {
             if let Some(route) = route {
                 let r = &snap.routes[route];

@@ -554,6 +554,12 @@ fn malformed_config_exits_1_with_file_and_line() {
     let line = text.lines().position(|l| l.starts_with("identity:")).expect("identity line") + 1;
     assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
     assert!(err.contains("colour"), "{err}");
+    // TLS to an upstream without the name to check its certificate against
+    let bad = text.replacen("addrs: [\"127.0.0.1:1\"]}}", "addrs: [\"127.0.0.1:1\"], tls: true}}", 1);
+    assert_ne!(bad, text);
+    let err = refused("check", "nosni", &bad);
+    let line = bad.lines().position(|l| l.contains("tls: true}")).expect("route line") + 1;
+    assert!(err.contains(&format!("dlpgate.yaml:{line}")) && err.contains("needs sni"), "{err}");
 }
 
 #[test]
@@ -637,7 +643,7 @@ fn tls_upstream_with_sni_and_ca_bundle() {
     Pki::new(&updir);
     let port = tls_upstream(&updir, residents());
     let routes = format!(
-        "routes:\n  - {{id: secure, path_prefix: /secure/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: localhost, ca_file: upstream-pki/ca.crt}}}}\n  - {{id: wrongca, path_prefix: /wrongca/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: localhost, ca_file: ca.crt}}}}\n"
+        "routes:\n  - {{id: secure, path_prefix: /secure/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: localhost, ca_file: upstream-pki/ca.crt}}}}\n  - {{id: wrongca, path_prefix: /wrongca/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: localhost, ca_file: ca.crt}}}}\n  - {{id: wrongname, path_prefix: /wrongname/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: wrong.example, ca_file: upstream-pki/ca.crt}}}}\n"
     );
     let cfg = config(up.port, "none", "allow").replacen("routes:\n", &routes, 1);
     let gw = start_gateway(&dir, &cfg);
@@ -647,6 +653,8 @@ fn tls_upstream_with_sni_and_ca_bundle() {
     let bad = curl(&[&url(&gw, "/wrongca/residents")]);
     assert_eq!(bad.status, 502, "an upstream certificate from another CA is refused: {}", bad.text());
     assert_eq!(bad.json()["error"], "upstream_error");
+    let bad = curl(&[&url(&gw, "/wrongname/residents")]);
+    assert_eq!(bad.status, 502, "a certificate for another name is refused: {}", bad.text());
 }
 
 #[test]
@@ -1073,4 +1081,26 @@ fn a_quota_naming_an_unknown_category_is_refused_with_its_line() {
     let line = text.lines().position(|l| l.contains("window_seconds: 90")).expect("line") + 1;
     assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
     assert!(err.contains("quota r: window_seconds must be 1..=60, or a multiple of 60"), "{err}");
+}
+
+/// What follows an upgrade (WebSocket frames) is never inspected: refused where the route
+/// inspects traffic for the caller and fails closed.
+#[test]
+fn protocol_upgrades_on_inspected_routes_fail_closed() {
+    let (gw, up) = start("upgrade", "none", "allow");
+    let r = curl(&[
+        "--http1.1",
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        &url(&gw, "/stream/ws"),
+    ]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.json()["reason"].as_str().is_some_and(|s| s.contains("upgrade")), "{}", r.text());
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
 }
