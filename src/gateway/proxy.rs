@@ -564,8 +564,17 @@ impl Gateway {
 ///
 /// Otherwise (`None`) Pingora proxies it and the body filters stream both directions.
 fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> Option<usize> {
-    if r.may_block.get(ctx.dept).is_some_and(|m| m[1]) {
+    let may_block = r.may_block.get(ctx.dept).copied().unwrap_or_default();
+    if may_block[1] {
         return Some(r.inspect.max_buffer);
+    }
+    // a request body that may be blocked and whose length is not announced (chunked, HTTP/2):
+    // read and decided before the upstream is contacted at all, as a small one with a length is
+    if may_block[0]
+        && !session.as_mut().is_body_empty()
+        && !session.req_header().headers.contains_key(http::header::CONTENT_LENGTH)
+    {
+        return Some(WHOLE_BODY_LIMIT.min(r.inspect.max_buffer));
     }
     let small = r.inspect.response
         && r.may_act_for(ctx.dept, Direction::Response)

@@ -403,7 +403,17 @@ fn blocked_request_never_reaches_the_upstream_with_body_bytes() {
         assert_eq!(r.json()["rules"][0], "fin.bank_card");
         assert!(!r.text().contains(CARD));
     }
+    // the same without a length (chunked over HTTP/1.1, and over HTTP/2): decided all the same
+    for (path, proto) in [("/strict/echo", "--http1.1"), ("/upload/echo", "--http2-prior-knowledge")] {
+        let mut args = vec![proto, "-X", "POST", "-H", "content-type: application/json", "-d", &small, "-H"];
+        args.push(if proto == "--http1.1" { "transfer-encoding: chunked" } else { "content-length:" });
+        let u = url(&gw, path);
+        args.push(&u);
+        let r = curl(&args);
+        assert_eq!(r.status, 403, "{path} {proto}: {}", r.text());
+    }
     assert!(up.requests().is_empty(), "the upstream must not see blocked small requests: {:?}", up.requests());
+    assert_eq!(up.heads.load(std::sync::atomic::Ordering::SeqCst), 0, "nor their heads");
     // a large body (past the early-buffer size) with the card at its end
     let big = big_json('a', 200, &format!("\"card\":\"{CARD}\""));
     for path in ["/upload/echo", "/strict/echo"] {

@@ -92,6 +92,9 @@ pub struct Upstream {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Body bytes read per connection, even when the request never completed.
     pub body_bytes: Arc<Mutex<usize>>,
+    /// Request heads received (counted before the body is read: a request the gateway gives up
+    /// after sending its head is counted here and not in `requests`).
+    pub heads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
@@ -101,14 +104,15 @@ impl Upstream {
         let received = Arc::new(Mutex::new(Vec::new()));
         let body_bytes = Arc::new(Mutex::new(0));
         let h: Handler = Arc::new(handler);
-        let (r2, b2) = (received.clone(), body_bytes.clone());
+        let heads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r2, b2, n2) = (received.clone(), body_bytes.clone(), heads.clone());
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
-                let (h, r, b) = (h.clone(), r2.clone(), b2.clone());
-                std::thread::spawn(move || serve(s, h, r, b));
+                let (h, r, b, n) = (h.clone(), r2.clone(), b2.clone(), n2.clone());
+                std::thread::spawn(move || serve(s, h, r, b, &n));
             }
         });
-        Upstream { port, received, body_bytes }
+        Upstream { port, received, body_bytes, heads }
     }
 
     pub fn requests(&self) -> Vec<Received> {
@@ -125,7 +129,13 @@ fn read_line_lossy(r: &mut impl BufRead) -> Option<String> {
     }
 }
 
-fn serve(s: TcpStream, h: Handler, rec: Arc<Mutex<Vec<Received>>>, bytes: Arc<Mutex<usize>>) {
+fn serve(
+    s: TcpStream,
+    h: Handler,
+    rec: Arc<Mutex<Vec<Received>>>,
+    bytes: Arc<Mutex<usize>>,
+    heads: &std::sync::atomic::AtomicUsize,
+) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let mut w = s.try_clone().expect("clone");
     let mut r = BufReader::new(s);
@@ -140,6 +150,7 @@ fn serve(s: TcpStream, h: Handler, rec: Arc<Mutex<Vec<Received>>>, bytes: Arc<Mu
             let Some(l) = read_line_lossy(&mut r) else { return };
             let l = l.trim_end().to_string();
             if l.is_empty() {
+                heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 break;
             }
             if let Some((k, v)) = l.split_once(':') {
