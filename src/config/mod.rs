@@ -665,6 +665,17 @@ impl Pool {
         Pool { addrs, healthy, next: std::sync::atomic::AtomicUsize::new(0) }
     }
 
+    /// A connection to `addr` failed: skip it until a health check finds it up again. Only when
+    /// health checks run (`checked`): otherwise nothing would ever bring it back.
+    pub fn connect_failed(&self, addr: SocketAddr, checked: bool) {
+        if !checked {
+            return;
+        }
+        if let Some(h) = self.addrs.iter().position(|a| *a == addr).and_then(|i| self.healthy.get(i)) {
+            h.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// The next address, skipping unhealthy ones.
     ///
     /// # Panics

@@ -128,6 +128,7 @@ pub async fn run(
         let peer = gw.peer(active, route);
         let (mut up, reused) = match gw.connector.get_http_session(&*peer).await {
             Ok(s) => s,
+            Err(e) if gw.fail_over(ctx, active, route, &peer, &e) => continue,
             Err(e) => {
                 let v = respond::upstream_failure(&active.routes[route].id, &e);
                 return answer(session, ctx, v).await;

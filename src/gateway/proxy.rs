@@ -67,6 +67,8 @@ pub enum ReqBody {
 #[derive(Debug, Default)]
 pub struct Ctx {
     pub snap: Option<Arc<Active>>,
+    /// Upstream addresses that refused a connection for this request.
+    pub connect_failures: usize,
     pub route: Option<usize>,
     pub dept: usize,
     pub incident: String,
@@ -438,6 +440,25 @@ impl Gateway {
         None
     }
 
+    /// A connection to `peer` failed before anything was sent: take the address out of rotation
+    /// until its health check passes, and say whether another address may be tried.
+    pub fn fail_over(&self, ctx: &mut Ctx, snap: &Active, route: usize, peer: &HttpPeer, e: &Error) -> bool {
+        let connect = matches!(
+            e.etype(),
+            ConnectRefused | ConnectTimedout | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert
+        );
+        let (Some(pool), Some(r)) = (snap.pools.get(route), snap.routes.get(route)) else { return false };
+        if !connect {
+            return false;
+        }
+        if let Some(addr) = pingora::upstreams::peer::Peer::address(peer).as_inet() {
+            pool.connect_failed(*addr, !r.upstream.health_check_interval.is_zero());
+            tracing::warn!(route = %r.id, upstream = %addr, error = %e.etype().as_str(), "upstream connection failed; trying the next address");
+        }
+        ctx.connect_failures += 1;
+        ctx.connect_failures < pool.addrs.len()
+    }
+
     /// The upstream peer for a route (round robin over healthy addresses).
     pub fn peer(&self, snap: &Active, route: usize) -> Box<HttpPeer> {
         let r = &snap.routes[route];
@@ -674,6 +695,17 @@ impl ProxyHttp for Gateway {
         let snap = ctx.snap()?;
         let route = ctx.route.ok_or_else(|| Error::explain(InternalError, "no route"))?;
         Ok(self.peer(&snap, route))
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        if let Some(snap) = ctx.snap.clone() {
+            if let Some(route) = ctx.route {
+                if self.fail_over(ctx, &snap, route, peer, &e) {
+                    e.set_retry(true);
+                }
+            }
+        }
+        e
     }
 
     async fn upstream_request_filter(

@@ -1114,3 +1114,39 @@ fn protocol_upgrades_on_inspected_routes_fail_closed() {
     assert!(r.json()["reason"].as_str().is_some_and(|s| s.contains("upgrade")), "{}", r.text());
     assert!(up.requests().is_empty(), "{:?}", up.requests());
 }
+
+/// Round robin over a route's addresses; an address that refuses connections is skipped for the
+/// request at hand (the next one is tried) and left out until its health check passes.
+#[test]
+fn upstream_pools_round_robin_and_fail_over() {
+    let a = Upstream::start(|r| Reply::json(format!("{{\"who\":\"a\",\"path\":\"{}\"}}", r.path)));
+    let b = Upstream::start(|r| Reply::json(format!("{{\"who\":\"b\",\"path\":\"{}\"}}", r.path)));
+    let dead = free_port();
+    let routes = format!(
+        "routes:\n  - {{id: pair, path_prefix: /pair/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]}}}}\n  - {{id: half, path_prefix: /half/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"], health_check_interval_s: 0}}}}\n",
+        a.port, b.port, a.port
+    );
+    let dir = setup("pools");
+    let gw = start_gateway(&dir, &config(a.port, "none", "allow").replacen("routes:\n", &routes, 1));
+    let who: Vec<String> =
+        (0..6).map(|_| curl(&[&url(&gw, "/pair/x")]).json()["who"].as_str().unwrap_or("?").to_string()).collect();
+    assert_eq!(who.iter().filter(|w| *w == "a").count(), 3, "{who:?}");
+    assert_eq!(who.iter().filter(|w| *w == "b").count(), 3, "{who:?}");
+    // half of the pool is down and no health check runs to notice: every request is still
+    // served, GET (the gateway's own exchange) and POST (Pingora's path) alike
+    for i in 0..4 {
+        let g = curl(&[&url(&gw, &format!("/half/get{i}"))]);
+        assert_eq!(g.status, 200, "GET {i}: {}", g.text());
+        let p = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "{}",
+            &url(&gw, &format!("/half/post{i}")),
+        ]);
+        assert_eq!(p.status, 200, "POST {i}: {}", p.text());
+        assert_eq!(p.json()["who"], "a");
+    }
+}
