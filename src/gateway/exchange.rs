@@ -200,6 +200,12 @@ pub async fn run(
         return answer(session, ctx, v).await;
     };
     ctx.status = resp.status.as_u16();
+    if r.inspect.response {
+        respond::private_cache(&mut resp);
+        if session.req_header().method == http::Method::HEAD {
+            respond::strip_head(&mut resp);
+        }
+    }
 
     // 3. the response
     let head = session.req_header().method == http::Method::HEAD;

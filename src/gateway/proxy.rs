@@ -799,9 +799,14 @@ impl ProxyHttp for Gateway {
         let snap = ctx.snap()?;
         let Some(route) = ctx.route else { return Ok(()) };
         let r = &snap.routes[route];
-        let no_body = session.req_header().method == http::Method::HEAD
-            || matches!(resp.status.as_u16(), 204 | 304)
-            || resp.status.is_informational();
+        let head = session.req_header().method == http::Method::HEAD;
+        let no_body = head || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
+        if r.inspect.response && !resp.status.is_informational() {
+            respond::private_cache(resp);
+            if head {
+                respond::strip_head(resp);
+            }
+        }
         if no_body || !r.inspect.response || !r.may_act_for(ctx.dept, Direction::Response) {
             return Ok(());
         }

@@ -91,6 +91,37 @@ pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
     resp.set_version(http::Version::HTTP_11);
 }
 
+/// For every response of a route that inspects responses: what one department receives (in
+/// clear, or masked) is not for another, so no shared cache may keep it. `public` and `s-maxage`
+/// go, `private` is added (unless the upstream already forbids storing it at all).
+pub fn private_cache(resp: &mut ResponseHeader) {
+    let mut directives: Vec<String> = resp
+        .headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("no-store").split(','))
+        .map(|d| d.trim().to_string())
+        .filter(|d| {
+            let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+            !d.is_empty() && name != "public" && name != "s-maxage" && name != "proxy-revalidate"
+        })
+        .collect();
+    let has =
+        |n: &str, ds: &[String]| ds.iter().any(|d| d.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(n));
+    if !has("private", &directives) && !has("no-store", &directives) {
+        directives.push("private".to_string());
+    }
+    let _ = resp.insert_header(http::header::CACHE_CONTROL, directives.join(", "));
+}
+
+/// A response to HEAD on an inspected route: the validators and length describe the upstream's
+/// body, not the rewritten one a GET would get.
+pub fn strip_head(resp: &mut ResponseHeader) {
+    for h in ["content-length", "accept-ranges", "etag"] {
+        resp.remove_header(h);
+    }
+}
+
 /// Count an upstream failure for `route` and turn it into the client's verdict (502/504).
 pub fn upstream_failure(route_id: &str, e: &Error) -> Verdict {
     let (status, kind) = error_status(e);

@@ -85,6 +85,12 @@ pub fn upstream() -> Upstream {
             "gzip" => Reply::json(gzip(residents().as_bytes())).with_header("content-encoding", "gzip"),
             "zstd" => Reply::json(b"\x28\xb5\x2f\xfd not really zstd".to_vec()).with_header("content-encoding", "zstd"),
             "badgzip" => Reply::json(bad_gzip()).with_header("content-encoding", "gzip"),
+            "etag" => Reply::json(residents())
+                .with_header("etag", "\"v1\"")
+                .with_header("accept-ranges", "bytes")
+                .with_header("cache-control", "public, max-age=60, s-maxage=600"),
+            "nocontent" => Reply { status: 204, ..Reply::json("") },
+            "notmod" => Reply { status: 304, ..Reply::json("") }.with_header("etag", "\"v1\""),
             "bomb" => Reply::json(bomb()).with_header("content-encoding", "gzip"),
             "deflate" => Reply::json(deflate(residents().as_bytes())).with_header("content-encoding", "deflate"),
             "br" => Reply::json(brotli_enc(residents().as_bytes())).with_header("content-encoding", "br"),
@@ -1148,5 +1154,40 @@ fn upstream_pools_round_robin_and_fail_over() {
         ]);
         assert_eq!(p.status, 200, "POST {i}: {}", p.text());
         assert_eq!(p.json()["who"], "a");
+    }
+}
+
+/// Ranges, validators, caches and body-less responses on an inspected route, on both paths (GET:
+/// the gateway's own exchange; POST: Pingora's).
+#[test]
+fn ranges_validators_and_bodiless_responses() {
+    let (gw, up) = start("ranges", "none", "allow");
+    for method in ["GET", "POST"] {
+        let r = curl(&["-X", method, "-H", "Range: bytes=0-9", "-H", "If-Range: \"v1\"", &url(&gw, "/stream/etag")]);
+        assert_eq!(r.status, 200, "{method}: a full response, not a range of the rewritten body");
+        assert!(r.text().contains(ID_MASKED) && !r.text().contains(ID), "{method}: {}", r.text());
+        for h in ["etag", "accept-ranges", "content-range"] {
+            assert!(r.header(h).is_none(), "{method}: {h} describes the upstream's body: {:?}", r.headers);
+        }
+        let cc = r.header("cache-control").unwrap_or_default().to_string();
+        assert!(cc.contains("private") && !cc.contains("public") && !cc.contains("s-maxage"), "{method}: {cc}");
+        assert!(cc.contains("max-age=60"), "{method}: the client's own cache may keep it: {cc}");
+    }
+    assert!(
+        up.requests().iter().all(|q| q.header("range").is_none() && q.header("if-range").is_none()),
+        "{:?}",
+        up.requests()
+    );
+    let head = curl(&["-I", &url(&gw, "/stream/etag")]);
+    assert_eq!(head.status, 200);
+    assert!(!head.text().contains("sfzh"), "no body: {}", head.text());
+    assert!(head.header("etag").is_none() && head.header("accept-ranges").is_none(), "{:?}", head.headers);
+    for (path, status) in [("/stream/nocontent", 204), ("/stream/notmod", 304)] {
+        for method in ["GET", "POST"] {
+            let r = curl(&["-X", method, &url(&gw, path)]);
+            assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+            assert!(r.body.is_empty(), "{method} {path}: {}", r.text());
+            assert!(r.header("transfer-encoding").is_none(), "{method} {path}: {:?}", r.headers);
+        }
     }
 }

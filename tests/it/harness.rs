@@ -203,6 +203,7 @@ fn serve(
                 .find(|h| find_header(&req.headers, h).is_some_and(|v| !v.eq_ignore_ascii_case("keep-alive")))
                 .map(|h| format!("hop-by-hop header {h} forwarded"))
         };
+        let req_method = req.method.clone();
         let reply = match bad {
             Some(why) => {
                 Reply { status: 400, ..Reply::json(format!("{{\"upstream_rejected\":\"{why}\"}}").into_bytes()) }
@@ -235,7 +236,10 @@ fn serve(
             let body = reply.chunks.first().cloned().unwrap_or_default();
             head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
             let _ = w.write_all(head.as_bytes());
-            let _ = w.write_all(&body);
+            // as HTTP has it: no body after a HEAD, a 204 or a 304 (the length is the GET's)
+            if req_method != "HEAD" && !matches!(reply.status, 204 | 304) {
+                let _ = w.write_all(&body);
+            }
         }
         let _ = w.flush();
     }
