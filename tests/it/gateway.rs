@@ -85,6 +85,15 @@ pub fn upstream() -> Upstream {
             "gzip" => Reply::json(gzip(residents().as_bytes())).with_header("content-encoding", "gzip"),
             "zstd" => Reply::json(b"\x28\xb5\x2f\xfd not really zstd".to_vec()).with_header("content-encoding", "zstd"),
             "badgzip" => Reply::json(bad_gzip()).with_header("content-encoding", "gzip"),
+            "bignotice" => Reply {
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                chunks: vec![
+                    format!("{}\n", "x".repeat(100 * 1024)).into_bytes(),
+                    "机密★1年\n关于平台升级的通知\n".as_bytes().to_vec(),
+                ],
+                delay: Duration::from_millis(100),
+                ..Reply::json("")
+            },
             "etag" => Reply::json(residents())
                 .with_header("etag", "\"v1\"")
                 .with_header("accept-ranges", "bytes")
@@ -538,10 +547,16 @@ fn unknown_department_policy_masks_everything() {
 #[test]
 fn upstream_down_gives_502_json() {
     let (gw, _up) = start("down", "none", "allow");
-    let r = curl(&[&url(&gw, "/down/anything")]);
-    assert_eq!(r.status, 502, "{}", r.text());
-    assert_eq!(r.json()["error"], "upstream_error");
-    assert_eq!(r.header("content-type"), Some("application/json"));
+    // GET (the gateway's own exchange) and POST (Pingora's path)
+    for extra in [&[][..], &["-X", "POST", "-H", "content-type: application/json", "-d", "{}"][..]] {
+        let mut args = extra.to_vec();
+        let u = url(&gw, "/down/anything");
+        args.push(&u);
+        let r = curl(&args);
+        assert_eq!(r.status, 502, "{extra:?}: {}", r.text());
+        assert_eq!(r.json()["error"], "upstream_error");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
     let n = curl(&[&url(&gw, "/nowhere")]);
     assert_eq!(n.status, 404);
     assert_eq!(n.json()["error"], "no_route");
@@ -688,6 +703,9 @@ fn slow_upstream_gives_504_json() {
     let gw = start_gateway(&dir, &cfg);
     let r = curl(&[&url(&gw, "/stream/slow")]);
     assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["kind"], "timeout");
+    let r = curl(&["-X", "POST", "-H", "content-type: application/json", "-d", "{}", &url(&gw, "/stream/slow")]);
+    assert_eq!(r.status, 504, "POST: {}", r.text());
     assert_eq!(r.json()["kind"], "timeout");
 }
 
@@ -1190,4 +1208,43 @@ fn ranges_validators_and_bodiless_responses() {
             assert!(r.header("transfer-encoding").is_none(), "{method} {path}: {:?}", r.headers);
         }
     }
+}
+
+/// A `block` finding past `max_buffer`: the head and the first part are gone, so the stream is
+/// aborted and the incident recorded; the marked part never reaches the client.
+#[test]
+fn a_response_block_past_max_buffer_aborts_the_stream() {
+    let (gw, _up) = start("abort", "none", "allow");
+    let r = curl(&[&url(&gw, "/capped/bignotice")]);
+    assert!(!r.text().contains("机密") && !r.text().contains("通知"), "{:.100}", r.text());
+    assert!(r.exit != 0, "the client sees the transfer fail, not a complete response (exit {})", r.exit);
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.contains("dlp.block"));
+    assert!(audit.contains("secret.marking"), "{audit}");
+}
+
+/// Over HTTP/2: a streamed response past the 64 KiB hold with a value split between upstream
+/// chunks, and a POST (Pingora's own body filters, not the gateway's exchange).
+#[test]
+fn http2_streamed_and_posted_bodies_are_masked() {
+    let (gw, up) = start("h2stream", "none", "allow");
+    let r = curl(&["--http2-prior-knowledge", &url(&gw, "/stream/bigsplit")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.version, "HTTP/2");
+    assert!(r.text().ends_with(&format!("\"sfzh\":\"{ID_MASKED}\"}}")), "{:.200}", r.text());
+    assert!(!r.text().contains(ID));
+    let body = format!("{{\"phone\":\"{MOBILE}\"}}");
+    let r = curl(&[
+        "--http2-prior-knowledge",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &body,
+        &url(&gw, "/stream/residents"),
+    ]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(ID_MASKED) && !r.text().contains(ID), "{:.200}", r.text());
+    let got = up.requests().into_iter().find(|q| q.method == "POST").expect("forwarded");
+    assert_eq!(got.body, b"{\"phone\":\"138****8000\"}");
 }
