@@ -155,7 +155,7 @@ departments:
   - id: civil
     name: 民政厅
     clearance: important
-    match: {{api_key_sha256: ["{civil}"]}}
+    match: {{api_key_sha256: ["{civil}"], cert_cn: [cn-user], cert_san: [civil.gov.example]}}
 policies:
   - id: mask
     overrides:
@@ -276,6 +276,20 @@ fn department_from_client_certificate_and_api_key() {
     assert_eq!(with_cert.status, 200);
     assert!(with_cert.text().contains(ID), "公安厅 sees ID numbers: {}", with_cert.text());
     assert!(!with_cert.text().contains(CARD), "but not bank cards");
+    // a certificate's CN, or a SAN, names a department as well as an OU does
+    for who in ["cn", "san"] {
+        let r = curl(&[
+            "--cacert",
+            &p("ca.crt"),
+            "--cert",
+            &p(&format!("{who}.crt")),
+            "--key",
+            &p(&format!("{who}.key")),
+            &https,
+        ]);
+        assert_eq!(r.status, 200, "{who}");
+        assert!(r.text().contains(MOBILE) && !r.text().contains(ID), "{who}: civil affairs' view: {}", r.text());
+    }
     let anonymous = curl(&["--cacert", &p("ca.crt"), &https]);
     assert!(anonymous.text().contains(ID_MASKED) && !anonymous.text().contains(ID));
     let by_key = curl(&["-H", "X-Api-Key: civil-key", &url(&gw, "/stream/residents")]);
@@ -1247,4 +1261,94 @@ fn http2_streamed_and_posted_bodies_are_masked() {
     assert!(r.text().contains(ID_MASKED) && !r.text().contains(ID), "{:.200}", r.text());
     let got = up.requests().into_iter().find(|q| q.method == "POST").expect("forwarded");
     assert_eq!(got.body, b"{\"phone\":\"138****8000\"}");
+}
+
+/// Runs of digits in `text` that look like a resident ID (17 digits and a check digit or X) and
+/// like a mainland mobile (11 digits starting with 1), whole runs only.
+fn clear_values(text: &str) -> (usize, usize) {
+    let b = text.as_bytes();
+    let (mut ids, mut mobiles, mut i) = (0, 0, 0);
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_digit() || (i - start == 17 && b[i] == b'X')) {
+                i += 1;
+            }
+            match i - start {
+                18 => ids += 1,
+                11 if b[start] == b'1' => mobiles += 1,
+                _ => {}
+            }
+        } else {
+            i += 1;
+        }
+    }
+    (ids, mobiles)
+}
+
+/// `dlpgate demo`, the README's first command, shows what issue 3 promises: per department
+/// views of the same data, the marked document and the card upload blocked, mTLS over HTTP/2.
+#[test]
+fn demo_shows_each_department_its_own_view() {
+    let dir = tempdir("demo");
+    let (http, https, admin, backend) = (free_port(), free_port(), free_port(), free_port());
+    let out = std::fs::File::create(dir.join("demo.out")).expect("out");
+    let ports = [http.to_string(), https.to_string(), admin.to_string(), backend.to_string()];
+    let child = std::process::Command::new(bin())
+        .args(["demo", "--dir"])
+        .arg(dir.join("demo"))
+        .args(["--http", &ports[0], "--https", &ports[1], "--admin", &ports[2], "--backend", &ports[3]])
+        .stdout(std::process::Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("spawn demo");
+    let gw = Gateway { child, http, https, admin, dir: dir.clone() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while curl(&[&format!("http://127.0.0.1:{admin}/healthz")]).status != 200 {
+        assert!(std::time::Instant::now() < deadline, "demo did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let residents = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        let u = url(&gw, "/api/residents");
+        args.push(&u);
+        let r = curl(&args);
+        assert_eq!(r.status, 200, "{extra:?}: {}", r.text());
+        clear_values(&r.text())
+    };
+    let (ids, mobiles) = residents(&[]);
+    assert_eq!((ids, mobiles), (0, 0), "an unknown caller sees every identifier masked");
+    let (ids, mobiles) = residents(&["-H", "X-Api-Key: demo-civil-affairs"]);
+    assert!(ids == 0 && mobiles > 0, "民政厅: mobiles, no ID numbers ({ids}, {mobiles})");
+    let (ids, _) = residents(&["-H", "X-Api-Key: demo-public-security"]);
+    assert!(ids > 0, "公安厅 sees ID numbers");
+    let d = dir.join("demo");
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    let mtls = curl(&[
+        "--http2",
+        "--cacert",
+        &p("ca.crt"),
+        "--cert",
+        &p("client-ps.crt"),
+        "--key",
+        &p("client-ps.key"),
+        &format!("https://localhost:{https}/api/residents"),
+    ]);
+    assert_eq!((mtls.status, mtls.version.as_str()), (200, "HTTP/2"), "{}", mtls.text());
+    assert!(clear_values(&mtls.text()).0 > 0, "the OU 公安厅 certificate sees ID numbers");
+    let notice = curl(&[&url(&gw, "/docs/notice")]);
+    assert_eq!(notice.status, 403);
+    assert_eq!(notice.json()["error"], "blocked_by_dlp");
+    let card = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        "{\"card\":\"6212265658323320978\"}",
+        &url(&gw, "/api/echo"),
+    ]);
+    assert_eq!(card.status, 403, "{}", card.text());
+    let printed = std::fs::read_to_string(dir.join("demo.out")).unwrap_or_default();
+    assert!(printed.contains(&format!("curl -s http://127.0.0.1:{http}/api/residents")), "{printed}");
 }

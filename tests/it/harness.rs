@@ -288,12 +288,20 @@ impl Pki {
         write("ca.crt", ca_cert.pem());
         write("server.crt", srv_cert.pem());
         write("server.key", srv_key.serialize_pem());
-        // a client of the test CA with OU 公安厅, and one from a foreign CA
-        for (name, ou, foreign) in [("ps", "公安厅", false), ("stranger", "公安厅", true)] {
+        // clients of the test CA: OU 公安厅; a CN only; a DNS SAN only; and one from a foreign CA
+        for (name, ou, san, foreign) in [
+            ("ps", "公安厅", "", false),
+            ("cn", "", "", false),
+            ("san", "", "civil.gov.example", false),
+            ("stranger", "公安厅", "", true),
+        ] {
             let k = KeyPair::generate().expect("key");
-            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            let sans = if san.is_empty() { Vec::new() } else { vec![san.to_string()] };
+            let mut p = CertificateParams::new(sans).expect("params");
             p.distinguished_name.push(DnType::CommonName, format!("{name}-user"));
-            p.distinguished_name.push(DnType::OrganizationalUnitName, ou);
+            if !ou.is_empty() {
+                p.distinguished_name.push(DnType::OrganizationalUnitName, ou);
+            }
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             let c = if foreign {
                 let fk = KeyPair::generate().expect("key");
