@@ -472,6 +472,18 @@ fn blocked_response_returns_403_and_no_data() {
     let b = curl(&[&url(&gw, "/strict/image")]);
     assert_eq!(b.status, 415);
     assert!(!b.text().contains(ID));
+    // where the route passes binary types (the default), the image goes through as it is,
+    // unscanned, and that is counted
+    let p = curl(&[&url(&gw, "/stream/image")]);
+    assert_eq!(p.status, 200);
+    assert_eq!(p.text(), format!("PNG{ID}"), "binary bodies are never rewritten");
+    let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
+    assert!(
+        m.lines().any(|l| l.starts_with("dlpgate_uninspected_total{")
+            && l.contains("route=\"stream\"")
+            && l.contains("reason=\"binary_content_type\"")),
+        "{m}"
+    );
 }
 
 #[test]
