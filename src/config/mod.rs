@@ -642,6 +642,81 @@ impl Route {
     }
 }
 
+/// A request path in normal form (RFC 3986 §6.2.2): percent-encoded unreserved characters
+/// decoded, dot segments resolved, repeated slashes collapsed; `Ok(None)` when it already is.
+/// Routes match this form, so `/%61pi/`, `//api/` or `/x/../api/` reach `/api/`'s route under its
+/// policy whatever the upstream makes of them. Refused: a `%` not followed by two hex digits
+/// (decoding could otherwise form a new escape, `%2%65` → `%2e`), and a `..` segment hidden from
+/// this resolution but not from every server's (`..%2F`, `..\`, `..;`).
+pub fn normal_path(path: &str) -> Result<Option<String>, &'static str> {
+    let b = path.as_bytes();
+    let suspicious = b.contains(&b'%')
+        || b.contains(&b'\\')
+        || path.contains("//")
+        || path.contains("/.")
+        || path.contains(";")
+        || !path.starts_with('/');
+    if !suspicious || path.is_empty() || path == "*" {
+        return Ok(None);
+    }
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut decoded = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) else {
+                return Err("malformed percent-encoding in path");
+            };
+            let c = (h * 16 + l) as u8;
+            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                decoded.push(c);
+            } else {
+                decoded.extend_from_slice(&b[i..i + 3]);
+            }
+            i += 3;
+            continue;
+        }
+        decoded.push(b[i]);
+        i += 1;
+    }
+    let decoded = String::from_utf8_lossy(&decoded).into_owned();
+    let segments: Vec<&str> = decoded.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    let (mut out, mut trailing) = (Vec::new(), false);
+    for (k, seg) in segments.iter().enumerate() {
+        match *seg {
+            "" | "." => trailing = k == last && k > 0,
+            ".." => {
+                out.pop();
+                trailing = k == last;
+            }
+            s => {
+                out.push(s);
+                trailing = false;
+            }
+        }
+    }
+    // what other servers also take for a separator or a parameter
+    for seg in &out {
+        let lower = seg.to_ascii_lowercase();
+        let pieces = lower.split(['\\']).flat_map(|p| p.split("%2f")).flat_map(|p| p.split("%5c"));
+        for piece in pieces {
+            if piece.split(';').next() == Some("..") {
+                return Err("ambiguous path segment");
+            }
+        }
+    }
+    let mut norm = String::with_capacity(path.len());
+    for seg in &out {
+        norm.push('/');
+        norm.push_str(seg);
+    }
+    if trailing || norm.is_empty() {
+        norm.push('/');
+    }
+    Ok((norm != path).then_some(norm))
+}
+
 impl Route {
     pub fn matches(&self, host: &str, path: &str) -> bool {
         let host =
@@ -1133,6 +1208,13 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         };
         if !r.path_prefix.starts_with('/') {
             c.err("path_prefix", Some(&r.path_prefix), format!("route {}: path_prefix must start with /", r.id));
+        } else if !matches!(normal_path(&r.path_prefix), Ok(None)) {
+            // requests are matched in normal form: another spelling would never match
+            c.err(
+                "path_prefix",
+                Some(&r.path_prefix),
+                format!("route {}: path_prefix must be in normal form (no escapes, dot segments or //)", r.id),
+            );
         }
         let mut addrs = Vec::new();
         if r.upstream.addrs.is_empty() {
@@ -1354,6 +1436,35 @@ pub fn api_key_digest(key: &[u8]) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
+    use super::normal_path;
+
+    #[test]
+    fn paths_in_normal_form() {
+        for (raw, norm) in [
+            ("/api/residents", Ok(None)),
+            ("/%61pi/residents", Ok(Some("/api/residents"))),
+            ("//api//residents", Ok(Some("/api/residents"))),
+            ("/x/../api/residents", Ok(Some("/api/residents"))),
+            ("/x/%2e%2e/api/", Ok(Some("/api/"))),
+            ("/api/./residents/.", Ok(Some("/api/residents/"))),
+            ("/../../etc", Ok(Some("/etc"))),
+            ("/a%2Fb", Ok(None)), // an encoded slash is data, not a separator
+            ("/a%20b/%E6%9C%BA", Ok(None)),
+            ("*", Ok(None)),
+            ("", Ok(None)),
+            ("/api/", Ok(None)),
+            ("/x/%2%65%2%65/api", Err("malformed percent-encoding in path")),
+            ("/x/%%32%65", Err("malformed percent-encoding in path")),
+            ("/x/%", Err("malformed percent-encoding in path")),
+            ("/public/..%2Fapi", Err("ambiguous path segment")),
+            ("/public/..%5capi", Err("ambiguous path segment")),
+            ("/public/..\\api", Err("ambiguous path segment")),
+            ("/public/..;/api", Err("ambiguous path segment")),
+            ("/public/%2e%2e;x/api", Err("ambiguous path segment")),
+        ] {
+            assert_eq!(normal_path(raw), norm.map(|n| n.map(str::to_string)), "{raw}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -82,8 +82,6 @@ pub struct Ctx {
     pub verdict: Option<Verdict>,
     pub req_body: ReqBody,
     pub new_query: Option<String>,
-    /// The request path in normal form, when it differs from what the client sent.
-    pub new_path: Option<String>,
     /// Header fields with a rewritten value: every value of the field, in order.
     pub new_headers: Vec<(http::HeaderName, Vec<http::HeaderValue>)>,
     pub resp: Option<Box<BodyInspector>>,
@@ -195,62 +193,6 @@ fn ambiguous_framing(req: &RequestHeader) -> Option<&'static str> {
     None
 }
 
-/// The path in normal form (RFC 3986 §6.2.2): percent-encoded unreserved characters decoded,
-/// dot segments resolved, repeated slashes collapsed. `None` when it already is. Routes match on
-/// this form and the upstream receives it, so `/%61pi/`, `//api/` or `/x/../api/` cannot reach
-/// a route's upstream under another route's policy.
-pub fn normalized_path(path: &str) -> Option<String> {
-    let b = path.as_bytes();
-    let suspicious = b.contains(&b'%') || path.contains("//") || path.contains("/.") || !path.starts_with('/');
-    if !suspicious || path == "*" {
-        return None;
-    }
-    let mut decoded = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                    decoded.push(c);
-                    i += 3;
-                    continue;
-                }
-            }
-        }
-        decoded.push(b[i]);
-        i += 1;
-    }
-    let decoded = String::from_utf8_lossy(&decoded).into_owned();
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = decoded.split('/').collect();
-    let last = segments.len().saturating_sub(1);
-    let mut trailing = false;
-    for (k, seg) in segments.iter().enumerate() {
-        match *seg {
-            "" | "." => trailing = k == last && k > 0,
-            ".." => {
-                out.pop();
-                trailing = k == last;
-            }
-            s => {
-                out.push(s);
-                trailing = false;
-            }
-        }
-    }
-    let mut norm = String::with_capacity(path.len());
-    for seg in &out {
-        norm.push('/');
-        norm.push_str(seg);
-    }
-    if trailing || norm.is_empty() {
-        norm.push('/');
-    }
-    (norm != path).then_some(norm)
-}
-
 /// Percent-encode what a rewritten query may now contain (`[`, `]`, spaces, non-ASCII labels).
 fn encode_query(q: &[u8]) -> String {
     let mut s = String::with_capacity(q.len());
@@ -313,8 +255,12 @@ impl Gateway {
             .map(str::to_string)
             .or_else(|| header_str(req, "host").map(str::to_string))
             .unwrap_or_default();
-        ctx.new_path = normalized_path(req.uri.path());
-        let Some(route) = snap.route(&host, ctx.new_path.as_deref().unwrap_or(req.uri.path())) else {
+        // routes match the path in normal form; the upstream gets the path as the client sent it
+        let normal = match crate::config::normal_path(req.uri.path()) {
+            Ok(n) => n,
+            Err(why) => return Some(Verdict::BadRequest(why)),
+        };
+        let Some(route) = snap.route(&host, normal.as_deref().unwrap_or(req.uri.path())) else {
             return Some(Verdict::NoRoute);
         };
         ctx.route = Some(route);
@@ -341,6 +287,10 @@ impl Gateway {
                 // than ever send the raw one
                 if format!("{}?{nq}", req.uri.path()).parse::<http::Uri>().is_err() {
                     too_long = true;
+                }
+                if !req.raw_path_is_utf8() {
+                    // the rewrite would go out with a lossy copy of the path's raw bytes
+                    return Some(Verdict::BadRequest("request target not UTF-8 cannot be rewritten"));
                 }
                 ctx.new_query = Some(nq);
             }
@@ -550,12 +500,8 @@ impl Gateway {
                 req.append_header(name.clone(), v.clone())?;
             }
         }
-        if ctx.new_query.is_some() || ctx.new_path.is_some() {
-            let path = ctx.new_path.as_deref().unwrap_or(req.uri.path());
-            let pq = match ctx.new_query.as_deref().or(req.uri.query()) {
-                Some(q) => format!("{path}?{q}"),
-                None => path.to_string(),
-            };
+        if let Some(q) = &ctx.new_query {
+            let pq = format!("{}?{}", req.uri.path(), q);
             match pq.parse::<http::Uri>() {
                 Ok(uri) => req.set_uri(uri),
                 // the rewritten query no longer fits in a URI: never fall back to the raw one
@@ -1013,26 +959,6 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests {
-    use super::normalized_path;
-
-    #[test]
-    fn paths_in_normal_form() {
-        for (raw, norm) in [
-            ("/api/residents", None),
-            ("/%61pi/residents", Some("/api/residents")),
-            ("//api//residents", Some("/api/residents")),
-            ("/x/../api/residents", Some("/api/residents")),
-            ("/x/%2e%2e/api/", Some("/api/")),
-            ("/api/./residents/.", Some("/api/residents/")),
-            ("/../../etc", Some("/etc")),
-            ("/a%2Fb", None), // an encoded slash is data, not a separator
-            ("/a%20b/%E6%9C%BA", None),
-            ("*", None),
-            ("/api/", None),
-        ] {
-            assert_eq!(normalized_path(raw).as_deref(), norm, "{raw}");
-        }
-    }
     #[test]
     fn encode_query_keeps_url_bytes() {
         assert_eq!(super::encode_query(b"a=1&b=13****8000"), "a=1&b=13****8000");
