@@ -755,16 +755,19 @@ impl Pool {
     ///
     /// # Panics
     /// Never: a route always has at least one address (checked at load).
-    pub fn pick(&self) -> SocketAddr {
+    pub fn pick(&self, failed: &[SocketAddr]) -> SocketAddr {
         use std::sync::atomic::Ordering;
         let n = self.addrs.len().max(1);
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            let k = (start + i) % n;
-            if self.healthy.get(k).is_some_and(|h| h.load(Ordering::Relaxed)) {
-                if let Some(a) = self.addrs.get(k) {
-                    return *a;
-                }
+        // healthy and not yet failed for this request; then any not failed; then any
+        let usable = |k: usize, healthy_only: bool| {
+            self.addrs.get(k).filter(|a| {
+                !failed.contains(a) && (!healthy_only || self.healthy.get(k).is_some_and(|h| h.load(Ordering::Relaxed)))
+            })
+        };
+        for healthy_only in [true, false] {
+            if let Some(a) = (0..n).find_map(|i| usable((start + i) % n, healthy_only)) {
+                return *a;
             }
         }
         self.addrs.get(start % n).copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)))

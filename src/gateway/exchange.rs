@@ -20,7 +20,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder, Scope};
-use super::proxy::{Ctx, Gateway, read_client_body};
+use super::proxy::{Ctx, Gateway, continue_if_expected, read_client_body};
 use super::respond::{self, Verdict};
 use super::server::Active;
 use crate::policy::Direction;
@@ -76,6 +76,7 @@ pub async fn run(
     let mut body = Vec::new();
     let mut oversize = false;
     if !session.as_mut().is_body_empty() {
+        continue_if_expected(session, ctx).await?;
         while let Some(c) = read_client_body(session).await? {
             body.extend_from_slice(&c);
             if body.len() > r.inspect.max_buffer {
@@ -125,7 +126,7 @@ pub async fn run(
     let body = Bytes::from(body);
     let mut retries = 0;
     let (mut up, peer) = loop {
-        let peer = gw.peer(active, route);
+        let peer = gw.peer(active, route, &ctx.connect_failed);
         let (mut up, reused) = match gw.connector.get_http_session(&*peer).await {
             Ok(s) => s,
             Err(e) if gw.fail_over(ctx, active, route, &peer, &e) => continue,
@@ -164,12 +165,13 @@ pub async fn run(
             }
             up.finish_request_body().await?;
             // interim responses (100 Continue, 103 Early Hints) are not the answer
-            loop {
+            for _ in 0..8 {
                 up.read_response_header().await?;
                 if !up.response_header().is_some_and(|h| h.status.is_informational()) {
                     return Ok::<(), Box<Error>>(());
                 }
             }
+            Error::e_explain(InvalidHTTPHeader, "upstream sent interim responses without end")
         }
         .await;
         match sent {
@@ -259,6 +261,7 @@ pub async fn run(
     let mut held: Vec<u8> = Vec::new();
     // the body as it came, while it is held: what `on_error: pass` relays if decoding fails
     let mut raw: Vec<u8> = Vec::new();
+    let mut raw_kept = !plain;
     let mut streaming = false;
     loop {
         let chunk = match up.read_response_body().await {
@@ -273,8 +276,14 @@ pub async fn run(
         };
         let eos = chunk.is_none();
         let data = chunk.unwrap_or_default();
-        if !plain && !streaming {
-            raw.extend_from_slice(&data);
+        if raw_kept && !streaming {
+            if raw.len() + data.len() > hold {
+                // no longer relayable as it came: a decoding failure from here on is answered 502
+                raw_kept = false;
+                raw = Vec::new();
+            } else {
+                raw.extend_from_slice(&data);
+            }
         }
         let mut out = Vec::with_capacity(data.len() + 256);
         let res = insp.push(
@@ -293,6 +302,10 @@ pub async fn run(
             if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Response, reason) {
                 up.shutdown().await;
                 return answer(session, ctx, v).await;
+            }
+            if !raw_kept {
+                up.shutdown().await;
+                return answer(session, ctx, Verdict::Uninspectable { status: 502, reason }).await;
             }
             // pass: nothing has been sent yet, so the response goes out as the upstream sent it,
             // uninspected (counted), its coding and length untouched

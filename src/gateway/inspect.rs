@@ -496,20 +496,35 @@ pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], bound
     let mut out = Vec::with_capacity(body.len());
     let mut blocked = false;
     let mut binary = 0;
-    out.extend_from_slice(&body[..positions[0]]);
+    // what a lenient parser might still read as data: the preamble, a part without a header
+    // block, and what follows the last delimiter are scanned as they are
+    let scan_raw = |out: &mut Vec<u8>, log: &mut FindingLog, bytes: &[u8]| {
+        let (o, b) = scan_buffer(scope, log, bytes);
+        out.extend_from_slice(&o);
+        b
+    };
+    blocked |= scan_raw(&mut out, log, &body[..positions[0]]);
     for w in positions.windows(2) {
         let (start, end) = (w[0], w[1]);
         let part = &body[start..end];
         // delimiter line, headers, blank line, content
         let Some(head_end) = memchr::memmem::find(part, b"\r\n\r\n") else {
-            out.extend_from_slice(part);
+            blocked |= scan_raw(&mut out, log, part);
             continue;
         };
         let content_start = head_end + 4;
         let headers = String::from_utf8_lossy(&part[..head_end]).to_ascii_lowercase();
-        let ctype = headers.lines().find_map(|l| l.strip_prefix("content-type:")).map(str::trim).unwrap_or("");
-        let file = headers.lines().any(|l| l.starts_with("content-disposition:") && l.contains("filename"));
+        let field = |name: &str| headers.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+        let ctype = field("content-type:").unwrap_or("");
+        let file = field("content-disposition:").is_some_and(names_a_file);
+        let coded = field("content-transfer-encoding:").is_some_and(|c| !matches!(c, "7bit" | "8bit" | "binary"));
         let essence = ctype.split(';').next().unwrap_or("").trim();
+        if coded {
+            // base64 or quoted-printable: cannot be scanned as it is, so it is not text to us
+            binary += 1;
+            out.extend_from_slice(part);
+            continue;
+        }
         let text = !file
             || essence.is_empty()
             || essence.starts_with("text/")
@@ -531,9 +546,31 @@ pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], bound
         }
     }
     if let Some(&last) = positions.last() {
-        out.extend_from_slice(&body[last..]);
+        blocked |= scan_raw(&mut out, log, &body[last..]);
     }
     (out, blocked, binary)
+}
+
+/// Whether a `Content-Disposition` value (lowercased) has a `filename` or `filename*` parameter
+/// (not a field *named* "filename": parameters are split outside quotes).
+fn names_a_file(disposition: &str) -> bool {
+    let mut params = Vec::new();
+    let (mut cur, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in disposition.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                params.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    params.push(cur);
+    params.iter().skip(1).any(|p| matches!(p.split('=').next().map(str::trim), Some("filename" | "filename*")))
 }
 
 /// Scan a complete request or response body, part by part when it is multipart.
@@ -563,6 +600,15 @@ pub fn scan_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_parts_are_told_by_their_parameters() {
+        assert!(names_a_file("form-data; name=\"doc\"; filename=\"a.png\""));
+        assert!(names_a_file("attachment; filename*=utf-8''a.png"));
+        assert!(!names_a_file("form-data; name=\"filename\""));
+        assert!(!names_a_file("form-data; name=\"x; filename=y\""));
+        assert!(!names_a_file("form-data; name=\"xfilename\""));
+    }
 
     #[test]
     fn multipart_boundaries() {

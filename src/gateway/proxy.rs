@@ -67,8 +67,10 @@ pub enum ReqBody {
 #[derive(Debug, Default)]
 pub struct Ctx {
     pub snap: Option<Arc<Active>>,
-    /// Upstream addresses that refused a connection for this request.
-    pub connect_failures: usize,
+    /// Upstream addresses that refused a connection for this request (not tried again for it).
+    pub connect_failed: Vec<SocketAddr>,
+    /// The gateway answered the client's `Expect: 100-continue` itself.
+    pub continued: bool,
     pub route: Option<usize>,
     pub dept: usize,
     pub incident: String,
@@ -377,6 +379,7 @@ impl Gateway {
         let early = len.is_some_and(|l| l <= EARLY_BODY_LIMIT.min(r.inspect.max_buffer));
         if early {
             session.as_downstream_mut().enable_retry_buffering();
+            continue_if_expected(session, ctx).await?;
             let mut body = Vec::new();
             while let Some(c) = read_client_body(session).await? {
                 body.extend_from_slice(&c);
@@ -463,16 +466,18 @@ impl Gateway {
         if let Some(addr) = pingora::upstreams::peer::Peer::address(peer).as_inet() {
             pool.connect_failed(*addr, !r.upstream.health_check_interval.is_zero());
             tracing::warn!(route = %r.id, upstream = %addr, error = %e.etype().as_str(), "upstream connection failed; trying the next address");
+            if !ctx.connect_failed.contains(addr) {
+                ctx.connect_failed.push(*addr);
+            }
         }
-        ctx.connect_failures += 1;
-        ctx.connect_failures < pool.addrs.len()
+        ctx.connect_failed.len() < pool.addrs.len()
     }
 
     /// The upstream peer for a route (round robin over healthy addresses).
-    pub fn peer(&self, snap: &Active, route: usize) -> Box<HttpPeer> {
+    pub fn peer(&self, snap: &Active, route: usize, failed: &[SocketAddr]) -> Box<HttpPeer> {
         let r = &snap.routes[route];
         let u = &r.upstream;
-        let addr = snap.pools[route].pick();
+        let addr = snap.pools[route].pick(failed);
         let mut peer = HttpPeer::new(addr, u.tls, u.sni.clone());
         peer.options.connection_timeout = Some(u.connect_timeout);
         peer.options.total_connection_timeout = Some(u.connect_timeout + Duration::from_secs(1));
@@ -507,6 +512,9 @@ impl Gateway {
                 // the rewritten query no longer fits in a URI: never fall back to the raw one
                 Err(_) => return Error::e_explain(HTTPStatus(414), "dlp: rewritten query too long"),
             }
+        }
+        if ctx.continued {
+            req.remove_header("expect");
         }
         // identity: the client's own claims are dropped, the gateway's resolution is sent
         for name in CLIENT_IDENTITY_HEADERS {
@@ -615,6 +623,22 @@ fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> 
 
 /// The next chunk of the client's request body. A failure here (a malformed or truncated body, a
 /// client gone away) is the client's, so it is answered as one (400) rather than as the gateway's.
+/// A client that waits for `100 Continue` before sending its body (curl does, for uploads) is
+/// told to go on when the gateway itself reads the body before contacting the upstream; the
+/// upstream then gets no `Expect` (see [`Gateway::prepare_upstream`]).
+pub(crate) async fn continue_if_expected(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+    let expects = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+    if expects && !ctx.continued && session.response_written().is_none() {
+        ctx.continued = true;
+        session.as_downstream_mut().write_continue_response().await.map_err(|e| e.into_down())?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn read_client_body(session: &mut Session) -> Result<Option<bytes::Bytes>> {
     session.read_request_body().await.map_err(|e| e.into_down())
 }
@@ -703,7 +727,7 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let snap = ctx.snap()?;
         let route = ctx.route.ok_or_else(|| Error::explain(InternalError, "no route"))?;
-        Ok(self.peer(&snap, route))
+        Ok(self.peer(&snap, route, &ctx.connect_failed))
     }
 
     fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
@@ -909,9 +933,10 @@ impl ProxyHttp for Gateway {
 
     /// Pingora's default summary (in its error logs) includes the query string, which may carry
     /// the very values the gateway protects: method and path only.
-    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
-        let r = session.req_header();
-        format!("{} {}", r.method, r.uri.path())
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        // the path too may carry values (a REST id): masked as in audit events
+        let path = if ctx.snap.is_some() && !ctx.path.is_empty() { ctx.audit_path() } else { "-".to_string() };
+        format!("{} {path}", session.req_header().method)
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {

@@ -106,9 +106,9 @@ pub fn private_cache(resp: &mut ResponseHeader) {
             !d.is_empty() && name != "public" && name != "s-maxage" && name != "proxy-revalidate"
         })
         .collect();
-    let has =
-        |n: &str, ds: &[String]| ds.iter().any(|d| d.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(n));
-    if !has("private", &directives) && !has("no-store", &directives) {
+    // only a bare `private` covers the whole response (`private="set-cookie"` names fields)
+    let bare = |n: &str, ds: &[String]| ds.iter().any(|d| d.eq_ignore_ascii_case(n));
+    if !bare("private", &directives) && !bare("no-store", &directives) {
         directives.push("private".to_string());
     }
     let _ = resp.insert_header(http::header::CACHE_CONTROL, directives.join(", "));
@@ -163,5 +163,29 @@ fn error_status(e: &Error) -> (u16, &'static str) {
         HTTPStatus(s) => (*s, "status"),
         _ if e.esource() == &ErrorSource::Upstream => (502, "protocol"),
         _ => (500, "internal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc(upstream: Option<&str>) -> String {
+        let mut r = ResponseHeader::build(200, None).expect("head");
+        if let Some(v) = upstream {
+            r.insert_header("cache-control", v).expect("header");
+        }
+        private_cache(&mut r);
+        r.headers.get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn responses_are_private_to_the_caller() {
+        assert_eq!(cc(None), "private");
+        assert_eq!(cc(Some("public, max-age=60, s-maxage=600")), "max-age=60, private");
+        assert_eq!(cc(Some("no-store")), "no-store");
+        assert_eq!(cc(Some("private, max-age=5")), "private, max-age=5");
+        // a field-scoped private leaves the rest storable: not enough
+        assert_eq!(cc(Some("private=\"set-cookie\", max-age=600")), "private=\"set-cookie\", max-age=600, private");
     }
 }
