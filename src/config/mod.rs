@@ -645,16 +645,21 @@ impl Route {
 /// A request path in normal form (RFC 3986 §6.2.2): percent-encoded unreserved characters
 /// decoded, dot segments resolved, repeated slashes collapsed; `Ok(None)` when it already is.
 /// Routes match this form, so `/%61pi/`, `//api/` or `/x/../api/` reach `/api/`'s route under its
-/// policy whatever the upstream makes of them. Refused: a `%` not followed by two hex digits
-/// (decoding could otherwise form a new escape, `%2%65` → `%2e`), and a `..` segment hidden from
-/// this resolution but not from every server's (`..%2F`, `..\`, `..;`).
-pub fn normal_path(path: &str) -> Result<Option<String>, &'static str> {
+/// policy whatever the upstream makes of them.
+///
+/// `loose` reads the path as the most lenient servers do: `%2F`, `%5C` and `\` as separators, a
+/// segment's `;parameters` dropped (`..;` is `..` to Tomcat). The gateway routes both readings
+/// and refuses a path whose readings reach different routes.
+///
+/// A `%` not followed by two hex digits is refused: decoding could otherwise form a new escape
+/// (`%2%65` → `%2e`).
+pub fn normal_path(path: &str, loose: bool) -> Result<Option<String>, &'static str> {
     let b = path.as_bytes();
     let suspicious = b.contains(&b'%')
         || b.contains(&b'\\')
+        || b.contains(&b';')
         || path.contains("//")
         || path.contains("/.")
-        || path.contains(";")
         || !path.starts_with('/');
     if !suspicious || path.is_empty() || path == "*" {
         return Ok(None);
@@ -668,19 +673,23 @@ pub fn normal_path(path: &str) -> Result<Option<String>, &'static str> {
                 return Err("malformed percent-encoding in path");
             };
             let c = (h * 16 + l) as u8;
-            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                decoded.push(c);
+            if c.is_ascii_alphanumeric()
+                || matches!(c, b'-' | b'.' | b'_' | b'~')
+                || (loose && matches!(c, b'/' | b'\\'))
+            {
+                decoded.push(if c == b'\\' { b'/' } else { c });
             } else {
                 decoded.extend_from_slice(&b[i..i + 3]);
             }
             i += 3;
             continue;
         }
-        decoded.push(b[i]);
+        decoded.push(if loose && b[i] == b'\\' { b'/' } else { b[i] });
         i += 1;
     }
     let decoded = String::from_utf8_lossy(&decoded).into_owned();
-    let segments: Vec<&str> = decoded.split('/').collect();
+    let segments: Vec<&str> =
+        decoded.split('/').map(|seg| if loose { seg.split(';').next().unwrap_or("") } else { seg }).collect();
     let last = segments.len().saturating_sub(1);
     let (mut out, mut trailing) = (Vec::new(), false);
     for (k, seg) in segments.iter().enumerate() {
@@ -693,16 +702,6 @@ pub fn normal_path(path: &str) -> Result<Option<String>, &'static str> {
             s => {
                 out.push(s);
                 trailing = false;
-            }
-        }
-    }
-    // what other servers also take for a separator or a parameter
-    for seg in &out {
-        let lower = seg.to_ascii_lowercase();
-        let pieces = lower.split(['\\']).flat_map(|p| p.split("%2f")).flat_map(|p| p.split("%5c"));
-        for piece in pieces {
-            if piece.split(';').next() == Some("..") {
-                return Err("ambiguous path segment");
             }
         }
     }
@@ -1211,7 +1210,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         };
         if !r.path_prefix.starts_with('/') {
             c.err("path_prefix", Some(&r.path_prefix), format!("route {}: path_prefix must start with /", r.id));
-        } else if !matches!(normal_path(&r.path_prefix), Ok(None)) {
+        } else if !matches!(normal_path(&r.path_prefix, false), Ok(None)) {
             // requests are matched in normal form: another spelling would never match
             c.err(
                 "path_prefix",
@@ -1443,29 +1442,40 @@ mod tests {
 
     #[test]
     fn paths_in_normal_form() {
+        let strict = |p: &str| normal_path(p, false).map(|n| n.unwrap_or_else(|| p.to_string()));
+        let loose = |p: &str| normal_path(p, true).map(|n| n.unwrap_or_else(|| p.to_string()));
         for (raw, norm) in [
-            ("/api/residents", Ok(None)),
-            ("/%61pi/residents", Ok(Some("/api/residents"))),
-            ("//api//residents", Ok(Some("/api/residents"))),
-            ("/x/../api/residents", Ok(Some("/api/residents"))),
-            ("/x/%2e%2e/api/", Ok(Some("/api/"))),
-            ("/api/./residents/.", Ok(Some("/api/residents/"))),
-            ("/../../etc", Ok(Some("/etc"))),
-            ("/a%2Fb", Ok(None)), // an encoded slash is data, not a separator
-            ("/a%20b/%E6%9C%BA", Ok(None)),
-            ("*", Ok(None)),
-            ("", Ok(None)),
-            ("/api/", Ok(None)),
-            ("/x/%2%65%2%65/api", Err("malformed percent-encoding in path")),
-            ("/x/%%32%65", Err("malformed percent-encoding in path")),
-            ("/x/%", Err("malformed percent-encoding in path")),
-            ("/public/..%2Fapi", Err("ambiguous path segment")),
-            ("/public/..%5capi", Err("ambiguous path segment")),
-            ("/public/..\\api", Err("ambiguous path segment")),
-            ("/public/..;/api", Err("ambiguous path segment")),
-            ("/public/%2e%2e;x/api", Err("ambiguous path segment")),
+            ("/api/residents", "/api/residents"),
+            ("/%61pi/residents", "/api/residents"),
+            ("//api//residents", "/api/residents"),
+            ("/x/../api/residents", "/api/residents"),
+            ("/x/%2e%2e/api/", "/api/"),
+            ("/api/./residents/.", "/api/residents/"),
+            ("/../../etc", "/etc"),
+            ("/a%2Fb", "/a%2Fb"), // an encoded slash is data, not a separator
+            ("/a%20b/%E6%9C%BA", "/a%20b/%E6%9C%BA"),
+            ("/api;v=1/x", "/api;v=1/x"),
+            ("*", "*"),
+            ("", ""),
         ] {
-            assert_eq!(normal_path(raw), norm.map(|n| n.map(str::to_string)), "{raw}");
+            assert_eq!(strict(raw).as_deref(), Ok(norm), "{raw}");
+        }
+        // what lenient servers make of the same paths
+        for (raw, norm) in [
+            ("/public/..%2Fapi/x", "/api/x"),
+            ("/public/..%5capi/x", "/api/x"),
+            ("/public/..\\api/x", "/api/x"),
+            ("/public/..;/api/x", "/api/x"),
+            ("/public/x/..;/../api/x", "/api/x"),
+            ("/public/.;/../api/x", "/api/x"),
+            ("/%2Fapi/x", "/api/x"),
+            ("/api;jsessionid=1/x", "/api/x"),
+            ("/projects/group%2Fname", "/projects/group/name"),
+        ] {
+            assert_eq!(loose(raw).as_deref(), Ok(norm), "{raw}");
+        }
+        for raw in ["/x/%2%65%2%65/api", "/x/%%32%65", "/x/%"] {
+            assert_eq!(strict(raw), Err("malformed percent-encoding in path"), "{raw}");
         }
     }
     use super::*;

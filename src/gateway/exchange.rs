@@ -171,7 +171,7 @@ pub async fn run(
                     return Ok::<(), Box<Error>>(());
                 }
             }
-            Error::e_explain(InvalidHTTPHeader, "upstream sent interim responses without end")
+            Err(Error::explain(InvalidHTTPHeader, "upstream sent interim responses without end").into_up())
         }
         .await;
         match sent {
@@ -355,6 +355,7 @@ pub async fn run(
         if insp.decoded as usize > hold {
             // past the hold: release what was scanned and stream the rest
             streaming = true;
+            raw = Vec::new();
             respond::strip_for_rewrite(&mut resp);
             resp.insert_header("transfer-encoding", "chunked")?;
             session.write_response_header(Box::new(resp.clone()), false).await?;

@@ -517,10 +517,12 @@ pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], bound
         let field = |name: &str| headers.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
         let ctype = field("content-type:").unwrap_or("");
         let file = field("content-disposition:").is_some_and(names_a_file);
-        let coded = field("content-transfer-encoding:").is_some_and(|c| !matches!(c, "7bit" | "8bit" | "binary"));
+        // base64 hides what it carries; anything else (quoted-printable, a made-up coding) is
+        // scanned as it is, as form parsers read it
+        let coded = field("content-transfer-encoding:").is_some_and(|c| c == "base64");
         let essence = ctype.split(';').next().unwrap_or("").trim();
         if coded {
-            // base64 or quoted-printable: cannot be scanned as it is, so it is not text to us
+            // cannot be scanned as it is, so it is not text to us
             binary += 1;
             out.extend_from_slice(part);
             continue;

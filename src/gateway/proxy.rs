@@ -257,12 +257,18 @@ impl Gateway {
             .map(str::to_string)
             .or_else(|| header_str(req, "host").map(str::to_string))
             .unwrap_or_default();
-        // routes match the path in normal form; the upstream gets the path as the client sent it
-        let normal = match crate::config::normal_path(req.uri.path()) {
-            Ok(n) => n,
-            Err(why) => return Some(Verdict::BadRequest(why)),
+        // routes match the path in normal form, read strictly and as lenient servers read it; a
+        // path whose readings reach different routes is refused. The upstream gets it as sent.
+        let path = req.uri.path();
+        let (strict, loose) = match (crate::config::normal_path(path, false), crate::config::normal_path(path, true)) {
+            (Ok(s), Ok(l)) => (s, l),
+            (Err(why), _) | (_, Err(why)) => return Some(Verdict::BadRequest(why)),
         };
-        let Some(route) = snap.route(&host, normal.as_deref().unwrap_or(req.uri.path())) else {
+        let route = snap.route(&host, strict.as_deref().unwrap_or(path));
+        if route != snap.route(&host, loose.as_deref().unwrap_or(path)) {
+            return Some(Verdict::BadRequest("ambiguous path"));
+        }
+        let Some(route) = route else {
             return Some(Verdict::NoRoute);
         };
         ctx.route = Some(route);
@@ -275,6 +281,7 @@ impl Gateway {
         let mut log = std::mem::take(&mut ctx.log);
         let mut blocked = false;
         let mut too_long = false;
+        let mut not_utf8 = false;
         if let Some(q) = req.uri.query() {
             scanned += q.len();
             let (out, b) = inspect::scan_form(
@@ -290,10 +297,8 @@ impl Gateway {
                 if format!("{}?{nq}", req.uri.path()).parse::<http::Uri>().is_err() {
                     too_long = true;
                 }
-                if !req.raw_path_is_utf8() {
-                    // the rewrite would go out with a lossy copy of the path's raw bytes
-                    return Some(Verdict::BadRequest("request target not UTF-8 cannot be rewritten"));
-                }
+                // the rewrite would go out with a lossy copy of the path's raw bytes
+                not_utf8 = !req.raw_path_is_utf8();
                 ctx.new_query = Some(nq);
             }
         }
@@ -345,6 +350,9 @@ impl Gateway {
         }
         if too_long {
             return Some(Verdict::Uninspectable { status: 414, reason: "rewritten query too long" });
+        }
+        if not_utf8 {
+            return Some(Verdict::BadRequest("request target not UTF-8 cannot be rewritten"));
         }
         None
     }
@@ -470,7 +478,8 @@ impl Gateway {
                 ctx.connect_failed.push(*addr);
             }
         }
-        ctx.connect_failed.len() < pool.addrs.len()
+        // another address not yet tried (an address listed twice counts once)
+        ctx.connect_failed.len() < 16 && pool.addrs.iter().any(|a| !ctx.connect_failed.contains(a))
     }
 
     /// The upstream peer for a route (round robin over healthy addresses).
@@ -557,7 +566,7 @@ impl Gateway {
         let status = if ctx.status != 0 {
             ctx.status
         } else {
-            session.response_written().map(|r| r.status.as_u16()).unwrap_or(0)
+            respond::final_written(session).map(|r| r.status.as_u16()).unwrap_or(0)
         };
         m.requests.with_label_values(&[route_id, dept_id, status_class(status)]).inc();
         if let Some(t) = ctx.start {
@@ -627,11 +636,14 @@ fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> 
 /// told to go on when the gateway itself reads the body before contacting the upstream; the
 /// upstream then gets no `Expect` (see [`Gateway::prepare_upstream`]).
 pub(crate) async fn continue_if_expected(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-    let expects = session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+    // HTTP/1.1 only: a 1.0 client does not know it (RFC 9110 §10.1.1), and Pingora drops 1xx
+    // heads on HTTP/2, where clients go on after their own short wait
+    let req = session.req_header();
+    let expects = req.version == http::Version::HTTP_11
+        && req
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue"));
     if expects && !ctx.continued && session.response_written().is_none() {
         ctx.continued = true;
         session.as_downstream_mut().write_continue_response().await.map_err(|e| e.into_down())?;
@@ -924,10 +936,10 @@ impl ProxyHttp for Gateway {
         });
         // a client whose connection failed is not answered; 400 is what it is counted as
         let code = verdict.as_ref().map_or(400, Verdict::status);
-        if let Some(v) = verdict.as_ref().filter(|_| session.response_written().is_none()) {
+        if let Some(v) = verdict.as_ref().filter(|_| respond::final_written(session).is_none()) {
             let _ = respond::send(session, v).await;
         }
-        ctx.status = if session.response_written().is_some() { ctx.status.max(code) } else { code };
+        ctx.status = if respond::final_written(session).is_some() { ctx.status.max(code) } else { code };
         FailToProxy { error_code: 0, can_reuse_downstream: false }
     }
 

@@ -62,9 +62,14 @@ impl Verdict {
     }
 }
 
-/// Write `verdict` as a complete JSON response (unless a response was already written).
+/// The final response header sent to the client, if any (a `100 Continue` is not one).
+pub fn final_written(session: &Session) -> Option<&ResponseHeader> {
+    session.response_written().filter(|r| !r.status.is_informational())
+}
+
+/// Write `verdict` as a complete JSON response (unless a final response was already written).
 pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
-    if session.response_written().is_some() {
+    if final_written(session).is_some() {
         return Ok(());
     }
     let body = Bytes::from(verdict.body());
@@ -112,6 +117,9 @@ pub fn private_cache(resp: &mut ResponseHeader) {
         directives.push("private".to_string());
     }
     let _ = resp.insert_header(http::header::CACHE_CONTROL, directives.join(", "));
+    // the CDN-specific ones would let a CDN in front keep it all the same
+    resp.remove_header("cdn-cache-control");
+    resp.remove_header("surrogate-control");
 }
 
 /// A response to HEAD on an inspected route: the validators and length describe the upstream's
