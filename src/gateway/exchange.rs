@@ -241,14 +241,11 @@ pub async fn run(
     if !scan {
         // relay as is
         session.write_response_header(Box::new(resp), no_body).await?;
-        if !no_body {
-            while let Some(c) = up.read_response_body().await.map_err(|e| e.into_up())? {
-                session.write_response_body(Some(c), false).await?;
-            }
-            session.write_response_body(None, true).await?;
+        if no_body {
+            gw.connector.release_http_session(up, &*peer, POOL_IDLE).await;
+            return Ok(());
         }
-        gw.connector.release_http_session(up, &*peer, Some(std::time::Duration::from_secs(60))).await;
-        return Ok(());
+        return relay_rest(gw, session, up, &peer).await;
     }
     let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
     let plain = decoder.is_none();
@@ -310,15 +307,8 @@ pub async fn run(
             // pass: nothing has been sent yet, so the response goes out as the upstream sent it,
             // uninspected (counted), its coding and length untouched
             session.write_response_header(Box::new(resp), false).await?;
-            session.write_response_body(Some(Bytes::from(raw)), eos).await?;
-            if !eos {
-                while let Some(c) = up.read_response_body().await.map_err(|e| e.into_up())? {
-                    session.write_response_body(Some(c), false).await?;
-                }
-                session.write_response_body(None, true).await?;
-            }
-            gw.connector.release_http_session(up, &*peer, Some(std::time::Duration::from_secs(60))).await;
-            return Ok(());
+            session.write_response_body(Some(Bytes::from(raw)), false).await?;
+            return relay_rest(gw, session, up, &peer).await;
         }
         if insp.blocked {
             if streaming {
@@ -362,6 +352,25 @@ pub async fn run(
             session.write_response_body(Some(Bytes::from(std::mem::take(&mut held))), false).await?;
         }
     }
-    gw.connector.release_http_session(up, &*peer, Some(std::time::Duration::from_secs(60))).await;
+    gw.connector.release_http_session(up, &*peer, POOL_IDLE).await;
+    Ok(())
+}
+
+/// How long a released upstream connection may wait in the pool.
+const POOL_IDLE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
+
+/// Copy the rest of the upstream body to the client as it comes, end the response, and return the
+/// connection to the pool.
+async fn relay_rest(
+    gw: &Gateway,
+    session: &mut Session,
+    mut up: pingora::protocols::http::client::HttpSession,
+    peer: &HttpPeer,
+) -> Result<()> {
+    while let Some(c) = up.read_response_body().await.map_err(|e| e.into_up())? {
+        session.write_response_body(Some(c), false).await?;
+    }
+    session.write_response_body(None, true).await?;
+    gw.connector.release_http_session(up, peer, POOL_IDLE).await;
     Ok(())
 }

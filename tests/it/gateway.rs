@@ -1293,16 +1293,7 @@ fn http2_streamed_and_posted_bodies_are_masked() {
     assert!(r.text().ends_with(&format!("\"sfzh\":\"{ID_MASKED}\"}}")), "{:.200}", r.text());
     assert!(!r.text().contains(ID));
     let body = format!("{{\"phone\":\"{MOBILE}\"}}");
-    let r = curl(&[
-        "--http2-prior-knowledge",
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "-d",
-        &body,
-        &url(&gw, "/stream/residents"),
-    ]);
+    let r = post_json(&gw, "/stream/residents", &body, &["--http2-prior-knowledge"]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains(ID_MASKED) && !r.text().contains(ID), "{:.200}", r.text());
     let got = up.requests().into_iter().find(|q| q.method == "POST").expect("forwarded");
