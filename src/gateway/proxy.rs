@@ -265,7 +265,7 @@ impl Gateway {
             (Err(why), _) | (_, Err(why)) => return Some(Verdict::BadRequest(why)),
         };
         let route = snap.route(&host, strict.as_deref().unwrap_or(path));
-        if route != snap.route(&host, loose.as_deref().unwrap_or(path)) {
+        if strict != loose && route != snap.route(&host, loose.as_deref().unwrap_or(path)) {
             return Some(Verdict::BadRequest("ambiguous path"));
         }
         let Some(route) = route else {
