@@ -318,9 +318,9 @@ impl Gateway {
             if skip.contains(&name.as_str()) || CLIENT_IDENTITY_HEADERS.contains(&name.as_str()) {
                 continue;
             }
-            let mut values = Vec::new();
-            let mut changed = false;
-            for value in req.headers.get_all(name) {
+            // every value of the field, collected only once one of them is rewritten
+            let mut values: Option<Vec<http::HeaderValue>> = None;
+            for (k, value) in req.headers.get_all(name).iter().enumerate() {
                 scanned += value.len();
                 let (out, b) = inspect::scan_buffer(
                     Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
@@ -329,17 +329,18 @@ impl Gateway {
                 );
                 blocked |= b;
                 if out == value.as_bytes() {
-                    values.push(value.clone());
+                    if let Some(vs) = values.as_mut() {
+                        vs.push(value.clone());
+                    }
                 } else {
-                    changed = true;
                     // masks, labels and tokens are valid field bytes; anything else is escaped
                     let v = http::HeaderValue::from_bytes(&out)
                         .or_else(|_| http::HeaderValue::from_str(&encode_query(&out)))
                         .unwrap_or_else(|_| http::HeaderValue::from_static(""));
-                    values.push(v);
+                    values.get_or_insert_with(|| req.headers.get_all(name).iter().take(k).cloned().collect()).push(v);
                 }
             }
-            if changed {
+            if let Some(values) = values {
                 ctx.new_headers.push((name.clone(), values));
             }
         }
