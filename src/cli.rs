@@ -183,7 +183,7 @@ fn stream(
 
 fn scan(a: ScanArgs) -> Result<()> {
     let rules = load_rules(&a.rules.rules)?;
-    let tr = Transformer::new(crate::config::random_key());
+    let tr = Transformer::new(crate::config::random_key().map_err(anyhow::Error::msg)?);
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     let mut lines: Vec<u8> = Vec::new();
@@ -228,7 +228,7 @@ fn mask(a: MaskArgs) -> Result<()> {
     let rules = load_rules(&a.rules.rules)?;
     let key = match &a.hash_key {
         Some(p) => HashKey::from_file(p).map_err(anyhow::Error::msg)?,
-        None => crate::config::random_key(),
+        None => crate::config::random_key().map_err(anyhow::Error::msg)?,
     };
     let tr = Transformer::new(key);
     let stdout = io::stdout();

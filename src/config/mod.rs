@@ -1013,7 +1013,12 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
                 }
             }
         };
-        listeners.push(Listener { name: l.name.unwrap_or_else(|| format!("listener{i}")), addr, tls, h2: l.h2 });
+        let name = l.name.unwrap_or_else(|| format!("listener{i}"));
+        if listeners.iter().any(|x: &Listener| x.name == name) {
+            // certificates are looked up by listener name
+            c.err("name", Some(&name), format!("listener name {name:?} is used twice"));
+        }
+        listeners.push(Listener { name, addr, tls, h2: l.h2 });
     }
 
     // admin
@@ -1417,18 +1422,37 @@ fn key_or_random(c: &mut Ctx<'_>, key: &str, file: Option<&str>) -> Option<HashK
                 }
             }
         }
-        None => Some(random_key()),
+        None => {
+            // one key per process and purpose, so a reload keeps tokens and fingerprints stable
+            type Keys = std::sync::Mutex<std::collections::HashMap<String, HashKey>>;
+            static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+            let keys = KEYS.get_or_init(Default::default);
+            let mut keys = keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match keys.get(key) {
+                Some(k) => Some(k.clone()),
+                None => match random_key() {
+                    Ok(k) => {
+                        keys.insert(key.to_string(), k.clone());
+                        Some(k)
+                    }
+                    Err(e) => {
+                        c.err(key, None, e);
+                        None
+                    }
+                },
+            }
+        }
     }
 }
 
 /// 32 random bytes from the OS.
-pub fn random_key() -> HashKey {
+pub fn random_key() -> Result<HashKey, String> {
+    use std::io::Read;
     let mut k = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut k);
-    }
-    HashKey::new(k)
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut k))
+        .map_err(|e| format!("no random key: /dev/urandom: {e}"))?;
+    Ok(HashKey::new(k))
 }
 
 /// SHA-256 of an API key, as stored in `api_key_sha256`.

@@ -244,7 +244,7 @@ pub fn prepare(o: &DemoOptions) -> Result<PathBuf> {
     dev_certs(&o.dir)?;
     let token = o.dir.join("admin.token");
     if !token.exists() {
-        let k = crate::config::random_key().fingerprint(b"demo-admin-token");
+        let k = crate::config::random_key().map_err(anyhow::Error::msg)?.fingerprint(b"demo-admin-token");
         std::fs::write(&token, format!("demo-{k}\n"))?;
     }
     let path = o.dir.join("dlpgate.yaml");

@@ -53,6 +53,8 @@ impl Active {
             if let Some(t) = &l.tls {
                 let ck = super::tls::certified_key(&t.cert, &t.key).map_err(|e| format!("listener {}: {e}", l.name))?;
                 certs.insert(l.name.clone(), ck);
+                // checked here too; the verifier itself is built once, at start-up
+                super::tls::client_verifier(t).map_err(|e| format!("listener {}: {e}", l.name))?;
             }
         }
         Ok(Active { snap, cas, certs })

@@ -67,7 +67,10 @@ pub fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, Strin
     let provider = pingora::tls::CryptoProvider::get_default().ok_or("no TLS crypto provider")?;
     let signing =
         provider.key_provider.load_private_key(key_der).map_err(|e| format!("{k}: unusable private key: {e}"))?;
-    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+    let ck = CertifiedKey::new(certs, signing);
+    // a half-done rotation (new certificate, old key) would fail every handshake
+    ck.keys_match().map_err(|e| format!("{c} and {k} do not belong together: {e}"))?;
+    Ok(Arc::new(ck))
 }
 
 /// Serves the listener's certificate from the active snapshot, so a reload (SIGHUP or
@@ -93,17 +96,26 @@ pub fn settings(cfg: &TlsConfig, h2: bool, store: &Store, listener: &str) -> Res
     if h2 {
         tls.enable_h2();
     }
-    if cfg.client_auth != ClientAuth::None {
-        let ca = cfg.client_ca.as_ref().ok_or("client_auth needs client_ca")?;
-        check_pem(ca, "CERTIFICATE")?;
-        let mut roots = pingora::tls::RootCertStore::empty();
-        pingora::tls::load_ca_file_into_store(ca, &mut roots).map_err(|e| format!("{}: {e}", ca.display()))?;
-        let builder = pingora::tls::WebPkiClientVerifier::builder(Arc::new(roots));
-        let builder = if cfg.client_auth == ClientAuth::Optional { builder.allow_unauthenticated() } else { builder };
-        let verifier = builder.build().map_err(|e| format!("{}: client verifier: {e}", ca.display()))?;
+    if let Some(verifier) = client_verifier(cfg)? {
         tls.set_client_cert_verifier(verifier);
     }
     Ok(tls)
+}
+
+/// The client-certificate verifier a listener's `client_auth` and `client_ca` ask for. Also run
+/// by `dlpgate check` and reload, so a bad CA bundle is reported there, not only at start-up.
+pub fn client_verifier(cfg: &TlsConfig) -> Result<Option<Arc<dyn pingora::tls::ClientCertVerifier>>, String> {
+    if cfg.client_auth == ClientAuth::None {
+        return Ok(None);
+    }
+    let ca = cfg.client_ca.as_ref().ok_or("client_auth needs client_ca")?;
+    check_pem(ca, "CERTIFICATE")?;
+    let mut roots = pingora::tls::RootCertStore::empty();
+    pingora::tls::load_ca_file_into_store(ca, &mut roots).map_err(|e| format!("{}: {e}", ca.display()))?;
+    let builder = pingora::tls::WebPkiClientVerifier::builder(Arc::new(roots));
+    let builder = if cfg.client_auth == ClientAuth::Optional { builder.allow_unauthenticated() } else { builder };
+    let verifier = builder.build().map_err(|e| format!("{}: client verifier: {e}", ca.display()))?;
+    Ok(Some(verifier))
 }
 
 /// The file exists, is readable and holds at least one PEM block of `kind`.

@@ -132,7 +132,9 @@ fn open_file(path: &PathBuf) -> (Option<std::fs::File>, u64) {
 
 fn open_syslog(addr: &str) -> Syslog {
     if let Some(a) = addr.strip_prefix("udp://") {
-        match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(a).map(|_| s)) {
+        // bind the family of the target (an IPv6 collector needs an IPv6 socket)
+        let local = if a.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+        match UdpSocket::bind(local).and_then(|s| s.connect(a).map(|_| s)) {
             Ok(s) => return Syslog::Udp(s),
             Err(e) => tracing::error!(addr, error = %e, "cannot open syslog socket"),
         }
@@ -145,6 +147,15 @@ fn open_syslog(addr: &str) -> Syslog {
         }
     }
     Syslog::Broken
+}
+
+/// A TCP syslog connection with connect and write timeouts.
+fn connect_tcp(addr: &str) -> Option<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let target = addr.to_socket_addrs().ok()?.next()?;
+    let s = TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    Some(s)
 }
 
 fn hostname() -> String {
@@ -194,8 +205,10 @@ fn write_one(o: &mut Out, line: &str, force_reopen: bool, host: &str, pid: u32) 
                     *ino = ni;
                 }
             }
+            // one write per line: another process appending to the same file (the old one
+            // during a graceful upgrade) cannot land between a line and its newline
             match f {
-                Some(file) => writeln!(file, "{line}").is_ok(),
+                Some(file) => file.write_all(format!("{line}\n").as_bytes()).is_ok(),
                 None => false,
             }
         }
@@ -209,7 +222,8 @@ fn write_one(o: &mut Out, line: &str, force_reopen: bool, host: &str, pid: u32) 
                 Syslog::Unix(path, sock) => sock.send_to(msg.as_bytes(), &*path).is_ok(),
                 Syslog::Tcp(addr, stream) => {
                     if stream.is_none() {
-                        *stream = TcpStream::connect(&*addr).ok();
+                        // bounded: a collector that stops reading must not stall the other sinks
+                        *stream = connect_tcp(addr);
                     }
                     // octet-counting framing (RFC 6587)
                     let framed = format!("{} {msg}", msg.len());

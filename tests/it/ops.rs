@@ -557,3 +557,53 @@ fn each_thread_listens_and_serves_and_a_second_instance_is_refused() {
     assert_eq!(listening_sockets(gw.http), 3);
     assert_eq!(curl(&[&url]).status, 200, "the first instance still serves");
 }
+
+/// Without a key file, the audit fingerprint key (and the `hash` key) is one per process: a
+/// reload does not change the fingerprints SOC analysts correlate on.
+#[test]
+fn fingerprints_survive_a_reload_without_a_key_file() {
+    let up = super::gateway::upstream();
+    let dir = setup("fp-stable");
+    let cfg = super::gateway::config(up.port, "none", "allow").replace("  fingerprint_key_file: fp.key\n", "");
+    assert!(!cfg.contains("fingerprint_key_file"));
+    let gw = start_gateway(&dir, &cfg);
+    let url = format!("http://127.0.0.1:{}/stream/residents", gw.http);
+    let fingerprint = |n: usize| {
+        let text = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.lines().count() >= n);
+        let line = text.lines().nth(n - 1).unwrap_or_default().to_string();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        v["findings"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["rule"] == "cn.id_card"))
+            .map(|f| f["fingerprints"][0].clone())
+    };
+    assert_eq!(curl(&[&url]).status, 200);
+    let before = fingerprint(1).expect("fingerprint");
+    assert_eq!(reload(&gw, "test-admin-token-0123456789").status, 200);
+    assert_eq!(curl(&[&url]).status, 200);
+    assert_eq!(fingerprint(2).expect("fingerprint"), before);
+}
+
+/// `dlpgate check` runs the second stage too: a key that does not belong to its certificate, two
+/// listeners of one name, and a client CA bundle with no certificate are refused.
+#[test]
+fn check_refuses_mismatched_keys_duplicate_listeners_and_bad_client_cas() {
+    let base = super::gateway::config(1, "required", "allow")
+        .replace("{HTTP}", &free_port().to_string())
+        .replace("{HTTPS}", &free_port().to_string())
+        .replace("{ADMIN}", &free_port().to_string());
+    for (name, cfg, expect) in [
+        ("mismatch", base.replace("key: server.key", "key: ps.key"), "do not belong together"),
+        ("dupname", base.replace("name: tls", "name: plain"), "used twice"),
+        ("badca", base.replace("client_ca: ca.crt", "client_ca: server.key"), "no PEM CERTIFICATE"),
+    ] {
+        let dir = setup(name);
+        let cfg = cfg.replace("{DIR}", &dir.display().to_string());
+        let path = dir.join("dlpgate.yaml");
+        std::fs::write(&path, &cfg).expect("config");
+        let out = std::process::Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+}
