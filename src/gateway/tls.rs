@@ -37,8 +37,8 @@ impl TlsAccept for IdentityCallback {
 pub fn cert_identity(der: &[u8]) -> Option<CertIdentity> {
     let (_, cert) = parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let cn = subject.iter_common_name().filter_map(|a| a.as_str().ok().map(str::to_string)).collect();
-    let ou = subject.iter_organizational_unit().filter_map(|a| a.as_str().ok().map(str::to_string)).collect();
+    let cn = subject.iter_common_name().filter_map(attr_text).collect();
+    let ou = subject.iter_organizational_unit().filter_map(attr_text).collect();
     let mut sans = Vec::new();
     if let Ok(Some(ext)) = cert.subject_alternative_name() {
         for n in &ext.value.general_names {
@@ -51,6 +51,26 @@ pub fn cert_identity(der: &[u8]) -> Option<CertIdentity> {
         }
     }
     Some(CertIdentity { cn, ou, sans })
+}
+
+/// The text of a name attribute in any of the string types CAs use: UTF8String and friends, and
+/// BMPString (UTF-16, which some enterprise CAs use for non-ASCII names such as 公安厅).
+fn attr_text(a: &AttributeTypeAndValue<'_>) -> Option<String> {
+    let v = a.attr_value();
+    match v.tag() {
+        x509_parser::der_parser::asn1_rs::Tag::BmpString => {
+            let d = v.data;
+            if d.len() % 2 != 0 {
+                return None;
+            }
+            let units: Vec<u16> = d.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            String::from_utf16(&units).ok()
+        }
+        x509_parser::der_parser::asn1_rs::Tag::T61String | x509_parser::der_parser::asn1_rs::Tag::VisibleString => {
+            std::str::from_utf8(v.data).ok().map(str::to_string)
+        }
+        _ => a.as_str().ok().map(str::to_string),
+    }
 }
 
 /// Load a certificate chain and its key into a rustls `CertifiedKey`, with the path in every error.
@@ -125,4 +145,24 @@ fn check_pem(path: &std::path::Path, kind: &str) -> Result<(), String> {
         return Err(format!("{}: no PEM {kind} found", path.display()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cert_identity;
+    use rcgen::{BmpString, CertificateParams, DnType, DnValue, KeyPair};
+
+    #[test]
+    fn subject_names_in_bmp_and_utf8_strings() {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(vec!["civil.gov.example".to_string()]).expect("params");
+        p.distinguished_name.push(DnType::CommonName, "张三");
+        let ou = BmpString::try_from("公安厅").expect("bmp");
+        p.distinguished_name.push(DnType::OrganizationalUnitName, DnValue::BmpString(ou));
+        let cert = p.self_signed(&key).expect("cert");
+        let id = cert_identity(cert.der()).expect("identity");
+        assert_eq!(id.ou, ["公安厅"], "a BMPString OU, as enterprise CAs write it");
+        assert_eq!(id.cn, ["张三"]);
+        assert_eq!(id.sans, ["civil.gov.example"]);
+    }
 }
