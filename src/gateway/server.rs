@@ -29,6 +29,8 @@ pub struct Active {
     pub cas: Vec<Option<CaList>>,
     /// Listener name → certificate and key (served by `tls::ReloadableCert`).
     pub certs: std::collections::HashMap<String, Arc<pingora::tls::sign::CertifiedKey>>,
+    /// Listener name → client-certificate verifier, if it asks for one (`tls::ReloadableVerifier`).
+    pub verifiers: std::collections::HashMap<String, Arc<dyn pingora::tls::ClientCertVerifier>>,
 }
 
 impl Deref for Active {
@@ -49,15 +51,17 @@ impl Active {
             });
         }
         let mut certs = std::collections::HashMap::new();
+        let mut verifiers = std::collections::HashMap::new();
         for l in &snap.listeners {
             if let Some(t) = &l.tls {
                 let ck = super::tls::certified_key(&t.cert, &t.key).map_err(|e| format!("listener {}: {e}", l.name))?;
                 certs.insert(l.name.clone(), ck);
-                // checked here too; the verifier itself is built once, at start-up
-                super::tls::client_verifier(t).map_err(|e| format!("listener {}: {e}", l.name))?;
+                if let Some(v) = super::tls::client_verifier(t).map_err(|e| format!("listener {}: {e}", l.name))? {
+                    verifiers.insert(l.name.clone(), v);
+                }
             }
         }
-        Ok(Active { snap, cas, certs })
+        Ok(Active { snap, cas, certs, verifiers })
     }
 }
 

@@ -607,3 +607,35 @@ fn check_refuses_mismatched_keys_duplicate_listeners_and_bad_client_cas() {
         assert!(err.contains(expect), "{name}: {err}");
     }
 }
+
+/// A reload applies `client_auth` and `client_ca` too: a CA withdrawn after a compromise stops
+/// being trusted without a restart.
+#[test]
+fn client_authentication_follows_a_reload() {
+    let (gw, _up) = start("careload", "optional", "allow");
+    let d = gw.dir.clone();
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    let https = format!("https://localhost:{}/stream/residents", gw.https);
+    let anonymous = || curl(&["--cacert", &p("ca.crt"), &https]);
+    let with_cert = || curl(&["--cacert", &p("ca.crt"), "--cert", &p("ps.crt"), "--key", &p("ps.key"), &https]);
+    assert_eq!(anonymous().status, 200);
+    assert!(with_cert().text().contains(ID), "公安厅 by certificate");
+    // optional → required
+    let cfg = std::fs::read_to_string(d.join("dlpgate.yaml")).expect("config");
+    std::fs::write(d.join("dlpgate.yaml"), cfg.replace("client_auth: optional", "client_auth: required"))
+        .expect("write");
+    assert_eq!(reload(&gw, "test-admin-token-0123456789").status, 200);
+    assert_ne!(anonymous().status, 200, "a certificate is now required");
+    assert_eq!(with_cert().status, 200);
+    // the department CA is replaced: its old certificates are refused
+    let fresh = d.join("fresh");
+    std::fs::create_dir_all(&fresh).expect("dir");
+    Pki::new(&fresh);
+    let cfg = std::fs::read_to_string(d.join("dlpgate.yaml")).expect("config");
+    std::fs::write(d.join("dlpgate.yaml"), cfg.replace("client_ca: ca.crt", "client_ca: fresh/ca.crt")).expect("write");
+    assert_eq!(reload(&gw, "test-admin-token-0123456789").status, 200);
+    assert_ne!(with_cert().status, 200, "a certificate of the withdrawn CA");
+    let fresh_cert =
+        curl(&["--cacert", &p("ca.crt"), "--cert", &p("fresh/ps.crt"), "--key", &p("fresh/ps.key"), &https]);
+    assert_eq!(fresh_cert.status, 200, "a certificate of the new CA");
+}
