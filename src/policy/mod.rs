@@ -167,12 +167,18 @@ pub enum Recognised {
 /// Pick the department: client certificate first, then API key, then source network.
 pub fn identify(depts: &[Department], id: &Identity) -> Option<(usize, Recognised)> {
     if let Some(c) = &id.cert {
-        let hit = depts.iter().position(|d| {
-            d.cert_ou.iter().any(|x| c.ou.contains(x))
-                || d.cert_cn.iter().any(|x| c.cn.contains(x))
-                || d.cert_san.iter().any(|x| c.sans.contains(x))
-        });
-        if let Some(i) = hit {
+        // a certificate naming several departments (an OU of one, a SAN of another) gets the
+        // least cleared of them, not whichever the config happens to list first
+        let hit = depts
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                d.cert_ou.iter().any(|x| c.ou.contains(x))
+                    || d.cert_cn.iter().any(|x| c.cn.contains(x))
+                    || d.cert_san.iter().any(|x| c.sans.iter().any(|s| s.eq_ignore_ascii_case(x)))
+            })
+            .min_by_key(|(_, d)| d.clearance);
+        if let Some((i, _)) = hit {
             return Some((i, Recognised::Certificate));
         }
     }
@@ -252,6 +258,26 @@ mod tests {
             api_keys: vec![],
             cidrs: vec![],
         }
+    }
+
+    #[test]
+    fn a_certificate_naming_two_departments_gets_the_lesser_clearance() {
+        let mut ps = dept("public-security", Clearance::Core);
+        ps.cert_ou = vec!["公安厅".into()];
+        let mut civil = dept("civil", Clearance::General);
+        civil.cert_san = vec!["civil.gov.example".into()];
+        let depts = [ps, civil];
+        let cert = |ou: &[&str], san: &[&str]| Identity {
+            cert: Some(CertIdentity {
+                cn: vec![],
+                ou: ou.iter().map(|s| s.to_string()).collect(),
+                sans: san.iter().map(|s| s.to_string()).collect(),
+            }),
+            ..Identity::default()
+        };
+        assert_eq!(identify(&depts, &cert(&["公安厅"], &[])), Some((0, Recognised::Certificate)));
+        assert_eq!(identify(&depts, &cert(&[], &["CIVIL.gov.example"])), Some((1, Recognised::Certificate)));
+        assert_eq!(identify(&depts, &cert(&["公安厅"], &["civil.gov.example"])), Some((1, Recognised::Certificate)));
     }
 
     #[test]
