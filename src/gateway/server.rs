@@ -207,21 +207,30 @@ impl BackgroundService for HealthCheck {
         loop {
             let active = self.store.load();
             let mut wait = Duration::from_secs(5);
-            for (route, pool) in active.routes.iter().zip(active.pools.iter()) {
+            // every address at once: a black-holed one must not delay the others' checks
+            let mut probes = tokio::task::JoinSet::new();
+            for (r, (route, pool)) in active.routes.iter().zip(active.pools.iter()).enumerate() {
                 if route.upstream.health_check_interval.is_zero() {
                     continue;
                 }
                 wait = wait.min(route.upstream.health_check_interval);
-                for (addr, healthy) in pool.addrs.iter().zip(pool.healthy.iter()) {
-                    let ok = matches!(
-                        tokio::time::timeout(route.upstream.connect_timeout, tokio::net::TcpStream::connect(addr))
-                            .await,
-                        Ok(Ok(_))
-                    );
-                    let was = healthy.swap(ok, std::sync::atomic::Ordering::Relaxed);
-                    if was != ok {
-                        tracing::warn!(route = %route.id, upstream = %addr, healthy = ok, "upstream health changed");
-                    }
+                for (k, addr) in pool.addrs.iter().copied().enumerate() {
+                    let timeout = route.upstream.connect_timeout;
+                    probes.spawn(async move {
+                        let ok = matches!(
+                            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
+                            Ok(Ok(_))
+                        );
+                        (r, k, ok)
+                    });
+                }
+            }
+            while let Some(Ok((r, k, ok))) = probes.join_next().await {
+                let (Some(route), Some(pool)) = (active.routes.get(r), active.pools.get(r)) else { continue };
+                let (Some(addr), Some(healthy)) = (pool.addrs.get(k), pool.healthy.get(k)) else { continue };
+                let was = healthy.swap(ok, std::sync::atomic::Ordering::Relaxed);
+                if was != ok {
+                    tracing::warn!(route = %route.id, upstream = %addr, healthy = ok, "upstream health changed");
                 }
             }
             tokio::select! {

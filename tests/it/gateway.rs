@@ -1207,8 +1207,8 @@ fn upstream_pools_round_robin_and_fail_over() {
     let b = Upstream::start(|r| Reply::json(format!("{{\"who\":\"b\",\"path\":\"{}\"}}", r.path)));
     let dead = free_port();
     let routes = format!(
-        "routes:\n  - {{id: pair, path_prefix: /pair/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]}}}}\n  - {{id: half, path_prefix: /half/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"], health_check_interval_s: 0}}}}\n",
-        a.port, b.port, a.port
+        "routes:\n  - {{id: pair, path_prefix: /pair/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]}}}}\n  - {{id: half, path_prefix: /half/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"], health_check_interval_s: 0}}}}\n  - {{id: checked, path_prefix: /checked/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"], health_check_interval_s: 1}}}}\n",
+        a.port, b.port, a.port, a.port
     );
     let dir = setup("pools");
     let gw = start_gateway(&dir, &config(a.port, "none", "allow").replacen("routes:\n", &routes, 1));
@@ -1233,6 +1233,10 @@ fn upstream_pools_round_robin_and_fail_over() {
         assert_eq!(p.status, 200, "POST {i}: {}", p.text());
         assert_eq!(p.json()["who"], "a");
     }
+    // health checks run and notice the dead address (on their own, in parallel with the others)
+    let noticed = |t: &str| t.lines().any(|l| l.contains("upstream health changed") && l.contains(&format!(":{dead}")));
+    let log = wait_for_file(&dir.join("gateway.log"), noticed);
+    assert!(noticed(&log), "{log}");
 }
 
 /// Ranges, validators, caches and body-less responses on an inspected route, on both paths (GET:
