@@ -194,8 +194,9 @@ fn run(rx: Receiver<String>, sinks: Vec<Sink>, reopen: Arc<AtomicBool>) {
 fn write_one(o: &mut Out, line: &str, force_reopen: bool, host: &str, pid: u32) -> bool {
     match o {
         Out::File { path, f, ino, checked } => {
-            // reopen on SIGUSR1, or when the file was rotated away (checked once a second)
-            if force_reopen || f.is_none() || checked.elapsed() > Duration::from_secs(1) {
+            // reopen on SIGUSR1, or when the file was rotated away or could not be opened (checked
+            // once a second, so a file that cannot be opened is not retried and logged per event)
+            if force_reopen || checked.elapsed() > Duration::from_secs(1) {
                 *checked = Instant::now();
                 use std::os::unix::fs::MetadataExt;
                 let current = std::fs::metadata(&*path).map(|m| m.ino()).ok();
