@@ -196,6 +196,21 @@ impl BackgroundService for Signals {
     }
 }
 
+/// Take over SIGHUP and SIGUSR1 before anything else: their default action ends the process,
+/// and `systemctl reload` or logrotate may send them while the rules are still compiling. Tokio
+/// keeps a signal's handler installed for the life of the process once it is registered, so one
+/// registration here covers the start-up; the background service listens for them afterwards.
+fn hold_reload_signals() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    rt.block_on(async {
+        drop(signal(SignalKind::hangup())?);
+        drop(signal(SignalKind::user_defined1())?);
+        Ok::<(), std::io::Error>(())
+    })?;
+    Ok(())
+}
+
 /// TCP health checks of every upstream address of the active snapshot.
 struct HealthCheck {
     store: Store,
@@ -260,6 +275,7 @@ pub struct RunOptions {
 
 /// Load the config, build the Pingora server and run it until shutdown.
 pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
+    hold_reload_signals()?;
     let snap = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::telemetry::init_logging(&snap.logging);
     let active = Active::new(snap).map_err(anyhow::Error::msg)?;

@@ -639,3 +639,47 @@ fn client_authentication_follows_a_reload() {
         curl(&["--cacert", &p("ca.crt"), "--cert", &p("fresh/ps.crt"), "--key", &p("fresh/ps.key"), &https]);
     assert_eq!(fresh_cert.status, 200, "a certificate of the new CA");
 }
+
+/// `systemctl reload` (SIGHUP) or logrotate (SIGUSR1) arriving while the gateway is still
+/// starting (loading and compiling rules) does not end it: their default action would.
+#[test]
+fn a_reload_signal_during_start_up_does_not_end_the_gateway() {
+    let dir = setup("early-hup");
+    let (http, admin_port) = (free_port(), free_port());
+    let cfg = format!(
+        "server: {{threads: 1, pid_file: \"{d}/pid\", upgrade_sock: \"{d}/up.sock\"}}\nlisteners: [{{name: p, addr: \"127.0.0.1:{http}\"}}]\nadmin: {{addr: \"127.0.0.1:{admin_port}\"}}\nrules: {{dirs: [rules]}}\npolicies: [{{id: mask}}]\nroutes: [{{id: r, path_prefix: /, policy: mask, upstream: {{addrs: [\"127.0.0.1:9\"]}}}}]\n",
+        d = dir.display()
+    );
+    let path = dir.join("dlpgate.yaml");
+    std::fs::write(&path, cfg).expect("config");
+    // a large keyword list, so that start-up (compiling it) takes a while
+    let words: Vec<String> = (0..40_000).map(|i| format!("项目代号{i:05}")).collect();
+    let rule = format!(
+        "rules:\n  - id: test.codewords\n    name: {{en: Codewords}}\n    category: test\n    level: core\n    detector: {{keywords: [{}]}}\n    action: redact\n    examples: {{match: [项目代号00001]}}\n",
+        words.join(", ")
+    );
+    std::fs::write(dir.join("rules/zz_codewords.yaml"), rule).expect("rule");
+    let mut child = std::process::Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // a moment for the process to start, then SIGHUP every 5 ms until it serves
+    std::thread::sleep(Duration::from_millis(40));
+    let pid = child.id().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut up = false;
+    while std::time::Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
+        let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
+        if std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = child.try_wait().ok().flatten();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "the gateway came up after an early SIGHUP (exit status {status:?})");
+}
