@@ -514,10 +514,14 @@ fn each_thread_listens_and_serves_and_a_second_instance_is_refused() {
     let cfg = super::gateway::config(up.port, "none", "allow").replacen("threads: 1,", "threads: 3,", 1);
     assert!(cfg.contains("threads: 3,"));
     let gw = start_gateway(&dir, &cfg);
-    // one event loop per thread, each with its own socket
-    assert_eq!(listening_sockets(gw.http), 3, "HTTP listener");
-    assert_eq!(listening_sockets(gw.https), 3, "TLS listener");
-    assert_eq!(listening_sockets(gw.admin), 1, "admin");
+    // one event loop per thread, each with its own socket (each binds as its loop starts: the
+    // gateway answering on one of them does not mean all are bound yet)
+    let counts = || (listening_sockets(gw.http), listening_sockets(gw.https), listening_sockets(gw.admin));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counts() != (3, 3, 1) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(counts(), (3, 3, 1), "HTTP, TLS and admin listening sockets");
     // concurrent clients on separate connections are all served and masked
     let url = format!("http://127.0.0.1:{}/stream/residents", gw.http);
     let served: Vec<_> = (0..6)
