@@ -256,9 +256,9 @@ pub async fn run(
         insp.hold_whole(hold);
     }
     let mut held: Vec<u8> = Vec::new();
-    // the body as it came, while it is held: what `on_error: pass` relays if decoding fails
-    let mut raw: Vec<u8> = Vec::new();
-    let mut raw_kept = !plain;
+    // the coded body as it came, while it is held and within `hold`: what `on_error: pass`
+    // relays if decoding fails (None: nothing relayable, a failure is answered 502)
+    let mut raw: Option<Vec<u8>> = (!plain).then(Vec::new);
     let mut streaming = false;
     loop {
         let chunk = match up.read_response_body().await {
@@ -273,13 +273,11 @@ pub async fn run(
         };
         let eos = chunk.is_none();
         let data = chunk.unwrap_or_default();
-        if raw_kept && !streaming {
-            if raw.len() + data.len() > hold {
-                // no longer relayable as it came: a decoding failure from here on is answered 502
-                raw_kept = false;
-                raw = Vec::new();
+        if let Some(r) = raw.as_mut() {
+            if r.len() + data.len() > hold {
+                raw = None;
             } else {
-                raw.extend_from_slice(&data);
+                r.extend_from_slice(&data);
             }
         }
         let mut out = Vec::with_capacity(data.len() + 256);
@@ -300,10 +298,10 @@ pub async fn run(
                 up.shutdown().await;
                 return answer(session, ctx, v).await;
             }
-            if !raw_kept {
+            let Some(raw) = raw else {
                 up.shutdown().await;
                 return answer(session, ctx, Verdict::Uninspectable { status: 502, reason }).await;
-            }
+            };
             // pass: nothing has been sent yet, so the response goes out as the upstream sent it,
             // uninspected (counted), its coding and length untouched
             session.write_response_header(Box::new(resp), false).await?;
@@ -345,7 +343,7 @@ pub async fn run(
         if insp.decoded as usize > hold {
             // past the hold: release what was scanned and stream the rest
             streaming = true;
-            raw = Vec::new();
+            raw = None;
             respond::strip_for_rewrite(&mut resp);
             resp.insert_header("transfer-encoding", "chunked")?;
             session.write_response_header(Box::new(resp.clone()), false).await?;
