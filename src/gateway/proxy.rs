@@ -69,6 +69,9 @@ pub struct Ctx {
     pub snap: Option<Arc<Active>>,
     /// Upstream addresses that refused a connection for this request (not tried again for it).
     pub connect_failed: Vec<SocketAddr>,
+    /// The client's `X-Forwarded-For` lines, joined (read once, for the client address and for
+    /// the upstream's header).
+    pub forwarded_for: Option<String>,
     /// The gateway answered the client's `Expect: 100-continue` itself.
     pub continued: bool,
     pub route: Option<usize>,
@@ -225,7 +228,8 @@ impl Gateway {
         // identity
         let mut id = Identity::default();
         ctx.peer_ip = inet(session.client_addr()).map(|a| a.ip());
-        ctx.client_ip = client_ip(snap, ctx.peer_ip, forwarded_for(req).as_deref());
+        ctx.forwarded_for = forwarded_for(req);
+        ctx.client_ip = client_ip(snap, ctx.peer_ip, ctx.forwarded_for.as_deref());
         id.ip = ctx.client_ip;
         if let Some(k) = req.headers.get(snap.identity.api_key_header.as_str()) {
             id.api_key_sha256 = Some(crate::config::api_key_digest(k.as_bytes()));
@@ -503,7 +507,7 @@ impl Gateway {
     /// Headers for the upstream: resolved department, forwarded-for, rewritten query and values.
     pub fn prepare_upstream(&self, req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> Result<()> {
         let peer_trusted = ctx.peer_ip.is_some_and(|p| snap.identity.trusted_proxies.iter().any(|c| c.contains(p)));
-        let xff = match (peer_trusted, forwarded_for(req), ctx.peer_ip) {
+        let xff = match (peer_trusted, ctx.forwarded_for.as_deref(), ctx.peer_ip) {
             (true, Some(prev), Some(p)) => format!("{prev}, {p}"),
             (_, _, Some(p)) => p.to_string(),
             _ => String::new(),
