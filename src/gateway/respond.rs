@@ -100,6 +100,14 @@ pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
 /// clear, or masked) is not for another, so no shared cache may keep it. `public` and `s-maxage`
 /// go, `private` is added (unless the upstream already forbids storing it at all).
 pub fn private_cache(resp: &mut ResponseHeader) {
+    // the CDN-specific ones would let a CDN in front keep it all the same
+    resp.remove_header("cdn-cache-control");
+    resp.remove_header("surrogate-control");
+    if !resp.headers.contains_key(http::header::CACHE_CONTROL) {
+        // the common case, without parsing or allocating
+        let _ = resp.insert_header(http::header::CACHE_CONTROL, "private");
+        return;
+    }
     let mut directives: Vec<String> = resp
         .headers
         .get_all(http::header::CACHE_CONTROL)
@@ -117,9 +125,6 @@ pub fn private_cache(resp: &mut ResponseHeader) {
         directives.push("private".to_string());
     }
     let _ = resp.insert_header(http::header::CACHE_CONTROL, directives.join(", "));
-    // the CDN-specific ones would let a CDN in front keep it all the same
-    resp.remove_header("cdn-cache-control");
-    resp.remove_header("surrogate-control");
 }
 
 /// A response to HEAD on an inspected route: the validators and length describe the upstream's
