@@ -14,7 +14,7 @@
 
 pub mod cli;
 pub mod config;
-pub mod engine;
+pub use dlpgate_engine as engine;
 pub mod gateway;
 pub mod policy;
 pub mod telemetry;

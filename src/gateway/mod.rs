@@ -3,6 +3,7 @@
 //! - `proxy`: the `ProxyHttp` implementation (identify → route → inspect → forward → inspect);
 //! - `inspect`: per-request inspection state, the finding log, decompression;
 //! - `exchange`: the buffered exchange used when a response may have to be blocked;
+//! - `pool`: upstream addresses, round robin and health state;
 //! - `quota`: bulk-exfiltration quotas, sliding-window counts per department;
 //! - `respond`: the one place that maps verdicts and errors to statuses and JSON bodies;
 //! - `tls`: listener TLS/mTLS settings (files checked first) and client identity;
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod demo;
 pub mod exchange;
 pub mod inspect;
+pub mod pool;
 pub mod proxy;
 pub mod quota;
 pub mod respond;

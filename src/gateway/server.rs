@@ -31,6 +31,8 @@ pub struct Active {
     pub certs: std::collections::HashMap<String, Arc<pingora::tls::sign::CertifiedKey>>,
     /// Listener name → client-certificate verifier, if it asks for one (`tls::ReloadableVerifier`).
     pub verifiers: std::collections::HashMap<String, Arc<dyn pingora::tls::ClientCertVerifier>>,
+    /// Per route: upstream addresses with health and round-robin state.
+    pub pools: Vec<Arc<super::pool::Pool>>,
 }
 
 impl Deref for Active {
@@ -61,7 +63,8 @@ impl Active {
                 }
             }
         }
-        Ok(Active { snap, cas, certs, verifiers })
+        let pools = snap.routes.iter().map(|r| Arc::new(super::pool::Pool::new(r.upstream.addrs.clone()))).collect();
+        Ok(Active { snap, cas, certs, verifiers, pools })
     }
 }
 

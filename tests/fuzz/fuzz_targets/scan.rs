@@ -1,8 +1,8 @@
 //! Scan, mask and stream any bytes: no panic, and streaming in two pieces equals whole scanning.
 #![no_main]
 
-use dlpgate::engine::stream::{StreamFinding, scan_whole};
-use dlpgate::engine::{Action, HashKey, RuleSet, StreamScanner, Transformer, default_rules};
+use dlpgate_engine::stream::{StreamFinding, scan_whole};
+use dlpgate_engine::{Action, HashKey, RuleSet, StreamScanner, Transformer, default_rules};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

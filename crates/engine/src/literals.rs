@@ -13,7 +13,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
-use super::builtin::Hit;
+use super::Hit;
 use super::keywords::KeywordMatcher;
 use super::patterns::PatternMatcher;
 
@@ -117,7 +117,7 @@ impl SharedPass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::RuleSet;
+    use crate::RuleSet;
     use std::path::PathBuf;
 
     struct Rng(u64);
@@ -170,7 +170,7 @@ rules:
 
     fn sets() -> Vec<RuleSet> {
         let mut sources: Vec<(PathBuf, String)> =
-            crate::engine::DEFAULT_RULE_FILES.iter().map(|(p, t)| (PathBuf::from(p), (*t).to_string())).collect();
+            crate::DEFAULT_RULE_FILES.iter().map(|(p, t)| (PathBuf::from(p), (*t).to_string())).collect();
         let default = RuleSet::from_sources(&sources).expect("default rules");
         sources.push((PathBuf::from("extra.yaml"), EXTRA.to_string()));
         let extra = RuleSet::from_sources(&sources).expect("extra rules");

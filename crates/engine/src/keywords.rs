@@ -4,7 +4,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
 
-use super::builtin::Hit;
+use super::Hit;
 
 /// Exclusion context for one keyword rule.
 #[derive(Debug, Clone, Default)]

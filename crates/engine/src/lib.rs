@@ -14,6 +14,7 @@ pub(crate) mod keywords;
 mod literals;
 pub mod normalize;
 pub(crate) mod patterns;
+mod prefilter;
 pub mod rule;
 pub mod stream;
 pub mod transform;
@@ -28,7 +29,7 @@ pub use rule::{Action, Examples, Level, MaskStyle, Name};
 pub use stream::StreamScanner;
 pub use transform::{HashKey, Transformer};
 
-use builtin::{Builtins, Hit};
+use builtin::Builtins;
 use keywords::{Exclusions, KeywordMatcher};
 use patterns::PatternMatcher;
 use rule::{Located, RawRule};
@@ -66,6 +67,15 @@ impl Rule {
     pub fn display_name(&self) -> &str {
         self.name.zh.as_deref().or(self.name.en.as_deref()).unwrap_or(&self.id)
     }
+}
+
+/// A candidate accepted by a detector (and its validator), in normalized-text coordinates: what
+/// the built-in, keyword and regex passes hand to overlap resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub rule: u32,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// One detected value. Offsets are bytes in the original input; `end` is exclusive.
@@ -371,13 +381,13 @@ impl RuleSet {
 
 /// The default rule set shipped in `rules/`, compiled into the binary so `dlpgate` works anywhere.
 pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
-    ("rules/cn/identity.yaml", include_str!("../../rules/cn/identity.yaml")),
-    ("rules/cn/contact.yaml", include_str!("../../rules/cn/contact.yaml")),
-    ("rules/cn/organization.yaml", include_str!("../../rules/cn/organization.yaml")),
-    ("rules/fin/bank_card.yaml", include_str!("../../rules/fin/bank_card.yaml")),
-    ("rules/net/network.yaml", include_str!("../../rules/net/network.yaml")),
-    ("rules/secret/markings.yaml", include_str!("../../rules/secret/markings.yaml")),
-    ("rules/secret/credentials.yaml", include_str!("../../rules/secret/credentials.yaml")),
+    ("rules/cn/identity.yaml", include_str!("../../../rules/cn/identity.yaml")),
+    ("rules/cn/contact.yaml", include_str!("../../../rules/cn/contact.yaml")),
+    ("rules/cn/organization.yaml", include_str!("../../../rules/cn/organization.yaml")),
+    ("rules/fin/bank_card.yaml", include_str!("../../../rules/fin/bank_card.yaml")),
+    ("rules/net/network.yaml", include_str!("../../../rules/net/network.yaml")),
+    ("rules/secret/markings.yaml", include_str!("../../../rules/secret/markings.yaml")),
+    ("rules/secret/credentials.yaml", include_str!("../../../rules/secret/credentials.yaml")),
 ];
 
 /// Compile the built-in default rule set.

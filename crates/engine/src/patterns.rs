@@ -5,7 +5,7 @@ use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input};
 
-use super::builtin::Hit;
+use super::Hit;
 use super::validate::Validator;
 
 /// Compiled size limit per rule set (bytes of NFA). Rules past it are refused at load.

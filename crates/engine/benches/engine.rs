@@ -11,8 +11,8 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use dlpgate::engine::validate::luhn;
-use dlpgate::engine::{Action, HashKey, Transformer, default_rules};
+use dlpgate_engine::validate::luhn;
+use dlpgate_engine::{Action, HashKey, Transformer, default_rules};
 use std::hint::black_box;
 
 struct Rng(u64);
@@ -151,14 +151,14 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(multi_re.find_iter(d).count()))
         });
         g.bench_with_input(BenchmarkId::new("dlpgate_scan", name), data, |b, d| {
-            let mut scan = dlpgate::engine::Scan::default();
+            let mut scan = dlpgate_engine::Scan::default();
             b.iter(|| {
                 rules.scan_into(d, &mut scan);
                 black_box(scan.findings.len())
             })
         });
         g.bench_with_input(BenchmarkId::new("dlpgate_mask", name), data, |b, d| {
-            let mut scan = dlpgate::engine::Scan::default();
+            let mut scan = dlpgate_engine::Scan::default();
             let mut out = Vec::with_capacity(d.len());
             b.iter(|| {
                 out.clear();
@@ -181,7 +181,7 @@ fn ratios() {
     for (name, d) in
         [("api_json_4m", api_json(4 << 20)), ("pii_json_4m", pii_json(4 << 20)), ("prose_4m", prose(4 << 20))]
     {
-        let mut scan = dlpgate::engine::Scan::default();
+        let mut scan = dlpgate_engine::Scan::default();
         let mut out = Vec::with_capacity(d.len());
         let mut best = [f64::MAX; 3];
         for _ in 0..25 {

@@ -153,7 +153,7 @@ pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
         }
         None => (value, &[][..]),
     };
-    if super::builtin::all_ascii_alphanumeric(body) {
+    if super::prefilter::all_ascii_alphanumeric(body) {
         // fast path: plain ASCII value; copy it, then star the middle
         let n = body.len();
         let (mut head, mut tail) = (style.keep_head, style.keep_tail);

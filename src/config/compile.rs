@@ -1,0 +1,499 @@
+//! Raw configuration → compiled [`Snapshot`]: every check, every problem collected with its line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::{ConfigError, ConfigErrors, Ctx, route_line};
+use super::keys::key_or_random;
+use super::model::*;
+use super::path::normal_path;
+use super::raw::*;
+use crate::engine::{Action, RuleSet, Transformer};
+use crate::policy::{Cidr, Clearance, Department, Direction, Override, Policy};
+
+/// Load and compile a configuration file. Every problem is reported at once.
+pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: String::new(),
+            msg: format!("cannot read config: {e}"),
+        }])
+    })?;
+    load_str(path, &text)
+}
+
+/// Compile configuration text (`path` names it in errors and anchors relative paths).
+pub fn load_str(path: &Path, text: &str) -> Result<Snapshot, ConfigErrors> {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut c = Ctx { file: path, text, base, errs: Vec::new() };
+    let raw: RawConfig = match serde_yaml_ng::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let line = e.location().map_or(0, |l| l.line());
+            let msg = e.to_string();
+            let msg = msg.find(" at line ").map_or(msg.clone(), |p| msg[..p].to_string());
+            return Err(ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line, key: String::new(), msg }]));
+        }
+    };
+    let snap = compile(&mut c, raw);
+    if c.errs.is_empty() {
+        if let Some(s) = snap {
+            return Ok(s);
+        }
+    }
+    if c.errs.is_empty() {
+        c.errs.push(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: String::new(),
+            msg: "configuration did not compile".into(),
+        });
+    }
+    Err(ConfigErrors(c.errs))
+}
+
+fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
+    // server
+    let s = raw.server.clone();
+    if s.threads == 0 || s.threads > 256 {
+        c.err("server.threads", None, format!("must be 1..=256, found {}", s.threads));
+    }
+    let server = ServerSettings {
+        threads: s.threads,
+        pid_file: s.pid_file.unwrap_or_else(|| "/tmp/dlpgate.pid".into()),
+        upgrade_sock: s.upgrade_sock.unwrap_or_else(|| "/tmp/dlpgate_upgrade.sock".into()),
+        grace_period_seconds: s.grace_period_seconds,
+        graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
+        work_stealing: s.work_stealing,
+    };
+
+    // listeners
+    let mut listeners = Vec::new();
+    if raw.listeners.is_empty() {
+        c.err("listeners", None, "at least one listener is required");
+    }
+    for (i, l) in raw.listeners.into_iter().enumerate() {
+        let Ok(addr) = l.addr.parse::<SocketAddr>() else {
+            c.err("addr", Some(&l.addr), format!("invalid listen address {:?} (expected ip:port)", l.addr));
+            continue;
+        };
+        if addr.port() == 0 {
+            c.err("addr", Some(&l.addr), "a listener needs a fixed port, not 0");
+        }
+        let tls = match l.tls {
+            None => None,
+            Some(t) => {
+                let cert = c.readable("cert", &t.cert);
+                let key = c.readable("key", &t.key);
+                let client_ca = match (&t.client_ca, t.client_auth) {
+                    (Some(ca), _) => c.readable("client_ca", ca),
+                    (None, ClientAuth::None) => None,
+                    (None, _) => {
+                        c.err("client_auth", None, "client_auth optional/required needs client_ca");
+                        None
+                    }
+                };
+                match (cert, key) {
+                    (Some(cert), Some(key)) => Some(TlsSettings { cert, key, client_ca, client_auth: t.client_auth }),
+                    _ => None,
+                }
+            }
+        };
+        let name = l.name.unwrap_or_else(|| format!("listener{i}"));
+        if listeners.iter().any(|x: &Listener| x.name == name) {
+            // certificates are looked up by listener name
+            c.err("name", Some(&name), format!("listener name {name:?} is used twice"));
+        }
+        listeners.push(Listener { name, addr, tls, h2: l.h2 });
+    }
+
+    // admin
+    let ra = raw.admin.unwrap_or(RawAdmin { addr: d_admin(), token_file: None });
+    let admin_addr = ra.addr.parse::<SocketAddr>().unwrap_or_else(|_| {
+        c.err("admin.addr", Some(&ra.addr), format!("invalid address {:?}", ra.addr));
+        SocketAddr::from(([127, 0, 0, 1], 9090))
+    });
+    let token = match &ra.token_file {
+        None => None,
+        Some(p) => match c.readable("token_file", p).map(std::fs::read_to_string) {
+            Some(Ok(t)) if t.trim().len() >= 16 => Some(t.trim().to_string()),
+            Some(Ok(_)) => {
+                c.err("token_file", Some(p), "admin token must be at least 16 characters");
+                None
+            }
+            Some(Err(e)) => {
+                c.err("token_file", Some(p), format!("cannot read: {e}"));
+                None
+            }
+            None => None,
+        },
+    };
+    let admin = AdminSettings { addr: admin_addr, token };
+
+    // rules
+    let rules = if raw.rules.dirs.is_empty() {
+        crate::engine::default_rules()
+    } else {
+        let dirs: Vec<PathBuf> = raw.rules.dirs.iter().map(|d| c.path(d)).collect();
+        RuleSet::load(&dirs)
+    };
+    let rules = match rules {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            for re in e.0 {
+                c.errs.push(ConfigError {
+                    file: re.file.clone(),
+                    line: re.line,
+                    key: re.rule.map(|r| format!("rule {r}")).unwrap_or_default(),
+                    msg: re.msg,
+                });
+            }
+            None
+        }
+    };
+    let hash_key = key_or_random(c, "hash_key_file", raw.rules.hash_key_file.as_deref());
+    let fingerprint_key = key_or_random(c, "fingerprint_key_file", raw.audit.fingerprint_key_file.as_deref());
+
+    // identity
+    let mut trusted = Vec::new();
+    for p in &raw.identity.trusted_proxies {
+        match Cidr::parse(p) {
+            Ok(x) => trusted.push(x),
+            Err(e) => c.err("trusted_proxies", Some(p), e),
+        }
+    }
+    let identity = IdentitySettings {
+        api_key_header: raw.identity.api_key_header.to_ascii_lowercase(),
+        trusted_proxies: trusted,
+        department_header: raw.identity.department_header.to_ascii_lowercase(),
+        unknown: raw.identity.unknown,
+    };
+
+    // departments
+    let mut departments: Vec<Department> = Vec::new();
+    for d in raw.departments {
+        if departments.iter().any(|x| x.id == d.id) {
+            c.err("id", Some(&d.id), format!("duplicate department id {:?}", d.id));
+            continue;
+        }
+        // sent to upstreams in a header and used as a metric label
+        if d.id.is_empty() || !d.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+            c.err(
+                "id",
+                Some(&d.id),
+                format!("department id {:?} must be ASCII letters, digits, '-', '_' or '.'", d.id),
+            );
+        }
+        let mut keys = Vec::new();
+        for k in &d.matcher.api_key_sha256 {
+            let bytes: Option<Vec<u8>> = (k.len() == 64)
+                .then(|| {
+                    (0..32)
+                        .map(|i| u8::from_str_radix(k.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16).ok())
+                        .collect::<Option<Vec<u8>>>()
+                })
+                .flatten();
+            match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                Some(b) => keys.push(b),
+                None => c.err(
+                    "api_key_sha256",
+                    Some(k),
+                    "expected 64 hex digits (SHA-256 of the key; `printf %s KEY | sha256sum`)",
+                ),
+            }
+        }
+        let mut cidrs = Vec::new();
+        for n in &d.matcher.cidrs {
+            match Cidr::parse(n) {
+                Ok(x) => cidrs.push(x),
+                Err(e) => c.err("cidrs", Some(n), e),
+            }
+        }
+        departments.push(Department {
+            name: d.name.unwrap_or_else(|| d.id.clone()),
+            id: d.id,
+            clearance: d.clearance,
+            cert_ou: d.matcher.cert_ou,
+            cert_cn: d.matcher.cert_cn,
+            cert_san: d.matcher.cert_san,
+            api_keys: keys,
+            cidrs,
+        });
+    }
+    let unknown = match departments.iter().position(|d| d.id == "unknown") {
+        Some(i) => i,
+        None => {
+            departments.push(Department {
+                id: "unknown".into(),
+                name: "unknown".into(),
+                clearance: Clearance::None,
+                cert_ou: vec![],
+                cert_cn: vec![],
+                cert_san: vec![],
+                api_keys: vec![],
+                cidrs: vec![],
+            });
+            departments.len() - 1
+        }
+    };
+
+    // policies
+    let route_ids: Vec<String> = raw.routes.iter().map(|r| r.id.clone()).collect();
+    let categories: Vec<String> =
+        rules.as_ref().map(|r| r.rules().iter().map(|x| x.category.clone()).collect()).unwrap_or_default();
+    let rule_ids: Vec<String> =
+        rules.as_ref().map(|r| r.rules().iter().map(|x| x.id.clone()).collect()).unwrap_or_default();
+    let mut policies: Vec<Policy> = Vec::new();
+    for p in raw.policies {
+        if policies.iter().any(|x| x.id == p.id) {
+            c.err("id", Some(&p.id), format!("duplicate policy id {:?}", p.id));
+            continue;
+        }
+        let mut overrides = Vec::new();
+        for o in p.overrides {
+            for d in &o.departments {
+                if !departments.iter().any(|x| &x.id == d) {
+                    c.err("departments", Some(d), format!("policy {}: unknown department {d:?}", p.id));
+                }
+            }
+            for r in &o.routes {
+                if !route_ids.contains(r) {
+                    c.err("routes", Some(r), format!("policy {}: unknown route {r:?}", p.id));
+                }
+            }
+            if rules.is_some() {
+                for cat in &o.categories {
+                    if !categories.contains(cat) {
+                        c.err("categories", Some(cat), format!("policy {}: no loaded rule has category {cat:?}", p.id));
+                    }
+                }
+                for r in &o.rules {
+                    if !rule_ids.contains(r) {
+                        c.err("rules", Some(r), format!("policy {}: unknown rule {r:?}", p.id));
+                    }
+                }
+            }
+            overrides.push(Override {
+                departments: o.departments,
+                routes: o.routes,
+                categories: o.categories,
+                rules: o.rules,
+                direction: o.direction,
+                action: o.action,
+            });
+        }
+        policies.push(Policy { id: p.id, overrides });
+    }
+
+    // routes
+    let mut routes = Vec::new();
+    if route_ids.is_empty() {
+        c.err("routes", None, "at least one route is required");
+    }
+    for r in raw.routes {
+        if routes.iter().any(|x: &Route| x.id == r.id) {
+            c.err("id", Some(&r.id), format!("duplicate route id {:?}", r.id));
+            continue;
+        }
+        let Some(policy) = policies.iter().position(|p| p.id == r.policy) else {
+            c.err("policy", Some(&r.policy), format!("route {}: unknown policy {:?}", r.id, r.policy));
+            continue;
+        };
+        if !r.path_prefix.starts_with('/') {
+            c.err("path_prefix", Some(&r.path_prefix), format!("route {}: path_prefix must start with /", r.id));
+        } else if !matches!(normal_path(&r.path_prefix, false), Ok(None)) {
+            // requests are matched in normal form: another spelling would never match
+            c.err(
+                "path_prefix",
+                Some(&r.path_prefix),
+                format!("route {}: path_prefix must be in normal form (no escapes, dot segments or //)", r.id),
+            );
+        }
+        let mut addrs = Vec::new();
+        if r.upstream.addrs.is_empty() {
+            c.err("addrs", None, format!("route {}: upstream needs at least one address", r.id));
+        }
+        for a in &r.upstream.addrs {
+            match a.parse::<SocketAddr>() {
+                Ok(x) => addrs.push(x),
+                Err(_) => c.err(
+                    "addrs",
+                    Some(a),
+                    format!("route {}: invalid upstream address {a:?} (expected ip:port)", r.id),
+                ),
+            }
+        }
+        let ca_file = if r.upstream.ca_file.is_empty() { None } else { c.readable("ca_file", &r.upstream.ca_file) };
+        if r.upstream.tls && r.upstream.sni.trim().is_empty() {
+            // Pingora would turn certificate verification off and every handshake would fail
+            c.err_at(
+                route_line(c.text, &r.id),
+                "tls",
+                format!(
+                    "route {}: an upstream with tls: true needs sni (the name its certificate is checked against)",
+                    r.id
+                ),
+            );
+        }
+        let i = r.inspect;
+        if i.max_buffer == 0 || i.max_buffer > 256 << 20 {
+            c.err(
+                "max_buffer",
+                Some(&i.max_buffer.to_string()),
+                format!("route {}: max_buffer must be 1..=268435456 bytes", r.id),
+            );
+        }
+        // every decision precomputed: [department][direction][rule] -> action
+        let decisions: Vec<[Vec<Action>; 2]> = match &rules {
+            Some(rs) => departments
+                .iter()
+                .map(|d| {
+                    let p = &policies[policy];
+                    let per = |dir| rs.rules().iter().map(|rule| p.decide(rule, d, &r.id, dir)).collect::<Vec<_>>();
+                    [per(Direction::Request), per(Direction::Response)]
+                })
+                .collect(),
+            None => vec![],
+        };
+        let may_block = decisions
+            .iter()
+            .map(|[req, resp]| [i.request && req.contains(&Action::Block), i.response && resp.contains(&Action::Block)])
+            .collect();
+        let may_act = decisions
+            .iter()
+            .map(|[req, resp]| {
+                [
+                    i.request && req.iter().any(|a| *a != Action::Allow),
+                    i.response && resp.iter().any(|a| *a != Action::Allow),
+                ]
+            })
+            .collect();
+        routes.push(Route {
+            id: r.id,
+            hosts: r.hosts,
+            path_prefix: r.path_prefix,
+            policy,
+            upstream: Upstream {
+                addrs,
+                tls: r.upstream.tls,
+                sni: r.upstream.sni,
+                ca_file,
+                connect_timeout: Duration::from_millis(r.upstream.connect_timeout_ms.max(1)),
+                read_timeout: Duration::from_millis(r.upstream.read_timeout_ms.max(1)),
+                health_check_interval: Duration::from_secs(r.upstream.health_check_interval_s),
+            },
+            inspect: Inspect {
+                request: i.request,
+                response: i.response,
+                max_buffer: i.max_buffer,
+                on_error: i.on_error,
+                on_binary: i.on_binary,
+                content_types: i.content_types,
+                max_decompressed: i.max_decompressed,
+                max_ratio: i.max_ratio.max(1),
+            },
+            may_block,
+            may_act,
+            decisions,
+        });
+    }
+
+    // quotas
+    let mut quotas: Vec<Quota> = Vec::new();
+    for q in raw.quotas {
+        if quotas.iter().any(|x| x.id == q.id) {
+            c.err("id", Some(&q.id), format!("duplicate quota id {:?}", q.id));
+        }
+        for d in &q.departments {
+            if !departments.iter().any(|x| &x.id == d) {
+                c.err("departments", Some(d), format!("quota {}: unknown department {d:?}", q.id));
+            }
+        }
+        if rules.is_some() {
+            for cat in &q.categories {
+                if !categories.contains(cat) {
+                    c.err("categories", Some(cat), format!("quota {}: no loaded rule has category {cat:?}", q.id));
+                }
+            }
+        }
+        if q.limit == 0 {
+            c.err("limit", Some("limit: 0"), format!("quota {}: limit must be at least 1", q.id));
+        }
+        if !(1..=86_400).contains(&q.window_seconds) || q.window_seconds % quota_buckets(q.window_seconds) != 0 {
+            c.err(
+                "window_seconds",
+                Some(&format!("window_seconds: {}", q.window_seconds)),
+                format!("quota {}: window_seconds must be 1..=60, or a multiple of 60 up to 86400", q.id),
+            );
+        }
+        quotas.push(Quota {
+            id: q.id,
+            departments: q.departments,
+            categories: q.categories,
+            level: q.level,
+            limit: q.limit,
+            window_seconds: q.window_seconds,
+            block: q.action == QuotaAction::Block,
+        });
+    }
+
+    // A department under a quota has its responses scanned even on routes where every decision
+    // for it is `allow` (which otherwise skip the scan): the quota counts what it receives in clear.
+    for route in &mut routes {
+        for (d, dept) in departments.iter().enumerate() {
+            if route.inspect.response && quotas.iter().any(|q| q.applies_to(&dept.id)) {
+                if let Some(m) = route.may_act.get_mut(d) {
+                    m[1] = true;
+                }
+            }
+        }
+    }
+
+    // audit
+    let mut sinks = Vec::new();
+    for s in raw.audit.sinks {
+        match s {
+            RawSink::File { path } => sinks.push(Sink::File(c.path(&path))),
+            RawSink::Stdout => sinks.push(Sink::Stdout),
+            RawSink::Syslog { addr } => {
+                if !(addr.starts_with("udp://") || addr.starts_with("tcp://") || addr.starts_with("unix://")) {
+                    c.err("addr", Some(&addr), "syslog addr must be udp://host:port, tcp://host:port or unix:///path");
+                }
+                sinks.push(Sink::Syslog(addr));
+            }
+        }
+    }
+    if raw.audit.queue == 0 {
+        c.err("queue", None, "audit queue must be at least 1");
+    }
+    let logging = LoggingSettings { format: raw.logging.format, level: raw.logging.level };
+
+    let rules = rules?;
+    let hash_key = hash_key?;
+    let fingerprint_key = fingerprint_key?;
+    if !c.errs.is_empty() {
+        return None;
+    }
+    Some(Snapshot {
+        source: c.file.to_path_buf(),
+        server,
+        listeners,
+        admin,
+        rules,
+        transformer: Transformer::new(hash_key),
+        fingerprint_key,
+        identity,
+        departments,
+        unknown,
+        policies,
+        routes,
+        quotas,
+        audit: AuditSettings { queue: raw.audit.queue, sinks },
+        logging,
+        loaded_at: std::time::SystemTime::now(),
+    })
+}

@@ -1,0 +1,253 @@
+//! The compiled configuration: the immutable [`Snapshot`] a request reads, and its parts. Plain data
+//! and lookups, no I/O.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{Action, HashKey, Level, RuleSet, Transformer};
+use crate::policy::{Cidr, Department, Direction, Policy};
+
+pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, UnknownMode};
+
+/// A bulk-exfiltration quota: at most `limit` sensitive values received in clear per department
+/// in any `window_seconds` (see [`crate::gateway::quota`]).
+#[derive(Debug, Clone)]
+pub struct Quota {
+    pub id: String,
+    /// Empty: every department but `unknown`, each counted on its own.
+    pub departments: Vec<String>,
+    /// Empty: every category.
+    pub categories: Vec<String>,
+    /// Only values of rules at this level or above.
+    pub level: Option<Level>,
+    pub limit: u64,
+    pub window_seconds: u64,
+    /// Refuse the department's requests (429) while over the limit; otherwise alert only.
+    pub block: bool,
+}
+
+/// At most this many buckets per quota window: the window slides in steps of `window / buckets`.
+pub const MAX_QUOTA_BUCKETS: u64 = 60;
+
+/// Buckets for a quota window of `window_seconds`: one per second up to a minute, else 60. Only
+/// windows these divide evenly are accepted (up to 60 s, or a multiple of 60 s).
+pub fn quota_buckets(window_seconds: u64) -> u64 {
+    window_seconds.clamp(1, MAX_QUOTA_BUCKETS)
+}
+
+impl Quota {
+    /// Named departments, or every recognised one: the `unknown` department is shared by all
+    /// unidentified callers, any one of whom could otherwise use it up for all; name it to count it.
+    pub fn applies_to(&self, dept: &str) -> bool {
+        if self.departments.is_empty() { dept != "unknown" } else { self.departments.iter().any(|d| d == dept) }
+    }
+
+    /// Whether values found by `rule` count against this quota.
+    pub fn counts(&self, rule: &crate::engine::Rule) -> bool {
+        (self.categories.is_empty() || self.categories.contains(&rule.category))
+            && self.level.is_none_or(|l| rule.level >= l)
+    }
+}
+
+/// Pingora server settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub threads: usize,
+    pub pid_file: String,
+    pub upgrade_sock: String,
+    pub grace_period_seconds: u64,
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Tokio work stealing between worker threads. Off by default: one event loop per thread,
+    /// as nginx workers, measured faster for short proxied requests (see README, Performance).
+    pub work_stealing: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub tls: Option<TlsSettings>,
+    pub h2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub addr: SocketAddr,
+    /// Bearer token for `POST /reload`; reload is refused when unset.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub api_key_header: String,
+    pub trusted_proxies: Vec<Cidr>,
+    pub department_header: String,
+    pub unknown: UnknownMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub addrs: Vec<SocketAddr>,
+    pub tls: bool,
+    pub sni: String,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub health_check_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inspect {
+    pub request: bool,
+    pub response: bool,
+    pub max_buffer: usize,
+    pub on_error: FailMode,
+    pub on_binary: BinaryMode,
+    pub content_types: Vec<String>,
+    pub max_decompressed: usize,
+    pub max_ratio: usize,
+}
+
+/// Text-like content types scanned when a route lists none.
+pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
+    "application/json",
+    "application/problem+json",
+    "application/x-ndjson",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "multipart/mixed",
+    "multipart/related",
+    "multipart/alternative",
+    "text/",
+    "+json",
+    "+xml",
+];
+
+impl Inspect {
+    /// Whether a body of this content type is scanned. A missing type is scanned (fail closed).
+    pub fn scannable(&self, content_type: Option<&str>) -> bool {
+        let Some(ct) = content_type else { return true };
+        let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if ct.is_empty() {
+            return true;
+        }
+        if self.content_types.is_empty() {
+            DEFAULT_CONTENT_TYPES.iter().any(|t| {
+                if t.starts_with('+') {
+                    ct.ends_with(t)
+                } else if t.ends_with('/') {
+                    ct.starts_with(t)
+                } else {
+                    ct == *t
+                }
+            })
+        } else {
+            self.content_types
+                .iter()
+                .any(|t| ct == t.to_ascii_lowercase() || (t.ends_with('/') && ct.starts_with(&t.to_ascii_lowercase())))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub id: String,
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    pub policy: usize,
+    pub upstream: Upstream,
+    pub inspect: Inspect,
+    /// Per department: [request may block, response may block]
+    pub may_block: Vec<[bool; 2]>,
+    /// Per department: [request may act, response may act] (anything other than allow).
+    pub may_act: Vec<[bool; 2]>,
+    /// Per department, per direction (request, response): the action for each rule.
+    pub decisions: Vec<[Vec<Action>; 2]>,
+}
+
+impl Route {
+    /// The precomputed action for `rule` seen by department `dept` in direction `dir`.
+    pub fn decision(&self, dept: usize, dir: Direction, rule: usize) -> Action {
+        let d = usize::from(dir == Direction::Response);
+        self.decisions.get(dept).and_then(|x| x[d].get(rule)).copied().unwrap_or(Action::Block)
+    }
+
+    pub fn may_act_for(&self, dept: usize, dir: Direction) -> bool {
+        let d = usize::from(dir == Direction::Response);
+        self.may_act.get(dept).is_some_and(|x| x[d])
+    }
+}
+
+impl Route {
+    pub fn matches(&self, host: &str, path: &str) -> bool {
+        let host =
+            host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
+            && path.starts_with(&self.path_prefix)
+    }
+}
+
+/// Where audit events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    File(PathBuf),
+    Stdout,
+    Syslog(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub queue: usize,
+    pub sinks: Vec<Sink>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// One compiled, immutable configuration: what a request needs, swapped as a whole on reload.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub listeners: Vec<Listener>,
+    pub admin: AdminSettings,
+    pub rules: Arc<RuleSet>,
+    pub transformer: Transformer,
+    pub fingerprint_key: HashKey,
+    pub identity: IdentitySettings,
+    pub departments: Vec<Department>,
+    /// Index of the `unknown` department (always present: synthesised with clearance none).
+    pub unknown: usize,
+    pub policies: Vec<Policy>,
+    pub routes: Vec<Route>,
+    pub quotas: Vec<Quota>,
+    pub audit: AuditSettings,
+    pub logging: LoggingSettings,
+    pub loaded_at: std::time::SystemTime,
+}
+
+impl Snapshot {
+    /// The first route matching host and path.
+    pub fn route(&self, host: &str, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.matches(host, path))
+    }
+
+    pub fn policy_of(&self, route: usize) -> &Policy {
+        &self.policies[self.routes[route].policy]
+    }
+}

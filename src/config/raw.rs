@@ -1,0 +1,416 @@
+//! The configuration file as serde reads it: plain data, `deny_unknown_fields` everywhere, defaults
+//! here. Nothing is checked yet; [`super::compile`] turns these into the [`super::model`] types.
+
+use serde::Deserialize;
+
+use crate::engine::{Action, Level};
+use crate::policy::{Clearance, DirectionFilter};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub(crate) admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub(crate) rules: RawRules,
+    #[serde(default)]
+    pub(crate) identity: RawIdentity,
+    #[serde(default)]
+    pub(crate) departments: Vec<RawDepartment>,
+    #[serde(default)]
+    pub(crate) policies: Vec<RawPolicy>,
+    #[serde(default)]
+    pub(crate) routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub(crate) quotas: Vec<RawQuota>,
+    #[serde(default)]
+    pub(crate) audit: RawAudit,
+    #[serde(default)]
+    pub(crate) logging: RawLogging,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuota {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) departments: Vec<String>,
+    #[serde(default)]
+    pub(crate) categories: Vec<String>,
+    #[serde(default)]
+    pub(crate) level: Option<Level>,
+    pub(crate) limit: u64,
+    pub(crate) window_seconds: u64,
+    #[serde(default)]
+    pub(crate) action: QuotaAction,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum QuotaAction {
+    Alert,
+    #[default]
+    Block,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    #[serde(default = "d_threads")]
+    pub(crate) threads: usize,
+    #[serde(default)]
+    pub(crate) pid_file: Option<String>,
+    #[serde(default)]
+    pub(crate) upgrade_sock: Option<String>,
+    #[serde(default = "d_grace")]
+    pub(crate) grace_period_seconds: u64,
+    #[serde(default = "d_shutdown")]
+    pub(crate) graceful_shutdown_timeout_seconds: u64,
+    #[serde(default)]
+    pub(crate) work_stealing: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            threads: d_threads(),
+            pid_file: None,
+            upgrade_sock: None,
+            grace_period_seconds: d_grace(),
+            graceful_shutdown_timeout_seconds: d_shutdown(),
+            work_stealing: false,
+        }
+    }
+}
+
+pub(crate) fn d_threads() -> usize {
+    2
+}
+pub(crate) fn d_grace() -> u64 {
+    30
+}
+pub(crate) fn d_shutdown() -> u64 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListener {
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    pub(crate) addr: String,
+    #[serde(default)]
+    pub(crate) tls: Option<RawTls>,
+    #[serde(default = "yes")]
+    pub(crate) h2: bool,
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert: String,
+    pub(crate) key: String,
+    #[serde(default)]
+    pub(crate) client_ca: Option<String>,
+    #[serde(default)]
+    pub(crate) client_auth: ClientAuth,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    #[serde(default = "d_admin")]
+    pub(crate) addr: String,
+    #[serde(default)]
+    pub(crate) token_file: Option<String>,
+}
+
+pub(crate) fn d_admin() -> String {
+    "127.0.0.1:9090".into()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRules {
+    #[serde(default)]
+    pub(crate) dirs: Vec<String>,
+    #[serde(default)]
+    pub(crate) hash_key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIdentity {
+    #[serde(default = "d_key_header")]
+    pub(crate) api_key_header: String,
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<String>,
+    #[serde(default = "d_dept_header")]
+    pub(crate) department_header: String,
+    #[serde(default)]
+    pub(crate) unknown: UnknownMode,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        Self {
+            api_key_header: d_key_header(),
+            trusted_proxies: vec![],
+            department_header: d_dept_header(),
+            unknown: UnknownMode::Allow,
+        }
+    }
+}
+
+pub(crate) fn d_key_header() -> String {
+    "x-api-key".into()
+}
+pub(crate) fn d_dept_header() -> String {
+    "x-dlp-department".into()
+}
+
+/// What happens to a caller no department recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownMode {
+    #[default]
+    Allow,
+    Refuse,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDepartment {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    pub(crate) clearance: Clearance,
+    #[serde(default, rename = "match")]
+    pub(crate) matcher: RawMatch,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    #[serde(default)]
+    pub(crate) cert_ou: Vec<String>,
+    #[serde(default)]
+    pub(crate) cert_cn: Vec<String>,
+    #[serde(default)]
+    pub(crate) cert_san: Vec<String>,
+    #[serde(default)]
+    pub(crate) api_key_sha256: Vec<String>,
+    #[serde(default)]
+    pub(crate) cidrs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) overrides: Vec<RawOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOverride {
+    #[serde(default)]
+    pub(crate) departments: Vec<String>,
+    #[serde(default)]
+    pub(crate) routes: Vec<String>,
+    #[serde(default)]
+    pub(crate) categories: Vec<String>,
+    #[serde(default)]
+    pub(crate) rules: Vec<String>,
+    #[serde(default)]
+    pub(crate) direction: DirectionFilter,
+    pub(crate) action: Action,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
+    #[serde(default = "d_prefix")]
+    pub(crate) path_prefix: String,
+    pub(crate) policy: String,
+    pub(crate) upstream: RawUpstream,
+    #[serde(default)]
+    pub(crate) inspect: RawInspect,
+}
+
+pub(crate) fn d_prefix() -> String {
+    "/".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) addrs: Vec<String>,
+    #[serde(default)]
+    pub(crate) tls: bool,
+    #[serde(default)]
+    pub(crate) sni: String,
+    #[serde(default)]
+    pub(crate) ca_file: String,
+    #[serde(default = "d_connect")]
+    pub(crate) connect_timeout_ms: u64,
+    #[serde(default = "d_read")]
+    pub(crate) read_timeout_ms: u64,
+    #[serde(default = "d_hc")]
+    pub(crate) health_check_interval_s: u64,
+}
+
+pub(crate) fn d_connect() -> u64 {
+    2000
+}
+pub(crate) fn d_read() -> u64 {
+    30000
+}
+pub(crate) fn d_hc() -> u64 {
+    5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInspect {
+    #[serde(default = "yes")]
+    pub(crate) request: bool,
+    #[serde(default = "yes")]
+    pub(crate) response: bool,
+    #[serde(default = "d_max_buffer")]
+    pub(crate) max_buffer: usize,
+    #[serde(default)]
+    pub(crate) on_error: FailMode,
+    #[serde(default)]
+    pub(crate) on_binary: BinaryMode,
+    #[serde(default)]
+    pub(crate) content_types: Vec<String>,
+    #[serde(default = "d_max_decompressed")]
+    pub(crate) max_decompressed: usize,
+    #[serde(default = "d_ratio")]
+    pub(crate) max_ratio: usize,
+}
+
+impl Default for RawInspect {
+    fn default() -> Self {
+        Self {
+            request: true,
+            response: true,
+            max_buffer: d_max_buffer(),
+            on_error: FailMode::Block,
+            on_binary: BinaryMode::Pass,
+            content_types: vec![],
+            max_decompressed: d_max_decompressed(),
+            max_ratio: d_ratio(),
+        }
+    }
+}
+
+pub(crate) fn d_max_buffer() -> usize {
+    1 << 20
+}
+pub(crate) fn d_max_decompressed() -> usize {
+    64 << 20
+}
+pub(crate) fn d_ratio() -> usize {
+    100
+}
+
+/// What to do with a body that cannot be inspected (oversize, undecodable, scanner error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Refuse it (fail closed). The default.
+    #[default]
+    Block,
+    /// Forward it uninspected and record an alert.
+    Pass,
+}
+
+/// What to do with content types that are not text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BinaryMode {
+    #[default]
+    Pass,
+    Block,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    #[serde(default)]
+    pub(crate) fingerprint_key_file: Option<String>,
+    #[serde(default = "d_queue")]
+    pub(crate) queue: usize,
+    #[serde(default)]
+    pub(crate) sinks: Vec<RawSink>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self { fingerprint_key_file: None, queue: d_queue(), sinks: Vec::new() }
+    }
+}
+
+pub(crate) fn d_queue() -> usize {
+    10_000
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub(crate) enum RawSink {
+    File { path: String },
+    Stdout,
+    Syslog { addr: String },
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogging {
+    #[serde(default)]
+    pub(crate) format: LogFormat,
+    #[serde(default = "d_level")]
+    pub(crate) level: String,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: d_level() }
+    }
+}
+
+pub(crate) fn d_level() -> String {
+    "info".into()
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}

@@ -1,0 +1,89 @@
+//! Configuration tests: path normal form, loading, line finding.
+
+use std::path::Path;
+
+use super::error::find_line;
+use super::*;
+
+#[test]
+fn paths_in_normal_form() {
+    let strict = |p: &str| normal_path(p, false).map(|n| n.unwrap_or_else(|| p.to_string()));
+    let loose = |p: &str| normal_path(p, true).map(|n| n.unwrap_or_else(|| p.to_string()));
+    for (raw, norm) in [
+        ("/api/residents", "/api/residents"),
+        ("/%61pi/residents", "/api/residents"),
+        ("//api//residents", "/api/residents"),
+        ("/x/../api/residents", "/api/residents"),
+        ("/x/%2e%2e/api/", "/api/"),
+        ("/api/./residents/.", "/api/residents/"),
+        ("/../../etc", "/etc"),
+        ("/a%2Fb", "/a%2Fb"), // an encoded slash is data, not a separator
+        ("/a%20b/%E6%9C%BA", "/a%20b/%E6%9C%BA"),
+        ("/api;v=1/x", "/api;v=1/x"),
+        ("*", "*"),
+        ("", ""),
+    ] {
+        assert_eq!(strict(raw).as_deref(), Ok(norm), "{raw}");
+    }
+    // what lenient servers make of the same paths
+    for (raw, norm) in [
+        ("/public/..%2Fapi/x", "/api/x"),
+        ("/public/..%5capi/x", "/api/x"),
+        ("/public/..\\api/x", "/api/x"),
+        ("/public/..;/api/x", "/api/x"),
+        ("/public/x/..;/../api/x", "/api/x"),
+        ("/public/.;/../api/x", "/api/x"),
+        ("/%2Fapi/x", "/api/x"),
+        ("/api;jsessionid=1/x", "/api/x"),
+        ("/projects/group%2Fname", "/projects/group/name"),
+    ] {
+        assert_eq!(loose(raw).as_deref(), Ok(norm), "{raw}");
+    }
+    for raw in ["/x/%2%65%2%65/api", "/x/%%32%65", "/x/%"] {
+        assert_eq!(strict(raw), Err("malformed percent-encoding in path"), "{raw}");
+    }
+}
+
+#[test]
+fn minimal_config_loads_with_defaults() {
+    let text = "listeners: [{addr: \"127.0.0.1:8080\"}]\npolicies: [{id: p}]\nroutes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}}]\n";
+    let s = load_str(Path::new("min.yaml"), text).expect("minimal config");
+    assert_eq!(s.audit.queue, 10_000);
+    assert_eq!(s.admin.addr.to_string(), "127.0.0.1:9090");
+    assert_eq!(s.departments[s.unknown].id, "unknown");
+    assert_eq!(s.routes[0].inspect.on_error, FailMode::Block);
+}
+
+#[test]
+fn department_ids_must_be_header_safe() {
+    let text = "listeners: [{addr: \"127.0.0.1:8080\"}]\ndepartments:\n  - {id: 公安厅, clearance: core}\npolicies: [{id: p}]\nroutes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}}]\n";
+    let e = load_str(Path::new("d.yaml"), text).expect_err("non-ASCII department id");
+    assert!(e.to_string().contains("d.yaml:3: id: department id"), "{e}");
+}
+
+#[test]
+fn find_line_locates_keys_and_values() {
+    let t = "a:\n  b: 1\nroutes:\n  - id: x\n    policy: nope\n";
+    assert_eq!(find_line(t, "policy", Some("nope")), 5);
+    assert_eq!(find_line(t, "b", None), 2);
+}
+
+#[test]
+fn content_types() {
+    let i = Inspect {
+        request: true,
+        response: true,
+        max_buffer: 1,
+        on_error: FailMode::Block,
+        on_binary: BinaryMode::Pass,
+        content_types: vec![],
+        max_decompressed: 1,
+        max_ratio: 1,
+    };
+    assert!(i.scannable(Some("application/json; charset=utf-8")));
+    assert!(i.scannable(Some("text/html")));
+    assert!(i.scannable(Some("application/vnd.api+json")));
+    assert!(!i.scannable(Some("image/png")));
+    assert!(!i.scannable(Some("application/octet-stream")));
+    assert!(i.scannable(None));
+}

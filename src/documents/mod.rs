@@ -1,0 +1,260 @@
+//! Documents: the containers that carry text in bulk exports, and how their text is masked in place.
+//!
+//! - [`sniff`] recognises a document by its bytes, never by its label: zip (`PK\x03\x04`), OOXML
+//!   inside a zip (`[Content_Types].xml`), OLE2 (legacy `.xls`/`.doc`), `%PDF`;
+//! - [`rewrite`] turns a document into text units with their locations (`导出数据!C17`,
+//!   `word/document.xml ¶3`), hands each part's text to the caller's inspector in one piece, and
+//!   writes the edits it returns back into the file: same entries in the same order, the changed
+//!   ones recompressed, the others copied byte for byte;
+//! - a zip is a container: its entries are read by their own type (CSV, JSON, text, XML, OOXML, a
+//!   nested zip), within [`Limits`] against bombs (depth, entries, inflated size, ratio, overlapping
+//!   or duplicate entries); an encrypted entry cannot be inspected and is an error;
+//! - what cannot be masked in place (legacy `.xls`, read with calamine) is read and reported as
+//!   [`Outcome::unmaskable`] when the inspector wanted a change; what cannot be read at all (PDF,
+//!   `.doc`) is [`DocError::Unreadable`].
+//!
+//! This layer knows no HTTP and no policy: the inspector decides (see `gateway::inspect`).
+
+mod ooxml;
+mod zipfile;
+
+use std::fmt;
+
+/// One change to a text: bytes `start..end` of the text given to the inspector become `with`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub start: usize,
+    pub end: usize,
+    pub with: Vec<u8>,
+}
+
+/// What a document is, by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A zip archive (OOXML is told apart inside it).
+    Zip,
+    /// OLE2 compound file: legacy `.xls`, `.doc`, `.ppt`.
+    Ole2,
+    Pdf,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Zip => "zip",
+            Format::Ole2 => "ole2",
+            Format::Pdf => "pdf",
+        }
+    }
+}
+
+/// The longest signature [`sniff`] looks at: hold this many bytes before deciding.
+pub const SNIFF_LEN: usize = 8;
+
+/// Recognise a document by its first bytes (at least [`SNIFF_LEN`] of them, or the whole body).
+pub fn sniff(head: &[u8]) -> Option<Format> {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(Format::Zip)
+    } else if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        Some(Format::Ole2)
+    } else if head.starts_with(b"%PDF-") {
+        Some(Format::Pdf)
+    } else {
+        None
+    }
+}
+
+/// Limits on what a document may expand to (zip bombs), per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Zip inside zip, counting the outer one as 1.
+    pub max_depth: usize,
+    /// Entries in all archives of the document together.
+    pub max_entries: usize,
+    /// Bytes all entries inflate to, together.
+    pub max_inflated: u64,
+    /// Inflated / compressed, per entry (entries under 1 MiB inflated are not held to it).
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_depth: 3, max_entries: 10_000, max_inflated: 512 << 20, max_ratio: 100 }
+    }
+}
+
+/// Why a document could not be inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocError {
+    /// Past a limit: an archive bomb, or simply too much.
+    Limit(&'static str),
+    /// An encrypted entry: its content cannot be read.
+    Encrypted,
+    /// Damaged or not what it claims to be.
+    Corrupt(String),
+    /// A format whose text this gateway cannot read (PDF, `.doc`).
+    Unreadable(Format),
+}
+
+impl fmt::Display for DocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocError::Limit(what) => write!(f, "document exceeds a limit: {what}"),
+            DocError::Encrypted => f.write_str("encrypted archive entry"),
+            DocError::Corrupt(why) => write!(f, "damaged document: {why}"),
+            DocError::Unreadable(fmt) => write!(f, "{} text cannot be read", fmt.as_str()),
+        }
+    }
+}
+
+impl std::error::Error for DocError {}
+
+/// The kind of document found, for metrics, logs and `dlpgate scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Xlsx,
+    Docx,
+    Pptx,
+    /// Any other zip archive.
+    Zip,
+    Xls,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Xlsx => "xlsx",
+            Kind::Docx => "docx",
+            Kind::Pptx => "pptx",
+            Kind::Zip => "zip",
+            Kind::Xls => "xls",
+        }
+    }
+}
+
+/// What [`rewrite`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: Kind,
+    /// The rewritten document, or `None` when nothing changed (the input stands as it is).
+    pub bytes: Option<Vec<u8>>,
+    /// The inspector asked for a change the format cannot take (legacy `.xls`): the values are
+    /// still in the document.
+    pub unmaskable: bool,
+}
+
+/// The caller's inspector: given a part's text (units separated by `\n`) and a way to name the
+/// location of any byte offset in it, returns the edits to make, sorted and not overlapping.
+pub type Inspector<'a> = dyn FnMut(&[u8], &dyn Fn(usize) -> String) -> Vec<Edit> + 'a;
+
+/// Read `doc`, let `inspect` decide on every text in it, and write the edits back.
+pub fn rewrite(doc: &[u8], limits: &Limits, inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
+    match sniff(doc) {
+        Some(Format::Zip) => {
+            let mut budget = zipfile::Budget::new(limits);
+            zipfile::rewrite(doc, "", 1, &mut budget, inspect)
+        }
+        Some(Format::Ole2) => read_xls(doc, inspect),
+        Some(f @ Format::Pdf) => Err(DocError::Unreadable(f)),
+        None => Err(DocError::Corrupt("not a document".into())),
+    }
+}
+
+/// A legacy `.xls`: every cell read (calamine), none can be written back.
+fn read_xls(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
+    use calamine::{Reader, Xls};
+    let mut book: Xls<_> =
+        Xls::new(std::io::Cursor::new(doc)).map_err(|_| DocError::Unreadable(Format::Ole2))?;
+    let mut text = Vec::new();
+    let mut locs: Vec<(usize, String)> = Vec::new();
+    for name in book.sheet_names() {
+        let Ok(range) = book.worksheet_range(&name) else { continue };
+        let (r0, c0) = range.start().unwrap_or((0, 0));
+        for (r, row) in range.rows().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let v = cell_text(cell);
+                if v.is_empty() {
+                    continue;
+                }
+                locs.push((text.len(), format!("{name}!{}", cell_ref(r0 as usize + r, c0 as usize + c))));
+                text.extend_from_slice(v.as_bytes());
+                text.push(b'\n');
+            }
+        }
+    }
+    let locate = |at: usize| locate_in(&locs, at);
+    let edits = inspect(&text, &locate);
+    Ok(Outcome { kind: Kind::Xls, bytes: None, unmaskable: !edits.is_empty() })
+}
+
+fn cell_text(cell: &calamine::Data) -> String {
+    use calamine::Data;
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        // a whole number stored as a float (a mobile, an old ID number) reads as its digits
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e17 => format!("{}", *f as i64),
+        other => other.to_string(),
+    }
+}
+
+/// The name of the location holding byte `at`, from `(start, name)` pairs in order.
+fn locate_in(locs: &[(usize, String)], at: usize) -> String {
+    let i = locs.partition_point(|(s, _)| *s <= at);
+    i.checked_sub(1).and_then(|i| locs.get(i)).map(|(_, n)| n.clone()).unwrap_or_default()
+}
+
+/// `A1`-style reference of a zero-based row and column.
+pub fn cell_ref(row: usize, col: usize) -> String {
+    let mut letters = Vec::new();
+    let mut c = col + 1;
+    while c > 0 {
+        letters.push(b'A' + ((c - 1) % 26) as u8);
+        c = (c - 1) / 26;
+    }
+    letters.reverse();
+    format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
+}
+
+/// Whether an archive entry of this name is text to scan whole (CSV, JSON, plain text, markup).
+fn text_entry(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
+    matches!(
+        ext,
+        "csv" | "tsv" | "txt" | "json" | "ndjson" | "jsonl" | "xml" | "html" | "htm" | "md" | "log" | "sql" | "yaml" | "yml"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_their_bytes() {
+        assert_eq!(sniff(b"PK\x03\x04rest"), Some(Format::Zip));
+        assert_eq!(sniff(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0]), Some(Format::Ole2));
+        assert_eq!(sniff(b"%PDF-1.7\n"), Some(Format::Pdf));
+        assert_eq!(sniff(b"{\"a\":1}"), None);
+        assert_eq!(sniff(b"PK"), None);
+    }
+
+    #[test]
+    fn cell_references() {
+        assert_eq!(cell_ref(0, 0), "A1");
+        assert_eq!(cell_ref(16, 2), "C17");
+        assert_eq!(cell_ref(0, 25), "Z1");
+        assert_eq!(cell_ref(0, 26), "AA1");
+        assert_eq!(cell_ref(9, 701), "ZZ10");
+        assert_eq!(cell_ref(0, 702), "AAA1");
+    }
+
+    #[test]
+    fn locations_by_offset() {
+        let locs = vec![(0, "a".to_string()), (5, "b".to_string())];
+        assert_eq!(locate_in(&locs, 0), "a");
+        assert_eq!(locate_in(&locs, 4), "a");
+        assert_eq!(locate_in(&locs, 5), "b");
+        assert_eq!(locate_in(&locs, 99), "b");
+    }
+}
