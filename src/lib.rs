@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod documents;
 pub use dlpgate_engine as engine;
 pub mod gateway;
 pub mod policy;

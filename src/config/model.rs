@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::engine::{Action, HashKey, Level, RuleSet, Transformer};
 use crate::policy::{Cidr, Department, Direction, Policy};
 
-pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, UnknownMode};
+pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, UnknownMode, UnmaskableMode};
 
 /// A bulk-exfiltration quota: at most `limit` sensitive values received in clear per department
 /// in any `window_seconds` (see [`crate::gateway::quota`]).
@@ -116,6 +116,10 @@ pub struct Inspect {
     pub content_types: Vec<String>,
     pub max_decompressed: usize,
     pub max_ratio: usize,
+    /// The most of a document (xlsx, docx, zip …) held to be inspected whole.
+    pub max_document: usize,
+    pub on_unmaskable: UnmaskableMode,
+    pub archive: crate::documents::Limits,
 }
 
 /// Text-like content types scanned when a route lists none.

@@ -311,6 +311,54 @@ pub(crate) struct RawInspect {
     pub(crate) max_decompressed: usize,
     #[serde(default = "d_ratio")]
     pub(crate) max_ratio: usize,
+    #[serde(default = "d_max_document")]
+    pub(crate) max_document: usize,
+    #[serde(default)]
+    pub(crate) on_unmaskable: UnmaskableMode,
+    #[serde(default)]
+    pub(crate) archive: RawArchive,
+}
+
+/// Limits on archives inside a document (zip bombs).
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawArchive {
+    #[serde(default = "d_depth")]
+    pub(crate) max_depth: usize,
+    #[serde(default = "d_entries")]
+    pub(crate) max_entries: usize,
+    #[serde(default = "d_inflated")]
+    pub(crate) max_inflated: u64,
+}
+
+impl Default for RawArchive {
+    fn default() -> Self {
+        Self { max_depth: d_depth(), max_entries: d_entries(), max_inflated: d_inflated() }
+    }
+}
+
+fn d_max_document() -> usize {
+    64 << 20
+}
+fn d_depth() -> usize {
+    3
+}
+fn d_entries() -> usize {
+    10_000
+}
+fn d_inflated() -> u64 {
+    512 << 20
+}
+
+/// What to do with a document whose values cannot be masked in place (legacy `.xls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmaskableMode {
+    /// Refuse it (403) when a finding's action would rewrite it. The default.
+    #[default]
+    Block,
+    /// Deliver it as it is and record an alert.
+    Alert,
 }
 
 impl Default for RawInspect {
@@ -324,6 +372,9 @@ impl Default for RawInspect {
             content_types: vec![],
             max_decompressed: d_max_decompressed(),
             max_ratio: d_ratio(),
+            max_document: d_max_document(),
+            on_unmaskable: UnmaskableMode::Block,
+            archive: RawArchive::default(),
         }
     }
 }

@@ -79,6 +79,9 @@ fn content_types() {
         content_types: vec![],
         max_decompressed: 1,
         max_ratio: 1,
+        max_document: 1,
+        on_unmaskable: UnmaskableMode::Block,
+        archive: crate::documents::Limits::default(),
     };
     assert!(i.scannable(Some("application/json; charset=utf-8")));
     assert!(i.scannable(Some("text/html")));

@@ -143,9 +143,10 @@ pub struct Outcome {
     pub unmaskable: bool,
 }
 
-/// The caller's inspector: given a part's text (units separated by `\n`) and a way to name the
-/// location of any byte offset in it, returns the edits to make, sorted and not overlapping.
-pub type Inspector<'a> = dyn FnMut(&[u8], &dyn Fn(usize) -> String) -> Vec<Edit> + 'a;
+/// The caller's inspector: given a part's text (units separated by `\n`), a way to name the
+/// location of any byte offset in it, and whether edits can be written back (`false` for legacy
+/// formats), returns the edits to make, sorted and not overlapping.
+pub type Inspector<'a> = dyn FnMut(&[u8], &dyn Fn(usize) -> String, bool) -> Vec<Edit> + 'a;
 
 /// Read `doc`, let `inspect` decide on every text in it, and write the edits back.
 pub fn rewrite(doc: &[u8], limits: &Limits, inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
@@ -163,8 +164,7 @@ pub fn rewrite(doc: &[u8], limits: &Limits, inspect: &mut Inspector<'_>) -> Resu
 /// A legacy `.xls`: every cell read (calamine), none can be written back.
 fn read_xls(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
     use calamine::{Reader, Xls};
-    let mut book: Xls<_> =
-        Xls::new(std::io::Cursor::new(doc)).map_err(|_| DocError::Unreadable(Format::Ole2))?;
+    let mut book: Xls<_> = Xls::new(std::io::Cursor::new(doc)).map_err(|_| DocError::Unreadable(Format::Ole2))?;
     let mut text = Vec::new();
     let mut locs: Vec<(usize, String)> = Vec::new();
     for name in book.sheet_names() {
@@ -183,7 +183,7 @@ fn read_xls(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError
         }
     }
     let locate = |at: usize| locate_in(&locs, at);
-    let edits = inspect(&text, &locate);
+    let edits = inspect(&text, &locate, false);
     Ok(Outcome { kind: Kind::Xls, bytes: None, unmaskable: !edits.is_empty() })
 }
 
@@ -222,7 +222,20 @@ fn text_entry(name: &str) -> bool {
     let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
     matches!(
         ext,
-        "csv" | "tsv" | "txt" | "json" | "ndjson" | "jsonl" | "xml" | "html" | "htm" | "md" | "log" | "sql" | "yaml" | "yml"
+        "csv"
+            | "tsv"
+            | "txt"
+            | "json"
+            | "ndjson"
+            | "jsonl"
+            | "xml"
+            | "html"
+            | "htm"
+            | "md"
+            | "log"
+            | "sql"
+            | "yaml"
+            | "yml"
     )
 }
 

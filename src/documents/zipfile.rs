@@ -53,7 +53,8 @@ fn read_all(ar: &mut zip::ZipArchive<Cursor<&[u8]>>, budget: &mut Budget) -> Res
         if declared > 1 << 20 && declared / packed > budget.limits.max_ratio {
             return Err(DocError::Limit("archive entry compression ratio"));
         }
-        spans.push((f.header_start(), f.data_start() + f.compressed_size()));
+        let data = f.data_start().unwrap_or(f.header_start() + 30);
+        spans.push((f.header_start(), data + f.compressed_size()));
     }
     // entries that share bytes (the "better zip bomb" overlaps them to multiply its output)
     spans.sort_unstable();
@@ -165,7 +166,7 @@ pub(super) fn rewrite(
 
 /// A text entry (CSV, JSON …) scanned whole; its new bytes, if anything changed.
 fn whole_text(data: &[u8], here: &str, inspect: &mut Inspector<'_>) -> Option<Vec<u8>> {
-    let edits = inspect(data, &|_| here.to_string());
+    let edits = inspect(data, &|_| here.to_string(), true);
     apply(data, &edits)
 }
 

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder, Scope};
+use super::decide::{self, BodyDecision, ResponsePlan};
+use super::inspect::{Scope, Uninspectable};
 use super::proxy::{Ctx, Gateway, continue_if_expected, read_client_body};
 use super::respond::{self, Verdict};
 use super::server::Active;
@@ -70,18 +71,17 @@ pub async fn run(
     route: usize,
     hold: usize,
 ) -> Result<()> {
-    let r = &active.routes[route];
     // 1. the request body, decided before the upstream is contacted. Past `max_buffer` it cannot be
     // inspected: refused (413) when the route fails closed, else forwarded uninspected as it comes.
     let mut body = Vec::new();
     let mut oversize = false;
     if !session.as_mut().is_body_empty() {
         continue_if_expected(session, ctx).await?;
+        let limit = decide::request_hold_limit(active, route, session.req_header());
         while let Some(c) = read_client_body(session).await? {
             body.extend_from_slice(&c);
-            if body.len() > r.inspect.max_buffer {
-                let reason = "request body exceeds max_buffer";
-                if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Request, reason) {
+            if body.len() > limit {
+                if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Request, Uninspectable::Oversize) {
                     return answer(session, ctx, v).await;
                 }
                 oversize = true;
@@ -89,34 +89,10 @@ pub async fn run(
             }
         }
     }
-    if !oversize && !body.is_empty() && r.inspect.request && r.may_act_for(ctx.dept, Direction::Request) {
-        let ct = session.req_header().headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-        if inspect::coding(&session.req_header().headers) != Coding::Identity {
-            // a compressed body would be scanned still compressed: as on Pingora's path
-            if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Request, "encoded request body") {
-                return answer(session, ctx, v).await;
-            }
-        } else if !r.inspect.scannable(ct.as_deref()) {
-            if let Some(v) = gw.binary(ctx, active, route, Direction::Request) {
-                return answer(session, ctx, v).await;
-            }
-        } else {
-            let (out, blocked, binary) = inspect::scan_body(
-                Scope { snap: active, route, dept: ctx.dept, dir: Direction::Request },
-                &mut ctx.log,
-                &body,
-                ct.as_deref(),
-            );
-            if blocked {
-                let v = gw.block(ctx, active, Direction::Request);
-                return answer(session, ctx, v).await;
-            }
-            if binary > 0 {
-                if let Some(v) = gw.binary(ctx, active, route, Direction::Request) {
-                    return answer(session, ctx, v).await;
-                }
-            }
-            body = out;
+    if !oversize {
+        match decide::request_body(gw, ctx, active, route, session.req_header(), body) {
+            BodyDecision::Refuse(v) => return answer(session, ctx, v).await,
+            BodyDecision::Forward(out) => body = out,
         }
     }
 
@@ -202,63 +178,36 @@ pub async fn run(
         return answer(session, ctx, v).await;
     };
     ctx.status = resp.status.as_u16();
-    if r.inspect.response {
-        respond::private_cache(&mut resp);
-        if session.req_header().method == http::Method::HEAD {
-            respond::strip_head(&mut resp);
-        }
-    }
 
     // 3. the response
-    let head = session.req_header().method == http::Method::HEAD;
-    let no_body = head || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
-    let inspect_resp = r.inspect.response && !no_body;
-    let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let mut decoder = None;
-    let mut scan = inspect_resp;
-    if inspect_resp && !r.inspect.scannable(ct.as_deref()) {
-        if let Some(v) = gw.binary(ctx, active, route, Direction::Response) {
+    let method = session.req_header().method.clone();
+    let whole = crate::gateway::proxy::WHOLE_BODY_LIMIT.min(hold);
+    let mut insp = match ResponsePlan::new(gw, ctx, active, route, &method, &mut resp, whole) {
+        ResponsePlan::Relay => {
+            let no_body = method == http::Method::HEAD
+                || matches!(resp.status.as_u16(), 204 | 304)
+                || resp.status.is_informational();
+            session.write_response_header(Box::new(resp), no_body).await?;
+            if no_body {
+                gw.connector.release_http_session(up, &*peer, POOL_IDLE).await;
+                return Ok(());
+            }
+            return relay_rest(gw, session, up, &peer).await;
+        }
+        ResponsePlan::Refuse(v) => {
             up.shutdown().await;
             return answer(session, ctx, v).await;
         }
-        scan = false;
-    }
-    if scan {
-        match inspect::coding(&resp.headers) {
-            Coding::Identity => {}
-            Coding::Decode(kind) => decoder = Decoder::new(kind),
-            Coding::Unsupported => {
-                if let Some(v) =
-                    gw.uninspectable(ctx, active, route, Direction::Response, "undecodable content-encoding")
-                {
-                    up.shutdown().await;
-                    return answer(session, ctx, v).await;
-                }
-                scan = false;
-            }
-        }
-    }
-    if !scan {
-        // relay as is
-        session.write_response_header(Box::new(resp), no_body).await?;
-        if no_body {
-            gw.connector.release_http_session(up, &*peer, POOL_IDLE).await;
-            return Ok(());
-        }
-        return relay_rest(gw, session, up, &peer).await;
-    }
-    let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
-    let plain = decoder.is_none();
-    let mut insp = BodyInspector::new(decoder, limits);
-    let len: Option<usize> = resp.headers.get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
-    if plain && len.is_some_and(|l| l <= hold) {
-        // all of it is held anyway: scan it once, at its end
-        insp.hold_whole(hold);
-    }
+        ResponsePlan::Inspect(insp) => insp,
+    };
+    // a coded body, or any body where the route passes what it cannot inspect: kept as it came
+    // while it is held, for `on_error: pass` to relay if decoding or a document fails
+    let relayable = super::inspect::coding(&resp.headers) != super::inspect::Coding::Identity
+        || active.routes[route].inspect.on_error == crate::config::FailMode::Pass;
     let mut held: Vec<u8> = Vec::new();
     // the coded body as it came, while it is held and within `hold`: what `on_error: pass`
     // relays if decoding fails (None: nothing relayable, a failure is answered 502)
-    let mut raw: Option<Vec<u8>> = (!plain).then(Vec::new);
+    let mut raw: Option<Vec<u8>> = relayable.then(Vec::new);
     let mut streaming = false;
     loop {
         let chunk = match up.read_response_body().await {
@@ -294,13 +243,14 @@ pub async fn run(
                 ctx.block_dir = Some(Direction::Response);
                 return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
             }
-            if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Response, reason) {
+            if let Some(v) = decide::response_failure(gw, ctx, active, route, reason) {
                 up.shutdown().await;
                 return answer(session, ctx, v).await;
             }
             let Some(raw) = raw else {
                 up.shutdown().await;
-                return answer(session, ctx, Verdict::Uninspectable { status: 502, reason }).await;
+                let v = Verdict::Uninspectable { status: 502, reason: reason.message() };
+                return answer(session, ctx, v).await;
             };
             // pass: nothing has been sent yet, so the response goes out as the upstream sent it,
             // uninspected (counted), its coding and length untouched
@@ -311,7 +261,7 @@ pub async fn run(
         if insp.blocked {
             if streaming {
                 ctx.block_dir = Some(Direction::Response);
-                ctx.reason = Some("block finding after headers were sent");
+                ctx.reason = Some(Uninspectable::BlockedMidStream);
                 return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
             }
             let v = gw.block(ctx, active, Direction::Response);
@@ -340,7 +290,7 @@ pub async fn run(
             session.write_response_body(Some(Bytes::from(held)), true).await?;
             break;
         }
-        if insp.decoded as usize > hold {
+        if insp.decoded as usize > hold && !insp.holding() {
             // past the hold: release what was scanned and stream the rest
             streaming = true;
             raw = None;

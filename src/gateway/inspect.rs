@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::config::Snapshot;
+use crate::documents;
 use crate::engine::stream::StreamFinding;
 use crate::engine::transform::mask;
 use crate::engine::{Action, StreamScanner};
@@ -29,6 +30,8 @@ pub struct LogEntry {
     pub count: u64,
     pub sample: String,
     pub fingerprints: Vec<String>,
+    /// Where in a document (at most [`MAX_FINGERPRINTS`]).
+    pub locations: Vec<String>,
 }
 
 const MAX_FINGERPRINTS: usize = 16;
@@ -37,6 +40,19 @@ impl FindingLog {
     /// Record one finding: count it, and (unless `brief`) keep a masked sample and a keyed
     /// fingerprint for the audit event (never the value). `allow` findings are not recorded.
     pub fn record(&mut self, snap: &Snapshot, dir: Direction, rule: usize, action: Action, value: &[u8]) {
+        self.record_at(snap, dir, rule, action, value, None);
+    }
+
+    /// [`FindingLog::record`], with where in a document the value was.
+    pub fn record_at(
+        &mut self,
+        snap: &Snapshot,
+        dir: Direction,
+        rule: usize,
+        action: Action,
+        value: &[u8],
+        location: Option<String>,
+    ) {
         if dir == Direction::Response && matches!(action, Action::Allow | Action::Alert) {
             match self.returned.iter_mut().find(|r| r.0 == rule) {
                 Some(r) => r.1 += 1,
@@ -48,6 +64,11 @@ impl FindingLog {
         }
         if let Some(e) = self.entries.iter_mut().find(|e| e.dir == dir && e.rule == rule && e.action == action) {
             e.count += 1;
+            if let Some(l) = location.filter(|_| !self.brief && e.locations.len() < MAX_FINGERPRINTS) {
+                if !e.locations.contains(&l) {
+                    e.locations.push(l);
+                }
+            }
             if !self.brief && e.fingerprints.len() < MAX_FINGERPRINTS {
                 let fp = snap.fingerprint_key.fingerprint(value);
                 if !e.fingerprints.contains(&fp) {
@@ -63,7 +84,8 @@ impl FindingLog {
             mask(value, &snap.rules.rules()[rule].mask, &mut s);
             (String::from_utf8_lossy(&s).into_owned(), vec![snap.fingerprint_key.fingerprint(value)])
         };
-        self.entries.push(LogEntry { dir, rule, action, count: 1, sample, fingerprints });
+        let locations = location.filter(|_| !self.brief).into_iter().collect();
+        self.entries.push(LogEntry { dir, rule, action, count: 1, sample, fingerprints, locations });
     }
 
     /// Count every recorded finding in `dlpgate_findings_total` (once per request).
@@ -108,6 +130,7 @@ impl FindingLog {
                     count: e.count,
                     sample: e.sample.clone(),
                     fingerprints: e.fingerprints.clone(),
+                    locations: e.locations.clone(),
                 }
             })
             .collect()
@@ -201,8 +224,112 @@ pub fn observe(dir: Direction, bytes: usize, t0: Instant) {
     m.scan_duration.with_label_values(&[dir.as_str()]).observe(t0.elapsed().as_secs_f64());
 }
 
-/// Why a body could not be inspected.
-pub type Uninspectable = &'static str;
+/// Why a body was not inspected, or why the gateway stepped in without a rule's `block`: one
+/// closed set, so that the client's status, the metric label and the audit reason cannot drift
+/// apart when a message is reworded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uninspectable {
+    /// The body is longer than the route's `max_buffer`.
+    Oversize,
+    /// Decoding would exceed `max_decompressed`.
+    DecompressedSize,
+    /// Decoding would exceed `max_ratio`.
+    DecompressionRatio,
+    /// The body does not decode.
+    Undecodable,
+    /// A `Content-Encoding` the gateway cannot decode.
+    UnsupportedCoding,
+    /// A compressed request body.
+    EncodedRequest,
+    /// A protocol upgrade (WebSocket …) on an inspected route.
+    Upgrade,
+    /// A content type that is not text (on a route that blocks them).
+    Binary,
+    /// A document longer than the route's `max_document`.
+    DocumentSize,
+    /// An archive past its limits (entries, nesting, inflated size, ratio, overlaps).
+    ArchiveLimit,
+    /// An encrypted archive entry.
+    Encrypted,
+    /// A document that does not parse.
+    CorruptDocument,
+    /// A document whose values cannot be masked in place (legacy `.xls`), refused per
+    /// `on_unmaskable`.
+    Unmaskable,
+    /// A `block` finding after the response head was sent: the stream was aborted.
+    BlockedMidStream,
+    /// A quota of the department is exhausted.
+    Quota,
+    /// 64 KiB without a break: a value across the forced cut may have been missed.
+    ForcedCut,
+}
+
+impl Uninspectable {
+    /// What the client and the audit event are told.
+    pub fn message(self) -> &'static str {
+        match self {
+            Uninspectable::Oversize => "body exceeds max_buffer",
+            Uninspectable::DecompressedSize => "decompressed body exceeds max_decompressed",
+            Uninspectable::DecompressionRatio => "compression ratio exceeds max_ratio",
+            Uninspectable::Undecodable => "undecodable body",
+            Uninspectable::UnsupportedCoding => "undecodable content-encoding",
+            Uninspectable::EncodedRequest => "encoded request body",
+            Uninspectable::Upgrade => "protocol upgrade not inspectable",
+            Uninspectable::Binary => "content type not inspectable",
+            Uninspectable::DocumentSize => "document exceeds max_document",
+            Uninspectable::ArchiveLimit => "archive exceeds its limits",
+            Uninspectable::Encrypted => "encrypted archive entry",
+            Uninspectable::CorruptDocument => "damaged document",
+            Uninspectable::Unmaskable => "document values cannot be masked in place",
+            Uninspectable::BlockedMidStream => "block finding after headers were sent",
+            Uninspectable::Quota => "quota exceeded",
+            Uninspectable::ForcedCut => "forced cut",
+        }
+    }
+
+    /// The `reason` label of `dlpgate_uninspected_total` and `dlpgate_blocked_total` (a closed set).
+    pub fn label(self) -> &'static str {
+        match self {
+            Uninspectable::Oversize | Uninspectable::DocumentSize => "oversize",
+            Uninspectable::DecompressedSize | Uninspectable::DecompressionRatio | Uninspectable::ArchiveLimit => {
+                "decompression_limit"
+            }
+            Uninspectable::Undecodable
+            | Uninspectable::UnsupportedCoding
+            | Uninspectable::EncodedRequest
+            | Uninspectable::CorruptDocument => "undecodable",
+            Uninspectable::Encrypted => "encrypted",
+            Uninspectable::Unmaskable => "unmaskable",
+            Uninspectable::Binary => "binary_content_type",
+            Uninspectable::BlockedMidStream => "blocked_mid_stream",
+            Uninspectable::Upgrade => "protocol_upgrade",
+            Uninspectable::Quota => "quota",
+            Uninspectable::ForcedCut => "forced_cut",
+        }
+    }
+
+    /// The status a refused message gets: a response the gateway cannot vouch for is the
+    /// upstream's failure (502); a request is refused for what it is.
+    pub fn status(self, dir: Direction) -> u16 {
+        match (self, dir) {
+            (Uninspectable::Unmaskable, _) => 403,
+            (_, Direction::Response) => 502,
+            (Uninspectable::Upgrade, _) => 403,
+            (Uninspectable::Oversize | Uninspectable::DocumentSize, _) => 413,
+            _ => 415,
+        }
+    }
+
+    fn of_document(e: &crate::documents::DocError) -> Uninspectable {
+        use crate::documents::DocError;
+        match e {
+            DocError::Limit(_) => Uninspectable::ArchiveLimit,
+            DocError::Encrypted => Uninspectable::Encrypted,
+            DocError::Corrupt(_) => Uninspectable::CorruptDocument,
+            DocError::Unreadable(_) => Uninspectable::Binary,
+        }
+    }
+}
 
 /// Where a decoder writes: refuses output past `room` bytes, so a decompression bomb is stopped
 /// while it expands, not after a whole chunk has been inflated into memory.
@@ -337,14 +464,59 @@ pub struct DecodeLimits {
     pub max_ratio: usize,
 }
 
-/// Streaming inspection of one body: optional decoding, bounded carry, masking as it goes.
+/// How a body is read once its first bytes are known.
+#[derive(Debug)]
+enum Mode {
+    /// Waiting for [`documents::SNIFF_LEN`] bytes to tell a document by its signature.
+    Sniff(Vec<u8>),
+    /// Scanned as text, streamed through the scanner.
+    Text,
+    /// Held whole (a zip's directory is at its end), inspected at its end.
+    Document(Vec<u8>),
+    /// Not text and not a document: passed as it is (counted).
+    Pass,
+}
+
+/// What a route says about documents and bodies that are not text.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    pub decode: DecodeLimits,
+    pub max_document: usize,
+    pub archive: documents::Limits,
+    pub unmaskable_blocks: bool,
+    pub binary_blocks: bool,
+}
+
+impl BodyRules {
+    pub fn of(i: &crate::config::Inspect) -> BodyRules {
+        BodyRules {
+            decode: DecodeLimits { max_decompressed: i.max_decompressed, max_ratio: i.max_ratio },
+            max_document: i.max_document,
+            archive: i.archive,
+            unmaskable_blocks: i.on_unmaskable == crate::config::UnmaskableMode::Block,
+            binary_blocks: i.on_binary == crate::config::BinaryMode::Block,
+        }
+    }
+}
+
+/// Streaming inspection of one body: optional decoding; a document, told by its first bytes
+/// whatever its label, held and inspected whole; text through the bounded-carry scanner; masking
+/// as it goes.
 #[derive(Debug)]
 pub struct BodyInspector {
     scanner: StreamScanner,
     decoder: Option<Decoder>,
-    limits: DecodeLimits,
-    /// A `block` finding was seen.
+    rules: BodyRules,
+    mode: Mode,
+    /// The content type is not text: a body that is no document is passed (or refused).
+    binary_label: bool,
+    /// A `block` finding was seen (or a document's values cannot be masked and the route refuses
+    /// such documents).
     pub blocked: bool,
+    /// The body was a document of this kind.
+    pub document: Option<documents::Kind>,
+    /// The body was neither text nor a document and was passed as it is.
+    pub passed_binary: bool,
     pub encoded_in: u64,
     pub decoded: u64,
     plain: Vec<u8>,
@@ -353,12 +525,18 @@ pub struct BodyInspector {
 }
 
 impl BodyInspector {
-    pub fn new(decoder: Option<Decoder>, limits: DecodeLimits) -> Self {
+    /// `text`: whether the content type is one the route scans as text. Either way the first
+    /// bytes decide whether the body is a document.
+    pub fn new(decoder: Option<Decoder>, rules: BodyRules, text: bool) -> Self {
         Self {
             scanner: StreamScanner::new(),
             decoder,
-            limits,
+            rules,
+            mode: Mode::Sniff(Vec::new()),
+            binary_label: !text,
             blocked: false,
+            document: None,
+            passed_binary: false,
             encoded_in: 0,
             decoded: 0,
             plain: Vec::new(),
@@ -366,10 +544,16 @@ impl BodyInspector {
         }
     }
 
-    /// Hold the body and scan it once at its end (for small bodies of known length). A body that
-    /// grows past `limit` is streamed from there on.
+    /// Hold the body and scan it once at its end (for small text bodies of known length). A body
+    /// that grows past `limit` is streamed from there on.
     pub fn hold_whole(&mut self, limit: usize) {
         self.whole = Some((Vec::new(), limit));
+    }
+
+    /// Whether the body is held whole until its end (a document, or not yet known): nothing of it
+    /// should be released before then.
+    pub fn holding(&self) -> bool {
+        matches!(self.mode, Mode::Document(_) | Mode::Sniff(_))
     }
 
     /// Feed a chunk (and/or end of stream); transformed output is appended to `out`.
@@ -387,11 +571,8 @@ impl BodyInspector {
                 return Ok(());
             }
             let held = self.whole.take().map(|w| w.0).unwrap_or_default();
-            if !eos {
-                // longer than announced: stream from here on
-                return self.push(scope, log, &held, false, out);
-            }
-            if self.decoder.is_none() {
+            if eos && self.decoder.is_none() && !self.binary_label && documents::sniff(&held).is_none() {
+                // plain text, all here: one scan
                 let t0 = Instant::now();
                 out.reserve(held.len());
                 let mut decide_fn = deciding(scope, log, &mut self.blocked);
@@ -405,50 +586,174 @@ impl BodyInspector {
                 observe(scope.dir, held.len(), t0);
                 self.encoded_in += held.len() as u64;
                 self.decoded += held.len() as u64;
+                self.mode = Mode::Text;
                 return Ok(());
             }
-            return self.push(scope, log, &held, true, out);
+            // longer than announced, coded, or a document: as it would have come
+            return self.push(scope, log, &held, eos, out);
         }
-        let t0 = Instant::now();
         self.encoded_in += chunk.len() as u64;
-        self.plain.clear();
+        let mut plain = std::mem::take(&mut self.plain);
+        plain.clear();
         let data: &[u8] = match &mut self.decoder {
             Some(d) => {
                 // the most this body may decode to so far: max_decompressed, and max_ratio times
                 // what has arrived once past the first MiB
-                let by_ratio = self.encoded_in.saturating_mul(self.limits.max_ratio as u64).max(1 << 20);
-                let by_size = self.limits.max_decompressed as u64;
+                let limits = self.rules.decode;
+                let by_ratio = self.encoded_in.saturating_mul(limits.max_ratio as u64).max(1 << 20);
+                let by_size = limits.max_decompressed as u64;
                 let room = by_size.min(by_ratio).saturating_sub(self.decoded);
-                let r = d.push(chunk, eos, usize::try_from(room).unwrap_or(usize::MAX), &mut self.plain);
-                self.decoded += self.plain.len() as u64;
+                let r = d.push(chunk, eos, usize::try_from(room).unwrap_or(usize::MAX), &mut plain);
+                self.decoded += plain.len() as u64;
                 match r {
                     Ok(()) => {}
-                    Err(DecodeError::Limit) if by_size <= by_ratio => {
-                        return Err("decompressed body exceeds max_decompressed");
-                    }
-                    Err(DecodeError::Limit) => return Err("compression ratio exceeds max_ratio"),
-                    Err(DecodeError::Corrupt) => return Err("undecodable body"),
+                    Err(DecodeError::Limit) if by_size <= by_ratio => return Err(Uninspectable::DecompressedSize),
+                    Err(DecodeError::Limit) => return Err(Uninspectable::DecompressionRatio),
+                    Err(DecodeError::Corrupt) => return Err(Uninspectable::Undecodable),
                 }
-                &self.plain
+                &plain
             }
             None => {
                 self.decoded += chunk.len() as u64;
                 chunk
             }
         };
-        let forced = self.scanner.forced_cuts();
-        let snap = scope.snap;
-        let mut decide_fn = deciding(scope, log, &mut self.blocked);
-        self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
-        if eos {
-            self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
+        let r = self.take(scope, log, data, eos, out);
+        self.plain = plain;
+        r
+    }
+
+    /// Decoded bytes, by mode.
+    fn take(
+        &mut self,
+        scope: Scope<'_>,
+        log: &mut FindingLog,
+        data: &[u8],
+        eos: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Uninspectable> {
+        match &mut self.mode {
+            Mode::Sniff(head) => {
+                head.extend_from_slice(data);
+                if head.len() < documents::SNIFF_LEN && !eos {
+                    return Ok(());
+                }
+                let head = std::mem::take(head);
+                self.mode = if documents::sniff(&head).is_some() {
+                    Mode::Document(Vec::new())
+                } else if self.binary_label {
+                    let r = &scope.snap.routes[scope.route];
+                    Metrics::get().uninspected.with_label_values(&[&r.id, Uninspectable::Binary.label()]).inc();
+                    if self.rules.binary_blocks {
+                        return Err(Uninspectable::Binary);
+                    }
+                    self.passed_binary = true;
+                    Mode::Pass
+                } else {
+                    Mode::Text
+                };
+                self.take(scope, log, &head, eos, out)
+            }
+            Mode::Pass => {
+                out.extend_from_slice(data);
+                Ok(())
+            }
+            Mode::Document(held) => {
+                if held.len() + data.len() > self.rules.max_document {
+                    return Err(Uninspectable::DocumentSize);
+                }
+                held.extend_from_slice(data);
+                if !eos {
+                    return Ok(());
+                }
+                let doc = std::mem::take(held);
+                let t0 = Instant::now();
+                let r = scan_document(scope, log, &doc, &self.rules);
+                observe(scope.dir, doc.len(), t0);
+                let scanned = r?;
+                self.document = Some(scanned.kind);
+                self.blocked |= scanned.blocked;
+                out.extend_from_slice(scanned.bytes.as_deref().unwrap_or(&doc));
+                Ok(())
+            }
+            Mode::Text => {
+                let t0 = Instant::now();
+                let forced = self.scanner.forced_cuts();
+                let snap = scope.snap;
+                let mut decide_fn = deciding(scope, log, &mut self.blocked);
+                self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
+                if eos {
+                    self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
+                }
+                if self.scanner.forced_cuts() > forced {
+                    // 64 KiB without a break: a value across that cut may have been missed; count it
+                    Metrics::get()
+                        .uninspected
+                        .with_label_values(&[&snap.routes[scope.route].id, Uninspectable::ForcedCut.label()])
+                        .inc();
+                }
+                observe(scope.dir, data.len(), t0);
+                Ok(())
+            }
         }
-        if self.scanner.forced_cuts() > forced {
-            // 64 KiB without a break: a value across that cut may have been missed; count it
-            Metrics::get().uninspected.with_label_values(&[&snap.routes[scope.route].id, "forced_cut"]).inc();
+    }
+}
+
+/// A document as inspected: the bytes to deliver (`None`: as it came) and whether it is refused.
+#[derive(Debug)]
+pub struct ScannedDocument {
+    pub kind: documents::Kind,
+    pub bytes: Option<Vec<u8>>,
+    /// A `block` finding, or values that cannot be masked on a route that refuses them.
+    pub blocked: bool,
+}
+
+/// Inspect a whole document (xlsx, docx, pptx, zip, legacy xls): every text in it scanned with
+/// the scope's policy, findings recorded with their locations, rewrites written back in place.
+/// Where a value cannot be masked in place, a finding that would rewrite it counts as `block`
+/// (the route's `on_unmaskable: block`, the default) or `alert`.
+pub fn scan_document(
+    scope: Scope<'_>,
+    log: &mut FindingLog,
+    doc: &[u8],
+    rules: &BodyRules,
+) -> Result<ScannedDocument, Uninspectable> {
+    let mut blocked = false;
+    let snap = scope.snap;
+    let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, maskable: bool| {
+        let scan = snap.rules.scan(text);
+        let mut edits = Vec::new();
+        for f in &scan.findings {
+            let mut a = scope.decide(f.rule);
+            if !maskable && a.rewrites() {
+                a = if rules.unmaskable_blocks { Action::Block } else { Action::Alert };
+            }
+            let value = scan.value(f);
+            log.record_at(snap, scope.dir, f.rule, a, value, Some(locate(f.start)));
+            match a {
+                Action::Block => blocked = true,
+                a if a.rewrites() => {
+                    let mut with = Vec::new();
+                    snap.transformer.render(&snap.rules.rules()[f.rule], a, value, &mut with);
+                    edits.push(documents::Edit { start: f.start, end: f.end, with });
+                }
+                _ => {}
+            }
         }
-        observe(scope.dir, data.len(), t0);
-        Ok(())
+        edits
+    };
+    match documents::rewrite(doc, &rules.archive, &mut inspect) {
+        Ok(o) => Ok(ScannedDocument { kind: o.kind, bytes: o.bytes, blocked }),
+        Err(documents::DocError::Unreadable(_)) => {
+            // no text to read (PDF, .doc): a body that is not text
+            let r = &snap.routes[scope.route];
+            Metrics::get().uninspected.with_label_values(&[&r.id, Uninspectable::Binary.label()]).inc();
+            if rules.binary_blocks {
+                return Err(Uninspectable::Binary);
+            }
+            Ok(ScannedDocument { kind: documents::Kind::Zip, bytes: None, blocked: false })
+        }
+        Err(e) => Err(Uninspectable::of_document(&e)),
     }
 }
 
@@ -472,8 +777,15 @@ pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
 /// untouched and reported in `binary_parts`, so an image or PDF is never corrupted by masking.
 /// A form field is always scanned, whatever type the client gives it (form parsers ignore it).
 /// Delimiters count only at the start of a line, as RFC 2046 has them.
+/// A file part whose bytes show a document (xlsx, docx, zip …) is inspected inside.
 /// Returns (output, blocked, binary_parts); an unparsable body is scanned whole.
-pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], boundary: &str) -> (Vec<u8>, bool, usize) {
+pub fn scan_multipart(
+    scope: Scope<'_>,
+    log: &mut FindingLog,
+    body: &[u8],
+    boundary: &str,
+    rules: &BodyRules,
+) -> Result<(Vec<u8>, bool, usize), Uninspectable> {
     let delim = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delim.as_bytes());
     let positions: Vec<usize> = finder
@@ -491,7 +803,7 @@ pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], bound
         .collect();
     if positions.len() < 2 {
         let (o, b) = scan_buffer(scope, log, body);
-        return (o, b, 0);
+        return Ok((o, b, 0));
     }
     let mut out = Vec::with_capacity(body.len());
     let mut blocked = false;
@@ -536,7 +848,15 @@ pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], bound
             || essence.ends_with("+xml")
             || is_form(essence);
         out.extend_from_slice(&part[..content_start]);
-        if text {
+        let content = &part[content_start..];
+        let doc = content.strip_suffix(b"\r\n").unwrap_or(content);
+        if documents::sniff(doc).is_some() {
+            // an uploaded workbook, document or archive: inspected inside, whatever its label
+            let d = scan_document(scope, log, doc, rules)?;
+            blocked |= d.blocked;
+            out.extend_from_slice(d.bytes.as_deref().unwrap_or(doc));
+            out.extend_from_slice(&content[doc.len()..]);
+        } else if text {
             let content = &part[content_start..];
             let (o, b) =
                 if is_form(essence) { scan_form(scope, log, content) } else { scan_buffer(scope, log, content) };
@@ -550,7 +870,7 @@ pub fn scan_multipart(scope: Scope<'_>, log: &mut FindingLog, body: &[u8], bound
     if let Some(&last) = positions.last() {
         blocked |= scan_raw(&mut out, log, &body[last..]);
     }
-    (out, blocked, binary)
+    Ok((out, blocked, binary))
 }
 
 /// Whether a `Content-Disposition` value (lowercased) has a `filename` or `filename*` parameter
@@ -575,26 +895,48 @@ fn names_a_file(disposition: &str) -> bool {
     params.iter().skip(1).any(|p| matches!(p.split('=').next().map(str::trim), Some("filename" | "filename*")))
 }
 
-/// Scan a complete request or response body, part by part when it is multipart.
-/// Returns (output, blocked, binary parts left unscanned).
+/// A complete body as scanned.
+#[derive(Debug)]
+pub struct ScannedBody {
+    /// What the receiver gets (rewritten where findings were masked).
+    pub out: Vec<u8>,
+    /// A `block` finding (or a document that cannot be masked, where the route refuses those).
+    pub blocked: bool,
+    /// Parts left as they were because they are neither text nor documents.
+    pub binary_parts: usize,
+}
+
+/// Scan a complete request or response body: a document (told by its bytes) inside, a multipart
+/// body part by part, a form with `+` read as space, anything else as text.
 pub fn scan_body(
     scope: Scope<'_>,
     log: &mut FindingLog,
     body: &[u8],
     content_type: Option<&str>,
-) -> (Vec<u8>, bool, usize) {
+    rules: &BodyRules,
+) -> Result<ScannedBody, Uninspectable> {
     let t0 = Instant::now();
-    let result = match multipart_boundary(content_type) {
-        Some(b) => scan_multipart(scope, log, body, &b),
-        None if content_type.is_some_and(is_form) => {
-            let (o, blocked) = scan_form(scope, log, body);
-            (o, blocked, 0)
-        }
-        None => {
-            let (o, blocked) = scan_buffer(scope, log, body);
-            (o, blocked, 0)
-        }
-    };
+    let result =
+        if documents::sniff(body).is_some() {
+            scan_document(scope, log, body, rules).map(|d| ScannedBody {
+                out: d.bytes.unwrap_or_else(|| body.to_vec()),
+                blocked: d.blocked,
+                binary_parts: 0,
+            })
+        } else {
+            match multipart_boundary(content_type) {
+                Some(b) => scan_multipart(scope, log, body, &b, rules)
+                    .map(|(out, blocked, binary_parts)| ScannedBody { out, blocked, binary_parts }),
+                None => {
+                    let (out, blocked) = if content_type.is_some_and(is_form) {
+                        scan_form(scope, log, body)
+                    } else {
+                        scan_buffer(scope, log, body)
+                    };
+                    Ok(ScannedBody { out, blocked, binary_parts: 0 })
+                }
+            }
+        };
     observe(scope.dir, body.len(), t0);
     result
 }

@@ -1,6 +1,7 @@
 //! The gateway: the only code that touches Pingora. Phases stay thin and call plain functions.
 //!
 //! - `proxy`: the `ProxyHttp` implementation (identify → route → inspect → forward → inspect);
+//! - `decide`: each body decision once, for both paths (request body, response plan);
 //! - `inspect`: per-request inspection state, the finding log, decompression;
 //! - `exchange`: the buffered exchange used when a response may have to be blocked;
 //! - `pool`: upstream addresses, round robin and health state;
@@ -12,6 +13,7 @@
 //! - `demo`: the bundled demo backend and configuration.
 
 pub mod admin;
+pub mod decide;
 pub mod demo;
 pub mod exchange;
 pub mod inspect;

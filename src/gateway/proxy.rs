@@ -19,7 +19,8 @@ use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
-use super::inspect::{self, BodyInspector, Coding, DecodeLimits, Decoder, FindingLog, Scope};
+use super::decide::{self, BodyDecision, ResponsePlan};
+use super::inspect::{self, BodyInspector, BodyRules, FindingLog, Scope, Uninspectable};
 use super::respond::{self, Verdict};
 use super::server::{Active, Store};
 use crate::config::{BinaryMode, FailMode, Snapshot, UnknownMode};
@@ -91,8 +92,9 @@ pub struct Ctx {
     pub new_headers: Vec<(http::HeaderName, Vec<http::HeaderValue>)>,
     pub resp: Option<Box<BodyInspector>>,
     pub status: u16,
-    /// An incident that did not produce a verdict (e.g. a response aborted mid-stream).
-    pub reason: Option<&'static str>,
+    /// Why the gateway stepped in without a rule's `block` (an uninspectable body, a quota, a
+    /// response aborted mid-stream).
+    pub reason: Option<Uninspectable>,
     pub block_dir: Option<Direction>,
 }
 
@@ -381,15 +383,14 @@ impl Gateway {
             return Ok(None);
         }
         let ct = header_str(session.req_header(), "content-type").map(str::to_string);
-        if !r.inspect.scannable(ct.as_deref()) {
-            return Ok(self.binary(ctx, snap, route, Direction::Request));
-        }
-        if let Coding::Unsupported | Coding::Decode(_) = inspect::coding(&session.req_header().headers) {
-            return Ok(self.uninspectable(ctx, snap, route, Direction::Request, "encoded request body"));
+        let text = r.inspect.scannable(ct.as_deref());
+        if inspect::coding(&session.req_header().headers) != inspect::Coding::Identity {
+            return Ok(self.uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest));
         }
         let may_block = r.may_block.get(ctx.dept).is_some_and(|m| m[0]);
         let len: Option<usize> = header_str(session.req_header(), "content-length").and_then(|v| v.trim().parse().ok());
-        let early = len.is_some_and(|l| l <= EARLY_BODY_LIMIT.min(r.inspect.max_buffer));
+        let early = len
+            .is_some_and(|l| l <= EARLY_BODY_LIMIT.min(decide::request_hold_limit(snap, route, session.req_header())));
         if early {
             session.as_downstream_mut().enable_retry_buffering();
             continue_if_expected(session, ctx).await?;
@@ -400,27 +401,17 @@ impl Gateway {
                     return Ok(Some(Verdict::BadRequest("body longer than content-length")));
                 }
             }
-            let (out, blocked, binary) = inspect::scan_body(
-                Scope { snap, route, dept: ctx.dept, dir: Direction::Request },
-                &mut ctx.log,
-                &body,
-                ct.as_deref(),
-            );
-            if blocked {
-                return Ok(Some(self.block(ctx, snap, Direction::Request)));
+            match decide::request_body(self, ctx, snap, route, session.req_header(), body) {
+                BodyDecision::Refuse(v) => return Ok(Some(v)),
+                BodyDecision::Forward(out) => ctx.req_body = ReqBody::Decided(Some(Bytes::from(out))),
             }
-            if binary > 0 {
-                if let Some(v) = self.binary(ctx, snap, route, Direction::Request) {
-                    return Ok(Some(v));
-                }
-            }
-            ctx.req_body = ReqBody::Decided(Some(Bytes::from(out)));
-        } else if may_block || inspect::multipart_boundary(ct.as_deref()).is_some() {
+        } else if text && (may_block || inspect::multipart_boundary(ct.as_deref()).is_some()) {
             // multipart bodies are parsed whole, so that binary parts are never rewritten
             ctx.req_body = ReqBody::Hold(Vec::new());
         } else {
-            let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
-            ctx.req_body = ReqBody::Stream(Box::new(BodyInspector::new(None, limits)));
+            // text streamed through the scanner; any other type streamed as it is unless its bytes
+            // show a document, which is held whole and inspected at its end
+            ctx.req_body = ReqBody::Stream(Box::new(BodyInspector::new(None, BodyRules::of(&r.inspect), text)));
         }
         Ok(None)
     }
@@ -428,11 +419,11 @@ impl Gateway {
     /// A body of a type that cannot be scanned: pass (counted) or block, per route.
     pub(crate) fn binary(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
         let r = &snap.routes[route];
-        Metrics::get().uninspected.with_label_values(&[&r.id, "binary_content_type"]).inc();
+        Metrics::get().uninspected.with_label_values(&[&r.id, Uninspectable::Binary.label()]).inc();
         if r.inspect.on_binary == BinaryMode::Block {
             ctx.block_dir = Some(dir);
-            ctx.reason = Some("binary_content_type");
-            return Some(Verdict::Uninspectable { status: 415, reason: "content type not inspectable" });
+            ctx.reason = Some(Uninspectable::Binary);
+            return Some(Verdict::Uninspectable { status: 415, reason: Uninspectable::Binary.message() });
         }
         None
     }
@@ -444,23 +435,14 @@ impl Gateway {
         snap: &Snapshot,
         route: usize,
         dir: Direction,
-        reason: &'static str,
+        reason: Uninspectable,
     ) -> Option<Verdict> {
         let r = &snap.routes[route];
-        Metrics::get().uninspected.with_label_values(&[&r.id, reason_label(reason)]).inc();
+        Metrics::get().uninspected.with_label_values(&[&r.id, reason.label()]).inc();
         ctx.reason = Some(reason);
         if r.inspect.on_error == FailMode::Block {
             ctx.block_dir = Some(dir);
-            let status = if dir == Direction::Response {
-                502
-            } else if reason.contains("upgrade") {
-                403
-            } else if reason.contains("max_buffer") {
-                413
-            } else {
-                415
-            };
-            return Some(Verdict::Uninspectable { status, reason });
+            return Some(Verdict::Uninspectable { status: reason.status(dir), reason: reason.message() });
         }
         None
     }
@@ -584,7 +566,7 @@ impl Gateway {
             let reason = if ctx.log.strongest() == Action::Block {
                 "dlp_rule"
             } else {
-                ctx.reason.map(reason_label).unwrap_or("policy")
+                ctx.reason.map_or("policy", Uninspectable::label)
             };
             let dir = ctx.block_dir.unwrap_or(Direction::Request);
             m.blocked.with_label_values(&[route_id, dept_id, dir.as_str(), reason]).inc();
@@ -598,7 +580,7 @@ impl Gateway {
         let ev = AuditEvent {
             direction: dir.as_str(),
             action: action.as_str().to_string(),
-            reason: ctx.reason.map(str::to_string),
+            reason: ctx.reason.map(|r| r.message().to_string()),
             findings: ctx.log.audit_findings(&snap),
             ..ctx.audit_event(if blocked { "dlp.block" } else { "dlp.finding" }, route_id, dept_id, status)
         };
@@ -660,21 +642,6 @@ pub(crate) async fn read_client_body(session: &mut Session) -> Result<Option<byt
     session.read_request_body().await.map_err(|e| e.into_down())
 }
 
-/// Closed set of reason labels for metrics.
-pub fn reason_label(reason: &str) -> &'static str {
-    match reason {
-        r if r.contains("max_buffer") => "oversize",
-        r if r.contains("ratio") || r.contains("max_decompressed") => "decompression_limit",
-        r if r.contains("encod") || r.contains("undecodable") => "undecodable",
-        r if r.contains("binary") => "binary_content_type",
-        r if r.contains("after headers") => "blocked_mid_stream",
-        r if r.contains("upgrade") => "protocol_upgrade",
-        "forced_cut" => "forced_cut",
-        "quota exceeded" => "quota",
-        _ => "other",
-    }
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
@@ -703,7 +670,7 @@ impl ProxyHttp for Gateway {
         if verdict.is_none() && !snap.quotas.is_empty() {
             let dept = snap.departments.get(ctx.dept).map_or("unknown", |d| d.id.as_str());
             if let Some(e) = self.quotas.blocking(&snap.quotas, dept) {
-                ctx.reason = Some("quota exceeded");
+                ctx.reason = Some(Uninspectable::Quota);
                 ctx.block_dir = Some(Direction::Request);
                 verdict =
                     Some(Verdict::QuotaExceeded { quota: snap.quotas[e.quota].id.clone(), retry_after: e.retry_after });
@@ -717,8 +684,7 @@ impl ProxyHttp for Gateway {
                 let inspected =
                     r.may_act_for(ctx.dept, Direction::Request) || r.may_act_for(ctx.dept, Direction::Response);
                 if inspected && session.req_header().headers.contains_key(http::header::UPGRADE) {
-                    verdict =
-                        self.uninspectable(ctx, &snap, route, Direction::Request, "protocol upgrade not inspectable");
+                    verdict = self.uninspectable(ctx, &snap, route, Direction::Request, Uninspectable::Upgrade);
                 }
             }
         }
@@ -788,9 +754,9 @@ impl ProxyHttp for Gateway {
                 if let Some(b) = body.take() {
                     buf.extend_from_slice(&b);
                 }
-                if buf.len() > snap.routes[route].inspect.max_buffer {
+                if buf.len() > decide::request_hold_limit(&snap, route, session.req_header()) {
                     let held = std::mem::take(buf);
-                    match self.uninspectable(ctx, &snap, route, Direction::Request, "request body exceeds max_buffer") {
+                    match self.uninspectable(ctx, &snap, route, Direction::Request, Uninspectable::Oversize) {
                         Some(v) => return self.refuse(session, ctx, v).await,
                         None => {
                             ctx.req_body = ReqBody::Pass;
@@ -804,24 +770,13 @@ impl ProxyHttp for Gateway {
                     return Ok(());
                 }
                 let held = std::mem::take(buf);
-                let ct = header_str(session.req_header(), "content-type").map(str::to_string);
-                let (out, blocked, binary) = inspect::scan_body(
-                    Scope { snap: &snap, route, dept: ctx.dept, dir: Direction::Request },
-                    &mut ctx.log,
-                    &held,
-                    ct.as_deref(),
-                );
-                if blocked {
-                    let v = self.block(ctx, &snap, Direction::Request);
-                    return self.refuse(session, ctx, v).await;
-                }
-                if binary > 0 {
-                    if let Some(v) = self.binary(ctx, &snap, route, Direction::Request) {
-                        return self.refuse(session, ctx, v).await;
+                match decide::request_body(self, ctx, &snap, route, session.req_header(), held) {
+                    BodyDecision::Refuse(v) => self.refuse(session, ctx, v).await,
+                    BodyDecision::Forward(out) => {
+                        *body = Some(Bytes::from(out));
+                        Ok(())
                     }
                 }
-                *body = Some(Bytes::from(out));
-                Ok(())
             }
             ReqBody::Stream(insp) => {
                 let mut out = Vec::new();
@@ -833,10 +788,21 @@ impl ProxyHttp for Gateway {
                     eos,
                     &mut out,
                 );
+                let blocked = insp.blocked;
                 if let Err(reason) = r {
-                    if let Some(v) = self.uninspectable(ctx, &snap, route, Direction::Request, reason) {
+                    let v = if reason == Uninspectable::Binary {
+                        self.binary(ctx, &snap, route, Direction::Request)
+                    } else {
+                        self.uninspectable(ctx, &snap, route, Direction::Request, reason)
+                    };
+                    if let Some(v) = v {
                         return self.refuse(session, ctx, v).await;
                     }
+                }
+                if blocked {
+                    // a document, held whole, with a block finding: none of it goes on
+                    let v = self.block(ctx, &snap, Direction::Request);
+                    return self.refuse(session, ctx, v).await;
                 }
                 *body = Some(Bytes::from(out));
                 Ok(())
@@ -848,52 +814,22 @@ impl ProxyHttp for Gateway {
         ctx.status = resp.status.as_u16();
         let snap = ctx.snap()?;
         let Some(route) = ctx.route else { return Ok(()) };
-        let r = &snap.routes[route];
-        let head = session.req_header().method == http::Method::HEAD;
-        let no_body = head || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
-        if r.inspect.response && !resp.status.is_informational() {
-            respond::private_cache(resp);
-            if head {
-                respond::strip_head(resp);
-            }
-        }
-        if no_body || !r.inspect.response || !r.may_act_for(ctx.dept, Direction::Response) {
-            return Ok(());
-        }
-        let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-        if !r.inspect.scannable(ct.as_deref()) {
-            if let Some(v) = self.binary(ctx, &snap, route, Direction::Response) {
-                ctx.status = v.status();
+        let method = session.req_header().method.clone();
+        match ResponsePlan::new(self, ctx, &snap, route, &method, resp, WHOLE_BODY_LIMIT) {
+            ResponsePlan::Relay => Ok(()),
+            ResponsePlan::Refuse(v) => {
+                let status = v.status();
+                ctx.status = status;
                 ctx.verdict = Some(v);
-                return Error::e_explain(HTTPStatus(415), "dlp: binary content type blocked");
+                Error::e_explain(HTTPStatus(status), "dlp: response refused from its head")
             }
-            return Ok(());
-        }
-        let decoder = match inspect::coding(&resp.headers) {
-            Coding::Identity => None,
-            Coding::Decode(kind) => Decoder::new(kind),
-            Coding::Unsupported => {
-                if let Some(v) =
-                    self.uninspectable(ctx, &snap, route, Direction::Response, "undecodable content-encoding")
-                {
-                    ctx.status = v.status();
-                    ctx.verdict = Some(v);
-                    return Error::e_explain(HTTPStatus(502), "dlp: undecodable content-encoding");
-                }
-                return Ok(());
+            ResponsePlan::Inspect(insp) => {
+                ctx.resp = Some(insp);
+                respond::strip_for_rewrite(resp);
+                resp.insert_header("transfer-encoding", "chunked")?;
+                Ok(())
             }
-        };
-        let limits = DecodeLimits { max_decompressed: r.inspect.max_decompressed, max_ratio: r.inspect.max_ratio };
-        let mut insp = BodyInspector::new(decoder, limits);
-        // a small body of known length is held and scanned once at its end
-        let len: Option<usize> = resp.headers.get("content-length").and_then(|v| v.to_str().ok()?.trim().parse().ok());
-        if len.is_some_and(|l| l <= WHOLE_BODY_LIMIT) {
-            insp.hold_whole(WHOLE_BODY_LIMIT);
         }
-        ctx.resp = Some(Box::new(insp));
-        respond::strip_for_rewrite(resp);
-        resp.insert_header("transfer-encoding", "chunked")?;
-        Ok(())
     }
 
     fn response_body_filter(
@@ -916,7 +852,10 @@ impl ProxyHttp for Gateway {
         );
         let blocked = insp.blocked;
         if let Err(reason) = r {
-            Metrics::get().uninspected.with_label_values(&[&snap.routes[route].id, reason_label(reason)]).inc();
+            if reason != Uninspectable::Binary {
+                // (a binary body was counted where it was found)
+                Metrics::get().uninspected.with_label_values(&[&snap.routes[route].id, reason.label()]).inc();
+            }
             ctx.reason = Some(reason);
             ctx.block_dir = Some(Direction::Response);
             // The client already has a decoded head and part of the decoded body: neither the
@@ -927,7 +866,7 @@ impl ProxyHttp for Gateway {
         if blocked {
             // headers are already gone: never forward the offending bytes, abort the stream
             ctx.block_dir = Some(Direction::Response);
-            ctx.reason = Some("block finding after headers were sent");
+            ctx.reason = Some(Uninspectable::BlockedMidStream);
             return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
         }
         *body = Some(Bytes::from(out));

@@ -31,6 +31,9 @@ pub struct AuditFinding {
     pub sample: String,
     /// Keyed fingerprints of distinct values (at most 16).
     pub fingerprints: Vec<String>,
+    /// Where in a document the values were (`导出数据!C17`, `word/document.xml ¶3`; at most 16).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
 }
 
 /// One audit event (schema documented in README.md, "Audit events").

@@ -647,7 +647,7 @@ fn scan_emails(t: &[u8], ats: &[usize], rule: u32, earlier: std::ops::Range<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prefilter::{Window, all_ascii_alphanumeric};
+    use crate::prefilter::all_ascii_alphanumeric;
 
     fn all() -> Builtins {
         let mut b = Builtins::default();

@@ -1,0 +1,176 @@
+//! The gateway's decisions about bodies, each written once and called from both paths (Pingora's
+//! proxy phases and the gateway's own exchange):
+//! - [`request_body`]: what the upstream gets for a complete request body, or the refusal;
+//! - [`ResponsePlan::new`]: how a response is relayed, inspected or refused, from its head.
+//!
+//! Refusals are [`Verdict`]s and go through `respond`; counting and the audit reason go through
+//! [`Gateway::uninspectable`], [`Gateway::binary`] and [`Gateway::block`].
+
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use super::inspect::{self, BodyInspector, BodyRules, Coding, Decoder, Scope, Uninspectable};
+use super::proxy::{Ctx, Gateway};
+use super::respond::{self, Verdict};
+use crate::config::{BinaryMode, Snapshot};
+use crate::documents;
+use crate::policy::Direction;
+
+/// What becomes of a complete request body.
+#[derive(Debug)]
+pub enum BodyDecision {
+    /// Send the upstream this (the body as it came, or rewritten).
+    Forward(Vec<u8>),
+    /// Answer the client with this instead; the upstream gets nothing.
+    Refuse(Verdict),
+}
+
+fn content_type(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+/// Decide a complete request body: scanned as text, a form, multipart or a document (told by its
+/// bytes), masked where the policy masks; refused on a `block` finding, an encoding the gateway
+/// does not decode, or a body that is not text on a route that refuses those.
+pub fn request_body(
+    gw: &Gateway,
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    route: usize,
+    req: &RequestHeader,
+    body: Vec<u8>,
+) -> BodyDecision {
+    let r = &snap.routes[route];
+    if body.is_empty() || !r.inspect.request || !r.may_act_for(ctx.dept, Direction::Request) {
+        return BodyDecision::Forward(body);
+    }
+    let refuse_or_forward = |v: Option<Verdict>, body: Vec<u8>| match v {
+        Some(v) => BodyDecision::Refuse(v),
+        None => BodyDecision::Forward(body),
+    };
+    if inspect::coding(&req.headers) != Coding::Identity {
+        // a compressed body would be scanned still compressed
+        let v = gw.uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest);
+        return refuse_or_forward(v, body);
+    }
+    let ct = content_type(&req.headers);
+    if !r.inspect.scannable(ct) && documents::sniff(&body).is_none() {
+        let v = gw.binary(ctx, snap, route, Direction::Request);
+        return refuse_or_forward(v, body);
+    }
+    let scope = Scope { snap, route, dept: ctx.dept, dir: Direction::Request };
+    match inspect::scan_body(scope, &mut ctx.log, &body, ct, &BodyRules::of(&r.inspect)) {
+        Err(why) => {
+            let v = gw.uninspectable(ctx, snap, route, Direction::Request, why);
+            refuse_or_forward(v, body)
+        }
+        Ok(s) if s.blocked => BodyDecision::Refuse(gw.block(ctx, snap, Direction::Request)),
+        Ok(s) if s.binary_parts > 0 => {
+            let v = gw.binary(ctx, snap, route, Direction::Request);
+            refuse_or_forward(v, s.out)
+        }
+        Ok(s) => BodyDecision::Forward(s.out),
+    }
+}
+
+/// The most of a request body read before it is decided: `max_buffer` for text, and up to
+/// `max_document` for a body whose type is not text (it may be a workbook or an archive).
+pub fn request_hold_limit(snap: &Snapshot, route: usize, req: &RequestHeader) -> usize {
+    let i = &snap.routes[route].inspect;
+    if i.scannable(content_type(&req.headers)) { i.max_buffer } else { i.max_buffer.max(i.max_document) }
+}
+
+/// Whether a label may hide a document: the types exports and archives are served as.
+fn may_be_document(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else { return true };
+    let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct.is_empty()
+        || ct == "application/octet-stream"
+        || ct == "application/pdf"
+        || ct == "application/msword"
+        || ct.contains("zip")
+        || ct.starts_with("application/vnd.openxmlformats-")
+        || ct.starts_with("application/vnd.ms-")
+        || ct.starts_with("application/x-")
+}
+
+/// How a response is handled, decided from its head.
+#[derive(Debug)]
+pub enum ResponsePlan {
+    /// Relayed as it is: no body, or nothing this department receives is acted on.
+    Relay,
+    /// Refused from its head (a type the route blocks, a coding it cannot decode).
+    Refuse(Verdict),
+    /// Inspected through this (its head already prepared for a rewritten body).
+    Inspect(Box<BodyInspector>),
+}
+
+impl ResponsePlan {
+    /// Decide what a response needs, and prepare its head: private to the caller on an inspected
+    /// route, validators dropped for HEAD. `hold_whole`: a small body of known length up to this
+    /// is held and scanned once at its end.
+    pub fn new(
+        gw: &Gateway,
+        ctx: &mut Ctx,
+        snap: &Snapshot,
+        route: usize,
+        method: &http::Method,
+        resp: &mut ResponseHeader,
+        hold_whole: usize,
+    ) -> ResponsePlan {
+        let r = &snap.routes[route];
+        let head = method == http::Method::HEAD;
+        let no_body = head || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
+        if r.inspect.response && !resp.status.is_informational() {
+            respond::private_cache(resp);
+            if head {
+                respond::strip_head(resp);
+            }
+        }
+        if no_body || !r.inspect.response || !r.may_act_for(ctx.dept, Direction::Response) {
+            return ResponsePlan::Relay;
+        }
+        let ct = content_type(&resp.headers);
+        let text = r.inspect.scannable(ct);
+        if !text && r.inspect.on_binary == BinaryMode::Block && !may_be_document(ct) {
+            if let Some(v) = gw.binary(ctx, snap, route, Direction::Response) {
+                return ResponsePlan::Refuse(v);
+            }
+        }
+        let decoder = match inspect::coding(&resp.headers) {
+            Coding::Identity => None,
+            Coding::Decode(kind) => Decoder::new(kind),
+            Coding::Unsupported => {
+                return match gw.uninspectable(ctx, snap, route, Direction::Response, Uninspectable::UnsupportedCoding) {
+                    Some(v) => ResponsePlan::Refuse(v),
+                    None => ResponsePlan::Relay,
+                };
+            }
+        };
+        let plain = decoder.is_none();
+        let mut insp = BodyInspector::new(decoder, BodyRules::of(&r.inspect), text);
+        let len: Option<usize> =
+            resp.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        if plain && text && len.is_some_and(|l| l <= hold_whole) {
+            insp.hold_whole(hold_whole);
+        }
+        ResponsePlan::Inspect(Box::new(insp))
+    }
+}
+
+/// Where a response body that could not be inspected leaves the exchange: refused (`Some`), or
+/// relayed as the upstream sent it when the route passes such bodies.
+pub fn response_failure(
+    gw: &Gateway,
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    route: usize,
+    why: Uninspectable,
+) -> Option<Verdict> {
+    if why == Uninspectable::Binary {
+        // counted where it was found; refused only where the route blocks such bodies
+        ctx.reason = Some(why);
+        ctx.block_dir = Some(Direction::Response);
+        return Some(Verdict::Uninspectable { status: 415, reason: why.message() });
+    }
+    gw.uninspectable(ctx, snap, route, Direction::Response, why)
+}
