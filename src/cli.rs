@@ -112,6 +112,9 @@ pub struct MaskArgs {
     /// Gateway configuration for `--department`
     #[arg(short = 'c', long, value_name = "FILE", default_value = "dlpgate.yaml", requires = "department")]
     pub config: PathBuf,
+    /// Write here instead of stdout (a masked workbook or archive is a file of its own)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Input file, or `-` for stdin
     pub input: PathBuf,
 }
@@ -153,6 +156,82 @@ fn open_input(path: &PathBuf) -> Result<Box<dyn Read>> {
     Ok(Box::new(f))
 }
 
+/// The whole input when its first bytes show a document (xlsx, docx, pptx, zip, xls, PDF): such a
+/// file is inspected as the gateway inspects one, not as text.
+fn read_document(path: &PathBuf) -> Result<Option<Vec<u8>>> {
+    if path.as_os_str() == "-" {
+        return Ok(None);
+    }
+    let mut head = [0u8; crate::documents::SNIFF_LEN];
+    let mut f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let n = f.read(&mut head).with_context(|| format!("{}: read error", path.display()))?;
+    if crate::documents::sniff(&head[..n]).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(std::fs::read(path).with_context(|| format!("{}: read error", path.display()))?))
+}
+
+/// A finding in a document, for `scan`: where it is, and offsets in that part's text.
+struct DocFinding<'a> {
+    location: String,
+    start: usize,
+    end: usize,
+    value: &'a [u8],
+}
+
+/// Inspect a document with `decide` (rule index → action) as the gateway does; `seen` gets every
+/// finding. Returns the rewritten document (`None`: unchanged).
+fn inspect_document(
+    rules: &RuleSet,
+    tr: &Transformer,
+    doc: &[u8],
+    path: &std::path::Path,
+    decide: &mut dyn FnMut(usize) -> Action,
+    seen: &mut dyn FnMut(usize, DocFinding<'_>),
+) -> Result<crate::documents::Outcome> {
+    let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, maskable: bool| {
+        let scan = rules.scan(text);
+        let mut edits = Vec::new();
+        for f in &scan.findings {
+            let value = scan.value(f);
+            seen(f.rule, DocFinding { location: locate(f.start), start: f.start, end: f.end, value });
+            let a = decide(f.rule);
+            let mut with = Vec::new();
+            if maskable && tr.render(&rules.rules()[f.rule], a, value, &mut with) {
+                edits.push(crate::documents::Edit { start: f.start, end: f.end, with });
+            } else if !maskable && a.rewrites() {
+                // reported through `Outcome::unmaskable`
+                edits.push(crate::documents::Edit { start: f.start, end: f.end, with });
+            }
+        }
+        edits
+    };
+    crate::documents::rewrite(doc, &crate::documents::Limits::default(), &mut inspect)
+        .with_context(|| format!("{}", path.display()))
+}
+
+/// Write a document's masked form, or say why there is none.
+fn write_document(out: crate::documents::Outcome, doc: &[u8], to: &mut dyn Write) -> Result<()> {
+    if out.unmaskable {
+        bail!(
+            "this {} holds values that cannot be masked in place; the gateway refuses it where a finding's action would rewrite it",
+            out.kind.as_str()
+        );
+    }
+    to.write_all(out.bytes.as_deref().unwrap_or(doc))?;
+    Ok(())
+}
+
+/// Where `mask` writes: the output file, or stdout.
+fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    })
+}
+
 /// Stream `input` through the scanner in 64 KiB reads.
 fn stream(
     rules: &RuleSet,
@@ -188,6 +267,36 @@ fn scan(a: ScanArgs) -> Result<()> {
     let mut w = BufWriter::new(stdout.lock());
     let mut lines: Vec<u8> = Vec::new();
     let mut count = 0usize;
+    if let Some(doc) = read_document(&a.input)? {
+        let mut decide = |rule: usize| rules.rules()[rule].action;
+        let mut seen = |rule: usize, f: DocFinding<'_>| {
+            let r = &rules.rules()[rule];
+            let mut sample = Vec::new();
+            crate::engine::transform::mask(f.value, &r.mask, &mut sample);
+            let sample = String::from_utf8_lossy(&sample);
+            count += 1;
+            let line = match a.format {
+                Format::Jsonl => serde_json::json!({
+                    "rule": r.id, "category": r.category, "level": r.level.as_str(),
+                    "location": f.location, "start": f.start, "end": f.end,
+                    "action": r.action.as_str(), "sample": sample,
+                })
+                .to_string(),
+                Format::Text => {
+                    format!("{}\t{}\t{}\t{}\t{}\t{}", f.location, r.id, r.level, r.category, r.action, sample)
+                }
+            };
+            lines.extend_from_slice(line.as_bytes());
+            lines.push(b'\n');
+        };
+        let out = inspect_document(&rules, &tr, &doc, &a.input, &mut decide, &mut seen)?;
+        w.write_all(&lines)?;
+        if matches!(a.format, Format::Text) {
+            writeln!(w, "{count} finding(s) in {}", out.kind.as_str())?;
+        }
+        w.flush()?;
+        return Ok(());
+    }
     let mut decide = |f: &StreamFinding, value: &[u8]| {
         let r = &rules.rules()[f.rule];
         let mut sample = Vec::new();
@@ -231,13 +340,19 @@ fn mask(a: MaskArgs) -> Result<()> {
         None => crate::config::random_key().map_err(anyhow::Error::msg)?,
     };
     let tr = Transformer::new(key);
-    let stdout = io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
-    let mut decide = |f: &StreamFinding, _: &[u8]| {
-        let a = rules.rules()[f.rule].action;
-        // a file has no request to refuse: `block` findings are redacted
-        if a == Action::Block { Action::Redact } else { a }
+    let mut w = output(a.output.as_ref())?;
+    // a file has no request to refuse: `block` findings are redacted
+    let act = |rule: usize| match rules.rules()[rule].action {
+        Action::Block => Action::Redact,
+        a => a,
     };
+    if let Some(doc) = read_document(&a.input)? {
+        let out = inspect_document(&rules, &tr, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
+        write_document(out, &doc, &mut w)?;
+        w.flush()?;
+        return Ok(());
+    }
+    let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
     stream(&rules, &tr, &a.input, &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
@@ -263,17 +378,21 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
         None => 0,
     };
     let Some(route) = snap.routes.get(r) else { bail!("{}: no routes", a.config.display()) };
-    let stdout = io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
-    let mut decide = |f: &StreamFinding, _: &[u8]| {
-        match route.decision(d, crate::policy::Direction::Response, f.rule) {
-            // a route that does not inspect responses delivers them as they are
-            _ if !route.inspect.response => Action::Allow,
-            // the gateway would refuse the whole response; a file shows where, redacted
-            Action::Block => Action::Redact,
-            act => act,
-        }
+    let mut w = output(a.output.as_ref())?;
+    let act = |rule: usize| match route.decision(d, crate::policy::Direction::Response, rule) {
+        // a route that does not inspect responses delivers them as they are
+        _ if !route.inspect.response => Action::Allow,
+        // the gateway would refuse the whole response; a file shows where, redacted
+        Action::Block => Action::Redact,
+        act => act,
     };
+    if let Some(doc) = read_document(&a.input)? {
+        let out = inspect_document(&snap.rules, &snap.transformer, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
+        write_document(out, &doc, &mut w)?;
+        w.flush()?;
+        return Ok(());
+    }
+    let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
     stream(&snap.rules, &snap.transformer, &a.input, &mut w, &mut decide)?;
     w.flush()?;
     Ok(())

@@ -1,0 +1,333 @@
+//! Office documents and archives through the real gateway: built at test time (synthetic values
+//! with valid check digits), served by the real upstream, fetched or uploaded with curl, and read
+//! back with independent readers (calamine for xlsx, zip + XML for docx and archives).
+
+use std::io::{Cursor, Read, Write};
+
+use super::gateway::{CARD, ID, ID_MASKED, MOBILE, setup};
+use super::harness::*;
+
+const MOBILE_MASKED: &str = "138****8000";
+
+/// A zip of `(name, bytes)` entries, in order, deflated.
+pub fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, opts).expect("entry");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("zip").into_inner()
+}
+
+/// An export workbook: sheet 导出数据 with a header row, an ID in a shared string, a mobile as an
+/// inline string, a mobile stored as a number, a card in a shared string and a plain remark.
+pub fn xlsx() -> Vec<u8> {
+    let ct = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#;
+    let rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    let wb = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="导出数据" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    let wb_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#;
+    let shared = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="6" uniqueCount="6"><si><t>姓名</t></si><si><t>身份证号</t></si><si><t>手机</t></si><si><t>张伟</t></si><si><t>{ID}</t></si><si><r><rPr><b/></rPr><t>卡号 {}</t></r><r><t>{}</t></r></si></sst>"#,
+        &CARD[..8],
+        &CARD[8..]
+    );
+    let sheet = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c><c r="C1" t="s"><v>2</v></c></row><row r="2"><c r="A2" t="s"><v>3</v></c><c r="B2" t="s"><v>4</v></c><c r="C2" t="inlineStr"><is><t>{MOBILE}</t></is></c><c r="D2"><v>{MOBILE}</v></c><c r="E2" t="s"><v>5</v></c><c r="F2"><v>42</v></c></row></sheetData></worksheet>"#
+    );
+    zip_of(&[
+        ("[Content_Types].xml", ct.into()),
+        ("_rels/.rels", rels.into()),
+        ("xl/workbook.xml", wb.into()),
+        ("xl/_rels/workbook.xml.rels", wb_rels.into()),
+        ("xl/worksheets/sheet1.xml", sheet.into_bytes()),
+        ("xl/sharedStrings.xml", shared.into_bytes()),
+    ])
+}
+
+/// A Word document whose ID number is split over three runs, each with its own formatting.
+pub fn docx() -> Vec<u8> {
+    let ct = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+    let doc = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>公民身份号码：</w:t></w:r><w:r><w:rPr><w:b/></w:rPr><w:t>{}</w:t></w:r><w:r><w:rPr><w:i/></w:rPr><w:t>{}</w:t></w:r><w:r><w:rPr><w:u w:val="single"/></w:rPr><w:t>{}</w:t></w:r></w:p><w:p><w:r><w:t>无敏感内容的段落</w:t></w:r></w:p></w:body></w:document>"#,
+        &ID[..4],
+        &ID[4..12],
+        &ID[12..]
+    );
+    zip_of(&[("[Content_Types].xml", ct.into()), ("word/document.xml", doc.into_bytes())])
+}
+
+fn entry(zip: &[u8], name: &str) -> Vec<u8> {
+    let mut ar = zip::ZipArchive::new(Cursor::new(zip)).expect("a zip");
+    let mut f = ar.by_name(name).expect("entry");
+    let mut v = Vec::new();
+    f.read_to_end(&mut v).expect("read");
+    v
+}
+
+fn names(zip: &[u8]) -> Vec<String> {
+    let ar = zip::ZipArchive::new(Cursor::new(zip)).expect("a zip");
+    ar.file_names().map(str::to_string).collect::<Vec<_>>()
+}
+
+/// Every cell of the first sheet, read with calamine.
+fn cells(xlsx: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    use calamine::Reader;
+    let mut wb: calamine::Xlsx<_> = calamine::Xlsx::new(Cursor::new(xlsx.to_vec())).expect("calamine opens it");
+    let sheets = wb.sheet_names().to_vec();
+    let range = wb.worksheet_range(&sheets[0]).expect("sheet");
+    let rows = range.rows().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
+    (sheets, rows)
+}
+
+fn config(up: u16) -> String {
+    format!(
+        r#"
+server: {{threads: 1, pid_file: "{{DIR}}/pid", upgrade_sock: "{{DIR}}/up.sock", grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1}}
+listeners: [{{name: plain, addr: "127.0.0.1:{{HTTP}}"}}]
+admin: {{addr: "127.0.0.1:{{ADMIN}}", token_file: admin.token}}
+rules: {{dirs: [rules]}}
+policies:
+  - id: mask
+  - id: strict
+    overrides: [{{categories: [personal.id_number], action: block}}]
+routes:
+  - {{id: exports, path_prefix: /exports/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
+  - {{id: strict, path_prefix: /strict/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
+  - {{id: open, path_prefix: /open/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{request: false, response: false}}}}
+audit:
+  fingerprint_key_file: fp.key
+  sinks: [{{type: file, path: audit.jsonl}}]
+"#
+    )
+}
+
+/// Nested zips `depth` deep around one CSV.
+fn nested(depth: usize) -> Vec<u8> {
+    let mut z = zip_of(&[("a.csv", format!("id\n{ID}\n").into_bytes())]);
+    for _ in 1..depth {
+        z = zip_of(&[("inner.zip", z)]);
+    }
+    z
+}
+
+/// 200 MiB of zeros in one entry: a ratio near 1000.
+fn bomb() -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
+    w.start_file("zeros.csv", opts).expect("entry");
+    let mb = vec![b'0'; 1 << 20];
+    for _ in 0..200 {
+        w.write_all(&mb).expect("write");
+    }
+    w.finish().expect("zip").into_inner()
+}
+
+/// A zip whose entry claims to be encrypted (general-purpose flag bit 0, local and central).
+fn encrypted() -> Vec<u8> {
+    let mut z = zip_of(&[("a.csv", format!("id\n{ID}\n").into_bytes())]);
+    for sig in [&b"PK\x03\x04"[..], &b"PK\x01\x02"[..]] {
+        let at = z.windows(4).position(|w| w == sig).expect("header");
+        let flag = if sig[2] == 3 { at + 6 } else { at + 8 };
+        z[flag] |= 1;
+    }
+    z
+}
+
+fn serve() -> Upstream {
+    Upstream::start(|req| {
+        let name = req.path.rsplit('/').next().unwrap_or("").to_string();
+        let (body, ct) = match name.as_str() {
+            "export.xlsx" => (xlsx(), "application/octet-stream"),
+            "labelled.xlsx" => (xlsx(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            "text.json" => (xlsx(), "application/json"),
+            "report.docx" => (docx(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            "csvs.zip" => (
+                zip_of(&[
+                    ("people.csv", format!("name,id,mobile\n张伟,{ID},{MOBILE}\n").into_bytes()),
+                    ("readme.txt", b"no values here\n".to_vec()),
+                    ("photo.bin", vec![0x89, b'P', b'N', b'G', 1, 2, 3]),
+                ]),
+                "application/zip",
+            ),
+            "bomb.zip" => (bomb(), "application/zip"),
+            "nested.zip" => (nested(5), "application/zip"),
+            "ok-nested.zip" => (nested(2), "application/zip"),
+            "encrypted.zip" => (encrypted(), "application/zip"),
+            _ => (b"{}".to_vec(), "application/json"),
+        };
+        Reply { headers: vec![("content-type".into(), ct.into())], ..Reply::json(body) }
+    })
+}
+
+fn start(name: &str) -> (Gateway, Upstream) {
+    let up = serve();
+    let dir = setup(name);
+    let gw = start_gateway(&dir, &config(up.port));
+    (gw, up)
+}
+
+fn get(gw: &Gateway, path: &str) -> Resp {
+    curl(&[&format!("http://127.0.0.1:{}{path}", gw.http)])
+}
+
+#[test]
+fn xlsx_exports_are_masked_in_place_whatever_their_label() {
+    let (gw, _up) = start("xlsx");
+    let original = cells(&xlsx()).1;
+    for path in ["/exports/export.xlsx", "/exports/labelled.xlsx", "/exports/text.json"] {
+        let r = get(&gw, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.header("content-length").and_then(|l| l.parse().ok()), Some(r.body.len()), "{path}");
+        assert!(r.header("etag").is_none(), "{path}");
+        let (sheets, rows) = cells(&r.body);
+        assert_eq!(sheets, ["导出数据"], "{path}");
+        // header row, name and the plain number untouched
+        assert_eq!(rows[0], original[0], "{path}");
+        assert_eq!(rows[1][0], "张伟", "{path}");
+        assert_eq!(rows[1][5], "42", "{path}");
+        // shared string, inline string, numeric cell (now a string), card across two runs
+        assert_eq!(rows[1][1], ID_MASKED, "{path}");
+        assert_eq!(rows[1][2], MOBILE_MASKED, "{path}");
+        assert_eq!(rows[1][3], MOBILE_MASKED, "{path}");
+        assert!(!rows[1][4].contains(&CARD[8..]) && rows[1][4].starts_with("卡号 6212"), "{path}: {}", rows[1][4]);
+        // same entries, same order
+        assert_eq!(names(&r.body), names(&xlsx()), "{path}");
+        let raw = String::from_utf8_lossy(&entry(&r.body, "xl/worksheets/sheet1.xml")).into_owned();
+        assert!(!raw.contains(MOBILE) && !raw.contains(ID), "{path}");
+    }
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.lines().count() >= 3);
+    assert!(!audit.contains(ID) && !audit.contains(MOBILE) && !audit.contains(CARD), "raw value in audit: {audit}");
+    assert!(audit.contains("导出数据!B2") && audit.contains("导出数据!D2"), "locations: {audit}");
+    let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
+    assert!(!m.lines().any(|l| l.starts_with("dlpgate_uninspected_total") && l.contains("exports")), "{m}");
+    assert!(m.lines().any(|l| l.starts_with("dlpgate_findings_total") && l.contains("cn.id_card")), "{m}");
+}
+
+#[test]
+fn a_value_split_over_word_runs_is_masked_run_by_run() {
+    let (gw, _up) = start("docx");
+    let r = get(&gw, "/exports/report.docx");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let xml = String::from_utf8(entry(&r.body, "word/document.xml")).expect("utf-8");
+    // the three runs keep their formatting and hold the masked characters they held
+    let masked = ID_MASKED;
+    for (fmt, part) in
+        [("<w:b/>", &masked[..4]), ("<w:i/>", &masked[4..12]), ("<w:u w:val=\"single\"/>", &masked[12..])]
+    {
+        assert!(xml.contains(&format!("<w:rPr>{fmt}</w:rPr><w:t>{part}</w:t>")), "{fmt} {part}: {xml}");
+    }
+    assert!(xml.contains("无敏感内容的段落"));
+    // the only change is the value's characters
+    let before = String::from_utf8(entry(&docx(), "word/document.xml")).expect("utf-8");
+    assert_eq!(xml.len(), before.len());
+    assert_eq!(xml.replace(ID_MASKED.split_at(6).1.split_at(8).0, ""), xml.replace("********", ""));
+}
+
+#[test]
+fn archives_are_inspected_entry_by_entry_and_bombs_refused() {
+    let (gw, up) = start("zips");
+    let r = get(&gw, "/exports/csvs.zip");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(names(&r.body), ["people.csv", "readme.txt", "photo.bin"]);
+    let csv = String::from_utf8(entry(&r.body, "people.csv")).expect("csv");
+    assert_eq!(csv, format!("name,id,mobile\n张伟,{ID_MASKED},{MOBILE_MASKED}\n"));
+    assert_eq!(entry(&r.body, "photo.bin"), [0x89, b'P', b'N', b'G', 1, 2, 3]);
+    let r = get(&gw, "/exports/ok-nested.zip");
+    let inner = entry(&r.body, "inner.zip");
+    assert_eq!(String::from_utf8(entry(&inner, "a.csv")).expect("csv"), format!("id\n{ID_MASKED}\n"));
+    // refused, and nothing of them reaches the client
+    for (path, reason) in [
+        ("/exports/bomb.zip", "archive exceeds its limits"),
+        ("/exports/nested.zip", "archive exceeds its limits"),
+        ("/exports/encrypted.zip", "encrypted archive entry"),
+    ] {
+        let r = get(&gw, path);
+        assert_eq!(r.status, 502, "{path}");
+        assert_eq!(r.json()["reason"], reason, "{path}: {}", r.text());
+    }
+    // a route that inspects nothing passes them as they are
+    let r = get(&gw, "/open/encrypted.zip");
+    assert_eq!((r.status, r.body.len()), (200, encrypted().len()));
+    drop(up);
+    let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
+    assert!(m.lines().any(|l| l.contains("dlpgate_uninspected_total") && l.contains("encrypted")), "{m}");
+}
+
+#[test]
+fn uploaded_workbooks_are_masked_or_refused_before_the_upstream_sees_them() {
+    let (gw, up) = start("upload");
+    let f = gw.dir.join("export.xlsx");
+    std::fs::write(&f, xlsx()).expect("write");
+    let form = format!("file=@{};type=application/octet-stream", f.display());
+    let r = curl(&["-F", &form, &format!("http://127.0.0.1:{}/exports/in", gw.http)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = up.requests().last().cloned().expect("upstream got the upload");
+    let body = got.body;
+    let at = body.windows(4).position(|w| w == b"PK\x03\x04").expect("the file part");
+    // the part ends before its closing delimiter line
+    let tail = body[at..].windows(4).rposition(|w| w == b"\r\n--").expect("delimiter");
+    let part = &body[at..at + tail];
+    let rows = cells(part).1;
+    assert_eq!(rows[1][1], ID_MASKED);
+    assert_eq!(rows[1][3], MOBILE_MASKED);
+    // a raw upload too, and where the policy blocks ID numbers nothing reaches the upstream
+    let n = up.requests().len();
+    let data = format!("@{}", f.display());
+    let r = curl(&[
+        "-H",
+        "content-type: application/octet-stream",
+        "--data-binary",
+        &data,
+        &format!("http://127.0.0.1:{}/strict/in", gw.http),
+    ]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["error"], "blocked_by_dlp");
+    assert_eq!(up.requests().len(), n, "the upstream saw the blocked upload");
+}
+
+#[test]
+fn offline_mask_and_scan_handle_documents_as_the_gateway_does() {
+    let dir = setup("doc-cli");
+    let input = dir.join("export.xlsx");
+    std::fs::write(&input, xlsx()).expect("write");
+    let out = dir.join("out.xlsx");
+    let rules = dir.join("rules");
+    let st = std::process::Command::new(bin())
+        .args(["mask", "--rules"])
+        .arg(&rules)
+        .arg("-o")
+        .arg(&out)
+        .arg(&input)
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let rows = cells(&std::fs::read(&out).expect("out")).1;
+    assert_eq!(rows[1][1], ID_MASKED);
+    assert_eq!(rows[1][3], MOBILE_MASKED);
+    let o = std::process::Command::new(bin())
+        .args(["scan", "--format", "jsonl", "--rules"])
+        .arg(&rules)
+        .arg(&input)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let found: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let at = |rule: &str| {
+        found
+            .iter()
+            .filter(|f| f["rule"] == rule)
+            .map(|f| f["location"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at("cn.id_card"), ["导出数据!B2"], "{text}");
+    assert!(at("cn.mobile").contains(&"导出数据!D2".to_string()), "{text}");
+    assert!(!text.contains(ID), "raw value printed: {text}");
+}
