@@ -10,8 +10,8 @@
 //!   nested zip), within [`Limits`] against bombs (depth, entries, inflated size, ratio, overlapping
 //!   or duplicate entries); an encrypted entry cannot be inspected and is an error;
 //! - what cannot be masked in place (legacy `.xls`, read with calamine) is read and reported as
-//!   [`Outcome::unmaskable`] when the inspector wanted a change; what cannot be read at all (PDF,
-//!   `.doc`) is [`DocError::Unreadable`].
+//!   [`Outcome::unmaskable`] when the inspector wanted a change, as is a PDF's text (lopdf); what
+//!   cannot be read at all (`.doc`, encrypted or damaged PDFs) is [`DocError::Unreadable`].
 //!
 //! This layer knows no HTTP and no policy: the inspector decides (see `gateway::inspect`).
 
@@ -118,6 +118,7 @@ pub enum Kind {
     /// Any other zip archive.
     Zip,
     Xls,
+    Pdf,
 }
 
 impl Kind {
@@ -128,6 +129,7 @@ impl Kind {
             Kind::Pptx => "pptx",
             Kind::Zip => "zip",
             Kind::Xls => "xls",
+            Kind::Pdf => "pdf",
         }
     }
 }
@@ -156,9 +158,35 @@ pub fn rewrite(doc: &[u8], limits: &Limits, inspect: &mut Inspector<'_>) -> Resu
             zipfile::rewrite(doc, "", 1, &mut budget, inspect)
         }
         Some(Format::Ole2) => read_xls(doc, inspect),
-        Some(f @ Format::Pdf) => Err(DocError::Unreadable(f)),
+        Some(Format::Pdf) => read_pdf(doc, inspect),
         None => Err(DocError::Corrupt("not a document".into())),
     }
+}
+
+/// A PDF's text, page by page (lopdf; fonts with a `ToUnicode` map or a standard encoding). Nothing
+/// can be written back. A PDF that does not parse, is encrypted or panics the reader is unreadable.
+fn read_pdf(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
+    let read = || -> Option<Vec<(u32, String)>> {
+        let d = lopdf::Document::load_mem(doc).ok()?;
+        if d.is_encrypted() {
+            return None;
+        }
+        Some(d.get_pages().keys().map(|&n| (n, d.extract_text(&[n]).unwrap_or_default())).collect())
+    };
+    // a reader of untrusted input must not take the gateway down with it
+    let pages = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+        .ok()
+        .flatten()
+        .ok_or(DocError::Unreadable(Format::Pdf))?;
+    let mut text = Vec::new();
+    let mut locs = Vec::new();
+    for (n, page) in pages {
+        locs.push((text.len(), format!("page {n}")));
+        text.extend_from_slice(page.as_bytes());
+        text.push(b'\n');
+    }
+    let edits = inspect(&text, &|at| locate_in(&locs, at), false);
+    Ok(Outcome { kind: Kind::Pdf, bytes: None, unmaskable: !edits.is_empty() })
 }
 
 /// A legacy `.xls`: every cell read (calamine), none can be written back.

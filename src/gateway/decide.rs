@@ -52,6 +52,9 @@ pub fn request_body(
         let v = gw.uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest);
         return refuse_or_forward(v, body);
     }
+    if let Some(cd) = req.headers.get(http::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()) {
+        ctx.log.file = inspect::disposition_filename(cd);
+    }
     let ct = content_type(&req.headers);
     if !r.inspect.scannable(ct) && documents::sniff(&body).is_none() {
         let v = gw.binary(ctx, snap, route, Direction::Request);
@@ -128,6 +131,9 @@ impl ResponsePlan {
         }
         if no_body || !r.inspect.response || !r.may_act_for(ctx.dept, Direction::Response) {
             return ResponsePlan::Relay;
+        }
+        if let Some(cd) = resp.headers.get(http::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()) {
+            ctx.log.file = inspect::disposition_filename(cd);
         }
         let ct = content_type(&resp.headers);
         let text = r.inspect.scannable(ct);

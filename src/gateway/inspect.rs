@@ -20,6 +20,11 @@ pub struct FindingLog {
     pub brief: bool,
     /// Per rule, the values a response delivered in clear (`allow`, `alert`), for the quotas.
     pub returned: Vec<(usize, u64)>,
+    /// A body was a document of this kind (the last one inspected).
+    pub document: Option<documents::Kind>,
+    /// The file name a `Content-Disposition` (of the message or of a multipart part holding a
+    /// document) gave it; raw here, masked when audited.
+    pub file: Option<String>,
 }
 
 #[derive(Debug)]
@@ -742,7 +747,11 @@ pub fn scan_document(
         }
         edits
     };
-    match documents::rewrite(doc, &rules.archive, &mut inspect) {
+    let r = documents::rewrite(doc, &rules.archive, &mut inspect);
+    if let Ok(o) = &r {
+        log.document = Some(o.kind);
+    }
+    match r {
         Ok(o) => Ok(ScannedDocument { kind: o.kind, bytes: o.bytes, blocked }),
         Err(documents::DocError::Unreadable(_)) => {
             // no text to read (PDF, .doc): a body that is not text
@@ -852,6 +861,13 @@ pub fn scan_multipart(
         let doc = content.strip_suffix(b"\r\n").unwrap_or(content);
         if documents::sniff(doc).is_some() {
             // an uploaded workbook, document or archive: inspected inside, whatever its label
+            if log.file.is_none() {
+                let raw = String::from_utf8_lossy(&part[..head_end]).into_owned();
+                log.file = raw.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim().eq_ignore_ascii_case("content-disposition").then(|| disposition_filename(v))?
+                });
+            }
             let d = scan_document(scope, log, doc, rules)?;
             blocked |= d.blocked;
             out.extend_from_slice(d.bytes.as_deref().unwrap_or(doc));
@@ -873,9 +889,9 @@ pub fn scan_multipart(
     Ok((out, blocked, binary))
 }
 
-/// Whether a `Content-Disposition` value (lowercased) has a `filename` or `filename*` parameter
-/// (not a field *named* "filename": parameters are split outside quotes).
-fn names_a_file(disposition: &str) -> bool {
+/// The parameters of a `Content-Disposition` value, split at `;` outside quotes (the first item is
+/// the disposition type).
+fn disposition_params(disposition: &str) -> Vec<String> {
     let mut params = Vec::new();
     let (mut cur, mut quoted, mut escaped) = (String::new(), false, false);
     for c in disposition.chars() {
@@ -892,7 +908,58 @@ fn names_a_file(disposition: &str) -> bool {
         cur.push(c);
     }
     params.push(cur);
-    params.iter().skip(1).any(|p| matches!(p.split('=').next().map(str::trim), Some("filename" | "filename*")))
+    params
+}
+
+/// Whether a `Content-Disposition` value (lowercased) has a `filename` or `filename*` parameter
+/// (not a field *named* "filename": parameters are split outside quotes).
+fn names_a_file(disposition: &str) -> bool {
+    disposition_params(disposition)
+        .iter()
+        .skip(1)
+        .any(|p| matches!(p.split('=').next().map(str::trim), Some("filename" | "filename*")))
+}
+
+/// The file name a `Content-Disposition` value gives: `filename*` (RFC 8187, percent-decoded) over
+/// `filename` (unquoted). At most 256 bytes of it.
+pub fn disposition_filename(disposition: &str) -> Option<String> {
+    let params = disposition_params(disposition);
+    let value = |name: &str| {
+        params.iter().skip(1).find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let name = if let Some(ext) = value("filename*") {
+        // charset'language'percent-encoded
+        let encoded = ext.splitn(3, '\'').nth(2).unwrap_or(&ext).to_string();
+        let b = encoded.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                (c, ..) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else {
+        let v = value("filename")?;
+        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(&v);
+        v.replace("\\\"", "\"").replace("\\\\", "\\")
+    };
+    let mut end = name.len().min(256);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    (!name.is_empty()).then(|| name[..end].to_string())
 }
 
 /// A complete body as scanned.
@@ -952,6 +1019,20 @@ mod tests {
         assert!(!names_a_file("form-data; name=\"filename\""));
         assert!(!names_a_file("form-data; name=\"x; filename=y\""));
         assert!(!names_a_file("form-data; name=\"xfilename\""));
+    }
+
+    #[test]
+    fn file_names_from_dispositions() {
+        let f = disposition_filename;
+        assert_eq!(f("attachment; filename=\"a b.xlsx\"").as_deref(), Some("a b.xlsx"));
+        assert_eq!(f("attachment; filename=plain.csv").as_deref(), Some("plain.csv"));
+        assert_eq!(
+            f("attachment; filename=\"x.xlsx\"; filename*=UTF-8''%E5%AF%BC%E5%87%BA.xlsx").as_deref(),
+            Some("导出.xlsx")
+        );
+        assert_eq!(f("attachment; filename=\"q\\\"q.txt\"").as_deref(), Some("q\"q.txt"));
+        assert_eq!(f("inline").as_deref(), None);
+        assert_eq!(f("form-data; name=\"filename\"").as_deref(), None);
     }
 
     #[test]

@@ -106,13 +106,21 @@ impl Ctx {
     /// The path as audit events show it: every value the rules find in it masked (a REST path
     /// may carry an ID number; it goes upstream as it is, but never into the audit trail).
     fn audit_path(&self) -> String {
+        self.masked(&self.path)
+    }
+
+    /// `text` with every value the rules find in it masked (for paths and file names in audit
+    /// events and logs). `_` is read as the separator it is in names (`导出_110105…X.xlsx`),
+    /// where the engine would otherwise take it for part of a word.
+    fn masked(&self, text: &str) -> String {
         let Some(snap) = self.snap.as_ref() else { return String::new() };
-        let scan = snap.rules.scan(self.path.as_bytes());
+        let view: Vec<u8> = text.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect();
+        let scan = snap.rules.scan(&view);
         if scan.findings.is_empty() {
-            return self.path.clone();
+            return text.to_string();
         }
-        let mut out = Vec::with_capacity(self.path.len());
-        snap.transformer.apply(&snap.rules, self.path.as_bytes(), &scan, |_| crate::engine::Action::Mask, &mut out);
+        let mut out = Vec::with_capacity(text.len());
+        snap.transformer.apply(&snap.rules, text.as_bytes(), &scan, |_| crate::engine::Action::Mask, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -134,6 +142,8 @@ impl Ctx {
             action: String::new(),
             status,
             reason: None,
+            document: self.log.document.map(crate::documents::Kind::as_str),
+            file: self.log.file.as_deref().map(|f| self.masked(f)),
             findings: Vec::new(),
         }
     }

@@ -57,6 +57,12 @@ pub struct AuditEvent {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The body was a document of this kind (`xlsx`, `docx`, `zip` …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<&'static str>,
+    /// Its file name (from `Content-Disposition`), with any value the rules find in it masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     pub findings: Vec<AuditFinding>,
 }
 

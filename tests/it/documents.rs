@@ -63,6 +63,57 @@ pub fn docx() -> Vec<u8> {
     zip_of(&[("[Content_Types].xml", ct.into()), ("word/document.xml", doc.into_bytes())])
 }
 
+/// A one-page PDF (standard font, no embedded text map) whose text is `text`.
+pub fn pdf(text: &str) -> Vec<u8> {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{Document, Object, Stream, dictionary};
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier"});
+    let resources_id = doc.add_object(dictionary! {"Font" => dictionary! {"F1" => font_id}});
+    let content = Content {
+        operations: vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 12.into()]),
+            Operation::new("Td", vec![72.into(), 720.into()]),
+            Operation::new("Tj", vec![Object::string_literal(text)]),
+            Operation::new("ET", vec![]),
+        ],
+    };
+    let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().expect("content")));
+    let page_id = doc.add_object(dictionary! {"Type" => "Page", "Parent" => pages_id, "Contents" => content_id});
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
+            "Resources" => resources_id, "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages_id});
+    doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("pdf");
+    out
+}
+
+/// A presentation whose slide and notes hold a mobile split over two runs.
+pub fn pptx() -> Vec<u8> {
+    let ct = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/></Types>"#;
+    let pres = r#"<?xml version="1.0" encoding="UTF-8"?><p:presentation xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"/>"#;
+    let slide = |what: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><p:sld xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:rPr b="1"/><a:t>{what} 138</a:t></a:r><a:r><a:t>00138000</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
+        )
+        .into_bytes()
+    };
+    zip_of(&[
+        ("[Content_Types].xml", ct.into()),
+        ("ppt/presentation.xml", pres.into()),
+        ("ppt/slides/slide1.xml", slide("联系电话")),
+        ("ppt/notesSlides/notesSlide1.xml", slide("备注")),
+    ])
+}
+
 fn entry(zip: &[u8], name: &str) -> Vec<u8> {
     let mut ar = zip::ZipArchive::new(Cursor::new(zip)).expect("a zip");
     let mut f = ar.by_name(name).expect("entry");
@@ -97,9 +148,13 @@ policies:
   - id: mask
   - id: strict
     overrides: [{{categories: [personal.id_number], action: block}}]
+  - id: noblock
+    overrides: [{{categories: [secret.marking, secret.credential], action: redact}}]
 routes:
   - {{id: exports, path_prefix: /exports/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
   - {{id: strict, path_prefix: /strict/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
+  - {{id: proxied, path_prefix: /proxied/, policy: noblock, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
+  - {{id: alerting, path_prefix: /alerting/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{on_unmaskable: alert}}}}
   - {{id: open, path_prefix: /open/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{request: false, response: false}}}}
 audit:
   fingerprint_key_file: fp.key
@@ -161,9 +216,20 @@ fn serve() -> Upstream {
             "nested.zip" => (nested(5), "application/zip"),
             "ok-nested.zip" => (nested(2), "application/zip"),
             "encrypted.zip" => (encrypted(), "application/zip"),
+            "export.xls" => (include_bytes!("../data/export.xls").to_vec(), "application/vnd.ms-excel"),
+            "clean.xls" => (include_bytes!("../data/clean.xls").to_vec(), "application/vnd.ms-excel"),
+            "report.pdf" => (pdf(&format!("ID {ID}")), "application/pdf"),
+            "clean.pdf" => (pdf("no values here"), "application/pdf"),
+            "slides.pptx" => (pptx(), "application/octet-stream"),
             _ => (b"{}".to_vec(), "application/json"),
         };
-        Reply { headers: vec![("content-type".into(), ct.into())], ..Reply::json(body) }
+        let mut headers = vec![("content-type".to_string(), ct.to_string())];
+        if name == "export.xlsx" {
+            // a file name that itself holds an ID number
+            let file = format!("attachment; filename*=UTF-8''%E5%AF%BC%E5%87%BA_{ID}.xlsx");
+            headers.push(("content-disposition".into(), file));
+        }
+        Reply { headers, ..Reply::json(body) }
     })
 }
 
@@ -206,6 +272,9 @@ fn xlsx_exports_are_masked_in_place_whatever_their_label() {
     let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.lines().count() >= 3);
     assert!(!audit.contains(ID) && !audit.contains(MOBILE) && !audit.contains(CARD), "raw value in audit: {audit}");
     assert!(audit.contains("导出数据!B2") && audit.contains("导出数据!D2"), "locations: {audit}");
+    let first: serde_json::Value = serde_json::from_str(audit.lines().next().unwrap_or("")).expect("event");
+    assert_eq!(first["document"], "xlsx", "{first}");
+    assert_eq!(first["file"], format!("导出_{ID_MASKED}.xlsx"), "{first}");
     let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
     assert!(!m.lines().any(|l| l.starts_with("dlpgate_uninspected_total") && l.contains("exports")), "{m}");
     assert!(m.lines().any(|l| l.starts_with("dlpgate_findings_total") && l.contains("cn.id_card")), "{m}");
@@ -330,4 +399,68 @@ fn offline_mask_and_scan_handle_documents_as_the_gateway_does() {
     assert_eq!(at("cn.id_card"), ["导出数据!B2"], "{text}");
     assert!(at("cn.mobile").contains(&"导出数据!D2".to_string()), "{text}");
     assert!(!text.contains(ID), "raw value printed: {text}");
+}
+
+#[test]
+fn files_that_cannot_be_masked_are_refused_unless_the_route_alerts() {
+    let (gw, _up) = start("unmaskable");
+    for path in ["/exports/export.xls", "/exports/report.pdf"] {
+        let r = get(&gw, path);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"], "blocked_by_dlp", "{path}");
+        assert!(!r.text().contains(ID), "{path}");
+    }
+    // nothing to mask: delivered as they are
+    for (path, len) in [
+        ("/exports/clean.xls", include_bytes!("../data/clean.xls").len()),
+        ("/exports/clean.pdf", pdf("no values here").len()),
+    ] {
+        let r = get(&gw, path);
+        assert_eq!((r.status, r.body.len()), (200, len), "{path}");
+    }
+    // on_unmaskable: alert delivers it and says so
+    let r = get(&gw, "/alerting/export.xls");
+    assert_eq!((r.status, r.body.len()), (200, include_bytes!("../data/export.xls").len()));
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.lines().count() >= 3);
+    let events: Vec<serde_json::Value> = audit.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let alert = events.iter().find(|e| e["route"] == "alerting").expect("alert event");
+    assert_eq!(alert["action"], "alert", "{alert}");
+    assert_eq!(alert["findings"][0]["locations"][0], "导出数据!B2", "{alert}");
+    let pdf_block = events.iter().find(|e| e["path"] == "/exports/report.pdf").expect("pdf event");
+    assert_eq!(pdf_block["findings"][0]["locations"][0], "page 1", "{pdf_block}");
+    assert!(!audit.contains(ID), "{audit}");
+}
+
+#[test]
+fn slides_and_notes_are_masked_across_runs() {
+    let (gw, _up) = start("pptx");
+    let r = get(&gw, "/exports/slides.pptx");
+    assert_eq!(r.status, 200, "{}", r.text());
+    for part in ["ppt/slides/slide1.xml", "ppt/notesSlides/notesSlide1.xml"] {
+        let xml = String::from_utf8(entry(&r.body, part)).expect("utf-8");
+        assert!(xml.contains(r#"<a:rPr b="1"/><a:t>"#) && xml.contains(" 138</a:t>"), "{part}: {xml}");
+        assert!(xml.contains("<a:t>****8000</a:t>"), "{part}: {xml}");
+    }
+}
+
+#[test]
+fn documents_on_pingoras_path_are_held_and_masked() {
+    // a request with a body and no response block possible goes through Pingora's proxy path
+    let (gw, _up) = start("pingora-path");
+    let r = curl(&[
+        "-H",
+        "content-type: application/json",
+        "--data",
+        "{\"q\":1}",
+        &format!("http://127.0.0.1:{}/proxied/export.xlsx", gw.http),
+    ]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Pingora's path: the head went out before the body was inspected, so the body is chunked
+    assert!(r.header("content-length").is_none(), "{:?}", r.headers);
+    let rows = cells(&r.body).1;
+    assert_eq!(rows[1][1], ID_MASKED);
+    assert_eq!(rows[1][3], MOBILE_MASKED);
+    let r = curl(&["--data", "x=1", &format!("http://127.0.0.1:{}/proxied/bomb.zip", gw.http)]);
+    assert!(r.exit != 0 || r.status >= 500, "a bomb on the proxy path must not complete: {}", r.status);
+    assert!(r.body.len() < 1 << 20);
 }
