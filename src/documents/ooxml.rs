@@ -11,92 +11,107 @@
 //! In worksheets a numeric cell (`<c><v>13800138000</v></c>`) holding a value that changes becomes
 //! an inline string cell; shared-string indexes and formulas are not text.
 
-use std::collections::HashMap;
+use std::io::{BufRead, Read, Write};
 use std::ops::Range;
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::{DocError, Edit, Inspector, Kind, locate_in};
+use super::{DocError, Edit, Inspector, Kind, cell_ref};
 
-/// What the package is, and what locations in it are called.
+/// Text gathered before the units so far are inspected and written out: bounds what a part of
+/// any size holds in memory (units are never split).
+const BATCH: usize = 256 << 10;
+
+/// What the package is, and what its sheets are called.
 #[derive(Debug)]
 pub(super) struct Package {
     pub kind: Kind,
-    /// worksheet part → sheet name
-    sheets: HashMap<String, String>,
-    /// shared string index → the first cell that shows it (`Sheet1!C17`)
-    shared_refs: HashMap<usize, String>,
+    /// worksheet part → sheet name, in workbook order
+    pub sheets: Vec<(String, String)>,
 }
 
 impl Package {
     /// An OOXML package, told by its `[Content_Types].xml` and main part; `None` for other zips.
-    pub fn of<'a>(entries: impl Iterator<Item = (&'a str, &'a [u8])>) -> Option<Package> {
-        let parts: HashMap<&str, &[u8]> = entries.collect();
-        parts.get("[Content_Types].xml")?;
-        let kind = if parts.contains_key("xl/workbook.xml") {
+    /// `read` gives the bytes of a small part by name (the workbook and its relationships).
+    pub fn of(names: &[String], mut read: impl FnMut(&str) -> Option<Vec<u8>>) -> Option<Package> {
+        let has = |n: &str| names.iter().any(|x| x == n);
+        if !has("[Content_Types].xml") {
+            return None;
+        }
+        let kind = if has("xl/workbook.xml") {
             Kind::Xlsx
-        } else if parts.contains_key("word/document.xml") {
+        } else if has("word/document.xml") {
             Kind::Docx
-        } else if parts.contains_key("ppt/presentation.xml") {
+        } else if has("ppt/presentation.xml") {
             Kind::Pptx
         } else {
             Kind::Zip
         };
-        let mut p = Package { kind, sheets: HashMap::new(), shared_refs: HashMap::new() };
+        let mut sheets = Vec::new();
         if kind == Kind::Xlsx {
-            p.sheets = sheet_names(&parts);
-            for (part, name) in &p.sheets {
-                if let Some(xml) = parts.get(part.as_str()) {
-                    shared_cells(xml, name, &mut p.shared_refs);
-                }
+            if let (Some(wb), Some(rels)) = (read("xl/workbook.xml"), read("xl/_rels/workbook.xml.rels")) {
+                sheets = sheet_names(&wb, &rels);
             }
         }
-        Some(p)
+        Some(Package { kind, sheets })
+    }
+
+    fn sheet_name(&self, part: &str) -> Option<&str> {
+        self.sheets.iter().find(|(p, _)| p == part).map(|(_, n)| n.as_str())
     }
 }
 
 /// Sheet names by worksheet part, from the workbook and its relationships.
-fn sheet_names(parts: &HashMap<&str, &[u8]>) -> HashMap<String, String> {
-    let mut targets = HashMap::new();
-    if let Some(rels) = parts.get("xl/_rels/workbook.xml.rels") {
-        each_start(rels, |e| {
-            if e.local_name().as_ref() == b"Relationship" {
-                if let (Some(id), Some(t)) = (attr(e, b"Id"), attr(e, b"Target")) {
-                    let t = t.trim_start_matches('/');
-                    let path = if t.starts_with("xl/") { t.to_string() } else { format!("xl/{t}") };
-                    targets.insert(id, path);
-                }
+fn sheet_names(wb: &[u8], rels: &[u8]) -> Vec<(String, String)> {
+    let mut targets = Vec::new();
+    each_start(rels, |e| {
+        if e.local_name().as_ref() == b"Relationship" {
+            if let (Some(id), Some(t)) = (attr(e, b"Id"), attr(e, b"Target")) {
+                let t = t.trim_start_matches('/');
+                let path = if t.starts_with("xl/") { t.to_string() } else { format!("xl/{t}") };
+                targets.push((id, path));
             }
-        });
-    }
-    let mut sheets = HashMap::new();
-    if let Some(wb) = parts.get("xl/workbook.xml") {
-        each_start(wb, |e| {
-            if e.local_name().as_ref() == b"sheet" {
-                let name = attr(e, b"name");
-                let rid = e
-                    .attributes()
-                    .flatten()
-                    .find(|a| a.key.local_name().as_ref() == b"id")
-                    .and_then(|a| unescaped(&a.value));
-                if let (Some(name), Some(part)) = (name, rid.and_then(|r| targets.get(&r))) {
-                    sheets.insert(part.clone(), name);
-                }
+        }
+    });
+    let mut sheets = Vec::new();
+    each_start(wb, |e| {
+        if e.local_name().as_ref() == b"sheet" {
+            let name = attr(e, b"name");
+            let rid = e
+                .attributes()
+                .flatten()
+                .find(|a| a.key.local_name().as_ref() == b"id")
+                .and_then(|a| unescaped(&a.value));
+            let part = rid.and_then(|r| targets.iter().find(|(id, _)| *id == r).map(|(_, p)| p.clone()));
+            if let (Some(name), Some(part)) = (name, part) {
+                sheets.push((part, name));
             }
-        });
-    }
+        }
+    });
     sheets
 }
 
-/// Record, for each shared string a worksheet shows, the first cell showing it.
-fn shared_cells(xml: &[u8], sheet: &str, refs: &mut HashMap<usize, String>) {
+/// For each shared string a worksheet shows, the first cell showing it: `(index, row, column)`
+/// triples added to `refs` (kept only where no earlier sheet showed the string).
+pub(super) fn shared_cells(xml: impl BufRead, sheet: u32, refs: &mut Vec<Option<(u32, u32, u32)>>) {
     let mut reader = quick_xml::Reader::from_reader(xml);
-    let mut cell: Option<String> = None;
+    let mut buf = Vec::new();
+    let mut cell: Option<(u32, u32)> = None;
     let mut in_v = false;
     loop {
-        match reader.read_event() {
+        match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => match e.local_name().as_ref() {
-                b"c" => cell = (attr(&e, b"t").as_deref() == Some("s")).then(|| attr(&e, b"r").unwrap_or_default()),
+                b"c" => {
+                    let (mut shared, mut rc) = (false, None);
+                    for a in e.attributes().with_checks(false).flatten() {
+                        match a.key.as_ref() {
+                            b"t" => shared = a.value.as_ref() == b"s",
+                            b"r" => rc = parse_ref(&a.value),
+                            _ => {}
+                        }
+                    }
+                    cell = rc.filter(|_| shared);
+                }
                 b"v" => in_v = true,
                 _ => {}
             },
@@ -106,15 +121,33 @@ fn shared_cells(xml: &[u8], sheet: &str, refs: &mut HashMap<usize, String>) {
                 _ => {}
             },
             Ok(Event::Text(t)) if in_v => {
-                if let (Some(r), Ok(i)) = (cell.as_ref(), std::str::from_utf8(&t).unwrap_or("").trim().parse::<usize>())
+                if let (Some((row, col)), Some(i)) =
+                    (cell, std::str::from_utf8(&t).ok().and_then(|s| s.trim().parse::<usize>().ok()))
                 {
-                    refs.entry(i).or_insert_with(|| format!("{sheet}!{r}"));
+                    if i < 1 << 24 {
+                        if refs.len() <= i {
+                            refs.resize(i + 1, None);
+                        }
+                        refs[i].get_or_insert((sheet, row, col));
+                    }
                 }
             }
             Ok(Event::Eof) | Err(_) => break,
             _ => {}
         }
+        buf.clear();
     }
+}
+
+/// `B12` → (row 11, column 1), zero-based.
+fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
+    let letters = r.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if letters == 0 || letters > 3 || letters == r.len() {
+        return None;
+    }
+    let col = r[..letters].iter().fold(0u32, |c, b| c * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1)) - 1;
+    let row: u32 = std::str::from_utf8(&r[letters..]).ok()?.parse().ok()?;
+    Some((row.checked_sub(1)?, col))
 }
 
 fn each_start(xml: &[u8], mut f: impl FnMut(&BytesStart<'_>)) {
@@ -139,7 +172,7 @@ pub(super) fn is_xml_part(name: &str) -> bool {
 }
 
 /// Parts that hold structure, not content: never rewritten.
-fn structural(name: &str) -> bool {
+pub(super) fn structural(name: &str) -> bool {
     name == "[Content_Types].xml"
         || name.ends_with(".rels")
         || name.contains("/theme/")
@@ -160,6 +193,8 @@ fn structural(name: &str) -> bool {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
+    /// structure, not content: copied as it is
+    Skip,
     /// `xl/workbook.xml`: sheet names (attributes)
     Workbook,
     /// a worksheet: cells
@@ -170,129 +205,219 @@ enum Role {
     Text,
 }
 
-/// A text node (or attribute value) of the part.
+/// A text node (or attribute value) of the part: its bytes in the part (stream offsets, escaped)
+/// and its text in the batch (unescaped).
 #[derive(Debug)]
 struct Node {
-    /// its bytes in the part, escaped
-    raw: Range<usize>,
-    /// its text in the unit buffer, unescaped
-    text: Range<usize>,
-    /// the numeric cell it is the value of (index into `cells`), if any
-    cell: Option<usize>,
+    raw: Range<u64>,
+    text: Range<u32>,
+    /// the numeric cell (index into the batch's cells) it is the value of, or `u32::MAX`
+    cell: u32,
     /// an attribute value (quotes must be escaped too)
     attribute: bool,
 }
 
-/// A numeric cell: its whole element and start tag.
+/// A numeric cell: its whole element and its start tag (stream offsets).
 #[derive(Debug)]
 struct Cell {
-    element: Range<usize>,
-    tag: Range<usize>,
+    element: Range<u64>,
+    tag: Range<u64>,
 }
 
-/// Elements whose text nodes form one unit.
-fn unit_element(local: &[u8]) -> bool {
-    matches!(local, b"p" | b"si" | b"is" | b"text" | b"comment")
+/// Where a unit is, named only when a finding asks.
+#[derive(Debug, Clone, Copy)]
+enum Loc {
+    /// the part itself
+    Part,
+    /// a worksheet cell (row, column)
+    Cell(u32, u32),
+    /// a shared string (its index)
+    Shared(u32),
+    /// a paragraph (its number, from 1)
+    Paragraph(u32),
+    SheetName,
 }
 
-/// Rewrite one XML part of `package`; its new bytes, if anything changed.
+/// Names a shared string by the first cell showing it (`None` when no sheet shows it).
+pub(super) type SharedRef<'a> = dyn Fn(u32) -> Option<String> + 'a;
+
+/// A part's bytes as they are read, kept from the last write on: the reader consumes them, the
+/// rewrite copies them out with the edits spliced in.
+struct Tee<R> {
+    inner: std::io::BufReader<R>,
+    log: Vec<u8>,
+    /// stream offset of `log[0]`
+    base: u64,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.log.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Tee<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        let b = self.inner.buffer();
+        self.log.extend_from_slice(&b[..amt.min(b.len())]);
+        self.inner.consume(amt);
+    }
+}
+
+impl<R> Tee<R> {
+    fn bytes(&self, r: Range<u64>) -> &[u8] {
+        let s = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.log.len());
+        let e = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.log.len());
+        &self.log[s..e.max(s)]
+    }
+}
+
+/// The units of one batch.
+#[derive(Debug, Default)]
+struct Batch {
+    text: Vec<u8>,
+    nodes: Vec<Node>,
+    cells: Vec<Cell>,
+    units: Vec<(u32, Loc)>,
+}
+
+impl Batch {
+    /// Begin a new unit: a line of its own.
+    fn unit(&mut self, loc: Loc) {
+        if !self.text.is_empty() {
+            self.text.push(b'\n');
+        }
+        self.units.push((self.text.len() as u32, loc));
+    }
+
+    fn node(&mut self, raw: Range<u64>, value: &[u8], cell: u32, attribute: bool) {
+        let t0 = self.text.len() as u32;
+        self.text.extend_from_slice(value);
+        self.nodes.push(Node { raw, text: t0..self.text.len() as u32, cell, attribute });
+    }
+
+    fn loc(&self, at: usize) -> Loc {
+        let i = self.units.partition_point(|(s, _)| *s as usize <= at);
+        i.checked_sub(1).and_then(|i| self.units.get(i)).map_or(Loc::Part, |u| u.1)
+    }
+}
+
+/// Writes the first `n` bytes of the part as it came (read again from the archive).
+pub(super) type Replay<'a> = dyn FnMut(u64, &mut dyn Write) -> std::io::Result<()> + 'a;
+
+/// Rewrite one XML part of `package` from `input` to `out`; whether anything changed. Nothing is
+/// written until the first change (a part without findings costs no compression): then `replay`
+/// writes what went before, and the rest follows as it is read. `shared` names shared strings by
+/// cell.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn rewrite_part(
     package: &Package,
     name: &str,
-    xml: &[u8],
+    input: impl Read,
+    out: &mut dyn Write,
+    replay: &mut Replay<'_>,
     here: &str,
+    shared: &SharedRef<'_>,
     inspect: &mut Inspector<'_>,
-) -> Result<Option<Vec<u8>>, DocError> {
-    if structural(name) {
-        return Ok(None);
-    }
+) -> Result<bool, DocError> {
     let role = match name {
+        _ if structural(name) => Role::Skip,
         "xl/workbook.xml" => Role::Workbook,
         "xl/sharedStrings.xml" => Role::Shared,
         _ if package.kind == Kind::Xlsx && name.starts_with("xl/worksheets/") => Role::Sheet,
         _ => Role::Text,
     };
-    let sheet = package.sheets.get(name).map_or_else(|| here.to_string(), Clone::clone);
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut cells: Vec<Cell> = Vec::new();
-    let mut text: Vec<u8> = Vec::new();
-    let mut locs: Vec<(usize, String)> = Vec::new();
+    let sheet = package.sheet_name(name).unwrap_or(here).to_string();
+    let tee = Tee { inner: std::io::BufReader::with_capacity(64 << 10, input), log: Vec::new(), base: 0 };
+    let mut reader = quick_xml::Reader::from_reader(tee);
+    let mut buf = Vec::new();
+    let mut batch = Batch::default();
+    let mut changed = false;
     // unit elements open around the current position; paragraphs and shared strings so far
-    let (mut depth, mut paragraphs, mut shared) = (0usize, 0usize, 0usize);
-    // the cell being read: (reference, scanned, numeric cell index)
-    let mut cell: Option<(String, bool, Option<usize>)> = None;
+    let (mut depth, mut paragraphs, mut shared_n) = (0usize, 0u32, 0u32);
+    // the cell being read: (row, column, scanned, numeric cell index in the batch)
+    let mut cell: Option<(u32, u32, bool, u32)> = None;
     let (mut in_v, mut in_f) = (false, false);
     // a run of text and entity events: where it began
-    let mut pending: Option<usize> = None;
-    let mut pos = 0usize;
+    let mut pending: Option<u64> = None;
+    let mut pos = 0u64;
+    let corrupt = |e: &dyn std::fmt::Display| DocError::Corrupt(format!("{here}: {e}"));
     loop {
-        let ev = reader.read_event().map_err(|e| DocError::Corrupt(format!("{here}: {e}")))?;
-        let end = usize::try_from(reader.buffer_position()).unwrap_or(xml.len()).min(xml.len());
+        let ev = reader.read_event_into(&mut buf).map_err(|e| corrupt(&e))?;
         let start = pos;
+        let end = reader.buffer_position();
         pos = end;
-        let is_text = matches!(ev, Event::Text(_) | Event::GeneralRef(_));
-        if is_text {
+        if matches!(ev, Event::Text(_) | Event::GeneralRef(_)) {
             pending.get_or_insert(start);
+            buf.clear();
             continue;
         }
         if let Some(s) = pending.take() {
             // the text run `s..start` ended: keep it when it is content here
             let scanned = match role {
-                Role::Workbook => false,
+                Role::Skip | Role::Workbook => false,
                 Role::Sheet if in_f => false,
-                Role::Sheet if in_v => cell.as_ref().is_some_and(|c| c.1),
+                Role::Sheet if in_v => cell.is_some_and(|c| c.2),
                 _ => true,
             };
-            if scanned {
-                if let Some(value) = unescaped(&xml[s..start]) {
-                    if !value.trim().is_empty() {
-                        if depth == 0 {
-                            // a unit of its own
-                            let loc = match (&cell, role) {
-                                (Some((r, ..)), _) => format!("{sheet}!{r}"),
-                                _ => here.to_string(),
-                            };
-                            start_unit(&mut text, &mut locs, loc);
-                        }
-                        let t0 = text.len();
-                        text.extend_from_slice(value.as_bytes());
-                        let numeric = if in_v { cell.as_ref().and_then(|c| c.2) } else { None };
-                        nodes.push(Node { raw: s..start, text: t0..text.len(), cell: numeric, attribute: false });
+            let raw = reader.get_ref().bytes(s..start);
+            if scanned && !raw.iter().all(u8::is_ascii_whitespace) {
+                let value = if raw.contains(&b'&') {
+                    unescaped(raw).map(String::into_bytes)
+                } else {
+                    std::str::from_utf8(raw).ok().map(|_| raw.to_vec())
+                };
+                if let Some(value) = value {
+                    if depth == 0 {
+                        // a unit of its own
+                        batch.unit(cell.map_or(Loc::Part, |c| Loc::Cell(c.0, c.1)));
                     }
+                    let numeric = if in_v { cell.map_or(u32::MAX, |c| c.3) } else { u32::MAX };
+                    batch.node(s..start, &value, numeric, false);
                 }
             }
         }
-        match ev {
+        let mut boundary = false;
+        match &ev {
             Event::Start(e) => {
                 let local = e.local_name();
                 let local = local.as_ref();
                 if role == Role::Sheet && local == b"c" {
-                    let t = attr(&e, b"t");
-                    let r = attr(&e, b"r").unwrap_or_default();
-                    let numeric = matches!(t.as_deref(), None | Some("n"));
-                    let scanned = matches!(t.as_deref(), None | Some("n" | "str" | "inlineStr" | "d"));
-                    let idx = numeric.then(|| {
-                        cells.push(Cell { element: start..start, tag: start..end });
-                        cells.len() - 1
-                    });
-                    cell = Some((r, scanned, idx));
+                    // `r` and `t` read in place: this runs for every cell
+                    let (mut t, mut rc) = (None, (0, 0));
+                    for a in e.attributes().with_checks(false).flatten() {
+                        match a.key.as_ref() {
+                            b"t" => t = Some(a.value),
+                            b"r" => rc = parse_ref(&a.value).unwrap_or((0, 0)),
+                            _ => {}
+                        }
+                    }
+                    let (row, col) = rc;
+                    let numeric = matches!(t.as_deref(), None | Some(b"n"));
+                    let scanned = matches!(t.as_deref(), None | Some(b"n" | b"str" | b"inlineStr" | b"d"));
+                    let idx = if numeric {
+                        batch.cells.push(Cell { element: start..start, tag: start..end });
+                        batch.cells.len() as u32 - 1
+                    } else {
+                        u32::MAX
+                    };
+                    cell = Some((row, col, scanned, idx));
                 } else if local == b"v" {
                     in_v = true;
                 } else if local == b"f" {
                     in_f = true;
-                } else if unit_element(local) {
+                } else if unit_element(local) && role != Role::Skip {
                     if depth == 0 {
-                        let loc = match (role, &cell) {
-                            (_, Some((r, ..))) => format!("{sheet}!{r}"),
-                            (Role::Shared, _) => package
-                                .shared_refs
-                                .get(&shared)
-                                .cloned()
-                                .unwrap_or_else(|| format!("{here} string {}", shared + 1)),
-                            _ => format!("{here} ¶{}", paragraphs + 1),
-                        };
-                        start_unit(&mut text, &mut locs, loc);
+                        batch.unit(match (role, cell) {
+                            (_, Some(c)) => Loc::Cell(c.0, c.1),
+                            (Role::Shared, _) => Loc::Shared(shared_n),
+                            _ => Loc::Paragraph(paragraphs + 1),
+                        });
                     }
                     depth += 1;
                 }
@@ -301,24 +426,26 @@ pub(super) fn rewrite_part(
                 let local = e.local_name();
                 let local = local.as_ref();
                 if role == Role::Sheet && local == b"c" {
-                    if let Some((_, _, Some(i))) = cell.take() {
-                        if let Some(c) = cells.get_mut(i) {
-                            c.element = c.tag.start..end;
-                        }
+                    if let Some(c) = cell.take().and_then(|c| batch.cells.get_mut(c.3 as usize)) {
+                        c.element = c.tag.start..end;
                     }
+                    boundary = depth == 0;
                 } else if local == b"v" {
                     in_v = false;
                 } else if local == b"f" {
                     in_f = false;
-                } else if unit_element(local) && depth > 0 {
+                } else if unit_element(local) && depth > 0 && role != Role::Skip {
                     depth -= 1;
                     if depth == 0 {
                         if local == b"si" {
-                            shared += 1;
+                            shared_n += 1;
                         } else {
                             paragraphs += 1;
                         }
+                        boundary = cell.is_none();
                     }
+                } else {
+                    boundary = depth == 0 && cell.is_none();
                 }
             }
             Event::Empty(e) => {
@@ -326,78 +453,130 @@ pub(super) fn rewrite_part(
                 let local = local.as_ref();
                 if depth > 0 && matches!(local, b"tab" | b"br" | b"cr") {
                     // a tab or break between runs separates words
-                    text.push(b' ');
+                    batch.text.push(b' ');
                 } else if role == Role::Sheet && local == b"c" {
                     cell = None;
                 } else if role == Role::Workbook && local == b"sheet" {
-                    // a sheet name: an attribute value of the start tag
-                    if let Some((raw, value)) = attribute_value(xml, start..end, b"name") {
-                        start_unit(&mut text, &mut locs, format!("{here} sheet name"));
-                        let t0 = text.len();
-                        text.extend_from_slice(value.as_bytes());
-                        nodes.push(Node { raw, text: t0..text.len(), cell: None, attribute: true });
+                    // a sheet name: an attribute value of the tag
+                    let tag = reader.get_ref().bytes(start..end).to_vec();
+                    if let Some((raw, value)) = attribute_value(&tag, start, b"name") {
+                        batch.unit(Loc::SheetName);
+                        batch.node(raw, value.as_bytes(), u32::MAX, true);
                     }
-                } else if unit_element(local) && depth == 0 {
-                    if local == b"si" {
-                        shared += 1;
-                    }
+                } else if local == b"si" && depth == 0 && role == Role::Shared {
+                    shared_n += 1;
                 }
             }
-            Event::Eof => break,
             _ => {}
         }
-    }
-    if nodes.is_empty() {
-        return Ok(None);
-    }
-    let edits = inspect(&text, &|at| locate_in(&locs, at), true);
-    if edits.is_empty() {
-        return Ok(None);
-    }
-    // the new text of each node that changed
-    let mut replaced: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
-    let mut cells_done: Vec<bool> = vec![false; cells.len()];
-    for n in &nodes {
-        let Some(new) = node_text(&text, n.text.clone(), &edits) else { continue };
-        let new = String::from_utf8_lossy(&new).into_owned();
-        match n.cell.and_then(|i| cells.get(i).map(|c| (i, c))) {
-            Some((i, c)) if c.element.end > c.element.start => {
-                if !cells_done[i] {
-                    cells_done[i] = true;
-                    replaced.push((c.element.clone(), inline_cell(xml, c.tag.clone(), &new)));
-                }
-            }
-            _ => {
-                let esc =
-                    if n.attribute { escape_attr(&new) } else { quick_xml::escape::partial_escape(&new).into_owned() };
-                replaced.push((n.raw.clone(), esc.into_bytes()));
-            }
+        let eof = matches!(ev, Event::Eof);
+        drop(ev);
+        buf.clear();
+        let tee = reader.get_mut();
+        let held = tee.log.len();
+        if eof || (boundary && (batch.text.len() >= BATCH || (batch.nodes.is_empty() && held >= BATCH))) {
+            let namer = Namer { sheet: &sheet, here, shared };
+            changed |= flush(tee, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
+        }
+        if eof {
+            break;
         }
     }
-    if replaced.is_empty() {
-        return Ok(None);
+    Ok(changed)
+}
+
+/// Names locations for findings.
+struct Namer<'a> {
+    sheet: &'a str,
+    here: &'a str,
+    shared: &'a SharedRef<'a>,
+}
+
+impl Namer<'_> {
+    fn name(&self, loc: Loc) -> String {
+        match loc {
+            Loc::Part => self.here.to_string(),
+            Loc::Cell(r, c) => format!("{}!{}", self.sheet, cell_ref(r as usize, c as usize)),
+            Loc::Shared(i) => (self.shared)(i).unwrap_or_else(|| format!("{} string {}", self.here, i + 1)),
+            Loc::Paragraph(n) => format!("{} ¶{n}", self.here),
+            Loc::SheetName => format!("{} sheet name", self.here),
+        }
     }
-    replaced.sort_by_key(|r| r.0.start);
-    let mut out = Vec::with_capacity(xml.len() + 64);
-    let mut at = 0;
+}
+
+/// Inspect the batch, and write the part up to stream offset `upto` with its edits; the batch and
+/// the bytes written are let go. Whether anything changed.
+fn flush<R>(
+    tee: &mut Tee<R>,
+    batch: &mut Batch,
+    upto: u64,
+    (out, replay, started): (&mut dyn Write, &mut Replay<'_>, bool),
+    namer: &Namer<'_>,
+    inspect: &mut Inspector<'_>,
+) -> Result<bool, DocError> {
+    let edits = if batch.nodes.is_empty() {
+        Vec::new()
+    } else {
+        let locate = |at: usize| namer.name(batch.loc(at));
+        inspect(&batch.text, &locate, true)
+    };
+    // the new bytes of each node (or whole numeric cell) that changed
+    let mut replaced: Vec<(Range<u64>, Vec<u8>)> = Vec::new();
+    if !edits.is_empty() {
+        let mut cells_done = vec![false; batch.cells.len()];
+        for n in &batch.nodes {
+            let range = n.text.start as usize..n.text.end as usize;
+            let Some(new) = node_text(&batch.text, range, &edits) else { continue };
+            let new = String::from_utf8_lossy(&new).into_owned();
+            match batch.cells.get(n.cell as usize).filter(|c| c.element.end > c.element.start) {
+                Some(c) => {
+                    if !cells_done[n.cell as usize] {
+                        cells_done[n.cell as usize] = true;
+                        replaced.push((c.element.clone(), inline_cell(tee.bytes(c.tag.clone()), &new)));
+                    }
+                }
+                None => {
+                    let esc = if n.attribute {
+                        escape_attr(&new)
+                    } else {
+                        quick_xml::escape::partial_escape(&new).into_owned()
+                    };
+                    replaced.push((n.raw.clone(), esc.into_bytes()));
+                }
+            }
+        }
+        replaced.sort_by_key(|r| r.0.start);
+    }
+    let changed = !replaced.is_empty();
+    let io = |e: std::io::Error| DocError::Corrupt(format!("{}: {e}", namer.here));
+    if changed && !started {
+        replay(tee.base, out).map_err(io)?;
+    }
+    let mut at = tee.base;
     for (range, bytes) in replaced {
         if range.start < at {
             continue; // inside a cell already rewritten whole
         }
-        out.extend_from_slice(&xml[at..range.start]);
-        out.extend_from_slice(&bytes);
+        out.write_all(tee.bytes(at..range.start)).map_err(io)?;
+        out.write_all(&bytes).map_err(io)?;
         at = range.end;
     }
-    out.extend_from_slice(&xml[at..]);
-    Ok(Some(out))
+    if changed || started {
+        out.write_all(tee.bytes(at..upto)).map_err(io)?;
+    }
+    let used = usize::try_from(upto.saturating_sub(tee.base)).unwrap_or(usize::MAX).min(tee.log.len());
+    tee.log.drain(..used);
+    tee.base = upto;
+    batch.text.clear();
+    batch.nodes.clear();
+    batch.cells.clear();
+    batch.units.clear();
+    Ok(changed)
 }
 
-/// Begin a new unit in the text: a line of its own, named `loc`.
-fn start_unit(text: &mut Vec<u8>, locs: &mut Vec<(usize, String)>, loc: String) {
-    if !text.is_empty() {
-        text.push(b'\n');
-    }
-    locs.push((text.len(), loc));
+/// Elements whose text nodes form one unit.
+fn unit_element(local: &[u8]) -> bool {
+    matches!(local, b"p" | b"si" | b"is" | b"text" | b"comment")
 }
 
 fn unescaped(raw: &[u8]) -> Option<String> {
@@ -409,15 +588,15 @@ fn escape_attr(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-/// The value of attribute `name` in the tag at `tag`: its raw byte range and unescaped value.
-fn attribute_value(xml: &[u8], tag: Range<usize>, name: &[u8]) -> Option<(Range<usize>, String)> {
-    let t = &xml[tag.clone()];
+/// The value of attribute `name` in the tag `t` (which starts at stream offset `at`): its raw byte
+/// range (stream offsets) and unescaped value.
+fn attribute_value(t: &[u8], at: u64, name: &[u8]) -> Option<(Range<u64>, String)> {
     let mut i = 0;
     while let Some(p) = memchr::memmem::find(&t[i..], name) {
-        let at = i + p;
-        i = at + 1;
-        let before_ok = at > 0 && t[at - 1].is_ascii_whitespace();
-        let rest = &t[at + name.len()..];
+        let k = i + p;
+        i = k + 1;
+        let before_ok = k > 0 && t[k - 1].is_ascii_whitespace();
+        let rest = &t[k + name.len()..];
         let eq = rest.iter().position(|b| !b.is_ascii_whitespace())?;
         if !before_ok || rest.get(eq) != Some(&b'=') {
             continue;
@@ -428,18 +607,17 @@ fn attribute_value(xml: &[u8], tag: Range<usize>, name: &[u8]) -> Option<(Range<
         if quote != b'"' && quote != b'\'' {
             return None;
         }
-        let vstart = at + name.len() + eq + 1 + q + 1;
+        let vstart = k + name.len() + eq + 1 + q + 1;
         let vlen = memchr::memchr(quote, &t[vstart..])?;
         let value = unescaped(&t[vstart..vstart + vlen])?;
-        return Some((tag.start + vstart..tag.start + vstart + vlen, value));
+        return Some((at + vstart as u64..at + (vstart + vlen) as u64, value));
     }
     None
 }
 
 /// A cell whose number was masked, as an inline string cell: the start tag's attributes but `t`,
 /// then `t="inlineStr"` and the text.
-fn inline_cell(xml: &[u8], tag: Range<usize>, text: &str) -> Vec<u8> {
-    let raw = &xml[tag];
+fn inline_cell(raw: &[u8], text: &str) -> Vec<u8> {
     let inner = raw.strip_prefix(b"<").unwrap_or(raw);
     let inner = inner.strip_suffix(b">").unwrap_or(inner);
     let start = BytesStart::from_content(String::from_utf8_lossy(inner).into_owned(), 1);
@@ -547,16 +725,71 @@ mod tests {
     #[test]
     fn sheet_name_attribute_found() {
         let xml = br#"<sheet name="A&amp;B" sheetId="1"/>"#;
-        let (r, v) = attribute_value(xml, 0..xml.len(), b"name").expect("name");
+        let (r, v) = attribute_value(xml, 100, b"name").expect("name");
         assert_eq!(v, "A&B");
-        assert_eq!(&xml[r], b"A&amp;B");
-        assert!(attribute_value(br#"<sheet sheetname="x"/>"#, 0..20, b"name").is_none());
+        assert_eq!(&xml[r.start as usize - 100..r.end as usize - 100], b"A&amp;B");
+        assert!(attribute_value(br#"<sheet sheetname="x"/>"#, 0, b"name").is_none());
+    }
+
+    #[test]
+    fn cell_references_parse() {
+        assert_eq!(parse_ref(b"A1"), Some((0, 0)));
+        assert_eq!(parse_ref(b"C17"), Some((16, 2)));
+        assert_eq!(parse_ref(b"AA10"), Some((9, 26)));
+        assert_eq!(parse_ref(b"A0"), None);
+        assert_eq!(parse_ref(b"17"), None);
+        assert_eq!(parse_ref(b"ABCD1"), None);
+    }
+
+    /// A part far larger than a batch: every value found and rewritten, whichever batch it falls
+    /// in, and every other byte kept.
+    #[test]
+    fn large_parts_are_rewritten_batch_by_batch() {
+        let mut xml = String::from("<w:document><w:body>");
+        // a first batch without findings: written only once a later one changes
+        for i in 0..10_000 {
+            xml.push_str(&format!("<w:p><w:r><w:t>clean row {i} of a long paragraph</w:t></w:r></w:p>"));
+        }
+        for i in 0..20_000 {
+            // the value split over two runs, one paragraph each
+            xml.push_str(&format!(
+                "<w:p><w:r><w:t>row {i} of a long paragraph SEC</w:t></w:r><w:r><w:t>RET end</w:t></w:r></w:p>"
+            ));
+        }
+        xml.push_str("</w:body></w:document>");
+        assert!(xml.len() > 2 * BATCH);
+        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
+        let mut calls = 0;
+        let mut inspect = |text: &[u8], _: &dyn Fn(usize) -> String, _: bool| {
+            calls += 1;
+            memchr::memmem::find_iter(text, b"SECRET")
+                .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
+                .collect()
+        };
+        let mut out = Vec::new();
+        let whole = xml.clone();
+        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&whole.as_bytes()[..n as usize]);
+        let changed = rewrite_part(
+            &package,
+            "word/document.xml",
+            xml.as_bytes(),
+            &mut out,
+            &mut replay,
+            "doc",
+            &|_| None,
+            &mut inspect,
+        )
+        .expect("rewrite");
+        assert!(changed);
+        assert!(calls > 1, "one batch only");
+        let expected = xml.replace("SEC</w:t>", "***</w:t>").replace("<w:t>RET end", "<w:t>*** end");
+        assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
     }
 
     #[test]
     fn numeric_cell_becomes_inline_string() {
         let xml = br#"<c r="C17" s="2" t="n">"#;
-        let out = inline_cell(xml, 0..xml.len(), "138****8000");
+        let out = inline_cell(xml, "138****8000");
         assert_eq!(String::from_utf8_lossy(&out), r#"<c r="C17" s="2" t="inlineStr"><is><t>138****8000</t></is></c>"#);
     }
 }

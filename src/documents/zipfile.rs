@@ -1,10 +1,17 @@
-//! Zip archives: entries read within limits, inspected by their own type, written back in order.
+//! Zip archives: entries checked before anything is inflated, inspected by their own type one at a
+//! time, written back in order.
+//!
+//! An OOXML part is streamed: inflated, rewritten and recompressed into the new archive as it is
+//! read (the new entry begins at the first change; a part without one is copied as it was), so a
+//! workbook of any size holds one batch of text in memory, not its inflated XML. Other entries (CSV, JSON, nested
+//! archives) are inflated whole, within the budget.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::io::{Cursor, Read, Write};
 
 use super::ooxml::{self, Package};
-use super::{DocError, Edit, Format, Inspector, Kind, Limits, Outcome, sniff, text_entry};
+use super::{DocError, Edit, Format, Inspector, Kind, Limits, Outcome, cell_ref, sniff, text_entry};
 
 /// What is left of the limits while one document is read (nested archives share it).
 #[derive(Debug)]
@@ -24,15 +31,11 @@ fn corrupt(e: impl std::fmt::Display) -> DocError {
     DocError::Corrupt(e.to_string())
 }
 
-/// One entry as read: its name and inflated bytes.
-struct Entry {
-    name: String,
-    data: Vec<u8>,
-}
+type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
 
-/// Read every entry of the archive within the budget; refuses encrypted, duplicate and
-/// overlapping entries before inflating anything.
-fn read_all(ar: &mut zip::ZipArchive<Cursor<&[u8]>>, budget: &mut Budget) -> Result<Vec<Entry>, DocError> {
+/// Refuse, before inflating anything, what no reading should start on: too many entries,
+/// encrypted, duplicate or overlapping entries, a declared ratio past the limit.
+fn check(ar: &mut Archive<'_>, budget: &mut Budget) -> Result<(), DocError> {
     let n = ar.len();
     budget.entries += n;
     if budget.entries > budget.limits.max_entries {
@@ -49,8 +52,7 @@ fn read_all(ar: &mut zip::ZipArchive<Cursor<&[u8]>>, budget: &mut Budget) -> Res
             return Err(DocError::Limit("duplicate archive entry"));
         }
         let declared = f.size();
-        let packed = f.compressed_size().max(1);
-        if declared > 1 << 20 && declared / packed > budget.limits.max_ratio {
+        if declared > 1 << 20 && declared / f.compressed_size().max(1) > budget.limits.max_ratio {
             return Err(DocError::Limit("archive entry compression ratio"));
         }
         let data = f.data_start().unwrap_or(f.header_start() + 30);
@@ -61,30 +63,92 @@ fn read_all(ar: &mut zip::ZipArchive<Cursor<&[u8]>>, budget: &mut Budget) -> Res
     if spans.windows(2).any(|w| w[1].0 < w[0].1) {
         return Err(DocError::Limit("overlapping archive entries"));
     }
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let f = ar.by_index(i).map_err(corrupt)?;
-        let name = f.name().to_string();
-        if f.is_dir() {
-            out.push(Entry { name, data: Vec::new() });
-            continue;
+    Ok(())
+}
+
+/// An entry's inflated bytes as they are read, counted against the budget: past the room left,
+/// or past the ratio once over 1 MiB, reading fails (a declared size may lie).
+struct Counted<R> {
+    inner: R,
+    read: u64,
+    room: u64,
+    packed: u64,
+    ratio: u64,
+    over: Option<&'static str>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.room {
+            self.over = Some("archive inflates past max_inflated");
+        } else if self.read > 1 << 20 && self.read / self.packed > self.ratio {
+            self.over = Some("archive entry compression ratio");
         }
-        let room = budget.limits.max_inflated.saturating_sub(budget.inflated);
-        let packed = f.compressed_size().max(1);
-        // a declared size may lie: the read itself is bounded
-        let mut data = Vec::with_capacity(usize::try_from(f.size().min(room).min(64 << 20)).unwrap_or(0));
-        f.take(room + 1).read_to_end(&mut data).map_err(corrupt)?;
-        let len = data.len() as u64;
-        if len > room {
-            return Err(DocError::Limit("archive inflates past max_inflated"));
+        match self.over {
+            Some(why) => Err(std::io::Error::other(why)),
+            None => Ok(n),
         }
-        if len > 1 << 20 && len / packed > budget.limits.max_ratio {
-            return Err(DocError::Limit("archive entry compression ratio"));
-        }
-        budget.inflated += len;
-        out.push(Entry { name, data });
     }
-    Ok(out)
+}
+
+fn counted<R: Read>(inner: R, packed: u64, budget: &Budget) -> Counted<R> {
+    Counted {
+        inner,
+        read: 0,
+        room: budget.limits.max_inflated.saturating_sub(budget.inflated),
+        packed: packed.max(1),
+        ratio: budget.limits.max_ratio,
+        over: None,
+    }
+}
+
+/// Entry `i` inflated whole, within the budget.
+fn read_entry(ar: &mut Archive<'_>, i: usize, budget: &mut Budget) -> Result<Vec<u8>, DocError> {
+    let f = ar.by_index(i).map_err(corrupt)?;
+    let packed = f.compressed_size();
+    let cap = usize::try_from(f.size().min(64 << 20)).unwrap_or(0);
+    let mut r = counted(f, packed, budget);
+    let mut data = Vec::with_capacity(cap);
+    let res = r.read_to_end(&mut data);
+    budget.inflated += r.read;
+    match (res, r.over) {
+        (_, Some(why)) => Err(DocError::Limit(why)),
+        (Err(e), None) => Err(corrupt(e)),
+        (Ok(_), None) => Ok(data),
+    }
+}
+
+/// How a rewritten entry is stored: deflated (fast level: the gateway pays for it per response),
+/// with the original's time and permissions.
+fn options(f: &zip::read::ZipFile<'_, Cursor<&[u8]>>) -> zip::write::SimpleFileOptions {
+    let mut opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .large_file(f.size() >= u64::from(u32::MAX));
+    if let Some(t) = f.last_modified() {
+        opts = opts.last_modified_time(t);
+    }
+    if let Some(mode) = f.unix_mode() {
+        opts = opts.unix_permissions(mode);
+    }
+    opts
+}
+
+/// The first cell of any sheet showing each shared string (read only when a finding in the
+/// shared strings asks where it is).
+fn shared_refs(doc: &[u8], package: &Package) -> Vec<Option<(u32, u32, u32)>> {
+    let mut refs = Vec::new();
+    let Ok(mut ar) = zip::ZipArchive::new(Cursor::new(doc)) else { return refs };
+    for (k, (part, _)) in package.sheets.iter().enumerate() {
+        if let Ok(f) = ar.by_name(part) {
+            // bounded like any read of the archive
+            let r = f.take(512 << 20);
+            ooxml::shared_cells(std::io::BufReader::new(r), k as u32, &mut refs);
+        }
+    }
+    refs
 }
 
 /// Rewrite a zip (at nesting `depth`; `prefix` names it in locations). Entries the inspector does
@@ -100,68 +164,115 @@ pub(super) fn rewrite(
         return Err(DocError::Limit("archives nested too deep"));
     }
     let mut ar = zip::ZipArchive::new(Cursor::new(doc)).map_err(corrupt)?;
-    let entries = read_all(&mut ar, budget)?;
-    let package = Package::of(entries.iter().map(|e| (e.name.as_str(), e.data.as_slice())));
+    check(&mut ar, budget)?;
+    let names: Vec<String> = ar.file_names().map(str::to_string).collect();
+    // file_names() is in no particular order: the package is told from the set of names
+    let package = Package::of(&names, |n| {
+        let i = ar.index_for_name(n)?;
+        (ar.by_index_raw(i).ok()?.size() <= 16 << 20).then_some(())?;
+        read_entry(&mut ar, i, budget).ok()
+    });
     let kind = package.as_ref().map_or(Kind::Zip, |p| p.kind);
-    let mut changed: Vec<Option<Vec<u8>>> = vec![None; entries.len()];
-    let mut unmaskable = false;
-    for (i, e) in entries.iter().enumerate() {
-        if e.data.is_empty() {
-            continue;
-        }
-        let here = format!("{prefix}{}", e.name);
-        let new = if let Some(p) = package.as_ref().filter(|p| ooxml::is_xml_part(&e.name) && p.kind != Kind::Zip) {
-            ooxml::rewrite_part(p, &e.name, &e.data, &here, inspect)?
-        } else if sniff(&e.data) == Some(Format::Zip) {
-            let inner = rewrite(&e.data, &format!("{here}/"), depth + 1, budget, inspect)?;
-            unmaskable |= inner.unmaskable;
-            inner.bytes
-        } else if sniff(&e.data).is_some() {
-            // a legacy Office file or PDF inside: what it holds cannot be rewritten in place
-            let inner = super::rewrite(&e.data, &budget.limits, inspect);
-            match inner {
-                Ok(o) => unmaskable |= o.unmaskable,
-                Err(DocError::Unreadable(_)) => {}
-                Err(e) => return Err(e),
-            }
-            None
-        } else if text_entry(&e.name) || ooxml::is_xml_part(&e.name) {
-            whole_text(&e.data, &here, inspect)
-        } else {
-            None
+    let refs = OnceCell::new();
+    let shared = |i: u32| {
+        let p = package.as_ref()?;
+        let (s, r, c) = refs.get_or_init(|| shared_refs(doc, p)).get(i as usize).copied().flatten()?;
+        let (_, sheet) = p.sheets.get(s as usize)?;
+        Some(format!("{sheet}!{}", cell_ref(r as usize, c as usize)))
+    };
+    // rewritten entries are stored at a fast level: room for them to come out larger
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(doc.len() + doc.len() / 2)));
+    let (mut changed, mut unmaskable) = (false, false);
+    for i in 0..ar.len() {
+        let (name, empty, opts) = {
+            let f = ar.by_index_raw(i).map_err(corrupt)?;
+            (f.name().to_string(), f.is_dir() || f.size() == 0, options(&f))
         };
-        changed[i] = new;
-    }
-    if changed.iter().all(Option::is_none) {
-        return Ok(Outcome { kind, bytes: None, unmaskable });
-    }
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(doc.len())));
-    for (i, new) in changed.into_iter().enumerate() {
+        let here = format!("{prefix}{name}");
+        let mut new: Option<Vec<u8>> = None;
+        if empty {
+            // nothing to read
+        } else if package.as_ref().is_some_and(|p| p.kind != Kind::Zip) && ooxml::structural(&name) {
+            // styles, themes, relationships: copied as they are, unread
+        } else if let Some(p) = package.as_ref().filter(|p| p.kind != Kind::Zip && ooxml::is_xml_part(&name)) {
+            // streamed straight into the new archive: its entry begins at the first change
+            let mut entry = Lazy { w: &mut w, name: &name, opts, started: false };
+            let f = ar.by_index(i).map_err(corrupt)?;
+            let packed = f.compressed_size();
+            let mut r = counted(f, packed, budget);
+            let mut replay = |n: u64, out: &mut dyn Write| {
+                let mut again = zip::ZipArchive::new(Cursor::new(doc)).map_err(std::io::Error::other)?;
+                let f = again.by_index(i).map_err(std::io::Error::other)?;
+                std::io::copy(&mut f.take(n), out).map(|_| ())
+            };
+            let res = ooxml::rewrite_part(p, &name, &mut r, &mut entry, &mut replay, &here, &shared, inspect);
+            budget.inflated += r.read;
+            if let Some(why) = r.over {
+                return Err(DocError::Limit(why));
+            }
+            if res? {
+                changed = true;
+                continue;
+            }
+        } else {
+            let data = read_entry(&mut ar, i, budget)?;
+            new = match sniff(&data) {
+                Some(Format::Zip) => {
+                    let inner = rewrite(&data, &format!("{here}/"), depth + 1, budget, inspect)?;
+                    unmaskable |= inner.unmaskable;
+                    inner.bytes
+                }
+                Some(_) => {
+                    // a legacy Office file or PDF inside: what it holds cannot be rewritten in place
+                    match super::rewrite(&data, &budget.limits, inspect) {
+                        Ok(o) => unmaskable |= o.unmaskable,
+                        Err(DocError::Unreadable(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    None
+                }
+                None if text_entry(&name) || ooxml::is_xml_part(&name) => whole_text(&data, &here, inspect),
+                None => None,
+            };
+        }
         match new {
+            Some(data) => {
+                w.start_file(name.as_str(), opts).map_err(corrupt)?;
+                w.write_all(&data).map_err(corrupt)?;
+                changed = true;
+            }
             None => {
                 let f = ar.by_index_raw(i).map_err(corrupt)?;
                 w.raw_copy_file(f).map_err(corrupt)?;
             }
-            Some(data) => {
-                let f = ar.by_index_raw(i).map_err(corrupt)?;
-                let mut opts = zip::write::SimpleFileOptions::default()
-                    .compression_method(zip::CompressionMethod::Deflated)
-                    .large_file(data.len() as u64 >= u64::from(u32::MAX));
-                if let Some(t) = f.last_modified() {
-                    opts = opts.last_modified_time(t);
-                }
-                if let Some(mode) = f.unix_mode() {
-                    opts = opts.unix_permissions(mode);
-                }
-                let name = f.name().to_string();
-                drop(f);
-                w.start_file(name, opts).map_err(corrupt)?;
-                w.write_all(&data).map_err(corrupt)?;
-            }
         }
+    }
+    if !changed {
+        return Ok(Outcome { kind, bytes: None, unmaskable });
     }
     let bytes = w.finish().map_err(corrupt)?.into_inner();
     Ok(Outcome { kind, bytes: Some(bytes), unmaskable })
+}
+
+/// An entry of the new archive that begins only when something is written to it.
+struct Lazy<'a, 'w> {
+    w: &'a mut zip::ZipWriter<Cursor<Vec<u8>>>,
+    name: &'w str,
+    opts: zip::write::SimpleFileOptions,
+    started: bool,
+}
+
+impl Write for Lazy<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.started {
+            self.w.start_file(self.name, self.opts).map_err(std::io::Error::other)?;
+            self.started = true;
+        }
+        self.w.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
 }
 
 /// A text entry (CSV, JSON …) scanned whole; its new bytes, if anything changed.

@@ -48,7 +48,8 @@ impl FindingLog {
         self.record_at(snap, dir, rule, action, value, None);
     }
 
-    /// [`FindingLog::record`], with where in a document the value was.
+    /// [`FindingLog::record`], with where in a document the value was (named only while the
+    /// entry keeps locations: a workbook may hold a million values).
     pub fn record_at(
         &mut self,
         snap: &Snapshot,
@@ -56,7 +57,7 @@ impl FindingLog {
         rule: usize,
         action: Action,
         value: &[u8],
-        location: Option<String>,
+        location: Option<&dyn Fn() -> String>,
     ) {
         if dir == Direction::Response && matches!(action, Action::Allow | Action::Alert) {
             match self.returned.iter_mut().find(|r| r.0 == rule) {
@@ -69,7 +70,7 @@ impl FindingLog {
         }
         if let Some(e) = self.entries.iter_mut().find(|e| e.dir == dir && e.rule == rule && e.action == action) {
             e.count += 1;
-            if let Some(l) = location.filter(|_| !self.brief && e.locations.len() < MAX_FINGERPRINTS) {
+            if let Some(l) = location.filter(|_| !self.brief && e.locations.len() < MAX_FINGERPRINTS).map(|f| f()) {
                 if !e.locations.contains(&l) {
                     e.locations.push(l);
                 }
@@ -89,7 +90,7 @@ impl FindingLog {
             mask(value, &snap.rules.rules()[rule].mask, &mut s);
             (String::from_utf8_lossy(&s).into_owned(), vec![snap.fingerprint_key.fingerprint(value)])
         };
-        let locations = location.filter(|_| !self.brief).into_iter().collect();
+        let locations = location.filter(|_| !self.brief).map(|f| f()).into_iter().collect();
         self.entries.push(LogEntry { dir, rule, action, count: 1, sample, fingerprints, locations });
     }
 
@@ -734,7 +735,7 @@ pub fn scan_document(
                 a = if rules.unmaskable_blocks { Action::Block } else { Action::Alert };
             }
             let value = scan.value(f);
-            log.record_at(snap, scope.dir, f.rule, a, value, Some(locate(f.start)));
+            log.record_at(snap, scope.dir, f.rule, a, value, Some(&|| locate(f.start)));
             match a {
                 Action::Block => blocked = true,
                 a if a.rewrites() => {

@@ -17,6 +17,7 @@ pub(crate) mod patterns;
 mod prefilter;
 pub mod rule;
 pub mod stream;
+pub mod synthetic;
 pub mod transform;
 pub mod validate;
 
