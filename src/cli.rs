@@ -442,9 +442,11 @@ fn check(path: &std::path::Path, print: bool) -> Result<()> {
     // the same second stage as run and reload: certificates, keys, upstream CA bundles
     let snap = match crate::gateway::server::Active::new(snap) {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            bail!("{}: 1 problem(s)", path.display());
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{}: {e}", path.display());
+            }
+            bail!("{}: {} problem(s)", path.display(), errs.len());
         }
     };
     let mut out = io::stdout().lock();

@@ -42,84 +42,82 @@ impl Deref for Active {
     }
 }
 
+/// A problem found while the gateway's own state is built from a snapshot (certificates, keys,
+/// CA bundles): where (a listener or route) and what, with the file in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// `listener NAME` or `route ID`
+    pub place: String,
+    pub msg: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place, self.msg)
+    }
+}
+
 impl Active {
-    /// Derive gateway state (upstream CA lists) from a snapshot.
-    pub fn new(snap: Snapshot) -> Result<Active, String> {
+    /// Derive gateway state (certificates, client verifiers, upstream CA lists, pools) from a
+    /// snapshot. Every listener and route is tried, and every problem returned.
+    pub fn new(snap: Snapshot) -> Result<Active, Vec<LoadError>> {
+        let mut errs = Vec::new();
         let mut cas = Vec::new();
         for r in &snap.routes {
-            cas.push(match &r.upstream.ca_file {
+            cas.push(match r.upstream.ca_file.as_deref().map(load_ca_list) {
                 None => None,
-                Some(p) => Some(load_ca_list(p)?),
+                Some(Ok(list)) => Some(list),
+                Some(Err(msg)) => {
+                    errs.push(LoadError { place: format!("route {}", r.id), msg });
+                    None
+                }
             });
         }
         let mut certs = std::collections::HashMap::new();
         let mut verifiers = std::collections::HashMap::new();
         for l in &snap.listeners {
-            if let Some(t) = &l.tls {
-                let ck = super::tls::certified_key(&t.cert, &t.key).map_err(|e| format!("listener {}: {e}", l.name))?;
-                certs.insert(l.name.clone(), ck);
-                if let Some(v) = super::tls::client_verifier(t).map_err(|e| format!("listener {}: {e}", l.name))? {
+            let Some(t) = &l.tls else { continue };
+            let place = || format!("listener {}", l.name);
+            match super::tls::certified_key(&t.cert, &t.key) {
+                Ok(ck) => {
+                    certs.insert(l.name.clone(), ck);
+                }
+                Err(msg) => errs.push(LoadError { place: place(), msg }),
+            }
+            match super::tls::client_verifier(t) {
+                Ok(Some(v)) => {
                     verifiers.insert(l.name.clone(), v);
                 }
+                Ok(None) => {}
+                Err(msg) => errs.push(LoadError { place: place(), msg }),
             }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
         }
         let pools = snap.routes.iter().map(|r| Arc::new(super::pool::Pool::new(r.upstream.addrs.clone()))).collect();
         Ok(Active { snap, cas, certs, verifiers, pools })
     }
 }
 
+/// The certificates of a CA bundle, each checked to parse (Pingora's parser panics on bad DER).
 fn load_ca_list(path: &Path) -> Result<CaList, String> {
-    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut ders: Vec<Vec<u8>> = Vec::new();
-    let mut rest = pem.as_str();
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let body = &rest[start + 27..];
-        let Some(end) = body.find("-----END CERTIFICATE-----") else { break };
-        let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
-        ders.push(base64_decode(&b64).ok_or_else(|| format!("{}: invalid base64 in certificate", path.display()))?);
-        rest = &body[end..];
-    }
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if ders.is_empty() {
         return Err(format!("{}: no PEM certificate found", path.display()));
     }
     let mut list = Vec::new();
     for der in ders {
-        // parse first: Pingora's parser panics on invalid DER
         if x509_parser::parse_x509_certificate(&der).is_err() {
             return Err(format!("{}: invalid certificate", path.display()));
         }
-        list.push(pingora::utils::tls::WrappedX509::new(der, pingora::utils::tls::parse_x509));
+        list.push(pingora::utils::tls::WrappedX509::new(der.to_vec(), pingora::utils::tls::parse_x509));
     }
     Ok(Arc::from(list.into_boxed_slice()))
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
-        }
-        out.push((acc >> 16) as u8);
-        if chunk.len() > 2 {
-            out.push((acc >> 8) as u8);
-        }
-        if chunk.len() > 3 {
-            out.push(acc as u8);
-        }
-    }
-    Some(out)
 }
 
 /// The one place the active configuration lives. Requests take an `Arc` at their start and keep
@@ -147,7 +145,7 @@ impl Store {
         let m = Metrics::get();
         let built = config::load(&self.path)
             .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
-            .and_then(|s| Active::new(s).map_err(|e| vec![e]));
+            .and_then(|s| Active::new(s).map_err(|e| e.iter().map(ToString::to_string).collect()));
         match built {
             Ok(a) => {
                 m.rules_loaded.set(a.rules.rules().len() as i64);
@@ -281,7 +279,10 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     hold_reload_signals()?;
     let snap = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::telemetry::init_logging(&snap.logging);
-    let active = Active::new(snap).map_err(anyhow::Error::msg)?;
+    let active = Active::new(snap).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| format!("{}: {e}", path.display())).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
     let m = Metrics::get();
     m.rules_loaded.set(active.rules.rules().len() as i64);
     m.config_reloads.with_label_values(&["success"]).inc();

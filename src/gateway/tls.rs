@@ -208,13 +208,25 @@ pub fn client_verifier(cfg: &TlsConfig) -> Result<Option<Arc<dyn pingora::tls::C
     Ok(Some(verifier))
 }
 
-/// The file exists, is readable and holds at least one PEM block of `kind`.
+/// The file exists, is readable and holds at least one PEM block of `kind` (read with
+/// rustls-pki-types, before Pingora's loaders, whose errors name no file).
 fn check_pem(path: &std::path::Path, kind: &str) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !text.contains("-----BEGIN") || !text.contains(kind) {
-        return Err(format!("{}: no PEM {kind} found", path.display()));
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let found = if kind == "CERTIFICATE" {
+        CertificateDer::pem_file_iter(path).map(|mut it| it.next().is_some_and(|c| c.is_ok()))
+    } else {
+        match PrivateKeyDer::from_pem_file(path) {
+            Ok(_) => Ok(true),
+            Err(rustls::pki_types::pem::Error::NoItemsFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    match found {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("{}: no PEM {kind} found", path.display())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -687,3 +687,36 @@ fn a_reload_signal_during_start_up_does_not_end_the_gateway() {
     let _ = child.wait();
     assert!(up, "the gateway came up after an early SIGHUP (exit status {status:?})");
 }
+
+/// Issue 11: `check` reports every broken certificate, key and CA bundle at once, each with its
+/// listener or route and file, not only the first.
+#[test]
+fn check_reports_every_tls_problem_at_once() {
+    let base = super::gateway::config(1, "required", "allow")
+        .replace("{HTTP}", &free_port().to_string())
+        .replace("{HTTPS}", &free_port().to_string())
+        .replace("{ADMIN}", &free_port().to_string());
+    let dir = setup("three-tls");
+    std::fs::write(dir.join("empty.pem"), "not a certificate\n").expect("write");
+    let cfg = base
+        // 1. a key that does not belong to its certificate
+        .replace("key: server.key", "key: ps.key")
+        // 2. a client CA bundle without a certificate
+        .replace("client_ca: ca.crt", "client_ca: empty.pem")
+        // 3. an upstream CA bundle without a certificate
+        .replace(
+            "{id: stream, path_prefix: /stream/, policy: mask, upstream: {addrs: [\"127.0.0.1:1\"]}}",
+            "{id: stream, path_prefix: /stream/, policy: mask, upstream: {addrs: [\"127.0.0.1:1\"], tls: true, sni: localhost, ca_file: empty.pem}}",
+        )
+        .replace("{DIR}", &dir.display().to_string());
+    assert!(cfg.contains("ca_file: empty.pem"), "the route was not rewritten");
+    let path = dir.join("dlpgate.yaml");
+    std::fs::write(&path, &cfg).expect("config");
+    let out = std::process::Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("listener tls") && err.contains("do not belong together"), "{err}");
+    assert!(err.contains("listener tls") && err.contains("empty.pem: no PEM CERTIFICATE"), "{err}");
+    assert!(err.contains("route stream") && err.contains("empty.pem"), "{err}");
+    assert!(err.contains("3 problem(s)"), "{err}");
+}
