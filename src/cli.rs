@@ -440,7 +440,7 @@ fn check(path: &std::path::Path, print: bool) -> Result<()> {
         }
     };
     // the same second stage as run and reload: certificates, keys, upstream CA bundles
-    let snap = match crate::gateway::server::Active::new(snap) {
+    let snap = match crate::gateway::state::Active::new(snap) {
         Ok(a) => a,
         Err(errs) => {
             for e in &errs {

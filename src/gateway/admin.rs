@@ -6,7 +6,7 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use super::server::Store;
+use super::state::Store;
 use crate::telemetry::Metrics;
 
 /// The admin application.

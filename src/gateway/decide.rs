@@ -8,12 +8,13 @@
 
 use pingora::http::{RequestHeader, ResponseHeader};
 
+use super::ctx::Ctx;
 use super::inspect::{self, BodyInspector, BodyRules, Coding, Decoder, Scope, Uninspectable};
-use super::proxy::{Ctx, Gateway};
 use super::respond::{self, Verdict};
-use crate::config::{BinaryMode, Snapshot};
+use crate::config::{BinaryMode, FailMode, Snapshot};
 use crate::documents;
 use crate::policy::Direction;
+use crate::telemetry::Metrics;
 
 /// What becomes of a complete request body.
 #[derive(Debug)]
@@ -31,14 +32,7 @@ fn content_type(headers: &http::HeaderMap) -> Option<&str> {
 /// Decide a complete request body: scanned as text, a form, multipart or a document (told by its
 /// bytes), masked where the policy masks; refused on a `block` finding, an encoding the gateway
 /// does not decode, or a body that is not text on a route that refuses those.
-pub fn request_body(
-    gw: &Gateway,
-    ctx: &mut Ctx,
-    snap: &Snapshot,
-    route: usize,
-    req: &RequestHeader,
-    body: Vec<u8>,
-) -> BodyDecision {
+pub fn request_body(ctx: &mut Ctx, snap: &Snapshot, route: usize, req: &RequestHeader, body: Vec<u8>) -> BodyDecision {
     let r = &snap.routes[route];
     if body.is_empty() || !r.inspect.request || !r.may_act_for(ctx.dept, Direction::Request) {
         return BodyDecision::Forward(body);
@@ -49,7 +43,7 @@ pub fn request_body(
     };
     if inspect::coding(&req.headers) != Coding::Identity {
         // a compressed body would be scanned still compressed
-        let v = gw.uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest);
+        let v = uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest);
         return refuse_or_forward(v, body);
     }
     if let Some(cd) = req.headers.get(http::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()) {
@@ -57,18 +51,18 @@ pub fn request_body(
     }
     let ct = content_type(&req.headers);
     if !r.inspect.scannable(ct) && documents::sniff(&body).is_none() {
-        let v = gw.binary(ctx, snap, route, Direction::Request);
+        let v = binary(ctx, snap, route, Direction::Request);
         return refuse_or_forward(v, body);
     }
     let scope = Scope { snap, route, dept: ctx.dept, dir: Direction::Request };
     match inspect::scan_body(scope, &mut ctx.log, &body, ct, &BodyRules::of(&r.inspect)) {
         Err(why) => {
-            let v = gw.uninspectable(ctx, snap, route, Direction::Request, why);
+            let v = uninspectable(ctx, snap, route, Direction::Request, why);
             refuse_or_forward(v, body)
         }
-        Ok(s) if s.blocked => BodyDecision::Refuse(gw.block(ctx, snap, Direction::Request)),
+        Ok(s) if s.blocked => BodyDecision::Refuse(block(ctx, snap, Direction::Request)),
         Ok(s) if s.binary_parts > 0 => {
-            let v = gw.binary(ctx, snap, route, Direction::Request);
+            let v = binary(ctx, snap, route, Direction::Request);
             refuse_or_forward(v, s.out)
         }
         Ok(s) => BodyDecision::Forward(s.out),
@@ -112,7 +106,6 @@ impl ResponsePlan {
     /// route, validators dropped for HEAD. `hold_whole`: a small body of known length up to this
     /// is held and scanned once at its end.
     pub fn new(
-        gw: &Gateway,
         ctx: &mut Ctx,
         snap: &Snapshot,
         route: usize,
@@ -138,7 +131,7 @@ impl ResponsePlan {
         let ct = content_type(&resp.headers);
         let text = r.inspect.scannable(ct);
         if !text && r.inspect.on_binary == BinaryMode::Block && !may_be_document(ct) {
-            if let Some(v) = gw.binary(ctx, snap, route, Direction::Response) {
+            if let Some(v) = binary(ctx, snap, route, Direction::Response) {
                 return ResponsePlan::Refuse(v);
             }
         }
@@ -146,7 +139,7 @@ impl ResponsePlan {
             Coding::Identity => None,
             Coding::Decode(kind) => Decoder::new(kind),
             Coding::Unsupported => {
-                return match gw.uninspectable(ctx, snap, route, Direction::Response, Uninspectable::UnsupportedCoding) {
+                return match uninspectable(ctx, snap, route, Direction::Response, Uninspectable::UnsupportedCoding) {
                     Some(v) => ResponsePlan::Refuse(v),
                     None => ResponsePlan::Relay,
                 };
@@ -165,18 +158,47 @@ impl ResponsePlan {
 
 /// Where a response body that could not be inspected leaves the exchange: refused (`Some`), or
 /// relayed as the upstream sent it when the route passes such bodies.
-pub fn response_failure(
-    gw: &Gateway,
-    ctx: &mut Ctx,
-    snap: &Snapshot,
-    route: usize,
-    why: Uninspectable,
-) -> Option<Verdict> {
+pub fn response_failure(ctx: &mut Ctx, snap: &Snapshot, route: usize, why: Uninspectable) -> Option<Verdict> {
     if why == Uninspectable::Binary {
         // counted where it was found; refused only where the route blocks such bodies
         ctx.reason = Some(why);
         ctx.block_dir = Some(Direction::Response);
         return Some(Verdict::Uninspectable { status: 415, reason: why.message() });
     }
-    gw.uninspectable(ctx, snap, route, Direction::Response, why)
+    uninspectable(ctx, snap, route, Direction::Response, why)
+}
+
+pub fn block(ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
+    ctx.block_dir = Some(dir);
+    Verdict::Blocked { incident: ctx.incident.clone(), rules: ctx.log.blocked_rules(snap) }
+}
+
+/// A body of a type that cannot be scanned: pass (counted) or block, per route.
+pub fn binary(ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
+    let r = &snap.routes[route];
+    Metrics::get().uninspected.with_label_values(&[&r.id, Uninspectable::Binary.label()]).inc();
+    if r.inspect.on_binary == BinaryMode::Block {
+        ctx.block_dir = Some(dir);
+        ctx.reason = Some(Uninspectable::Binary);
+        return Some(Verdict::Uninspectable { status: 415, reason: Uninspectable::Binary.message() });
+    }
+    None
+}
+
+/// A body that cannot be inspected: block (fail closed) or pass with an alert, per route.
+pub fn uninspectable(
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    route: usize,
+    dir: Direction,
+    reason: Uninspectable,
+) -> Option<Verdict> {
+    let r = &snap.routes[route];
+    Metrics::get().uninspected.with_label_values(&[&r.id, reason.label()]).inc();
+    ctx.reason = Some(reason);
+    if r.inspect.on_error == FailMode::Block {
+        ctx.block_dir = Some(dir);
+        return Some(Verdict::Uninspectable { status: reason.status(dir), reason: reason.message() });
+    }
+    None
 }

@@ -19,11 +19,12 @@ use bytes::Bytes;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
+use super::ctx::{Ctx, continue_if_expected, read_client_body};
 use super::decide::{self, BodyDecision, ResponsePlan};
 use super::inspect::{Scope, Uninspectable};
-use super::proxy::{Ctx, Gateway, continue_if_expected, read_client_body};
 use super::respond::{self, Verdict};
-use super::server::Active;
+use super::state::Active;
+use super::upstream;
 use crate::policy::Direction;
 
 /// Answer the client ourselves with `v` and record it.
@@ -34,37 +35,8 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> 
     Ok(())
 }
 
-/// The request head as an HTTP/1.1 upstream must get it, as Pingora's proxy path makes it:
-/// version 1.1, `Host` from an HTTP/2 client's `:authority`, and none of the client connection's
-/// own fields: `Connection` and what it nominates, `Keep-Alive`, `TE`, `Upgrade`, `Expect` (the
-/// gateway holds the whole body before it contacts the upstream) and HTTP/2 leftovers.
-fn h1_upstream_head(req: &mut RequestHeader) -> Result<()> {
-    if req.version == http::Version::HTTP_2 {
-        if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string()) {
-            req.insert_header(http::header::HOST, authority)?;
-        }
-    }
-    req.set_version(http::Version::HTTP_11);
-    let nominated: Vec<String> = req
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(|t| String::from_utf8_lossy(t.trim_ascii()).to_ascii_lowercase())
-        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "host" | "content-length" | "transfer-encoding"))
-        .collect();
-    for name in nominated {
-        req.remove_header(name.as_str());
-    }
-    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect", "http2-settings"]
-    {
-        req.remove_header(name);
-    }
-    Ok(())
-}
-
 pub async fn run(
-    gw: &Gateway,
+    connector: &pingora::connectors::http::Connector,
     session: &mut Session,
     ctx: &mut Ctx,
     active: &Active,
@@ -81,7 +53,8 @@ pub async fn run(
         while let Some(c) = read_client_body(session).await? {
             body.extend_from_slice(&c);
             if body.len() > limit {
-                if let Some(v) = gw.uninspectable(ctx, active, route, Direction::Request, Uninspectable::Oversize) {
+                if let Some(v) = decide::uninspectable(ctx, active, route, Direction::Request, Uninspectable::Oversize)
+                {
                     return answer(session, ctx, v).await;
                 }
                 oversize = true;
@@ -90,7 +63,7 @@ pub async fn run(
         }
     }
     if !oversize {
-        match decide::request_body(gw, ctx, active, route, session.req_header(), body) {
+        match decide::request_body(ctx, active, route, session.req_header(), body) {
             BodyDecision::Refuse(v) => return answer(session, ctx, v).await,
             BodyDecision::Forward(out) => body = out,
         }
@@ -102,10 +75,10 @@ pub async fn run(
     let body = Bytes::from(body);
     let mut retries = 0;
     let (mut up, peer) = loop {
-        let peer = gw.peer(active, route, &ctx.connect_failed);
-        let (mut up, reused) = match gw.connector.get_http_session(&*peer).await {
+        let peer = upstream::peer(active, route, &ctx.connect_failed);
+        let (mut up, reused) = match connector.get_http_session(&*peer).await {
             Ok(s) => s,
-            Err(e) if gw.fail_over(ctx, active, route, &peer, &e) => continue,
+            Err(e) if upstream::fail_over(ctx, active, route, &peer, &e) => continue,
             Err(e) => {
                 let v = respond::upstream_failure(&active.routes[route].id, &e);
                 return answer(session, ctx, v).await;
@@ -114,8 +87,8 @@ pub async fn run(
         up.set_read_timeout(peer.options.read_timeout);
         up.set_write_timeout(peer.options.write_timeout);
         let mut req = session.req_header().clone();
-        h1_upstream_head(&mut req)?;
-        gw.prepare_upstream(&mut req, ctx, active)?;
+        upstream::h1_upstream_head(&mut req)?;
+        upstream::prepare_upstream(&mut req, ctx, active)?;
         if !oversize {
             // the whole (possibly rewritten) body is known: send it with its own length
             req.remove_header("transfer-encoding");
@@ -181,18 +154,18 @@ pub async fn run(
 
     // 3. the response
     let method = session.req_header().method.clone();
-    let whole = crate::gateway::proxy::WHOLE_BODY_LIMIT.min(hold);
-    let mut insp = match ResponsePlan::new(gw, ctx, active, route, &method, &mut resp, whole) {
+    let whole = super::ctx::WHOLE_BODY_LIMIT.min(hold);
+    let mut insp = match ResponsePlan::new(ctx, active, route, &method, &mut resp, whole) {
         ResponsePlan::Relay => {
             let no_body = method == http::Method::HEAD
                 || matches!(resp.status.as_u16(), 204 | 304)
                 || resp.status.is_informational();
             session.write_response_header(Box::new(resp), no_body).await?;
             if no_body {
-                gw.connector.release_http_session(up, &*peer, POOL_IDLE).await;
+                connector.release_http_session(up, &*peer, upstream::POOL_IDLE).await;
                 return Ok(());
             }
-            return relay_rest(gw, session, up, &peer).await;
+            return upstream::relay_rest(connector, session, up, &peer).await;
         }
         ResponsePlan::Refuse(v) => {
             up.shutdown().await;
@@ -243,7 +216,7 @@ pub async fn run(
                 ctx.block_dir = Some(Direction::Response);
                 return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
             }
-            if let Some(v) = decide::response_failure(gw, ctx, active, route, reason) {
+            if let Some(v) = decide::response_failure(ctx, active, route, reason) {
                 up.shutdown().await;
                 return answer(session, ctx, v).await;
             }
@@ -256,7 +229,7 @@ pub async fn run(
             // uninspected (counted), its coding and length untouched
             session.write_response_header(Box::new(resp), false).await?;
             session.write_response_body(Some(Bytes::from(raw)), false).await?;
-            return relay_rest(gw, session, up, &peer).await;
+            return upstream::relay_rest(connector, session, up, &peer).await;
         }
         if insp.blocked {
             if streaming {
@@ -264,7 +237,7 @@ pub async fn run(
                 ctx.reason = Some(Uninspectable::BlockedMidStream);
                 return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
             }
-            let v = gw.block(ctx, active, Direction::Response);
+            let v = decide::block(ctx, active, Direction::Response);
             up.shutdown().await;
             return answer(session, ctx, v).await;
         }
@@ -300,25 +273,6 @@ pub async fn run(
             session.write_response_body(Some(Bytes::from(std::mem::take(&mut held))), false).await?;
         }
     }
-    gw.connector.release_http_session(up, &*peer, POOL_IDLE).await;
-    Ok(())
-}
-
-/// How long a released upstream connection may wait in the pool.
-const POOL_IDLE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
-
-/// Copy the rest of the upstream body to the client as it comes, end the response, and return the
-/// connection to the pool.
-async fn relay_rest(
-    gw: &Gateway,
-    session: &mut Session,
-    mut up: pingora::protocols::http::client::HttpSession,
-    peer: &HttpPeer,
-) -> Result<()> {
-    while let Some(c) = up.read_response_body().await.map_err(|e| e.into_up())? {
-        session.write_response_body(Some(c), false).await?;
-    }
-    session.write_response_body(None, true).await?;
-    gw.connector.release_http_session(up, peer, POOL_IDLE).await;
+    connector.release_http_session(up, &*peer, upstream::POOL_IDLE).await;
     Ok(())
 }

@@ -13,15 +13,20 @@
 //! - `demo`: the bundled demo backend and configuration.
 
 pub mod admin;
+pub mod ctx;
 pub mod decide;
 pub mod demo;
 pub mod exchange;
 pub mod inspect;
+pub mod listener_tls;
 pub mod pool;
 pub mod proxy;
 pub mod quota;
 pub mod respond;
 pub mod server;
+pub mod state;
 pub mod tls;
+pub mod upstream;
 
-pub use server::{Store, run_server};
+pub use server::run_server;
+pub use state::Store;

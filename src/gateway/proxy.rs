@@ -19,27 +19,20 @@ use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
+use super::ctx::{
+    Ctx, EARLY_BODY_LIMIT, ReqBody, WHOLE_BODY_LIMIT, continue_if_expected, new_incident, read_client_body,
+};
 use super::decide::{self, BodyDecision, ResponsePlan};
 use super::inspect::{self, BodyInspector, BodyRules, FindingLog, Scope, Uninspectable};
+use super::respond::MAX_REQUEST_HEAD;
 use super::respond::{self, Verdict};
-use super::server::{Active, Store};
-use crate::config::{BinaryMode, FailMode, Snapshot, UnknownMode};
+use super::state::Store;
+use super::upstream::{self, CLIENT_IDENTITY_HEADERS};
+use crate::config::{Snapshot, UnknownMode};
 use crate::engine::Action;
 use crate::policy::{self, Direction, Identity};
 use crate::telemetry::metrics::status_class;
 use crate::telemetry::{AuditEvent, AuditWriter, Metrics};
-
-/// Request bodies up to this size are read and decided before the upstream is contacted
-/// (Pingora's retry buffer replays them; it holds 64 KiB).
-pub const EARLY_BODY_LIMIT: usize = 64 * 1024;
-
-/// Responses with a Content-Length up to this size are held and scanned once, at their end
-/// (one scan and one write instead of a streaming carry).
-pub const WHOLE_BODY_LIMIT: usize = 64 * 1024;
-
-/// The most the request line and headers may hold together (names, values and URI); a larger
-/// head gets 431 before it reaches the policy or an upstream. Envoy's default is 60 KiB.
-pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
 
 /// The gateway service.
 pub struct Gateway {
@@ -48,114 +41,6 @@ pub struct Gateway {
     pub connector: pingora::connectors::http::Connector,
     /// Quota counters, shared by every thread and kept across reloads.
     pub quotas: Arc<super::quota::Counters>,
-}
-
-/// How the request body is handled.
-#[derive(Debug, Default)]
-pub enum ReqBody {
-    /// Not inspected.
-    #[default]
-    Pass,
-    /// Already read and decided; this is what the upstream gets.
-    Decided(Option<Bytes>),
-    /// Held until the end (a block is possible), up to `max_buffer`.
-    Hold(Vec<u8>),
-    /// Streamed through the scanner (rewrites only, no block possible).
-    Stream(Box<BodyInspector>),
-}
-
-/// Per-request state.
-#[derive(Debug, Default)]
-pub struct Ctx {
-    pub snap: Option<Arc<Active>>,
-    /// Upstream addresses that refused a connection for this request (not tried again for it).
-    pub connect_failed: Vec<SocketAddr>,
-    /// The client's `X-Forwarded-For` lines, joined (read once, for the client address and for
-    /// the upstream's header).
-    pub forwarded_for: Option<String>,
-    /// The gateway answered the client's `Expect: 100-continue` itself.
-    pub continued: bool,
-    pub route: Option<usize>,
-    pub dept: usize,
-    pub incident: String,
-    pub start: Option<Instant>,
-    pub client_ip: Option<IpAddr>,
-    pub peer_ip: Option<IpAddr>,
-    pub listener: String,
-    pub method: String,
-    pub path: String,
-    pub log: FindingLog,
-    pub verdict: Option<Verdict>,
-    pub req_body: ReqBody,
-    pub new_query: Option<String>,
-    /// Header fields with a rewritten value: every value of the field, in order.
-    pub new_headers: Vec<(http::HeaderName, Vec<http::HeaderValue>)>,
-    pub resp: Option<Box<BodyInspector>>,
-    pub status: u16,
-    /// Why the gateway stepped in without a rule's `block` (an uninspectable body, a quota, a
-    /// response aborted mid-stream).
-    pub reason: Option<Uninspectable>,
-    pub block_dir: Option<Direction>,
-}
-
-impl Ctx {
-    fn snap(&self) -> Result<Arc<Active>> {
-        self.snap.clone().ok_or_else(|| Error::explain(InternalError, "no snapshot"))
-    }
-
-    /// The path as audit events show it: every value the rules find in it masked (a REST path
-    /// may carry an ID number; it goes upstream as it is, but never into the audit trail).
-    fn audit_path(&self) -> String {
-        self.masked(&self.path)
-    }
-
-    /// `text` with every value the rules find in it masked (for paths and file names in audit
-    /// events and logs). `_` is read as the separator it is in names (`导出_110105…X.xlsx`),
-    /// where the engine would otherwise take it for part of a word.
-    fn masked(&self, text: &str) -> String {
-        let Some(snap) = self.snap.as_ref() else { return String::new() };
-        let view: Vec<u8> = text.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect();
-        let scan = snap.rules.scan(&view);
-        if scan.findings.is_empty() {
-            return text.to_string();
-        }
-        let mut out = Vec::with_capacity(text.len());
-        snap.transformer.apply(&snap.rules, text.as_bytes(), &scan, |_| crate::engine::Action::Mask, &mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    /// An audit event about this request: who, where, what, and the status sent. The caller
-    /// fills in direction, action, reason and findings.
-    fn audit_event(&self, event: &'static str, route: &str, department: &str, status: u16) -> AuditEvent {
-        AuditEvent {
-            ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
-            event,
-            incident: self.incident.clone(),
-            request_id: self.incident.clone(),
-            listener: self.listener.clone(),
-            route: route.to_string(),
-            department: department.to_string(),
-            client_ip: self.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-            method: self.method.clone(),
-            path: self.audit_path(),
-            direction: Direction::Response.as_str(),
-            action: String::new(),
-            status,
-            reason: None,
-            document: self.log.document.map(crate::documents::Kind::as_str),
-            file: self.log.file.as_deref().map(|f| self.masked(f)),
-            findings: Vec::new(),
-        }
-    }
-}
-
-fn new_incident() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let pid = *PID.get_or_init(std::process::id);
-    format!("{:x}-{:x}-{:x}", t.as_secs(), pid, SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 fn inet(a: Option<&PSocketAddr>) -> Option<SocketAddr> {
@@ -192,10 +77,6 @@ fn forwarded_for(req: &RequestHeader) -> Option<String> {
         req.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("invalid")).collect();
     (!lines.is_empty()).then(|| lines.join(", "))
 }
-
-/// Request fields that say who the client is. The client's own are never forwarded: the
-/// upstream gets the department header and `X-Forwarded-For` from the gateway instead.
-const CLIENT_IDENTITY_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
 
 /// A request body coded other than plain `chunked` (`gzip, chunked`): Pingora removes the chunking
 /// only, so the body would be inspected still compressed, and servers disagree on such framing.
@@ -363,7 +244,7 @@ impl Gateway {
         inspect::observe(Direction::Request, scanned, t0);
         ctx.log = log;
         if blocked {
-            return Some(self.block(ctx, snap, Direction::Request));
+            return Some(decide::block(ctx, snap, Direction::Request));
         }
         if too_long {
             return Some(Verdict::Uninspectable { status: 414, reason: "rewritten query too long" });
@@ -372,11 +253,6 @@ impl Gateway {
             return Some(Verdict::BadRequest("request target not UTF-8 cannot be rewritten"));
         }
         None
-    }
-
-    pub(crate) fn block(&self, ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
-        ctx.block_dir = Some(dir);
-        Verdict::Blocked { incident: ctx.incident.clone(), rules: ctx.log.blocked_rules(snap) }
     }
 
     /// Choose how to handle the request body; reads it now when it is small and a decision is
@@ -395,7 +271,7 @@ impl Gateway {
         let ct = header_str(session.req_header(), "content-type").map(str::to_string);
         let text = r.inspect.scannable(ct.as_deref());
         if inspect::coding(&session.req_header().headers) != inspect::Coding::Identity {
-            return Ok(self.uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest));
+            return Ok(decide::uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest));
         }
         let may_block = r.may_block.get(ctx.dept).is_some_and(|m| m[0]);
         let len: Option<usize> = header_str(session.req_header(), "content-length").and_then(|v| v.trim().parse().ok());
@@ -411,7 +287,7 @@ impl Gateway {
                     return Ok(Some(Verdict::BadRequest("body longer than content-length")));
                 }
             }
-            match decide::request_body(self, ctx, snap, route, session.req_header(), body) {
+            match decide::request_body(ctx, snap, route, session.req_header(), body) {
                 BodyDecision::Refuse(v) => return Ok(Some(v)),
                 BodyDecision::Forward(out) => ctx.req_body = ReqBody::Decided(Some(Bytes::from(out))),
             }
@@ -424,134 +300,6 @@ impl Gateway {
             ctx.req_body = ReqBody::Stream(Box::new(BodyInspector::new(None, BodyRules::of(&r.inspect), text)));
         }
         Ok(None)
-    }
-
-    /// A body of a type that cannot be scanned: pass (counted) or block, per route.
-    pub(crate) fn binary(&self, ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
-        let r = &snap.routes[route];
-        Metrics::get().uninspected.with_label_values(&[&r.id, Uninspectable::Binary.label()]).inc();
-        if r.inspect.on_binary == BinaryMode::Block {
-            ctx.block_dir = Some(dir);
-            ctx.reason = Some(Uninspectable::Binary);
-            return Some(Verdict::Uninspectable { status: 415, reason: Uninspectable::Binary.message() });
-        }
-        None
-    }
-
-    /// A body that cannot be inspected: block (fail closed) or pass with an alert, per route.
-    pub(crate) fn uninspectable(
-        &self,
-        ctx: &mut Ctx,
-        snap: &Snapshot,
-        route: usize,
-        dir: Direction,
-        reason: Uninspectable,
-    ) -> Option<Verdict> {
-        let r = &snap.routes[route];
-        Metrics::get().uninspected.with_label_values(&[&r.id, reason.label()]).inc();
-        ctx.reason = Some(reason);
-        if r.inspect.on_error == FailMode::Block {
-            ctx.block_dir = Some(dir);
-            return Some(Verdict::Uninspectable { status: reason.status(dir), reason: reason.message() });
-        }
-        None
-    }
-
-    /// A connection to `peer` failed before anything was sent: take the address out of rotation
-    /// until its health check passes, and say whether another address may be tried.
-    pub fn fail_over(&self, ctx: &mut Ctx, snap: &Active, route: usize, peer: &HttpPeer, e: &Error) -> bool {
-        let connect = matches!(
-            e.etype(),
-            ConnectRefused | ConnectTimedout | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert
-        );
-        let (Some(pool), Some(r)) = (snap.pools.get(route), snap.routes.get(route)) else { return false };
-        if !connect {
-            return false;
-        }
-        if let Some(addr) = pingora::upstreams::peer::Peer::address(peer).as_inet() {
-            pool.connect_failed(*addr, !r.upstream.health_check_interval.is_zero());
-            tracing::warn!(route = %r.id, upstream = %addr, error = %e.etype().as_str(), "upstream connection failed; trying the next address");
-            if !ctx.connect_failed.contains(addr) {
-                ctx.connect_failed.push(*addr);
-            }
-        }
-        // another address not yet tried (an address listed twice counts once)
-        ctx.connect_failed.len() < 16 && pool.addrs.iter().any(|a| !ctx.connect_failed.contains(a))
-    }
-
-    /// The upstream peer for a route (round robin over healthy addresses).
-    pub fn peer(&self, snap: &Active, route: usize, failed: &[SocketAddr]) -> Box<HttpPeer> {
-        let r = &snap.routes[route];
-        let u = &r.upstream;
-        let addr = snap.pools[route].pick(failed);
-        let mut peer = HttpPeer::new(addr, u.tls, u.sni.clone());
-        peer.options.connection_timeout = Some(u.connect_timeout);
-        peer.options.total_connection_timeout = Some(u.connect_timeout + Duration::from_secs(1));
-        peer.options.read_timeout = Some(u.read_timeout);
-        peer.options.write_timeout = Some(u.read_timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
-        if let Some(ca) = snap.cas.get(route).cloned().flatten() {
-            peer.options.ca = Some(ca);
-        }
-        Box::new(peer)
-    }
-
-    /// Headers for the upstream: resolved department, forwarded-for, rewritten query and values.
-    pub fn prepare_upstream(&self, req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> Result<()> {
-        let peer_trusted = ctx.peer_ip.is_some_and(|p| snap.identity.trusted_proxies.iter().any(|c| c.contains(p)));
-        let xff = match (peer_trusted, ctx.forwarded_for.as_deref(), ctx.peer_ip) {
-            (true, Some(prev), Some(p)) => format!("{prev}, {p}"),
-            (_, _, Some(p)) => p.to_string(),
-            _ => String::new(),
-        };
-        // rewritten values first, so that nothing a client sent can replace what the gateway sets
-        for (name, values) in &ctx.new_headers {
-            req.remove_header(name);
-            for v in values {
-                req.append_header(name.clone(), v.clone())?;
-            }
-        }
-        if let Some(q) = &ctx.new_query {
-            let pq = format!("{}?{}", req.uri.path(), q);
-            match pq.parse::<http::Uri>() {
-                Ok(uri) => req.set_uri(uri),
-                // the rewritten query no longer fits in a URI: never fall back to the raw one
-                Err(_) => return Error::e_explain(HTTPStatus(414), "dlp: rewritten query too long"),
-            }
-        }
-        if ctx.continued {
-            req.remove_header("expect");
-        }
-        // identity: the client's own claims are dropped, the gateway's resolution is sent
-        for name in CLIENT_IDENTITY_HEADERS {
-            req.remove_header(name);
-        }
-        req.remove_header(snap.identity.api_key_header.as_str());
-        let dh = snap.identity.department_header.clone();
-        req.remove_header(&dh);
-        req.insert_header(dh, snap.departments[ctx.dept].id.as_str())?;
-        if !xff.is_empty() {
-            req.insert_header("x-forwarded-for", xff)?;
-        }
-        if let Some(route) = ctx.route {
-            if snap.routes[route].inspect.response {
-                // ask for identity and whole bodies: partial or encoded bodies cannot be scanned reliably
-                req.remove_header("accept-encoding");
-                req.remove_header("range");
-                req.remove_header("if-range");
-            }
-        }
-        match &ctx.req_body {
-            ReqBody::Decided(Some(b)) => {
-                req.insert_header("content-length", b.len().to_string())?;
-            }
-            ReqBody::Stream(_) | ReqBody::Hold(_) => {
-                // the body may change length: send it chunked
-                req.remove_header("content-length");
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
     /// Emit metrics and the audit event for a finished request.
@@ -627,31 +375,6 @@ fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> 
     small.then_some(WHOLE_BODY_LIMIT.min(r.inspect.max_buffer))
 }
 
-/// The next chunk of the client's request body. A failure here (a malformed or truncated body, a
-/// client gone away) is the client's, so it is answered as one (400) rather than as the gateway's.
-/// A client that waits for `100 Continue` before sending its body (curl does, for uploads) is
-/// told to go on when the gateway itself reads the body before contacting the upstream; the
-/// upstream then gets no `Expect` (see [`Gateway::prepare_upstream`]).
-pub(crate) async fn continue_if_expected(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-    // HTTP/1.1 only: a 1.0 client does not know it (RFC 9110 §10.1.1), and Pingora drops 1xx
-    // heads on HTTP/2, where clients go on after their own short wait
-    let req = session.req_header();
-    let expects = req.version == http::Version::HTTP_11
-        && req
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue"));
-    if expects && !ctx.continued && session.response_written().is_none() {
-        ctx.continued = true;
-        session.as_downstream_mut().write_continue_response().await.map_err(|e| e.into_down())?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn read_client_body(session: &mut Session) -> Result<Option<bytes::Bytes>> {
-    session.read_request_body().await.map_err(|e| e.into_down())
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
@@ -694,7 +417,7 @@ impl ProxyHttp for Gateway {
                 let inspected =
                     r.may_act_for(ctx.dept, Direction::Request) || r.may_act_for(ctx.dept, Direction::Response);
                 if inspected && session.req_header().headers.contains_key(http::header::UPGRADE) {
-                    verdict = self.uninspectable(ctx, &snap, route, Direction::Request, Uninspectable::Upgrade);
+                    verdict = decide::uninspectable(ctx, &snap, route, Direction::Request, Uninspectable::Upgrade);
                 }
             }
         }
@@ -702,7 +425,7 @@ impl ProxyHttp for Gateway {
             if let Some(route) = route {
                 let r = &snap.routes[route];
                 if let Some(hold) = exchange_hold(session, ctx, r) {
-                    super::exchange::run(self, session, ctx, &snap, route, hold).await?;
+                    super::exchange::run(&self.connector, session, ctx, &snap, route, hold).await?;
                     return Ok(true);
                 }
                 verdict = self.plan_request_body(session, ctx, &snap, route).await?;
@@ -720,13 +443,13 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let snap = ctx.snap()?;
         let route = ctx.route.ok_or_else(|| Error::explain(InternalError, "no route"))?;
-        Ok(self.peer(&snap, route, &ctx.connect_failed))
+        Ok(upstream::peer(&snap, route, &ctx.connect_failed))
     }
 
     fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
         if let Some(snap) = ctx.snap.clone() {
             if let Some(route) = ctx.route {
-                if self.fail_over(ctx, &snap, route, peer, &e) {
+                if upstream::fail_over(ctx, &snap, route, peer, &e) {
                     e.set_retry(true);
                 }
             }
@@ -741,7 +464,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let snap = ctx.snap()?;
-        self.prepare_upstream(req, ctx, &snap)
+        upstream::prepare_upstream(req, ctx, &snap)
     }
 
     async fn request_body_filter(
@@ -766,7 +489,7 @@ impl ProxyHttp for Gateway {
                 }
                 if buf.len() > decide::request_hold_limit(&snap, route, session.req_header()) {
                     let held = std::mem::take(buf);
-                    match self.uninspectable(ctx, &snap, route, Direction::Request, Uninspectable::Oversize) {
+                    match decide::uninspectable(ctx, &snap, route, Direction::Request, Uninspectable::Oversize) {
                         Some(v) => return self.refuse(session, ctx, v).await,
                         None => {
                             ctx.req_body = ReqBody::Pass;
@@ -780,7 +503,7 @@ impl ProxyHttp for Gateway {
                     return Ok(());
                 }
                 let held = std::mem::take(buf);
-                match decide::request_body(self, ctx, &snap, route, session.req_header(), held) {
+                match decide::request_body(ctx, &snap, route, session.req_header(), held) {
                     BodyDecision::Refuse(v) => self.refuse(session, ctx, v).await,
                     BodyDecision::Forward(out) => {
                         *body = Some(Bytes::from(out));
@@ -801,9 +524,9 @@ impl ProxyHttp for Gateway {
                 let blocked = insp.blocked;
                 if let Err(reason) = r {
                     let v = if reason == Uninspectable::Binary {
-                        self.binary(ctx, &snap, route, Direction::Request)
+                        decide::binary(ctx, &snap, route, Direction::Request)
                     } else {
-                        self.uninspectable(ctx, &snap, route, Direction::Request, reason)
+                        decide::uninspectable(ctx, &snap, route, Direction::Request, reason)
                     };
                     if let Some(v) = v {
                         return self.refuse(session, ctx, v).await;
@@ -811,7 +534,7 @@ impl ProxyHttp for Gateway {
                 }
                 if blocked {
                     // a document, held whole, with a block finding: none of it goes on
-                    let v = self.block(ctx, &snap, Direction::Request);
+                    let v = decide::block(ctx, &snap, Direction::Request);
                     return self.refuse(session, ctx, v).await;
                 }
                 *body = Some(Bytes::from(out));
@@ -825,7 +548,7 @@ impl ProxyHttp for Gateway {
         let snap = ctx.snap()?;
         let Some(route) = ctx.route else { return Ok(()) };
         let method = session.req_header().method.clone();
-        match ResponsePlan::new(self, ctx, &snap, route, &method, resp, WHOLE_BODY_LIMIT) {
+        match ResponsePlan::new(ctx, &snap, route, &method, resp, WHOLE_BODY_LIMIT) {
             ResponsePlan::Relay => Ok(()),
             ResponsePlan::Refuse(v) => {
                 let status = v.status();

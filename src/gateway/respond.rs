@@ -5,6 +5,10 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
+/// The most the request line and headers may hold together (names, values and URI); a larger
+/// head gets 431 before it reaches the policy or an upstream. Envoy's default is 60 KiB.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
 /// Why the gateway answers instead of the upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -20,7 +24,7 @@ pub enum Verdict {
     Upstream { status: u16, kind: &'static str },
     /// Bad request from the client.
     BadRequest(&'static str),
-    /// The request line and headers together exceed [`super::proxy::MAX_REQUEST_HEAD`].
+    /// The request line and headers together exceed [`MAX_REQUEST_HEAD`].
     HeadTooLarge,
     /// The department is over a `block` quota (see [`super::quota`]).
     QuotaExceeded { quota: String, retry_after: u64 },
@@ -52,7 +56,7 @@ impl Verdict {
             Verdict::BadRequest(why) => serde_json::json!({"error": "bad_request", "reason": why}),
             Verdict::HeadTooLarge => serde_json::json!({
                 "error": "request_header_too_large",
-                "limit": super::proxy::MAX_REQUEST_HEAD,
+                "limit": MAX_REQUEST_HEAD,
             }),
             Verdict::QuotaExceeded { quota, retry_after } => {
                 serde_json::json!({"error": "quota_exceeded", "quota": quota, "retry_after": retry_after})

@@ -1,0 +1,237 @@
+//! Multipart bodies part by part, and `Content-Disposition` parameters.
+
+use super::body::BodyRules;
+use super::{FindingLog, Scope, Uninspectable, is_form, scan_buffer, scan_document, scan_form};
+use crate::documents;
+
+/// The `boundary` parameter of a `multipart/*` content type.
+pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
+    let ct = content_type?;
+    if !ct.trim_start().to_ascii_lowercase().starts_with("multipart/") {
+        return None;
+    }
+    let mut found = ct.split(';').skip(1).filter_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
+    });
+    let first = found.next()?;
+    // two boundaries: parsers disagree on which one counts, so none is trusted (scanned whole)
+    (found.next().is_none() && !first.is_empty()).then_some(first)
+}
+
+/// Scan a complete multipart body part by part. Every part is scanned and rewritten except an
+/// uploaded file (a `filename` in its disposition) of a type that is not text: that is copied
+/// untouched and reported in `binary_parts`, so an image or PDF is never corrupted by masking.
+/// A form field is always scanned, whatever type the client gives it (form parsers ignore it).
+/// Delimiters count only at the start of a line, as RFC 2046 has them.
+/// A file part whose bytes show a document (xlsx, docx, zip …) is inspected inside.
+/// Returns (output, blocked, binary_parts); an unparsable body is scanned whole.
+pub fn scan_multipart(
+    scope: Scope<'_>,
+    log: &mut FindingLog,
+    body: &[u8],
+    boundary: &str,
+    rules: &BodyRules,
+) -> Result<(Vec<u8>, bool, usize), Uninspectable> {
+    let delim = format!("--{boundary}");
+    let finder = memchr::memmem::Finder::new(delim.as_bytes());
+    let positions: Vec<usize> = finder
+        .find_iter(body)
+        .filter(|&p| {
+            let line_start = p == 0 || body[..p].ends_with(b"\r\n");
+            let after = &body[p + delim.len()..];
+            let line_end = after.is_empty()
+                || after.starts_with(b"\r\n")
+                || after.starts_with(b"--")
+                || after.starts_with(b" ")
+                || after.starts_with(b"\t");
+            line_start && line_end
+        })
+        .collect();
+    if positions.len() < 2 {
+        let (o, b) = scan_buffer(scope, log, body);
+        return Ok((o, b, 0));
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut blocked = false;
+    let mut binary = 0;
+    // what a lenient parser might still read as data: the preamble, a part without a header
+    // block, and what follows the last delimiter are scanned as they are
+    let scan_raw = |out: &mut Vec<u8>, log: &mut FindingLog, bytes: &[u8]| {
+        let (o, b) = scan_buffer(scope, log, bytes);
+        out.extend_from_slice(&o);
+        b
+    };
+    blocked |= scan_raw(&mut out, log, &body[..positions[0]]);
+    for w in positions.windows(2) {
+        let (start, end) = (w[0], w[1]);
+        let part = &body[start..end];
+        // delimiter line, headers, blank line, content
+        let Some(head_end) = memchr::memmem::find(part, b"\r\n\r\n") else {
+            blocked |= scan_raw(&mut out, log, part);
+            continue;
+        };
+        let content_start = head_end + 4;
+        let headers = String::from_utf8_lossy(&part[..head_end]).to_ascii_lowercase();
+        let field = |name: &str| headers.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+        let ctype = field("content-type:").unwrap_or("");
+        let file = field("content-disposition:").is_some_and(names_a_file);
+        // base64 hides what it carries; anything else (quoted-printable, a made-up coding) is
+        // scanned as it is, as form parsers read it
+        let coded = field("content-transfer-encoding:").is_some_and(|c| c == "base64");
+        let essence = ctype.split(';').next().unwrap_or("").trim();
+        if coded {
+            // cannot be scanned as it is, so it is not text to us
+            binary += 1;
+            out.extend_from_slice(part);
+            continue;
+        }
+        let text = !file
+            || essence.is_empty()
+            || essence.starts_with("text/")
+            || essence.ends_with("/json")
+            || essence.ends_with("+json")
+            || essence.ends_with("/xml")
+            || essence.ends_with("+xml")
+            || is_form(essence);
+        out.extend_from_slice(&part[..content_start]);
+        let content = &part[content_start..];
+        let doc = content.strip_suffix(b"\r\n").unwrap_or(content);
+        if documents::sniff(doc).is_some() {
+            // an uploaded workbook, document or archive: inspected inside, whatever its label
+            if log.file.is_none() {
+                let raw = String::from_utf8_lossy(&part[..head_end]).into_owned();
+                log.file = raw.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim().eq_ignore_ascii_case("content-disposition").then(|| disposition_filename(v))?
+                });
+            }
+            let d = scan_document(scope, log, doc, rules)?;
+            blocked |= d.blocked;
+            out.extend_from_slice(d.bytes.as_deref().unwrap_or(doc));
+            out.extend_from_slice(&content[doc.len()..]);
+        } else if text {
+            let content = &part[content_start..];
+            let (o, b) =
+                if is_form(essence) { scan_form(scope, log, content) } else { scan_buffer(scope, log, content) };
+            blocked |= b;
+            out.extend_from_slice(&o);
+        } else {
+            binary += 1;
+            out.extend_from_slice(&part[content_start..]);
+        }
+    }
+    if let Some(&last) = positions.last() {
+        blocked |= scan_raw(&mut out, log, &body[last..]);
+    }
+    Ok((out, blocked, binary))
+}
+
+/// The parameters of a `Content-Disposition` value, split at `;` outside quotes (the first item is
+/// the disposition type).
+fn disposition_params(disposition: &str) -> Vec<String> {
+    let mut params = Vec::new();
+    let (mut cur, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in disposition.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                params.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    params.push(cur);
+    params
+}
+
+/// Whether a `Content-Disposition` value (lowercased) has a `filename` or `filename*` parameter
+/// (not a field *named* "filename": parameters are split outside quotes).
+fn names_a_file(disposition: &str) -> bool {
+    disposition_params(disposition)
+        .iter()
+        .skip(1)
+        .any(|p| matches!(p.split('=').next().map(str::trim), Some("filename" | "filename*")))
+}
+
+/// The file name a `Content-Disposition` value gives: `filename*` (RFC 8187, percent-decoded) over
+/// `filename` (unquoted). At most 256 bytes of it.
+pub fn disposition_filename(disposition: &str) -> Option<String> {
+    let params = disposition_params(disposition);
+    let value = |name: &str| {
+        params.iter().skip(1).find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let name = if let Some(ext) = value("filename*") {
+        // charset'language'percent-encoded
+        let encoded = ext.splitn(3, '\'').nth(2).unwrap_or(&ext).to_string();
+        let b = encoded.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                (c, ..) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else {
+        let v = value("filename")?;
+        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(&v);
+        v.replace("\\\"", "\"").replace("\\\\", "\\")
+    };
+    let mut end = name.len().min(256);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    (!name.is_empty()).then(|| name[..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_parts_are_told_by_their_parameters() {
+        assert!(names_a_file("form-data; name=\"doc\"; filename=\"a.png\""));
+        assert!(names_a_file("attachment; filename*=utf-8''a.png"));
+        assert!(!names_a_file("form-data; name=\"filename\""));
+        assert!(!names_a_file("form-data; name=\"x; filename=y\""));
+        assert!(!names_a_file("form-data; name=\"xfilename\""));
+    }
+
+    #[test]
+    fn file_names_from_dispositions() {
+        let f = disposition_filename;
+        assert_eq!(f("attachment; filename=\"a b.xlsx\"").as_deref(), Some("a b.xlsx"));
+        assert_eq!(f("attachment; filename=plain.csv").as_deref(), Some("plain.csv"));
+        assert_eq!(
+            f("attachment; filename=\"x.xlsx\"; filename*=UTF-8''%E5%AF%BC%E5%87%BA.xlsx").as_deref(),
+            Some("导出.xlsx")
+        );
+        assert_eq!(f("attachment; filename=\"q\\\"q.txt\"").as_deref(), Some("q\"q.txt"));
+        assert_eq!(f("inline").as_deref(), None);
+        assert_eq!(f("form-data; name=\"filename\"").as_deref(), None);
+    }
+
+    #[test]
+    fn multipart_boundaries() {
+        assert_eq!(multipart_boundary(Some("multipart/form-data; boundary=abc")), Some("abc".into()));
+        assert_eq!(multipart_boundary(Some("multipart/mixed; charset=x; boundary=\"q q\"")), Some("q q".into()));
+        assert_eq!(multipart_boundary(Some("application/json")), None);
+        assert_eq!(multipart_boundary(Some("multipart/form-data; boundary=a; boundary=b")), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! The active configuration: one [`Store`] holding an `Arc<Active>` behind an `ArcSwap`, the
+//! gateway state derived from a snapshot (certificates, verifiers, CA lists, pools), and reload
+//! (build a complete new one, swap it, keep the old one on any error).
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{self, Snapshot};
+use crate::telemetry::Metrics;
+
+/// Upstream CA lists per route, in Pingora's type.
+pub type CaList = Arc<pingora::protocols::tls::CaType>;
+
+/// The active configuration plus what the gateway derived from it.
+#[derive(Debug)]
+pub struct Active {
+    pub snap: Snapshot,
+    pub cas: Vec<Option<CaList>>,
+    /// Listener name → certificate and key (served by `tls::ReloadableCert`).
+    pub certs: std::collections::HashMap<String, Arc<pingora::tls::sign::CertifiedKey>>,
+    /// Listener name → client-certificate verifier, if it asks for one (`tls::ReloadableVerifier`).
+    pub verifiers: std::collections::HashMap<String, Arc<dyn pingora::tls::ClientCertVerifier>>,
+    /// Per route: upstream addresses with health and round-robin state.
+    pub pools: Vec<Arc<super::pool::Pool>>,
+}
+
+impl Deref for Active {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.snap
+    }
+}
+
+/// A problem found while the gateway's own state is built from a snapshot (certificates, keys,
+/// CA bundles): where (a listener or route) and what, with the file in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// `listener NAME` or `route ID`
+    pub place: String,
+    pub msg: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place, self.msg)
+    }
+}
+
+impl Active {
+    /// Derive gateway state (certificates, client verifiers, upstream CA lists, pools) from a
+    /// snapshot. Every listener and route is tried, and every problem returned.
+    pub fn new(snap: Snapshot) -> Result<Active, Vec<LoadError>> {
+        let mut errs = Vec::new();
+        let mut cas = Vec::new();
+        for r in &snap.routes {
+            cas.push(match r.upstream.ca_file.as_deref().map(load_ca_list) {
+                None => None,
+                Some(Ok(list)) => Some(list),
+                Some(Err(msg)) => {
+                    errs.push(LoadError { place: format!("route {}", r.id), msg });
+                    None
+                }
+            });
+        }
+        let mut certs = std::collections::HashMap::new();
+        let mut verifiers = std::collections::HashMap::new();
+        for l in &snap.listeners {
+            let Some(t) = &l.tls else { continue };
+            let place = || format!("listener {}", l.name);
+            match super::tls::certified_key(&t.cert, &t.key) {
+                Ok(ck) => {
+                    certs.insert(l.name.clone(), ck);
+                }
+                Err(msg) => errs.push(LoadError { place: place(), msg }),
+            }
+            match super::tls::client_verifier(t) {
+                Ok(Some(v)) => {
+                    verifiers.insert(l.name.clone(), v);
+                }
+                Ok(None) => {}
+                Err(msg) => errs.push(LoadError { place: place(), msg }),
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let pools = snap.routes.iter().map(|r| Arc::new(super::pool::Pool::new(r.upstream.addrs.clone()))).collect();
+        Ok(Active { snap, cas, certs, verifiers, pools })
+    }
+}
+
+/// The certificates of a CA bundle, each checked to parse (Pingora's parser panics on bad DER).
+fn load_ca_list(path: &Path) -> Result<CaList, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if ders.is_empty() {
+        return Err(format!("{}: no PEM certificate found", path.display()));
+    }
+    let mut list = Vec::new();
+    for der in ders {
+        if x509_parser::parse_x509_certificate(&der).is_err() {
+            return Err(format!("{}: invalid certificate", path.display()));
+        }
+        list.push(pingora::utils::tls::WrappedX509::new(der.to_vec(), pingora::utils::tls::parse_x509));
+    }
+    Ok(Arc::from(list.into_boxed_slice()))
+}
+
+/// The one place the active configuration lives. Requests take an `Arc` at their start and keep
+/// it to the end, so in-flight requests finish on the snapshot they started with.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<ArcSwap<Active>>,
+    path: PathBuf,
+    reload_lock: Arc<std::sync::Mutex<()>>,
+}
+
+impl Store {
+    pub fn new(path: PathBuf, active: Active) -> Store {
+        Store { inner: Arc::new(ArcSwap::from_pointee(active)), path, reload_lock: Arc::new(std::sync::Mutex::new(())) }
+    }
+
+    pub fn load(&self) -> Arc<Active> {
+        self.inner.load_full()
+    }
+
+    /// Build a complete new snapshot from the config file and swap it in. On any error the old
+    /// snapshot keeps serving and every problem is returned.
+    pub fn reload(&self) -> Result<(), Vec<String>> {
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let m = Metrics::get();
+        let built = config::load(&self.path)
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .and_then(|s| Active::new(s).map_err(|e| e.iter().map(ToString::to_string).collect()));
+        match built {
+            Ok(a) => {
+                m.rules_loaded.set(a.rules.rules().len() as i64);
+                self.inner.store(Arc::new(a));
+                m.config_reloads.with_label_values(&["success"]).inc();
+                m.last_reload_success.set(now_secs());
+                tracing::info!(config = %self.path.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errs) => {
+                m.config_reloads.with_label_values(&["error"]).inc();
+                for e in &errs {
+                    tracing::error!(error = %e, "reload refused; the previous configuration keeps serving");
+                }
+                Err(errs)
+            }
+        }
+    }
+}
+
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

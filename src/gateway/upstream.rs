@@ -1,0 +1,163 @@
+//! The upstream side of an exchange: which address, fail-over, the request head the upstream
+//! gets, and relaying the rest of a response.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::ctx::{Ctx, ReqBody};
+use super::state::Active;
+use crate::config::Snapshot;
+
+/// Request fields that say who the client is. The client's own are never forwarded: the
+/// upstream gets the department header and `X-Forwarded-For` from the gateway instead.
+pub const CLIENT_IDENTITY_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+
+/// How long a released upstream connection may wait in the pool.
+pub const POOL_IDLE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
+
+/// A connection to `peer` failed before anything was sent: take the address out of rotation
+/// until its health check passes, and say whether another address may be tried.
+pub fn fail_over(ctx: &mut Ctx, snap: &Active, route: usize, peer: &HttpPeer, e: &Error) -> bool {
+    let connect = matches!(
+        e.etype(),
+        ConnectRefused | ConnectTimedout | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert
+    );
+    let (Some(pool), Some(r)) = (snap.pools.get(route), snap.routes.get(route)) else { return false };
+    if !connect {
+        return false;
+    }
+    if let Some(addr) = pingora::upstreams::peer::Peer::address(peer).as_inet() {
+        pool.connect_failed(*addr, !r.upstream.health_check_interval.is_zero());
+        tracing::warn!(route = %r.id, upstream = %addr, error = %e.etype().as_str(), "upstream connection failed; trying the next address");
+        if !ctx.connect_failed.contains(addr) {
+            ctx.connect_failed.push(*addr);
+        }
+    }
+    // another address not yet tried (an address listed twice counts once)
+    ctx.connect_failed.len() < 16 && pool.addrs.iter().any(|a| !ctx.connect_failed.contains(a))
+}
+
+/// The upstream peer for a route (round robin over healthy addresses).
+pub fn peer(snap: &Active, route: usize, failed: &[SocketAddr]) -> Box<HttpPeer> {
+    let r = &snap.routes[route];
+    let u = &r.upstream;
+    let addr = snap.pools[route].pick(failed);
+    let mut peer = HttpPeer::new(addr, u.tls, u.sni.clone());
+    peer.options.connection_timeout = Some(u.connect_timeout);
+    peer.options.total_connection_timeout = Some(u.connect_timeout + Duration::from_secs(1));
+    peer.options.read_timeout = Some(u.read_timeout);
+    peer.options.write_timeout = Some(u.read_timeout);
+    peer.options.idle_timeout = Some(Duration::from_secs(60));
+    if let Some(ca) = snap.cas.get(route).cloned().flatten() {
+        peer.options.ca = Some(ca);
+    }
+    Box::new(peer)
+}
+
+/// Headers for the upstream: resolved department, forwarded-for, rewritten query and values.
+pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> Result<()> {
+    let peer_trusted = ctx.peer_ip.is_some_and(|p| snap.identity.trusted_proxies.iter().any(|c| c.contains(p)));
+    let xff = match (peer_trusted, ctx.forwarded_for.as_deref(), ctx.peer_ip) {
+        (true, Some(prev), Some(p)) => format!("{prev}, {p}"),
+        (_, _, Some(p)) => p.to_string(),
+        _ => String::new(),
+    };
+    // rewritten values first, so that nothing a client sent can replace what the gateway sets
+    for (name, values) in &ctx.new_headers {
+        req.remove_header(name);
+        for v in values {
+            req.append_header(name.clone(), v.clone())?;
+        }
+    }
+    if let Some(q) = &ctx.new_query {
+        let pq = format!("{}?{}", req.uri.path(), q);
+        match pq.parse::<http::Uri>() {
+            Ok(uri) => req.set_uri(uri),
+            // the rewritten query no longer fits in a URI: never fall back to the raw one
+            Err(_) => return Error::e_explain(HTTPStatus(414), "dlp: rewritten query too long"),
+        }
+    }
+    if ctx.continued {
+        req.remove_header("expect");
+    }
+    // identity: the client's own claims are dropped, the gateway's resolution is sent
+    for name in CLIENT_IDENTITY_HEADERS {
+        req.remove_header(name);
+    }
+    req.remove_header(snap.identity.api_key_header.as_str());
+    let dh = snap.identity.department_header.clone();
+    req.remove_header(&dh);
+    req.insert_header(dh, snap.departments[ctx.dept].id.as_str())?;
+    if !xff.is_empty() {
+        req.insert_header("x-forwarded-for", xff)?;
+    }
+    if let Some(route) = ctx.route {
+        if snap.routes[route].inspect.response {
+            // ask for identity and whole bodies: partial or encoded bodies cannot be scanned reliably
+            req.remove_header("accept-encoding");
+            req.remove_header("range");
+            req.remove_header("if-range");
+        }
+    }
+    match &ctx.req_body {
+        ReqBody::Decided(Some(b)) => {
+            req.insert_header("content-length", b.len().to_string())?;
+        }
+        ReqBody::Stream(_) | ReqBody::Hold(_) => {
+            // the body may change length: send it chunked
+            req.remove_header("content-length");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The request head as an HTTP/1.1 upstream must get it, as Pingora's proxy path makes it:
+/// version 1.1, `Host` from an HTTP/2 client's `:authority`, and none of the client connection's
+/// own fields: `Connection` and what it nominates, `Keep-Alive`, `TE`, `Upgrade`, `Expect` (the
+/// gateway holds the whole body before it contacts the upstream) and HTTP/2 leftovers.
+pub fn h1_upstream_head(req: &mut RequestHeader) -> Result<()> {
+    if req.version == http::Version::HTTP_2 {
+        if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string()) {
+            req.insert_header(http::header::HOST, authority)?;
+        }
+    }
+    req.set_version(http::Version::HTTP_11);
+    let nominated: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|t| String::from_utf8_lossy(t.trim_ascii()).to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "host" | "content-length" | "transfer-encoding"))
+        .collect();
+    for name in nominated {
+        req.remove_header(name.as_str());
+    }
+    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect", "http2-settings"]
+    {
+        req.remove_header(name);
+    }
+    Ok(())
+}
+
+/// Copy the rest of the upstream body to the client as it comes, end the response, and return the
+/// connection to the pool.
+pub async fn relay_rest(
+    connector: &pingora::connectors::http::Connector,
+    session: &mut Session,
+    mut up: pingora::protocols::http::client::HttpSession,
+    peer: &HttpPeer,
+) -> Result<()> {
+    while let Some(c) = up.read_response_body().await.map_err(|e| e.into_up())? {
+        session.write_response_body(Some(c), false).await?;
+    }
+    session.write_response_body(None, true).await?;
+    connector.release_http_session(up, peer, POOL_IDLE).await;
+    Ok(())
+}
