@@ -1,6 +1,9 @@
 //! The gateway: the only code that touches Pingora. Phases stay thin and call plain functions.
 //!
 //! - `proxy`: the `ProxyHttp` implementation (identify → route → inspect → forward → inspect);
+//! - `head`: the request head: client address, route choice, framing, query encoding;
+//! - `ctx`: per-request state; `upstream`: peer, fail-over, the upstream's request head;
+//! - `state`: the active snapshot and reload; `listener_tls`: reloadable certificates;
 //! - `decide`: each body decision once, for both paths (request body, response plan);
 //! - `inspect`: per-request inspection state, the finding log, decompression;
 //! - `exchange`: the buffered exchange used when a response may have to be blocked;
@@ -17,6 +20,7 @@ pub mod ctx;
 pub mod decide;
 pub mod demo;
 pub mod exchange;
+pub mod head;
 pub mod inspect;
 pub mod listener_tls;
 pub mod pool;

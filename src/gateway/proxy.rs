@@ -7,7 +7,6 @@
 //! [`super::exchange`], which holds the response (up to a limit) until it is scanned; see
 //! `exchange_hold`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
@@ -23,6 +21,7 @@ use super::ctx::{
     Ctx, EARLY_BODY_LIMIT, ReqBody, WHOLE_BODY_LIMIT, continue_if_expected, new_incident, read_client_body,
 };
 use super::decide::{self, BodyDecision, ResponsePlan};
+use super::head;
 use super::inspect::{self, BodyInspector, BodyRules, FindingLog, Scope, Uninspectable};
 use super::respond::MAX_REQUEST_HEAD;
 use super::respond::{self, Verdict};
@@ -43,67 +42,6 @@ pub struct Gateway {
     pub quotas: Arc<super::quota::Counters>,
 }
 
-fn inet(a: Option<&PSocketAddr>) -> Option<SocketAddr> {
-    a.and_then(|a| a.as_inet()).copied()
-}
-
-/// The client address: the peer, or the right-most untrusted `X-Forwarded-For` entry when the
-/// peer is a trusted proxy.
-pub fn client_ip(snap: &Snapshot, peer: Option<IpAddr>, xff: Option<&str>) -> Option<IpAddr> {
-    let peer = peer?;
-    let trusted = |ip: IpAddr| snap.identity.trusted_proxies.iter().any(|c| c.contains(ip));
-    if !trusted(peer) {
-        return Some(peer);
-    }
-    let Some(xff) = xff else { return Some(peer) };
-    for part in xff.rsplit(',') {
-        match part.trim().parse::<IpAddr>() {
-            Ok(ip) if trusted(ip) => continue,
-            Ok(ip) => return Some(ip),
-            Err(_) => return Some(peer),
-        }
-    }
-    Some(peer)
-}
-
-fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
-    req.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Every `X-Forwarded-For` field line, joined in order: a proxy that adds its own line must not
-/// leave the client's first line to decide who is calling.
-fn forwarded_for(req: &RequestHeader) -> Option<String> {
-    let lines: Vec<&str> =
-        req.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("invalid")).collect();
-    (!lines.is_empty()).then(|| lines.join(", "))
-}
-
-/// A request body coded other than plain `chunked` (`gzip, chunked`): Pingora removes the chunking
-/// only, so the body would be inspected still compressed, and servers disagree on such framing.
-/// (With both `Transfer-Encoding` and `Content-Length`, Pingora already drops the length and keeps
-/// no connection alive after the request, as RFC 9112 §6.1 asks.)
-fn ambiguous_framing(req: &RequestHeader) -> Option<&'static str> {
-    let mut te = req.headers.get_all(http::header::TRANSFER_ENCODING).iter();
-    let first = te.next()?;
-    if te.next().is_some() || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
-        return Some("transfer-encoding other than chunked");
-    }
-    None
-}
-
-/// Percent-encode what a rewritten query may now contain (`[`, `]`, spaces, non-ASCII labels).
-fn encode_query(q: &[u8]) -> String {
-    let mut s = String::with_capacity(q.len());
-    for &b in q {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b) {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
-}
-
 impl Gateway {
     /// Identify, route and inspect the request head. Returns a verdict when the gateway answers.
     fn inspect_head(&self, session: &mut Session, ctx: &mut Ctx, snap: &Snapshot) -> Option<Verdict> {
@@ -115,14 +53,14 @@ impl Gateway {
         if head > MAX_REQUEST_HEAD {
             return Some(Verdict::HeadTooLarge);
         }
-        if let Some(why) = ambiguous_framing(req) {
+        if let Some(why) = head::ambiguous_framing(req) {
             return Some(Verdict::BadRequest(why));
         }
         // identity
         let mut id = Identity::default();
-        ctx.peer_ip = inet(session.client_addr()).map(|a| a.ip());
-        ctx.forwarded_for = forwarded_for(req);
-        ctx.client_ip = client_ip(snap, ctx.peer_ip, ctx.forwarded_for.as_deref());
+        ctx.peer_ip = head::inet(session.client_addr()).map(|a| a.ip());
+        ctx.forwarded_for = head::forwarded_for(req);
+        ctx.client_ip = head::client_ip(snap, ctx.peer_ip, ctx.forwarded_for.as_deref());
         id.ip = ctx.client_ip;
         if let Some(k) = req.headers.get(snap.identity.api_key_header.as_str()) {
             id.api_key_sha256 = Some(crate::config::api_key_digest(k.as_bytes()));
@@ -130,7 +68,7 @@ impl Gateway {
         if let Some(ssl) = session.digest().and_then(|d| d.ssl_digest.as_ref()) {
             id.cert = ssl.extension.get::<policy::CertIdentity>().cloned();
         }
-        let local = inet(session.server_addr());
+        let local = head::inet(session.server_addr());
         ctx.listener = snap
             .listeners
             .iter()
@@ -152,21 +90,11 @@ impl Gateway {
             .uri
             .host()
             .map(str::to_string)
-            .or_else(|| header_str(req, "host").map(str::to_string))
+            .or_else(|| head::header_str(req, "host").map(str::to_string))
             .unwrap_or_default();
-        // routes match the path in normal form, read strictly and as lenient servers read it; a
-        // path whose readings reach different routes is refused. The upstream gets it as sent.
-        let path = req.uri.path();
-        let (strict, loose) = match (crate::config::normal_path(path, false), crate::config::normal_path(path, true)) {
-            (Ok(s), Ok(l)) => (s, l),
-            (Err(why), _) | (_, Err(why)) => return Some(Verdict::BadRequest(why)),
-        };
-        let route = snap.route(&host, strict.as_deref().unwrap_or(path));
-        if strict != loose && route != snap.route(&host, loose.as_deref().unwrap_or(path)) {
-            return Some(Verdict::BadRequest("ambiguous path"));
-        }
-        let Some(route) = route else {
-            return Some(Verdict::NoRoute);
+        let route = match head::choose_route(snap, &host, req.uri.path()) {
+            Ok(r) => r,
+            Err(v) => return Some(v),
         };
         ctx.route = Some(route);
         if !snap.routes[route].inspect.request {
@@ -188,7 +116,7 @@ impl Gateway {
             );
             blocked |= b;
             if out != q.as_bytes() {
-                let nq = encode_query(&out);
+                let nq = head::encode_query(&out);
                 // labels and tokens can make a query longer than a URI may be: refuse it rather
                 // than ever send the raw one
                 if format!("{}?{nq}", req.uri.path()).parse::<http::Uri>().is_err() {
@@ -232,7 +160,7 @@ impl Gateway {
                 } else {
                     // masks, labels and tokens are valid field bytes; anything else is escaped
                     let v = http::HeaderValue::from_bytes(&out)
-                        .or_else(|_| http::HeaderValue::from_str(&encode_query(&out)))
+                        .or_else(|_| http::HeaderValue::from_str(&head::encode_query(&out)))
                         .unwrap_or_else(|_| http::HeaderValue::from_static(""));
                     values.get_or_insert_with(|| req.headers.get_all(name).iter().take(k).cloned().collect()).push(v);
                 }
@@ -268,13 +196,14 @@ impl Gateway {
         if !r.inspect.request || session.as_mut().is_body_empty() || !r.may_act_for(ctx.dept, Direction::Request) {
             return Ok(None);
         }
-        let ct = header_str(session.req_header(), "content-type").map(str::to_string);
+        let ct = head::header_str(session.req_header(), "content-type").map(str::to_string);
         let text = r.inspect.scannable(ct.as_deref());
         if inspect::coding(&session.req_header().headers) != inspect::Coding::Identity {
             return Ok(decide::uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest));
         }
         let may_block = r.may_block.get(ctx.dept).is_some_and(|m| m[0]);
-        let len: Option<usize> = header_str(session.req_header(), "content-length").and_then(|v| v.trim().parse().ok());
+        let len: Option<usize> =
+            head::header_str(session.req_header(), "content-length").and_then(|v| v.trim().parse().ok());
         let early = len
             .is_some_and(|l| l <= EARLY_BODY_LIMIT.min(decide::request_hold_limit(snap, route, session.req_header())));
         if early {
@@ -668,14 +597,5 @@ impl Gateway {
         respond::send(session, &v).await?;
         ctx.verdict = Some(v);
         Error::e_explain(HTTPStatus(403), "dlp: request refused")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn encode_query_keeps_url_bytes() {
-        assert_eq!(super::encode_query(b"a=1&b=13****8000"), "a=1&b=13****8000");
-        assert_eq!(super::encode_query("id=[身份证号]".as_bytes()), "id=%5B%E8%BA%AB%E4%BB%BD%E8%AF%81%E5%8F%B7%5D");
     }
 }

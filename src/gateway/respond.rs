@@ -197,6 +197,23 @@ mod tests {
     }
 
     #[test]
+    fn failures_map_to_statuses() {
+        let up = |t: ErrorType| Error::new_up(t);
+        let down = |t: ErrorType| Error::new_down(t);
+        let st = |e: &Error| failure_verdict(e, None).map(|v| v.status());
+        assert_eq!(st(&up(ConnectRefused)), Some(502));
+        assert_eq!(st(&up(ConnectTimedout)), Some(504));
+        assert_eq!(st(&up(ReadTimedout)), Some(504));
+        assert_eq!(st(&up(InvalidHTTPHeader)), Some(502), "an upstream protocol error");
+        assert_eq!(st(&Error::new(InternalError)), Some(500), "the gateway's own fault");
+        // the client's connection failed: nobody to answer
+        assert_eq!(st(&down(ConnectionClosed)), None);
+        // the client sent something malformed
+        assert_eq!(failure_verdict(&down(InvalidHTTPHeader), None), Some(Verdict::BadRequest("malformed request")));
+        assert_eq!(upstream_failure("r", &up(InvalidHTTPHeader)).status(), 502);
+    }
+
+    #[test]
     fn responses_are_private_to_the_caller() {
         assert_eq!(cc(None), "private");
         assert_eq!(cc(Some("public, max-age=60, s-maxage=600")), "max-age=60, private");

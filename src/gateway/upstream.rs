@@ -161,3 +161,67 @@ pub async fn relay_rest(
     connector.release_http_session(up, peer, POOL_IDLE).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_h1_upstream_gets_none_of_the_client_connection_fields() {
+        let mut r = RequestHeader::build("GET", b"/api/x", None).expect("head");
+        r.set_version(http::Version::HTTP_2);
+        r.set_uri("https://svc.example/api/x".parse().expect("uri"));
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("expect", "100-continue"),
+            ("accept", "*/*"),
+        ] {
+            r.append_header(k, v).expect("header");
+        }
+        h1_upstream_head(&mut r).expect("head");
+        assert_eq!(r.version, http::Version::HTTP_11);
+        assert_eq!(r.headers.get("host").and_then(|v| v.to_str().ok()), Some("svc.example"));
+        for gone in ["connection", "x-secret", "te", "upgrade", "expect"] {
+            assert!(r.headers.get(gone).is_none(), "{gone}");
+        }
+        assert!(r.headers.get("accept").is_some());
+    }
+
+    #[test]
+    fn the_upstream_hears_the_gateway_not_the_client_about_identity() {
+        let snap = crate::gateway::head::tests::snapshot();
+        let mut r = RequestHeader::build("GET", b"/api/x?id=1", None).expect("head");
+        for (k, v) in [
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-real-ip", "203.0.113.9"),
+            ("x-api-key", "k"),
+            ("x-dlpgate-department", "public-security"),
+            ("accept-encoding", "gzip"),
+            ("range", "bytes=0-1"),
+        ] {
+            r.append_header(k, v).expect("header");
+        }
+        let ctx = Ctx {
+            peer_ip: "10.1.1.1".parse().ok(),
+            forwarded_for: Some("198.51.100.1".into()),
+            route: Some(0),
+            dept: snap.unknown,
+            new_query: Some("id=%5BX%5D".into()),
+            ..Ctx::default()
+        };
+        prepare_upstream(&mut r, &ctx, &snap).expect("prepared");
+        let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // a trusted proxy's chain is kept and the proxy added
+        assert_eq!(h("x-forwarded-for").as_deref(), Some("198.51.100.1, 10.1.1.1"));
+        assert_eq!(h("x-real-ip"), None);
+        assert_eq!(h(&snap.identity.api_key_header), None);
+        assert_eq!(h(&snap.identity.department_header).as_deref(), Some("unknown"));
+        // an inspected response is asked for whole and uncompressed
+        assert_eq!(h("accept-encoding"), None);
+        assert_eq!(h("range"), None);
+        assert_eq!(r.uri.to_string(), "/api/x?id=%5BX%5D");
+    }
+}

@@ -108,3 +108,29 @@ impl Uninspectable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_labels_come_from_the_reason() {
+        use Direction::{Request, Response};
+        assert_eq!(Uninspectable::Oversize.status(Request), 413);
+        assert_eq!(Uninspectable::DocumentSize.status(Request), 413);
+        assert_eq!(Uninspectable::Upgrade.status(Request), 403);
+        assert_eq!(Uninspectable::EncodedRequest.status(Request), 415);
+        assert_eq!(Uninspectable::Encrypted.status(Request), 415);
+        // a response the gateway cannot vouch for is the upstream's failure
+        assert_eq!(Uninspectable::Undecodable.status(Response), 502);
+        assert_eq!(Uninspectable::ArchiveLimit.status(Response), 502);
+        // values that cannot be masked are refused like a block, either way
+        assert_eq!(Uninspectable::Unmaskable.status(Request), 403);
+        assert_eq!(Uninspectable::Unmaskable.status(Response), 403);
+        assert_eq!(Uninspectable::DecompressionRatio.label(), "decompression_limit");
+        assert_eq!(Uninspectable::ArchiveLimit.label(), "decompression_limit");
+        assert_eq!(Uninspectable::UnsupportedCoding.label(), "undecodable");
+        assert_eq!(Uninspectable::Upgrade.label(), "protocol_upgrade");
+        assert_eq!(Uninspectable::Oversize.message(), "body exceeds max_buffer");
+    }
+}
