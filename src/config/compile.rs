@@ -29,16 +29,22 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// Compile configuration text (`path` names it in errors and anchors relative paths).
 pub fn load_str(path: &Path, text: &str) -> Result<Snapshot, ConfigErrors> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut c = Ctx { file: path, text, base, errs: Vec::new() };
-    let raw: RawConfig = match serde_yaml_ng::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let line = e.location().map_or(0, |l| l.line());
-            let msg = e.to_string();
-            let msg = msg.find(" at line ").map_or(msg.clone(), |p| msg[..p].to_string());
-            return Err(ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line, key: String::new(), msg }]));
-        }
+    let yaml_err = |e: crate::engine::yaml::YamlError| ConfigError {
+        file: path.to_path_buf(),
+        line: e.line,
+        key: e.path,
+        msg: e.msg,
     };
+    // an empty file is an empty mapping (every section has its defaults)
+    let node = if text.trim().is_empty() { crate::engine::yaml::parse("{}") } else { crate::engine::yaml::parse(text) };
+    let node = node.map_err(|e| ConfigErrors(vec![yaml_err(e)]))?;
+    let lines = crate::engine::yaml::Lines::of(&node);
+    let mut c = Ctx { file: path, text, base, errs: Vec::new(), lines, scope: String::new() };
+    // every unknown key and bad value, each at its line; with unknown keys only (skipped), the
+    // checks below still run and report theirs
+    let (raw, errs) = crate::engine::yaml::read::<RawConfig>(&node);
+    c.errs.extend(errs.into_iter().map(yaml_err));
+    let Some(raw) = raw else { return Err(ConfigErrors(c.errs)) };
     let snap = compile(&mut c, raw);
     if c.errs.is_empty() {
         if let Some(s) = snap {
@@ -77,6 +83,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         c.err("listeners", None, "at least one listener is required");
     }
     for (i, l) in raw.listeners.into_iter().enumerate() {
+        c.scope = format!("listeners[{i}]");
         let Ok(addr) = l.addr.parse::<SocketAddr>() else {
             c.err("addr", Some(&l.addr), format!("invalid listen address {:?} (expected ip:port)", l.addr));
             continue;
@@ -111,6 +118,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         listeners.push(Listener { name, addr, tls, h2: l.h2 });
     }
 
+    c.scope.clear();
     // admin
     let ra = raw.admin.unwrap_or(RawAdmin { addr: d_admin(), token_file: None });
     let admin_addr = ra.addr.parse::<SocketAddr>().unwrap_or_else(|_| {
@@ -175,7 +183,8 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
 
     // departments
     let mut departments: Vec<Department> = Vec::new();
-    for d in raw.departments {
+    for (n, d) in raw.departments.into_iter().enumerate() {
+        c.scope = format!("departments[{n}]");
         if departments.iter().any(|x| x.id == d.id) {
             c.err("id", Some(&d.id), format!("duplicate department id {:?}", d.id));
             continue;
@@ -224,6 +233,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             cidrs,
         });
     }
+    c.scope.clear();
     let unknown = match departments.iter().position(|d| d.id == "unknown") {
         Some(i) => i,
         None => {
@@ -248,7 +258,8 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
     let rule_ids: Vec<String> =
         rules.as_ref().map(|r| r.rules().iter().map(|x| x.id.clone()).collect()).unwrap_or_default();
     let mut policies: Vec<Policy> = Vec::new();
-    for p in raw.policies {
+    for (n, p) in raw.policies.into_iter().enumerate() {
+        c.scope = format!("policies[{n}]");
         if policies.iter().any(|x| x.id == p.id) {
             c.err("id", Some(&p.id), format!("duplicate policy id {:?}", p.id));
             continue;
@@ -289,12 +300,14 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         policies.push(Policy { id: p.id, overrides });
     }
 
+    c.scope.clear();
     // routes
     let mut routes = Vec::new();
     if route_ids.is_empty() {
         c.err("routes", None, "at least one route is required");
     }
-    for r in raw.routes {
+    for (n, r) in raw.routes.into_iter().enumerate() {
+        c.scope = format!("routes[{n}]");
         if routes.iter().any(|x: &Route| x.id == r.id) {
             c.err("id", Some(&r.id), format!("duplicate route id {:?}", r.id));
             continue;
@@ -410,9 +423,11 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         });
     }
 
+    c.scope.clear();
     // quotas
     let mut quotas: Vec<Quota> = Vec::new();
-    for q in raw.quotas {
+    for (n, q) in raw.quotas.into_iter().enumerate() {
+        c.scope = format!("quotas[{n}]");
         if quotas.iter().any(|x| x.id == q.id) {
             c.err("id", Some(&q.id), format!("duplicate quota id {:?}", q.id));
         }
@@ -449,6 +464,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         });
     }
 
+    c.scope.clear();
     // A department under a quota has its responses scanned even on routes where every decision
     // for it is `allow` (which otherwise skip the scan): the quota counts what it receives in clear.
     for route in &mut routes {
@@ -463,7 +479,8 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
 
     // audit
     let mut sinks = Vec::new();
-    for s in raw.audit.sinks {
+    for (n, s) in raw.audit.sinks.into_iter().enumerate() {
+        c.scope = format!("audit.sinks[{n}]");
         match s {
             RawSink::File { path } => sinks.push(Sink::File(c.path(&path))),
             RawSink::Stdout => sinks.push(Sink::Stdout),
@@ -475,6 +492,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             }
         }
     }
+    c.scope.clear();
     if raw.audit.queue == 0 {
         c.err("queue", None, "audit queue must be at least 1");
     }

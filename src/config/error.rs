@@ -43,13 +43,25 @@ pub(crate) struct Ctx<'a> {
     pub(crate) text: &'a str,
     pub(crate) base: PathBuf,
     pub(crate) errs: Vec<ConfigError>,
+    /// Every node's line, by path (from the YAML parse).
+    pub(crate) lines: crate::engine::yaml::Lines,
+    /// The item being compiled (`routes[2]`): keys are looked up inside it.
+    pub(crate) scope: String,
 }
 
 impl Ctx<'_> {
-    /// Report a problem at the line where `key` (optionally with `value`) appears.
+    /// Report a problem at the line where `key` (optionally with `value`) is, inside the item
+    /// being compiled; the key is reported with its full path (`routes[2].policy`).
     pub(crate) fn err(&mut self, key: &str, value: Option<&str>, msg: impl Into<String>) {
-        let line = find_line(self.text, key, value);
-        self.errs.push(ConfigError { file: self.file.to_path_buf(), line, key: key.to_string(), msg: msg.into() });
+        let full =
+            if self.scope.is_empty() || key.contains('.') { key.to_string() } else { format!("{}.{key}", self.scope) };
+        let line = self
+            .lines
+            .find(&self.scope, key.rsplit('.').next().unwrap_or(key), value)
+            .or_else(|| Some(self.lines.line(&full)).filter(|l| *l > 0 && value.is_none()))
+            .or_else(|| Some(self.lines.line(&self.scope)).filter(|l| *l > 0 && !self.scope.is_empty()))
+            .unwrap_or_else(|| find_line(self.text, key, value));
+        self.errs.push(ConfigError { file: self.file.to_path_buf(), line, key: full, msg: msg.into() });
     }
 
     pub(crate) fn err_at(&mut self, line: usize, key: &str, msg: impl Into<String>) {

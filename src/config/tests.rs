@@ -58,7 +58,7 @@ fn minimal_config_loads_with_defaults() {
 fn department_ids_must_be_header_safe() {
     let text = "listeners: [{addr: \"127.0.0.1:8080\"}]\ndepartments:\n  - {id: 公安厅, clearance: core}\npolicies: [{id: p}]\nroutes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}}]\n";
     let e = load_str(Path::new("d.yaml"), text).expect_err("non-ASCII department id");
-    assert!(e.to_string().contains("d.yaml:3: id: department id"), "{e}");
+    assert!(e.to_string().contains("d.yaml:3: departments[0].id: department id"), "{e}");
 }
 
 #[test]
@@ -89,4 +89,44 @@ fn content_types() {
     assert!(!i.scannable(Some("image/png")));
     assert!(!i.scannable(Some("application/octet-stream")));
     assert!(i.scannable(None));
+}
+
+/// Issue 11: every unknown key and every bad value is reported, each at its own line, and the
+/// checks after the parse still run when the only parse problems are unknown keys.
+#[test]
+fn every_problem_at_its_own_line() {
+    let text = "\
+listeners: [{addr: \"127.0.0.1:8080\"}]
+departments:
+  - id: a
+    clearence: core
+  - id: b
+    clearence: core
+policies: [{id: p}]
+routes:
+  - {id: r1, policy: nosuch, upstream: {addrs: [\"127.0.0.1:9000\"]}}
+  - {id: r2, policy: nosuch, upstream: {addrs: [\"127.0.0.1:9000\"]}}
+  - {id: r3, policy: nosuch, upstream: {addrs: [\"127.0.0.1:9000\"]}}
+";
+    let e = load_str(Path::new("c.yaml"), text).expect_err("problems");
+    let at = |line: usize, what: &str| e.0.iter().any(|x| x.line == line && x.to_string().contains(what));
+    assert!(at(4, "unknown field `clearence`"), "{e}");
+    assert!(at(6, "unknown field `clearence`"), "{e}");
+    assert!(at(9, "unknown policy"), "{e}");
+    assert!(at(10, "unknown policy"), "{e}");
+    assert!(at(11, "unknown policy"), "{e}");
+    // bad values of several kinds, all at once
+    let text = "\
+server: {threads: many}
+listeners: [{addr: \"127.0.0.1:8080\"}]
+policies: [{id: p}]
+routes:
+  - {id: r1, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}, inspect: {on_error: sometimes}}
+  - {id: r2, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"], connect_timeout_ms: soon}}
+";
+    let e = load_str(Path::new("c.yaml"), text).expect_err("problems");
+    let at = |line: usize, what: &str| e.0.iter().any(|x| x.line == line && x.to_string().contains(what));
+    assert!(at(1, "server.threads"), "{e}");
+    assert!(at(5, "routes[0].inspect.on_error"), "{e}");
+    assert!(at(6, "routes[1].upstream.connect_timeout_ms"), "{e}");
 }

@@ -20,6 +20,7 @@ pub mod stream;
 pub mod synthetic;
 pub mod transform;
 pub mod validate;
+pub mod yaml;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

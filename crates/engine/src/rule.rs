@@ -172,12 +172,6 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    rules: Vec<serde_yaml_ng::Value>,
-}
-
 /// A raw rule plus where it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct Located {
@@ -216,98 +210,43 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Parse one rule file. Errors carry file:line; a broken rule does not hide the others.
+/// Parse one rule file. Errors carry file:line (every unknown key and bad value at its own line);
+/// a broken rule does not hide the others.
 pub(crate) fn parse_file(file: &Path, text: &str, out: &mut Vec<Located>, errs: &mut Vec<RuleError>) {
-    let raw: RawFile = match serde_yaml_ng::from_str(text) {
-        Ok(r) => r,
+    use marked_yaml::Node;
+    let node = match crate::yaml::parse(text) {
+        Ok(n) => n,
         Err(e) => {
-            let line = e.location().map_or(0, |l| l.line());
-            errs.push(RuleError::new(file, line, None, clean_yaml_error(&e)));
+            errs.push(RuleError::new(file, e.line, None, e.msg));
             return;
         }
     };
-    let starts = item_lines(text);
-    let mut search_from = 0;
-    for (i, value) in raw.rules.into_iter().enumerate() {
-        let id_hint = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
-        let line = starts.get(i).copied().unwrap_or(0);
-        search_from = search_from.max(line);
-        match serde_yaml_ng::from_value::<RawRule>(value) {
-            Ok(rule) => out.push(Located { rule, file: file.to_path_buf(), line }),
-            Err(e) => {
-                // from_value has no positions: find the offending key in this rule's lines
-                let msg = clean_yaml_error(&e);
-                let end = starts.get(i + 1).copied().unwrap_or(usize::MAX);
-                let key_line = offending_key(&msg).and_then(|k| find_key_line(text, k, line, end)).unwrap_or(line);
-                errs.push(RuleError::new(file, key_line, id_hint, msg));
-            }
-        }
+    let line = |n: &Node| n.span().start().map_or(0, |m| m.line());
+    let Some(top) = node.as_mapping() else { return };
+    for (k, _) in top.iter().filter(|(k, _)| k.as_str() != "rules") {
+        let at = k.span().start().map_or(0, |m| m.line());
+        errs.push(RuleError::new(file, at, None, format!("unknown field `{}`, expected `rules`", k.as_str())));
     }
-}
-
-/// Line numbers (1-based) where the items of the top-level `rules:` list start.
-fn item_lines(text: &str) -> Vec<usize> {
-    let mut indent: Option<usize> = None;
-    let mut in_rules = false;
-    let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        let trimmed = l.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let ind = l.len() - trimmed.len();
-        if ind == 0 {
-            in_rules = trimmed.starts_with("rules:");
-            continue;
-        }
-        if !in_rules {
-            continue;
-        }
-        if trimmed.starts_with("- ") || trimmed == "-" {
-            match indent {
-                None => {
-                    indent = Some(ind);
-                    out.push(i + 1);
+    let Some(rules) = top.get_sequence("rules") else {
+        errs.push(RuleError::new(file, line(&node), None, "missing field `rules` (a list of rules)"));
+        return;
+    };
+    for item in rules.iter() {
+        let id_hint = item.as_mapping().and_then(|m| m.get_scalar("id")).map(|s| s.as_str().to_string());
+        match crate::yaml::from_node::<RawRule>(item) {
+            Ok(rule) => out.push(Located { rule, file: file.to_path_buf(), line: line(item) }),
+            Err(es) => {
+                for e in es {
+                    errs.push(RuleError::new(file, e.line, id_hint.clone(), e.msg));
                 }
-                Some(x) if x == ind => out.push(i + 1),
-                _ => {}
             }
         }
-    }
-    out
-}
-
-fn offending_key(msg: &str) -> Option<&str> {
-    let rest = msg.split("field `").nth(1)?;
-    rest.split('`').next()
-}
-
-fn find_key_line(text: &str, key: &str, from: usize, to: usize) -> Option<usize> {
-    text.lines().enumerate().skip(from.saturating_sub(1)).take(to.saturating_sub(from)).find_map(|(i, l)| {
-        let t = l.trim_start().trim_start_matches("- ");
-        t.strip_prefix(key).filter(|r| r.trim_start().starts_with(':')).map(|_| i + 1)
-    })
-}
-
-fn clean_yaml_error(e: &serde_yaml_ng::Error) -> String {
-    let s = e.to_string();
-    // the location is reported separately
-    match s.find(" at line ") {
-        Some(p) => s[..p].to_string(),
-        None => s,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn item_lines_finds_each_rule() {
-        let text =
-            "# c\nrules:\n  - id: a\n    name: {en: A}\n  - id: b\n    detector:\n      keywords:\n        - x\n";
-        assert_eq!(item_lines(text), vec![3, 5]);
-    }
 
     #[test]
     fn unknown_key_is_reported_with_its_line() {
@@ -320,5 +259,42 @@ mod tests {
         let e = errs[0].to_string();
         assert!(e.starts_with("r.yaml:8: rule a.b:"), "{e}");
         assert!(e.contains("colour"), "{e}");
+    }
+
+    /// Every problem of every rule, each at its own line; good rules still load.
+    #[test]
+    fn every_problem_in_a_rule_file_at_its_line() {
+        let text = "\
+rules:
+  - id: a.b
+    name: {en: A}
+    category: c
+    level: core
+    detector: {keywords: [x]}
+    action: mask
+    colour: red
+    flavour: sweet
+  - id: c.d
+    name: {en: C}
+    category: c
+    level: severe
+    detector: {keywords: [y]}
+    action: mask
+  - id: e.f
+    name: {en: E}
+    category: c
+    level: core
+    detector: {keywords: [z]}
+    action: mask
+    examples: {match: [z]}
+";
+        let mut out = Vec::new();
+        let mut errs = Vec::new();
+        parse_file(Path::new("r.yaml"), text, &mut out, &mut errs);
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [8, 9, 13], "{errs:?}");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].rule.id, "e.f");
+        assert_eq!(out[0].line, 16);
     }
 }
