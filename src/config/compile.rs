@@ -11,7 +11,7 @@ use super::model::*;
 use super::path::normal_path;
 use super::raw::*;
 use crate::engine::{Action, RuleSet, Transformer};
-use crate::policy::{Cidr, Clearance, Department, Direction, Override, Policy};
+use crate::policy::{Cidr, Clearance, Department, Override, PerDirection, Policy};
 
 /// Load and compile a configuration file. Every problem is reported at once.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
@@ -63,8 +63,60 @@ pub fn load_str(path: &Path, text: &str) -> Result<Snapshot, ConfigErrors> {
 }
 
 fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
-    // server
-    let s = raw.server.clone();
+    let server = compile_server(c, raw.server);
+    let listeners = compile_listeners(c, raw.listeners);
+    let admin = compile_admin(c, raw.admin);
+    let rules = compile_rules(c, &raw.rules);
+    let hash_key = key_or_random(c, "hash_key_file", raw.rules.hash_key_file.as_deref());
+    let fingerprint_key = key_or_random(c, "fingerprint_key_file", raw.audit.fingerprint_key_file.as_deref());
+    let identity = compile_identity(c, &raw.identity);
+    let (departments, unknown) = compile_departments(c, raw.departments);
+    let route_ids: Vec<String> = raw.routes.iter().map(|r| r.id.clone()).collect();
+    let policies = compile_policies(c, raw.policies, &route_ids, &departments, rules.as_deref());
+    let mut routes = compile_routes(c, raw.routes, &policies, &departments, rules.as_deref());
+    let quotas = compile_quotas(c, raw.quotas, &departments, rules.as_deref());
+    // A department under a quota has its responses scanned even on routes where every decision
+    // for it is `allow` (which otherwise skip the scan): the quota counts what it receives in clear.
+    for route in &mut routes {
+        for (d, dept) in departments.iter().enumerate() {
+            if route.inspect.response && quotas.iter().any(|q| q.applies_to(&dept.id)) {
+                if let Some(m) = route.may_act.get_mut(d) {
+                    m.response = true;
+                }
+            }
+        }
+    }
+    let audit = compile_audit(c, raw.audit);
+    let logging = LoggingSettings { format: raw.logging.format, level: raw.logging.level };
+
+    let rules = rules?;
+    let hash_key = hash_key?;
+    let fingerprint_key = fingerprint_key?;
+    if !c.errs.is_empty() {
+        return None;
+    }
+    Some(Snapshot {
+        source: c.file.to_path_buf(),
+        server,
+        listeners,
+        admin,
+        rules,
+        transformer: Transformer::new(hash_key),
+        fingerprint_key,
+        identity,
+        departments,
+        unknown,
+        policies,
+        routes,
+        quotas,
+        audit,
+        logging,
+        loaded_at: std::time::SystemTime::now(),
+    })
+}
+
+/// `server`: threads and the files of a graceful upgrade.
+fn compile_server(c: &mut Ctx<'_>, s: RawServer) -> ServerSettings {
     if s.threads == 0 || s.threads > 256 {
         c.err("server.threads", None, format!("must be 1..=256, found {}", s.threads));
     }
@@ -77,12 +129,16 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         work_stealing: s.work_stealing,
     };
 
-    // listeners
+    server
+}
+
+/// `listeners`: addresses, TLS files, names (certificates are looked up by name).
+fn compile_listeners(c: &mut Ctx<'_>, raw: Vec<RawListener>) -> Vec<Listener> {
     let mut listeners = Vec::new();
-    if raw.listeners.is_empty() {
+    if raw.is_empty() {
         c.err("listeners", None, "at least one listener is required");
     }
-    for (i, l) in raw.listeners.into_iter().enumerate() {
+    for (i, l) in raw.into_iter().enumerate() {
         c.scope = format!("listeners[{i}]");
         let Ok(addr) = l.addr.parse::<SocketAddr>() else {
             c.err("addr", Some(&l.addr), format!("invalid listen address {:?} (expected ip:port)", l.addr));
@@ -119,8 +175,12 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
     }
 
     c.scope.clear();
-    // admin
-    let ra = raw.admin.unwrap_or(RawAdmin { addr: d_admin(), token_file: None });
+    listeners
+}
+
+/// `admin`: the admin listener and its token.
+fn compile_admin(c: &mut Ctx<'_>, raw: Option<RawAdmin>) -> AdminSettings {
+    let ra = raw.unwrap_or(RawAdmin { addr: d_admin(), token_file: None });
     let admin_addr = ra.addr.parse::<SocketAddr>().unwrap_or_else(|_| {
         c.err("admin.addr", Some(&ra.addr), format!("invalid address {:?}", ra.addr));
         SocketAddr::from(([127, 0, 0, 1], 9090))
@@ -141,12 +201,15 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         },
     };
     let admin = AdminSettings { addr: admin_addr, token };
+    admin
+}
 
-    // rules
-    let rules = if raw.rules.dirs.is_empty() {
+/// `rules`: the rule directories (or the built-in set); their errors keep their own files.
+fn compile_rules(c: &mut Ctx<'_>, raw: &RawRules) -> Option<Arc<RuleSet>> {
+    let rules = if raw.dirs.is_empty() {
         crate::engine::default_rules()
     } else {
-        let dirs: Vec<PathBuf> = raw.rules.dirs.iter().map(|d| c.path(d)).collect();
+        let dirs: Vec<PathBuf> = raw.dirs.iter().map(|d| c.path(d)).collect();
         RuleSet::load(&dirs)
     };
     let rules = match rules {
@@ -163,27 +226,33 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             None
         }
     };
-    let hash_key = key_or_random(c, "hash_key_file", raw.rules.hash_key_file.as_deref());
-    let fingerprint_key = key_or_random(c, "fingerprint_key_file", raw.audit.fingerprint_key_file.as_deref());
+    rules
+}
 
-    // identity
+/// `identity`: headers, trusted proxies, what happens to unknown callers.
+fn compile_identity(c: &mut Ctx<'_>, raw: &RawIdentity) -> IdentitySettings {
     let mut trusted = Vec::new();
-    for p in &raw.identity.trusted_proxies {
+    for p in &raw.trusted_proxies {
         match Cidr::parse(p) {
             Ok(x) => trusted.push(x),
             Err(e) => c.err("trusted_proxies", Some(p), e),
         }
     }
     let identity = IdentitySettings {
-        api_key_header: raw.identity.api_key_header.to_ascii_lowercase(),
+        api_key_header: raw.api_key_header.to_ascii_lowercase(),
         trusted_proxies: trusted,
-        department_header: raw.identity.department_header.to_ascii_lowercase(),
-        unknown: raw.identity.unknown,
+        department_header: raw.department_header.to_ascii_lowercase(),
+        unknown: raw.unknown,
     };
 
-    // departments
+    identity
+}
+
+/// `departments`, and the `unknown` department (synthesised when not configured): the list and
+/// the index of `unknown`.
+fn compile_departments(c: &mut Ctx<'_>, raw: Vec<RawDepartment>) -> (Vec<Department>, usize) {
     let mut departments: Vec<Department> = Vec::new();
-    for (n, d) in raw.departments.into_iter().enumerate() {
+    for (n, d) in raw.into_iter().enumerate() {
         c.scope = format!("departments[{n}]");
         if departments.iter().any(|x| x.id == d.id) {
             c.err("id", Some(&d.id), format!("duplicate department id {:?}", d.id));
@@ -250,15 +319,23 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             departments.len() - 1
         }
     };
+    (departments, unknown)
+}
 
-    // policies
-    let route_ids: Vec<String> = raw.routes.iter().map(|r| r.id.clone()).collect();
+/// `policies`: every department, route, category and rule an override names must exist.
+fn compile_policies(
+    c: &mut Ctx<'_>,
+    raw: Vec<RawPolicy>,
+    route_ids: &[String],
+    departments: &[Department],
+    rules: Option<&RuleSet>,
+) -> Vec<Policy> {
     let categories: Vec<String> =
         rules.as_ref().map(|r| r.rules().iter().map(|x| x.category.clone()).collect()).unwrap_or_default();
     let rule_ids: Vec<String> =
         rules.as_ref().map(|r| r.rules().iter().map(|x| x.id.clone()).collect()).unwrap_or_default();
     let mut policies: Vec<Policy> = Vec::new();
-    for (n, p) in raw.policies.into_iter().enumerate() {
+    for (n, p) in raw.into_iter().enumerate() {
         c.scope = format!("policies[{n}]");
         if policies.iter().any(|x| x.id == p.id) {
             c.err("id", Some(&p.id), format!("duplicate policy id {:?}", p.id));
@@ -300,13 +377,22 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         policies.push(Policy { id: p.id, overrides });
     }
 
-    c.scope.clear();
-    // routes
+    policies
+}
+
+/// `routes`: matching, upstream, inspection limits, and every decision precomputed.
+fn compile_routes(
+    c: &mut Ctx<'_>,
+    raw: Vec<RawRoute>,
+    policies: &[Policy],
+    departments: &[Department],
+    rules: Option<&RuleSet>,
+) -> Vec<Route> {
     let mut routes = Vec::new();
-    if route_ids.is_empty() {
+    if raw.is_empty() {
         c.err("routes", None, "at least one route is required");
     }
-    for (n, r) in raw.routes.into_iter().enumerate() {
+    for (n, r) in raw.into_iter().enumerate() {
         c.scope = format!("routes[{n}]");
         if routes.iter().any(|x: &Route| x.id == r.id) {
             c.err("id", Some(&r.id), format!("duplicate route id {:?}", r.id));
@@ -361,29 +447,24 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             );
         }
         // every decision precomputed: [department][direction][rule] -> action
-        let decisions: Vec<[Vec<Action>; 2]> = match &rules {
+        let decisions: Vec<PerDirection<Vec<Action>>> = match &rules {
             Some(rs) => departments
                 .iter()
                 .map(|d| {
                     let p = &policies[policy];
-                    let per = |dir| rs.rules().iter().map(|rule| p.decide(rule, d, &r.id, dir)).collect::<Vec<_>>();
-                    [per(Direction::Request), per(Direction::Response)]
+                    PerDirection::from_fn(|dir| rs.rules().iter().map(|rule| p.decide(rule, d, &r.id, dir)).collect())
                 })
                 .collect(),
             None => vec![],
         };
+        let inspected = PerDirection::new(i.request, i.response);
         let may_block = decisions
             .iter()
-            .map(|[req, resp]| [i.request && req.contains(&Action::Block), i.response && resp.contains(&Action::Block)])
+            .map(|x| PerDirection::from_fn(|dir| inspected[dir] && x[dir].contains(&Action::Block)))
             .collect();
         let may_act = decisions
             .iter()
-            .map(|[req, resp]| {
-                [
-                    i.request && req.iter().any(|a| *a != Action::Allow),
-                    i.response && resp.iter().any(|a| *a != Action::Allow),
-                ]
-            })
+            .map(|x| PerDirection::from_fn(|dir| inspected[dir] && x[dir].iter().any(|a| *a != Action::Allow)))
             .collect();
         routes.push(Route {
             id: r.id,
@@ -424,9 +505,20 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
     }
 
     c.scope.clear();
-    // quotas
+    routes
+}
+
+/// `quotas`: departments and categories must exist; windows the buckets divide.
+fn compile_quotas(
+    c: &mut Ctx<'_>,
+    raw: Vec<RawQuota>,
+    departments: &[Department],
+    rules: Option<&RuleSet>,
+) -> Vec<Quota> {
+    let categories: Vec<String> =
+        rules.as_ref().map(|r| r.rules().iter().map(|x| x.category.clone()).collect()).unwrap_or_default();
     let mut quotas: Vec<Quota> = Vec::new();
-    for (n, q) in raw.quotas.into_iter().enumerate() {
+    for (n, q) in raw.into_iter().enumerate() {
         c.scope = format!("quotas[{n}]");
         if quotas.iter().any(|x| x.id == q.id) {
             c.err("id", Some(&q.id), format!("duplicate quota id {:?}", q.id));
@@ -465,21 +557,13 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
     }
 
     c.scope.clear();
-    // A department under a quota has its responses scanned even on routes where every decision
-    // for it is `allow` (which otherwise skip the scan): the quota counts what it receives in clear.
-    for route in &mut routes {
-        for (d, dept) in departments.iter().enumerate() {
-            if route.inspect.response && quotas.iter().any(|q| q.applies_to(&dept.id)) {
-                if let Some(m) = route.may_act.get_mut(d) {
-                    m[1] = true;
-                }
-            }
-        }
-    }
+    quotas
+}
 
-    // audit
+/// `audit`: sinks and queue.
+fn compile_audit(c: &mut Ctx<'_>, raw: RawAudit) -> AuditSettings {
     let mut sinks = Vec::new();
-    for (n, s) in raw.audit.sinks.into_iter().enumerate() {
+    for (n, s) in raw.sinks.into_iter().enumerate() {
         c.scope = format!("audit.sinks[{n}]");
         match s {
             RawSink::File { path } => sinks.push(Sink::File(c.path(&path))),
@@ -493,33 +577,8 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         }
     }
     c.scope.clear();
-    if raw.audit.queue == 0 {
+    if raw.queue == 0 {
         c.err("queue", None, "audit queue must be at least 1");
     }
-    let logging = LoggingSettings { format: raw.logging.format, level: raw.logging.level };
-
-    let rules = rules?;
-    let hash_key = hash_key?;
-    let fingerprint_key = fingerprint_key?;
-    if !c.errs.is_empty() {
-        return None;
-    }
-    Some(Snapshot {
-        source: c.file.to_path_buf(),
-        server,
-        listeners,
-        admin,
-        rules,
-        transformer: Transformer::new(hash_key),
-        fingerprint_key,
-        identity,
-        departments,
-        unknown,
-        policies,
-        routes,
-        quotas,
-        audit: AuditSettings { queue: raw.audit.queue, sinks },
-        logging,
-        loaded_at: std::time::SystemTime::now(),
-    })
+    AuditSettings { queue: raw.queue, sinks }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Action, HashKey, Level, RuleSet, Transformer};
-use crate::policy::{Cidr, Department, Direction, Policy};
+use crate::policy::{Cidr, Department, Direction, PerDirection, Policy};
 
 pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, UnknownMode, UnmaskableMode};
 
@@ -173,24 +173,28 @@ pub struct Route {
     pub policy: usize,
     pub upstream: Upstream,
     pub inspect: Inspect,
-    /// Per department: [request may block, response may block]
-    pub may_block: Vec<[bool; 2]>,
-    /// Per department: [request may act, response may act] (anything other than allow).
-    pub may_act: Vec<[bool; 2]>,
-    /// Per department, per direction (request, response): the action for each rule.
-    pub decisions: Vec<[Vec<Action>; 2]>,
+    /// Per department and direction: a finding may be blocked.
+    pub may_block: Vec<PerDirection<bool>>,
+    /// Per department and direction: a finding may be acted on (anything other than allow).
+    pub may_act: Vec<PerDirection<bool>>,
+    /// Per department and direction: the action for each rule.
+    pub decisions: Vec<PerDirection<Vec<Action>>>,
 }
 
 impl Route {
     /// The precomputed action for `rule` seen by department `dept` in direction `dir`.
     pub fn decision(&self, dept: usize, dir: Direction, rule: usize) -> Action {
-        let d = usize::from(dir == Direction::Response);
-        self.decisions.get(dept).and_then(|x| x[d].get(rule)).copied().unwrap_or(Action::Block)
+        self.decisions.get(dept).and_then(|x| x[dir].get(rule)).copied().unwrap_or(Action::Block)
     }
 
+    /// Whether anything department `dept` sends or receives in direction `dir` may be acted on.
     pub fn may_act_for(&self, dept: usize, dir: Direction) -> bool {
-        let d = usize::from(dir == Direction::Response);
-        self.may_act.get(dept).is_some_and(|x| x[d])
+        self.may_act.get(dept).is_some_and(|x| x[dir])
+    }
+
+    /// Whether a finding department `dept` sends or receives in direction `dir` may be blocked.
+    pub fn may_block_for(&self, dept: usize, dir: Direction) -> bool {
+        self.may_block.get(dept).is_some_and(|x| x[dir])
     }
 }
 

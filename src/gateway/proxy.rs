@@ -201,7 +201,7 @@ impl Gateway {
         if inspect::coding(&session.req_header().headers) != inspect::Coding::Identity {
             return Ok(decide::uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest));
         }
-        let may_block = r.may_block.get(ctx.dept).is_some_and(|m| m[0]);
+        let may_block = r.may_block_for(ctx.dept, Direction::Request);
         let len: Option<usize> =
             head::header_str(session.req_header(), "content-length").and_then(|v| v.trim().parse().ok());
         let early = len
@@ -285,13 +285,12 @@ impl Gateway {
 ///
 /// Otherwise (`None`) Pingora proxies it and the body filters stream both directions.
 fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> Option<usize> {
-    let may_block = r.may_block.get(ctx.dept).copied().unwrap_or_default();
-    if may_block[1] {
+    if r.may_block_for(ctx.dept, Direction::Response) {
         return Some(r.inspect.max_buffer);
     }
     // a request body that may be blocked and whose length is not announced (chunked, HTTP/2):
     // read and decided before the upstream is contacted at all, as a small one with a length is
-    if may_block[0]
+    if r.may_block_for(ctx.dept, Direction::Request)
         && !session.as_mut().is_body_empty()
         && !session.req_header().headers.contains_key(http::header::CONTENT_LENGTH)
     {

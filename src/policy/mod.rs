@@ -56,6 +56,43 @@ impl Direction {
     }
 }
 
+/// One value per direction, indexed by [`Direction`] (never by a bare 0 or 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerDirection<T> {
+    pub request: T,
+    pub response: T,
+}
+
+impl<T> PerDirection<T> {
+    pub fn new(request: T, response: T) -> Self {
+        PerDirection { request, response }
+    }
+
+    /// Both values, computed per direction.
+    pub fn from_fn(mut f: impl FnMut(Direction) -> T) -> Self {
+        PerDirection { request: f(Direction::Request), response: f(Direction::Response) }
+    }
+}
+
+impl<T> std::ops::Index<Direction> for PerDirection<T> {
+    type Output = T;
+    fn index(&self, d: Direction) -> &T {
+        match d {
+            Direction::Request => &self.request,
+            Direction::Response => &self.response,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Direction> for PerDirection<T> {
+    fn index_mut(&mut self, d: Direction) -> &mut T {
+        match d {
+            Direction::Request => &mut self.request,
+            Direction::Response => &mut self.response,
+        }
+    }
+}
+
 /// Which directions an override applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
