@@ -120,16 +120,16 @@ fn compile_server(c: &mut Ctx<'_>, s: RawServer) -> ServerSettings {
     if s.threads == 0 || s.threads > 256 {
         c.err("server.threads", None, format!("must be 1..=256, found {}", s.threads));
     }
-    let server = ServerSettings {
+    
+
+    ServerSettings {
         threads: s.threads,
         pid_file: s.pid_file.unwrap_or_else(|| "/tmp/dlpgate.pid".into()),
         upgrade_sock: s.upgrade_sock.unwrap_or_else(|| "/tmp/dlpgate_upgrade.sock".into()),
         grace_period_seconds: s.grace_period_seconds,
         graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
         work_stealing: s.work_stealing,
-    };
-
-    server
+    }
 }
 
 /// `listeners`: addresses, TLS files, names (certificates are looked up by name).
@@ -200,8 +200,8 @@ fn compile_admin(c: &mut Ctx<'_>, raw: Option<RawAdmin>) -> AdminSettings {
             None => None,
         },
     };
-    let admin = AdminSettings { addr: admin_addr, token };
-    admin
+    
+    AdminSettings { addr: admin_addr, token }
 }
 
 /// `rules`: the rule directories (or the built-in set); their errors keep their own files.
@@ -212,7 +212,8 @@ fn compile_rules(c: &mut Ctx<'_>, raw: &RawRules) -> Option<Arc<RuleSet>> {
         let dirs: Vec<PathBuf> = raw.dirs.iter().map(|d| c.path(d)).collect();
         RuleSet::load(&dirs)
     };
-    let rules = match rules {
+    
+    match rules {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
             for re in e.0 {
@@ -225,8 +226,7 @@ fn compile_rules(c: &mut Ctx<'_>, raw: &RawRules) -> Option<Arc<RuleSet>> {
             }
             None
         }
-    };
-    rules
+    }
 }
 
 /// `identity`: headers, trusted proxies, what happens to unknown callers.
@@ -238,14 +238,14 @@ fn compile_identity(c: &mut Ctx<'_>, raw: &RawIdentity) -> IdentitySettings {
             Err(e) => c.err("trusted_proxies", Some(p), e),
         }
     }
-    let identity = IdentitySettings {
+    
+
+    IdentitySettings {
         api_key_header: raw.api_key_header.to_ascii_lowercase(),
         trusted_proxies: trusted,
         department_header: raw.department_header.to_ascii_lowercase(),
         unknown: raw.unknown,
-    };
-
-    identity
+    }
 }
 
 /// `departments`, and the `unknown` department (synthesised when not configured): the list and
