@@ -120,7 +120,6 @@ fn compile_server(c: &mut Ctx<'_>, s: RawServer) -> ServerSettings {
     if s.threads == 0 || s.threads > 256 {
         c.err("server.threads", None, format!("must be 1..=256, found {}", s.threads));
     }
-    
 
     ServerSettings {
         threads: s.threads,
@@ -200,7 +199,7 @@ fn compile_admin(c: &mut Ctx<'_>, raw: Option<RawAdmin>) -> AdminSettings {
             None => None,
         },
     };
-    
+
     AdminSettings { addr: admin_addr, token }
 }
 
@@ -212,7 +211,7 @@ fn compile_rules(c: &mut Ctx<'_>, raw: &RawRules) -> Option<Arc<RuleSet>> {
         let dirs: Vec<PathBuf> = raw.dirs.iter().map(|d| c.path(d)).collect();
         RuleSet::load(&dirs)
     };
-    
+
     match rules {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
@@ -238,7 +237,6 @@ fn compile_identity(c: &mut Ctx<'_>, raw: &RawIdentity) -> IdentitySettings {
             Err(e) => c.err("trusted_proxies", Some(p), e),
         }
     }
-    
 
     IdentitySettings {
         api_key_header: raw.api_key_header.to_ascii_lowercase(),
