@@ -290,6 +290,71 @@ mod tests {
         assert_eq!(cell_ref(0, 702), "AAA1");
     }
 
+    fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default()).expect("entry");
+            w.write_all(data.as_bytes()).expect("write");
+        }
+        w.finish().expect("zip").into_inner()
+    }
+
+    fn read(zip: &[u8], name: &str) -> String {
+        use std::io::Read;
+        let mut ar = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("zip");
+        let mut s = String::new();
+        ar.by_name(name).expect("entry").read_to_string(&mut s).expect("read");
+        s
+    }
+
+    /// Every content part is read: headers, footers, footnotes, comments, properties; structure
+    /// (styles, relationships) is left alone even where it holds the same characters.
+    #[test]
+    fn every_content_part_of_a_package_is_inspected() {
+        let parts = [
+            ("[Content_Types].xml", "<Types/>"),
+            (
+                "word/document.xml",
+                "<w:document><w:body><w:p><w:r><w:t>body SECRET</w:t></w:r></w:p></w:body></w:document>",
+            ),
+            ("word/header1.xml", "<w:hdr><w:p><w:r><w:t>SECRET head</w:t></w:r></w:p></w:hdr>"),
+            ("word/footer1.xml", "<w:ftr><w:p><w:r><w:t>foot SECRET</w:t></w:r></w:p></w:ftr>"),
+            (
+                "word/footnotes.xml",
+                "<w:footnotes><w:footnote><w:p><w:r><w:t>SECRET</w:t></w:r></w:p></w:footnote></w:footnotes>",
+            ),
+            (
+                "word/comments.xml",
+                "<w:comments><w:comment><w:p><w:r><w:t>see SECRET</w:t></w:r></w:p></w:comment></w:comments>",
+            ),
+            ("docProps/core.xml", "<cp:coreProperties><dc:creator>SECRET</dc:creator></cp:coreProperties>"),
+            ("word/styles.xml", "<w:styles><w:name>SECRET</w:name></w:styles>"),
+            ("word/_rels/document.xml.rels", "<Relationships><x>SECRET</x></Relationships>"),
+        ];
+        let doc = zip_of(&parts);
+        let mut seen = Vec::new();
+        let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, _: bool| {
+            memchr::memmem::find_iter(text, b"SECRET")
+                .map(|at| {
+                    seen.push(locate(at));
+                    Edit { start: at, end: at + 6, with: b"******".to_vec() }
+                })
+                .collect()
+        };
+        let out = rewrite(&doc, &Limits::default(), &mut inspect).expect("rewrite");
+        assert_eq!(out.kind, Kind::Docx);
+        let bytes = out.bytes.expect("changed");
+        for (name, original) in &parts[1..7] {
+            assert_eq!(read(&bytes, name), original.replace("SECRET", "******"), "{name}");
+        }
+        for (name, original) in &parts[7..] {
+            assert_eq!(read(&bytes, name), *original, "{name} is structure");
+        }
+        assert!(seen.contains(&"word/document.xml ¶1".to_string()), "{seen:?}");
+        assert!(seen.contains(&"docProps/core.xml".to_string()), "{seen:?}");
+    }
+
     #[test]
     fn locations_by_offset() {
         let locs = vec![(0, "a".to_string()), (5, "b".to_string())];

@@ -238,6 +238,32 @@ enum Loc {
     SheetName,
 }
 
+/// The first cell showing each shared string, noted while the worksheets are rewritten (they come
+/// before the shared strings in the files Office writes): `(sheet << 40) | (row << 16) | column`.
+#[derive(Debug, Default)]
+pub(super) struct SharedSeen(std::cell::RefCell<Vec<u64>>);
+
+impl SharedSeen {
+    fn note(&self, index: usize, sheet: u32, row: u32, col: u32) {
+        if index >= 1 << 24 {
+            return;
+        }
+        let mut v = self.0.borrow_mut();
+        if v.len() <= index {
+            v.resize(index + 1, u64::MAX);
+        }
+        if let Some(slot) = v.get_mut(index).filter(|s| **s == u64::MAX) {
+            *slot = (u64::from(sheet) << 40) | (u64::from(row) << 16) | u64::from(col & 0xFFFF);
+        }
+    }
+
+    /// (sheet, row, column) of the first cell showing shared string `index`.
+    pub(super) fn get(&self, index: usize) -> Option<(u32, u32, u32)> {
+        let v = *self.0.borrow().get(index)?;
+        (v != u64::MAX).then(|| ((v >> 40) as u32, ((v >> 16) & 0xFF_FFFF) as u32, (v & 0xFFFF) as u32))
+    }
+}
+
 /// Names a shared string by the first cell showing it (`None` when no sheet shows it).
 pub(super) type SharedRef<'a> = dyn Fn(u32) -> Option<String> + 'a;
 
@@ -322,7 +348,7 @@ pub(super) fn rewrite_part(
     out: &mut dyn Write,
     replay: &mut Replay<'_>,
     here: &str,
-    shared: &SharedRef<'_>,
+    (shared, seen): (&SharedRef<'_>, &SharedSeen),
     inspect: &mut Inspector<'_>,
 ) -> Result<bool, DocError> {
     let role = match name {
@@ -342,6 +368,9 @@ pub(super) fn rewrite_part(
     let (mut depth, mut paragraphs, mut shared_n) = (0usize, 0u32, 0u32);
     // the cell being read: (row, column, scanned, numeric cell index in the batch)
     let mut cell: Option<(u32, u32, bool, u32)> = None;
+    // the cell being read shows a shared string
+    let mut shared_cell = false;
+    let sheet_index = package.sheets.iter().position(|(p, _)| p == name).unwrap_or(0) as u32;
     let (mut in_v, mut in_f) = (false, false);
     // a run of text and entity events: where it began
     let mut pending: Option<u64> = None;
@@ -366,11 +395,20 @@ pub(super) fn rewrite_part(
                 _ => true,
             };
             let raw = reader.get_ref().bytes(s..start);
+            if role == Role::Sheet && in_v && shared_cell {
+                // a shared string's index: remember the first cell that shows it
+                if let (Some(c), Some(i)) =
+                    (cell, std::str::from_utf8(raw).ok().and_then(|t| t.trim().parse::<usize>().ok()))
+                {
+                    seen.note(i, sheet_index, c.0, c.1);
+                }
+            }
             if scanned && !raw.iter().all(u8::is_ascii_whitespace) {
-                let value = if raw.contains(&b'&') {
-                    unescaped(raw).map(String::into_bytes)
+                // copied once, into the batch (unescaped only where there is an entity)
+                let value: Option<std::borrow::Cow<'_, [u8]>> = if raw.contains(&b'&') {
+                    unescaped(raw).map(|v| v.into_bytes().into())
                 } else {
-                    std::str::from_utf8(raw).ok().map(|_| raw.to_vec())
+                    std::str::from_utf8(raw).ok().map(|_| raw.into())
                 };
                 if let Some(value) = value {
                     if depth == 0 {
@@ -407,6 +445,7 @@ pub(super) fn rewrite_part(
                         u32::MAX
                     };
                     cell = Some((row, col, scanned, idx));
+                    shared_cell = t.as_deref() == Some(b"s");
                 } else if local == b"v" {
                     in_v = true;
                 } else if local == b"f" {
@@ -776,7 +815,7 @@ mod tests {
             &mut out,
             &mut replay,
             "doc",
-            &|_| None,
+            (&|_| None, &SharedSeen::default()),
             &mut inspect,
         )
         .expect("rewrite");

@@ -173,10 +173,22 @@ pub(super) fn rewrite(
         read_entry(&mut ar, i, budget).ok()
     });
     let kind = package.as_ref().map_or(Kind::Zip, |p| p.kind);
+    // shared strings are named by the first cell showing them: noted while the sheets are read
+    // when they come first (as Office writes them), else found by reading the sheets again
+    let seen = ooxml::SharedSeen::default();
+    let order: Vec<&str> = (0..ar.len()).filter_map(|i| ar.name_for_index(i)).collect();
+    let at = |n: &str| order.iter().position(|x| *x == n);
+    let sheets_first =
+        package.as_ref().is_some_and(|p| p.sheets.iter().all(|(part, _)| at(part) < at("xl/sharedStrings.xml")));
+    drop(order);
     let refs = OnceCell::new();
     let shared = |i: u32| {
         let p = package.as_ref()?;
-        let (s, r, c) = refs.get_or_init(|| shared_refs(doc, p)).get(i as usize).copied().flatten()?;
+        let (s, r, c) = if sheets_first {
+            seen.get(i as usize)?
+        } else {
+            refs.get_or_init(|| shared_refs(doc, p)).get(i as usize).copied().flatten()?
+        };
         let (_, sheet) = p.sheets.get(s as usize)?;
         Some(format!("{sheet}!{}", cell_ref(r as usize, c as usize)))
     };
@@ -205,7 +217,7 @@ pub(super) fn rewrite(
                 let f = again.by_index(i).map_err(std::io::Error::other)?;
                 std::io::copy(&mut f.take(n), out).map(|_| ())
             };
-            let res = ooxml::rewrite_part(p, &name, &mut r, &mut entry, &mut replay, &here, &shared, inspect);
+            let res = ooxml::rewrite_part(p, &name, &mut r, &mut entry, &mut replay, &here, (&shared, &seen), inspect);
             budget.inflated += r.read;
             if let Some(why) = r.over {
                 return Err(DocError::Limit(why));
