@@ -563,9 +563,17 @@ fn flush<R>(
     let mut replaced: Vec<(Range<u64>, Vec<u8>)> = Vec::new();
     if !edits.is_empty() {
         let mut cells_done = vec![false; batch.cells.len()];
+        // nodes and edits are both in text order: one pass over each
+        let mut first = 0;
         for n in &batch.nodes {
             let range = n.text.start as usize..n.text.end as usize;
-            let Some(new) = node_text(&batch.text, range, &edits) else { continue };
+            while edits.get(first).is_some_and(|e| e.end <= range.start) {
+                first += 1;
+            }
+            if edits.get(first).is_none_or(|e| e.start >= range.end) {
+                continue;
+            }
+            let Some(new) = node_text(&batch.text, range, &edits[first..]) else { continue };
             let new = String::from_utf8_lossy(&new).into_owned();
             match batch.cells.get(n.cell as usize).filter(|c| c.element.end > c.element.start) {
                 Some(c) => {
