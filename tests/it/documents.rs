@@ -360,6 +360,14 @@ fn uploaded_workbooks_are_masked_or_refused_before_the_upstream_sees_them() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.json()["error"], "blocked_by_dlp");
     assert_eq!(up.requests().len(), n, "the upstream saw the blocked upload");
+    // the same workbook as a file part of a form
+    let r = curl(&["-F", &form, &format!("http://127.0.0.1:{}/strict/in", gw.http)]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["rules"][0], "cn.id_card", "{}", r.text());
+    assert_eq!(up.requests().len(), n, "the upstream saw the blocked form");
+    // and the audit names the file the form gave
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.lines().count() >= 3);
+    assert!(audit.lines().any(|l| l.contains("\"file\":\"export.xlsx\"") && l.contains("dlp.block")), "{audit}");
 }
 
 #[test]
