@@ -82,7 +82,7 @@ fn main() {
     // that masks everything for an unknown caller, and the response scan of a whole document
     let cfg = "listeners: [{addr: \"127.0.0.1:1\"}]\npolicies: [{id: p}]\nroutes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:2\"]}}]\n";
     let snap = dlpgate::config::load_str(std::path::Path::new("bench.yaml"), cfg).expect("config");
-    let scope = Scope { snap: &snap, route: 0, dept: snap.unknown, dir: Direction::Response };
+    let scope = Scope { snap: &snap, route: dlpgate::config::RouteId(0), dept: snap.unknown, dir: Direction::Response };
     let body_rules = BodyRules::of(&snap.routes[0].inspect);
     let doc = xlsx(rows);
     // the fixture's own peak is not the document's: reset the high-water mark (Linux)

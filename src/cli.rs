@@ -379,7 +379,11 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
     };
     let Some(route) = snap.routes.get(r) else { bail!("{}: no routes", a.config.display()) };
     let mut w = output(a.output.as_ref())?;
-    let act = |rule: usize| match route.decision(d, crate::policy::Direction::Response, rule) {
+    let act = |rule: usize| match route.decision(
+        crate::policy::DeptId(d),
+        crate::policy::Direction::Response,
+        crate::engine::RuleId(rule),
+    ) {
         // a route that does not inspect responses delivers them as they are
         _ if !route.inspect.response => Action::Allow,
         // the gateway would refuse the whole response; a file shows where, redacted

@@ -105,7 +105,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         fingerprint_key,
         identity,
         departments,
-        unknown,
+        unknown: crate::policy::DeptId(unknown),
         policies,
         routes,
         quotas,

@@ -6,8 +6,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::RuleId;
 use crate::engine::{Action, HashKey, Level, RuleSet, Transformer};
-use crate::policy::{Cidr, Department, Direction, PerDirection, Policy};
+use crate::policy::{Cidr, Department, DeptId, Direction, PerDirection, Policy};
+
+/// A route: its index in the snapshot's route list (and in the gateway's per-route state).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteId(pub usize);
+
+impl<T> std::ops::Index<RouteId> for Vec<T> {
+    type Output = T;
+    fn index(&self, r: RouteId) -> &T {
+        &self[r.0]
+    }
+}
 
 pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, UnknownMode, UnmaskableMode};
 
@@ -183,18 +195,18 @@ pub struct Route {
 
 impl Route {
     /// The precomputed action for `rule` seen by department `dept` in direction `dir`.
-    pub fn decision(&self, dept: usize, dir: Direction, rule: usize) -> Action {
-        self.decisions.get(dept).and_then(|x| x[dir].get(rule)).copied().unwrap_or(Action::Block)
+    pub fn decision(&self, dept: DeptId, dir: Direction, rule: RuleId) -> Action {
+        self.decisions.get(dept.0).and_then(|x| x[dir].get(rule.0)).copied().unwrap_or(Action::Block)
     }
 
     /// Whether anything department `dept` sends or receives in direction `dir` may be acted on.
-    pub fn may_act_for(&self, dept: usize, dir: Direction) -> bool {
-        self.may_act.get(dept).is_some_and(|x| x[dir])
+    pub fn may_act_for(&self, dept: DeptId, dir: Direction) -> bool {
+        self.may_act.get(dept.0).is_some_and(|x| x[dir])
     }
 
     /// Whether a finding department `dept` sends or receives in direction `dir` may be blocked.
-    pub fn may_block_for(&self, dept: usize, dir: Direction) -> bool {
-        self.may_block.get(dept).is_some_and(|x| x[dir])
+    pub fn may_block_for(&self, dept: DeptId, dir: Direction) -> bool {
+        self.may_block.get(dept.0).is_some_and(|x| x[dir])
     }
 }
 
@@ -240,7 +252,7 @@ pub struct Snapshot {
     pub identity: IdentitySettings,
     pub departments: Vec<Department>,
     /// Index of the `unknown` department (always present: synthesised with clearance none).
-    pub unknown: usize,
+    pub unknown: DeptId,
     pub policies: Vec<Policy>,
     pub routes: Vec<Route>,
     pub quotas: Vec<Quota>,
@@ -251,11 +263,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The first route matching host and path.
-    pub fn route(&self, host: &str, path: &str) -> Option<usize> {
-        self.routes.iter().position(|r| r.matches(host, path))
+    pub fn route(&self, host: &str, path: &str) -> Option<RouteId> {
+        self.routes.iter().position(|r| r.matches(host, path)).map(RouteId)
     }
 
-    pub fn policy_of(&self, route: usize) -> &Policy {
+    pub fn policy_of(&self, route: RouteId) -> &Policy {
         &self.policies[self.routes[route].policy]
     }
 }

@@ -260,7 +260,7 @@ impl SharedSeen {
     /// (sheet, row, column) of the first cell showing shared string `index`.
     pub(super) fn get(&self, index: usize) -> Option<(u32, u32, u32)> {
         let v = *self.0.borrow().get(index)?;
-        (v != u64::MAX).then(|| ((v >> 40) as u32, ((v >> 16) & 0xFF_FFFF) as u32, (v & 0xFFFF) as u32))
+        (v != u64::MAX).then_some(((v >> 40) as u32, ((v >> 16) & 0xFF_FFFF) as u32, (v & 0xFFFF) as u32))
     }
 }
 

@@ -11,6 +11,8 @@ use pingora::proxy::Session;
 use super::inspect::{BodyInspector, FindingLog, Uninspectable};
 use super::respond::Verdict;
 use super::state::Active;
+use crate::config::RouteId;
+use crate::policy::DeptId;
 use crate::policy::Direction;
 use crate::telemetry::AuditEvent;
 
@@ -47,8 +49,8 @@ pub struct Ctx {
     pub forwarded_for: Option<String>,
     /// The gateway answered the client's `Expect: 100-continue` itself.
     pub continued: bool,
-    pub route: Option<usize>,
-    pub dept: usize,
+    pub route: Option<RouteId>,
+    pub dept: DeptId,
     pub incident: String,
     pub start: Option<Instant>,
     pub client_ip: Option<IpAddr>,

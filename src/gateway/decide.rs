@@ -11,6 +11,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use super::ctx::Ctx;
 use super::inspect::{self, BodyInspector, BodyRules, Coding, Decoder, Scope, Uninspectable};
 use super::respond::{self, Verdict};
+use crate::config::RouteId;
 use crate::config::{BinaryMode, FailMode, Snapshot};
 use crate::documents;
 use crate::policy::Direction;
@@ -32,7 +33,13 @@ fn content_type(headers: &http::HeaderMap) -> Option<&str> {
 /// Decide a complete request body: scanned as text, a form, multipart or a document (told by its
 /// bytes), masked where the policy masks; refused on a `block` finding, an encoding the gateway
 /// does not decode, or a body that is not text on a route that refuses those.
-pub fn request_body(ctx: &mut Ctx, snap: &Snapshot, route: usize, req: &RequestHeader, body: Vec<u8>) -> BodyDecision {
+pub fn request_body(
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    route: RouteId,
+    req: &RequestHeader,
+    body: Vec<u8>,
+) -> BodyDecision {
     let r = &snap.routes[route];
     if body.is_empty() || !r.inspect.request || !r.may_act_for(ctx.dept, Direction::Request) {
         return BodyDecision::Forward(body);
@@ -71,7 +78,7 @@ pub fn request_body(ctx: &mut Ctx, snap: &Snapshot, route: usize, req: &RequestH
 
 /// The most of a request body read before it is decided: `max_buffer` for text, and up to
 /// `max_document` for a body whose type is not text (it may be a workbook or an archive).
-pub fn request_hold_limit(snap: &Snapshot, route: usize, req: &RequestHeader) -> usize {
+pub fn request_hold_limit(snap: &Snapshot, route: RouteId, req: &RequestHeader) -> usize {
     let i = &snap.routes[route].inspect;
     if i.scannable(content_type(&req.headers)) { i.max_buffer } else { i.max_buffer.max(i.max_document) }
 }
@@ -108,7 +115,7 @@ impl ResponsePlan {
     pub fn new(
         ctx: &mut Ctx,
         snap: &Snapshot,
-        route: usize,
+        route: RouteId,
         method: &http::Method,
         resp: &mut ResponseHeader,
         hold_whole: usize,
@@ -158,7 +165,7 @@ impl ResponsePlan {
 
 /// Where a response body that could not be inspected leaves the exchange: refused (`Some`), or
 /// relayed as the upstream sent it when the route passes such bodies.
-pub fn response_failure(ctx: &mut Ctx, snap: &Snapshot, route: usize, why: Uninspectable) -> Option<Verdict> {
+pub fn response_failure(ctx: &mut Ctx, snap: &Snapshot, route: RouteId, why: Uninspectable) -> Option<Verdict> {
     if why == Uninspectable::Binary {
         // counted where it was found; refused only where the route blocks such bodies
         ctx.reason = Some(why);
@@ -174,7 +181,7 @@ pub fn block(ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
 }
 
 /// A body of a type that cannot be scanned: pass (counted) or block, per route.
-pub fn binary(ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> Option<Verdict> {
+pub fn binary(ctx: &mut Ctx, snap: &Snapshot, route: RouteId, dir: Direction) -> Option<Verdict> {
     let r = &snap.routes[route];
     Metrics::get().uninspected.with_label_values(&[&r.id, Uninspectable::Binary.label()]).inc();
     if r.inspect.on_binary == BinaryMode::Block {
@@ -189,7 +196,7 @@ pub fn binary(ctx: &mut Ctx, snap: &Snapshot, route: usize, dir: Direction) -> O
 pub fn uninspectable(
     ctx: &mut Ctx,
     snap: &Snapshot,
-    route: usize,
+    route: RouteId,
     dir: Direction,
     reason: Uninspectable,
 ) -> Option<Verdict> {

@@ -25,6 +25,7 @@ use super::inspect::{Scope, Uninspectable};
 use super::respond::{self, Verdict};
 use super::state::Active;
 use super::upstream;
+use crate::config::RouteId;
 use crate::policy::Direction;
 
 /// Answer the client ourselves with `v` and record it.
@@ -40,7 +41,7 @@ pub async fn run(
     session: &mut Session,
     ctx: &mut Ctx,
     active: &Active,
-    route: usize,
+    route: RouteId,
     hold: usize,
 ) -> Result<()> {
     // 1. the request body, decided before the upstream is contacted. Past `max_buffer` it cannot be

@@ -73,7 +73,7 @@ pub fn encode_query(q: &[u8]) -> String {
 /// The route for `host` and `path`. Routes match the path in normal form, read strictly and as
 /// lenient servers read it; a path whose readings reach different routes is refused (400), as is
 /// a malformed one. The upstream gets the path as sent.
-pub fn choose_route(snap: &Snapshot, host: &str, path: &str) -> Result<usize, Verdict> {
+pub fn choose_route(snap: &Snapshot, host: &str, path: &str) -> Result<crate::config::RouteId, Verdict> {
     let (strict, loose) = match (crate::config::normal_path(path, false), crate::config::normal_path(path, true)) {
         (Ok(s), Ok(l)) => (s, l),
         (Err(why), _) | (_, Err(why)) => return Err(Verdict::BadRequest(why)),

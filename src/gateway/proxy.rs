@@ -27,6 +27,7 @@ use super::respond::MAX_REQUEST_HEAD;
 use super::respond::{self, Verdict};
 use super::state::Store;
 use super::upstream::{self, CLIENT_IDENTITY_HEADERS};
+use crate::config::RouteId;
 use crate::config::{Snapshot, UnknownMode};
 use crate::engine::Action;
 use crate::policy::{self, Direction, Identity};
@@ -190,7 +191,7 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut Ctx,
         snap: &Snapshot,
-        route: usize,
+        route: RouteId,
     ) -> Result<Option<Verdict>> {
         let r = &snap.routes[route];
         if !r.inspect.request || session.as_mut().is_body_empty() || !r.may_act_for(ctx.dept, Direction::Request) {
@@ -236,7 +237,7 @@ impl Gateway {
         let Some(snap) = ctx.snap.clone() else { return };
         let m = Metrics::get();
         let route_id = ctx.route.map(|r| snap.routes[r].id.as_str()).unwrap_or("none");
-        let dept_id = snap.departments.get(ctx.dept).map(|d| d.id.as_str()).unwrap_or("unknown");
+        let dept_id = snap.departments.get(ctx.dept.0).map(|d| d.id.as_str()).unwrap_or("unknown");
         let status = if ctx.status != 0 {
             ctx.status
         } else {
@@ -329,7 +330,7 @@ impl ProxyHttp for Gateway {
         }
         let mut verdict = self.inspect_head(session, ctx, &snap);
         if verdict.is_none() && !snap.quotas.is_empty() {
-            let dept = snap.departments.get(ctx.dept).map_or("unknown", |d| d.id.as_str());
+            let dept = snap.departments.get(ctx.dept.0).map_or("unknown", |d| d.id.as_str());
             if let Some(e) = self.quotas.blocking(&snap.quotas, dept) {
                 ctx.reason = Some(Uninspectable::Quota);
                 ctx.block_dir = Some(Direction::Request);

@@ -11,6 +11,7 @@ use pingora::upstreams::peer::HttpPeer;
 
 use super::ctx::{Ctx, ReqBody};
 use super::state::Active;
+use crate::config::RouteId;
 use crate::config::Snapshot;
 
 /// Request fields that say who the client is. The client's own are never forwarded: the
@@ -22,12 +23,12 @@ pub const POOL_IDLE: Option<std::time::Duration> = Some(std::time::Duration::fro
 
 /// A connection to `peer` failed before anything was sent: take the address out of rotation
 /// until its health check passes, and say whether another address may be tried.
-pub fn fail_over(ctx: &mut Ctx, snap: &Active, route: usize, peer: &HttpPeer, e: &Error) -> bool {
+pub fn fail_over(ctx: &mut Ctx, snap: &Active, route: RouteId, peer: &HttpPeer, e: &Error) -> bool {
     let connect = matches!(
         e.etype(),
         ConnectRefused | ConnectTimedout | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert
     );
-    let (Some(pool), Some(r)) = (snap.pools.get(route), snap.routes.get(route)) else { return false };
+    let (Some(pool), Some(r)) = (snap.pools.get(route.0), snap.routes.get(route.0)) else { return false };
     if !connect {
         return false;
     }
@@ -43,7 +44,7 @@ pub fn fail_over(ctx: &mut Ctx, snap: &Active, route: usize, peer: &HttpPeer, e:
 }
 
 /// The upstream peer for a route (round robin over healthy addresses).
-pub fn peer(snap: &Active, route: usize, failed: &[SocketAddr]) -> Box<HttpPeer> {
+pub fn peer(snap: &Active, route: RouteId, failed: &[SocketAddr]) -> Box<HttpPeer> {
     let r = &snap.routes[route];
     let u = &r.upstream;
     let addr = snap.pools[route].pick(failed);
@@ -53,7 +54,7 @@ pub fn peer(snap: &Active, route: usize, failed: &[SocketAddr]) -> Box<HttpPeer>
     peer.options.read_timeout = Some(u.read_timeout);
     peer.options.write_timeout = Some(u.read_timeout);
     peer.options.idle_timeout = Some(Duration::from_secs(60));
-    if let Some(ca) = snap.cas.get(route).cloned().flatten() {
+    if let Some(ca) = snap.cas.get(route.0).cloned().flatten() {
         peer.options.ca = Some(ca);
     }
     Box::new(peer)
@@ -207,7 +208,7 @@ mod tests {
         let ctx = Ctx {
             peer_ip: "10.1.1.1".parse().ok(),
             forwarded_for: Some("198.51.100.1".into()),
-            route: Some(0),
+            route: Some(crate::config::RouteId(0)),
             dept: snap.unknown,
             new_query: Some("id=%5BX%5D".into()),
             ..Ctx::default()

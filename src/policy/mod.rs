@@ -56,6 +56,18 @@ impl Direction {
     }
 }
 
+/// A department: its index in the snapshot's department list (not a bare `usize`, so it cannot be
+/// mixed up with a route or rule index).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeptId(pub usize);
+
+impl<T> std::ops::Index<DeptId> for Vec<T> {
+    type Output = T;
+    fn index(&self, d: DeptId) -> &T {
+        &self[d.0]
+    }
+}
+
 /// One value per direction, indexed by [`Direction`] (never by a bare 0 or 1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PerDirection<T> {
@@ -202,7 +214,11 @@ pub enum Recognised {
 }
 
 /// Pick the department: client certificate first, then API key, then source network.
-pub fn identify(depts: &[Department], id: &Identity) -> Option<(usize, Recognised)> {
+pub fn identify(depts: &[Department], id: &Identity) -> Option<(DeptId, Recognised)> {
+    identify_index(depts, id).map(|(i, r)| (DeptId(i), r))
+}
+
+fn identify_index(depts: &[Department], id: &Identity) -> Option<(usize, Recognised)> {
     if let Some(c) = &id.cert {
         // a certificate naming several departments (an OU of one, a SAN of another) gets the
         // least cleared of them, not whichever the config happens to list first
@@ -312,9 +328,12 @@ mod tests {
             }),
             ..Identity::default()
         };
-        assert_eq!(identify(&depts, &cert(&["公安厅"], &[])), Some((0, Recognised::Certificate)));
-        assert_eq!(identify(&depts, &cert(&[], &["CIVIL.gov.example"])), Some((1, Recognised::Certificate)));
-        assert_eq!(identify(&depts, &cert(&["公安厅"], &["civil.gov.example"])), Some((1, Recognised::Certificate)));
+        assert_eq!(identify(&depts, &cert(&["公安厅"], &[])), Some((DeptId(0), Recognised::Certificate)));
+        assert_eq!(identify(&depts, &cert(&[], &["CIVIL.gov.example"])), Some((DeptId(1), Recognised::Certificate)));
+        assert_eq!(
+            identify(&depts, &cert(&["公安厅"], &["civil.gov.example"])),
+            Some((DeptId(1), Recognised::Certificate))
+        );
     }
 
     #[test]
@@ -371,11 +390,11 @@ mod tests {
         let cert = CertIdentity { ou: vec!["公安厅".into()], ..Default::default() };
         let all =
             Identity { cert: Some(cert), api_key_sha256: Some([7; 32]), ip: Some("10.1.1.1".parse().expect("ip")) };
-        assert_eq!(identify(&depts, &all), Some((0, Recognised::Certificate)));
+        assert_eq!(identify(&depts, &all), Some((DeptId(0), Recognised::Certificate)));
         let key = Identity { cert: None, ..all.clone() };
-        assert_eq!(identify(&depts, &key), Some((1, Recognised::ApiKey)));
+        assert_eq!(identify(&depts, &key), Some((DeptId(1), Recognised::ApiKey)));
         let net = Identity { api_key_sha256: Some([8; 32]), ..key.clone() };
-        assert_eq!(identify(&depts, &net), Some((2, Recognised::Network)));
+        assert_eq!(identify(&depts, &net), Some((DeptId(2), Recognised::Network)));
         let none = Identity { ip: Some("192.168.0.1".parse().expect("ip")), ..net };
         assert_eq!(identify(&depts, &none), None);
     }

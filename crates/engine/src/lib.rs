@@ -82,6 +82,18 @@ pub(crate) struct Hit {
     pub end: usize,
 }
 
+/// A rule: its index in [`RuleSet::rules`] (not a bare `usize` where rules, routes and
+/// departments meet, in the gateway's finding log and decisions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub usize);
+
+impl<T> std::ops::Index<RuleId> for [T] {
+    type Output = T;
+    fn index(&self, r: RuleId) -> &T {
+        &self[r.0]
+    }
+}
+
 /// One detected value. Offsets are bytes in the original input; `end` is exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finding {

@@ -268,12 +268,12 @@ pub fn scan_document(
         let scan = snap.rules.scan(text);
         let mut edits = Vec::new();
         for f in &scan.findings {
-            let mut a = scope.decide(f.rule);
+            let mut a = scope.decide(crate::engine::RuleId(f.rule));
             if !maskable && a.rewrites() {
                 a = if rules.unmaskable_blocks { Action::Block } else { Action::Alert };
             }
             let value = scan.value(f);
-            log.record_at(snap, scope.dir, f.rule, a, value, Some(&|| locate(f.start)));
+            log.record_at(snap, scope.dir, crate::engine::RuleId(f.rule), a, value, Some(&|| locate(f.start)));
             match a {
                 Action::Block => blocked = true,
                 a if a.rewrites() => {

@@ -4,7 +4,9 @@
 use crate::config::Snapshot;
 use crate::documents;
 use crate::engine::Action;
+use crate::engine::RuleId;
 use crate::engine::transform::mask;
+use crate::policy::DeptId;
 use crate::policy::Direction;
 use crate::telemetry::{AuditFinding, Metrics};
 
@@ -15,7 +17,7 @@ pub struct FindingLog {
     /// Counts only, no sample or fingerprint: nothing will read them (no audit sink).
     pub brief: bool,
     /// Per rule, the values a response delivered in clear (`allow`, `alert`), for the quotas.
-    pub returned: Vec<(usize, u64)>,
+    pub returned: Vec<(RuleId, u64)>,
     /// A body was a document of this kind (the last one inspected).
     pub document: Option<documents::Kind>,
     /// The file name a `Content-Disposition` (of the message or of a multipart part holding a
@@ -26,7 +28,7 @@ pub struct FindingLog {
 #[derive(Debug)]
 pub struct LogEntry {
     pub dir: Direction,
-    pub rule: usize,
+    pub rule: RuleId,
     pub action: Action,
     pub count: u64,
     pub sample: String,
@@ -40,7 +42,7 @@ const MAX_FINGERPRINTS: usize = 16;
 impl FindingLog {
     /// Record one finding: count it, and (unless `brief`) keep a masked sample and a keyed
     /// fingerprint for the audit event (never the value). `allow` findings are not recorded.
-    pub fn record(&mut self, snap: &Snapshot, dir: Direction, rule: usize, action: Action, value: &[u8]) {
+    pub fn record(&mut self, snap: &Snapshot, dir: Direction, rule: RuleId, action: Action, value: &[u8]) {
         self.record_at(snap, dir, rule, action, value, None);
     }
 
@@ -50,7 +52,7 @@ impl FindingLog {
         &mut self,
         snap: &Snapshot,
         dir: Direction,
-        rule: usize,
+        rule: RuleId,
         action: Action,
         value: &[u8],
         location: Option<&dyn Fn() -> String>,
@@ -91,9 +93,9 @@ impl FindingLog {
     }
 
     /// Count every recorded finding in `dlpgate_findings_total` (once per request).
-    pub fn count(&self, snap: &Snapshot, dept: usize) {
+    pub fn count(&self, snap: &Snapshot, dept: DeptId) {
         let m = Metrics::get();
-        let dept = snap.departments.get(dept).map(|d| d.id.as_str()).unwrap_or("unknown");
+        let dept = snap.departments.get(dept.0).map(|d| d.id.as_str()).unwrap_or("unknown");
         for e in &self.entries {
             let r = &snap.rules.rules()[e.rule];
             m.findings

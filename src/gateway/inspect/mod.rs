@@ -20,11 +20,13 @@ pub use findings::{FindingLog, LogEntry};
 pub use multipart::{disposition_filename, multipart_boundary, scan_multipart};
 pub use outcome::Uninspectable;
 
+use crate::config::RouteId;
 use crate::config::Snapshot;
 use crate::documents;
 use crate::engine::Action;
+use crate::engine::RuleId;
 use crate::engine::stream::StreamFinding;
-use crate::policy::Direction;
+use crate::policy::{DeptId, Direction};
 use crate::telemetry::Metrics;
 
 /// What decides a finding's action: which department's body is scanned, on which route, in which
@@ -32,14 +34,14 @@ use crate::telemetry::Metrics;
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub snap: &'a Snapshot,
-    pub route: usize,
-    pub dept: usize,
+    pub route: RouteId,
+    pub dept: DeptId,
     pub dir: Direction,
 }
 
 impl Scope<'_> {
     /// The action for a finding of `rule`.
-    pub fn decide(&self, rule: usize) -> Action {
+    pub fn decide(&self, rule: RuleId) -> Action {
         self.snap.routes[self.route].decision(self.dept, self.dir, rule)
     }
 }
@@ -95,8 +97,8 @@ fn deciding<'a>(
     blocked: &'a mut bool,
 ) -> impl FnMut(&StreamFinding, &[u8]) -> Action + 'a {
     move |f, v| {
-        let a = scope.decide(f.rule);
-        log.record(scope.snap, scope.dir, f.rule, a, v);
+        let a = scope.decide(crate::engine::RuleId(f.rule));
+        log.record(scope.snap, scope.dir, RuleId(f.rule), a, v);
         if a == Action::Block {
             *blocked = true;
             Action::Redact
