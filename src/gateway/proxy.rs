@@ -572,7 +572,7 @@ impl Gateway {
         }
         let rules = snap.rules.rules();
         let crossed = self.quotas.add(&snap.quotas, dept_id, |q| {
-            ctx.log.returned.iter().filter(|(r, _)| q.counts(&rules[*r])).map(|(_, n)| n).sum()
+            ctx.log.returned.iter().filter(|r| q.counts(&rules[r.rule])).map(|r| r.count).sum()
         });
         for (i, total) in crossed {
             let q = &snap.quotas[i];

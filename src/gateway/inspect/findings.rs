@@ -17,12 +17,19 @@ pub struct FindingLog {
     /// Counts only, no sample or fingerprint: nothing will read them (no audit sink).
     pub brief: bool,
     /// Per rule, the values a response delivered in clear (`allow`, `alert`), for the quotas.
-    pub returned: Vec<(RuleId, u64)>,
+    pub returned: Vec<Returned>,
     /// A body was a document of this kind (the last one inspected).
     pub document: Option<documents::Kind>,
     /// The file name a `Content-Disposition` (of the message or of a multipart part holding a
     /// document) gave it; raw here, masked when audited.
     pub file: Option<String>,
+}
+
+/// Values of one rule a response delivered in clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Returned {
+    pub rule: RuleId,
+    pub count: u64,
 }
 
 #[derive(Debug)]
@@ -58,9 +65,9 @@ impl FindingLog {
         location: Option<&dyn Fn() -> String>,
     ) {
         if dir == Direction::Response && matches!(action, Action::Allow | Action::Alert) {
-            match self.returned.iter_mut().find(|r| r.0 == rule) {
-                Some(r) => r.1 += 1,
-                None => self.returned.push((rule, 1)),
+            match self.returned.iter_mut().find(|r| r.rule == rule) {
+                Some(r) => r.count += 1,
+                None => self.returned.push(Returned { rule, count: 1 }),
             }
         }
         if action == Action::Allow {

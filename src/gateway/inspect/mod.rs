@@ -16,7 +16,7 @@ use std::time::Instant;
 
 pub use body::{BodyInspector, BodyRules, ScannedDocument, scan_document};
 pub use decode::{Coding, DecodeError, DecodeLimits, Decoder, Sink, coding};
-pub use findings::{FindingLog, LogEntry};
+pub use findings::{FindingLog, LogEntry, Returned};
 pub use multipart::{disposition_filename, multipart_boundary, scan_multipart};
 pub use outcome::Uninspectable;
 
@@ -137,27 +137,25 @@ pub fn scan_body(
     rules: &BodyRules,
 ) -> Result<ScannedBody, Uninspectable> {
     let t0 = Instant::now();
-    let result =
-        if documents::sniff(body).is_some() {
-            scan_document(scope, log, body, rules).map(|d| ScannedBody {
-                out: d.bytes.unwrap_or_else(|| body.to_vec()),
-                blocked: d.blocked,
-                binary_parts: 0,
-            })
-        } else {
-            match multipart_boundary(content_type) {
-                Some(b) => scan_multipart(scope, log, body, &b, rules)
-                    .map(|(out, blocked, binary_parts)| ScannedBody { out, blocked, binary_parts }),
-                None => {
-                    let (out, blocked) = if content_type.is_some_and(is_form) {
-                        scan_form(scope, log, body)
-                    } else {
-                        scan_buffer(scope, log, body)
-                    };
-                    Ok(ScannedBody { out, blocked, binary_parts: 0 })
-                }
+    let result = if documents::sniff(body).is_some() {
+        scan_document(scope, log, body, rules).map(|d| ScannedBody {
+            out: d.bytes.unwrap_or_else(|| body.to_vec()),
+            blocked: d.blocked,
+            binary_parts: 0,
+        })
+    } else {
+        match multipart_boundary(content_type) {
+            Some(b) => scan_multipart(scope, log, body, &b, rules),
+            None => {
+                let (out, blocked) = if content_type.is_some_and(is_form) {
+                    scan_form(scope, log, body)
+                } else {
+                    scan_buffer(scope, log, body)
+                };
+                Ok(ScannedBody { out, blocked, binary_parts: 0 })
             }
-        };
+        }
+    };
     observe(scope.dir, body.len(), t0);
     result
 }

@@ -1,7 +1,7 @@
 //! Multipart bodies part by part, and `Content-Disposition` parameters.
 
 use super::body::BodyRules;
-use super::{FindingLog, Scope, Uninspectable, is_form, scan_buffer, scan_document, scan_form};
+use super::{FindingLog, ScannedBody, Scope, Uninspectable, is_form, scan_buffer, scan_document, scan_form};
 use crate::documents;
 
 /// The `boundary` parameter of a `multipart/*` content type.
@@ -25,14 +25,14 @@ pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
 /// A form field is always scanned, whatever type the client gives it (form parsers ignore it).
 /// Delimiters count only at the start of a line, as RFC 2046 has them.
 /// A file part whose bytes show a document (xlsx, docx, zip …) is inspected inside.
-/// Returns (output, blocked, binary_parts); an unparsable body is scanned whole.
+/// An unparsable body is scanned whole.
 pub fn scan_multipart(
     scope: Scope<'_>,
     log: &mut FindingLog,
     body: &[u8],
     boundary: &str,
     rules: &BodyRules,
-) -> Result<(Vec<u8>, bool, usize), Uninspectable> {
+) -> Result<ScannedBody, Uninspectable> {
     let delim = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delim.as_bytes());
     let positions: Vec<usize> = finder
@@ -50,7 +50,7 @@ pub fn scan_multipart(
         .collect();
     if positions.len() < 2 {
         let (o, b) = scan_buffer(scope, log, body);
-        return Ok((o, b, 0));
+        return Ok(ScannedBody { out: o, blocked: b, binary_parts: 0 });
     }
     let mut out = Vec::with_capacity(body.len());
     let mut blocked = false;
@@ -124,7 +124,7 @@ pub fn scan_multipart(
     if let Some(&last) = positions.last() {
         blocked |= scan_raw(&mut out, log, &body[last..]);
     }
-    Ok((out, blocked, binary))
+    Ok(ScannedBody { out, blocked, binary_parts: binary })
 }
 
 /// The parameters of a `Content-Disposition` value, split at `;` outside quotes (the first item is
