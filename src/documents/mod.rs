@@ -191,8 +191,22 @@ fn read_pdf(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError
 
 /// A legacy `.xls`: every cell read (calamine), none can be written back.
 fn read_xls(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
+    // a reader of untrusted input must not take the gateway down with it
+    let read = || xls_text(doc);
+    let (text, locs) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+        .ok()
+        .flatten()
+        .ok_or(DocError::Unreadable(Format::Ole2))?;
+    let locate = |at: usize| locate_in(&locs, at);
+    let edits = inspect(&text, &locate, false);
+    Ok(Outcome { kind: Kind::Xls, bytes: None, unmaskable: !edits.is_empty() })
+}
+
+/// Every cell's text of a legacy workbook, a line each, and where each line is.
+#[allow(clippy::type_complexity)]
+fn xls_text(doc: &[u8]) -> Option<(Vec<u8>, Vec<(usize, String)>)> {
     use calamine::{Reader, Xls};
-    let mut book: Xls<_> = Xls::new(std::io::Cursor::new(doc)).map_err(|_| DocError::Unreadable(Format::Ole2))?;
+    let mut book: Xls<_> = Xls::new(std::io::Cursor::new(doc)).ok()?;
     let mut text = Vec::new();
     let mut locs: Vec<(usize, String)> = Vec::new();
     for name in book.sheet_names() {
@@ -210,9 +224,7 @@ fn read_xls(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError
             }
         }
     }
-    let locate = |at: usize| locate_in(&locs, at);
-    let edits = inspect(&text, &locate, false);
-    Ok(Outcome { kind: Kind::Xls, bytes: None, unmaskable: !edits.is_empty() })
+    Some((text, locs))
 }
 
 fn cell_text(cell: &calamine::Data) -> String {

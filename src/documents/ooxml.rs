@@ -18,6 +18,10 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::{DocError, Edit, Inspector, Kind, cell_ref};
 
+/// Shared strings named by cell up to this index (the table is one entry per string: a made-up
+/// index must not make it large); past it a finding is named by its part and number.
+const MAX_SHARED_NAMED: usize = 1 << 21;
+
 /// Text gathered before the units so far are inspected and written out: bounds what a part of
 /// any size holds in memory (units are never split).
 const BATCH: usize = 256 << 10;
@@ -124,7 +128,7 @@ pub(super) fn shared_cells(xml: impl BufRead, sheet: u32, refs: &mut Vec<Option<
                 if let (Some((row, col)), Some(i)) =
                     (cell, std::str::from_utf8(&t).ok().and_then(|s| s.trim().parse::<usize>().ok()))
                 {
-                    if i < 1 << 24 {
+                    if i < MAX_SHARED_NAMED {
                         if refs.len() <= i {
                             refs.resize(i + 1, None);
                         }
@@ -245,7 +249,7 @@ pub(super) struct SharedSeen(std::cell::RefCell<Vec<u64>>);
 
 impl SharedSeen {
     fn note(&self, index: usize, sheet: u32, row: u32, col: u32) {
-        if index >= 1 << 24 {
+        if index >= MAX_SHARED_NAMED {
             return;
         }
         let mut v = self.0.borrow_mut();

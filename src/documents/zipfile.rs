@@ -56,7 +56,7 @@ fn check(ar: &mut Archive<'_>, budget: &mut Budget) -> Result<(), DocError> {
             return Err(DocError::Limit("archive entry compression ratio"));
         }
         let data = f.data_start().unwrap_or(f.header_start() + 30);
-        spans.push((f.header_start(), data + f.compressed_size()));
+        spans.push((f.header_start(), data.saturating_add(f.compressed_size())));
     }
     // entries that share bytes (the "better zip bomb" overlaps them to multiply its output)
     spans.sort_unstable();
