@@ -83,8 +83,9 @@ pub fn request_hold_limit(snap: &Snapshot, route: RouteId, req: &RequestHeader) 
     if i.scannable(content_type(&req.headers)) { i.max_buffer } else { i.max_buffer.max(i.max_document) }
 }
 
-/// Whether a label may hide a document: the types exports and archives are served as.
-fn may_be_document(content_type: Option<&str>) -> bool {
+/// Whether a label may hide a document: the types exports and archives are served as. Bodies of
+/// other types that are not text (images, video) are not held to look at their bytes.
+pub fn may_be_document(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return true };
     let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     ct.is_empty()
@@ -137,10 +138,12 @@ impl ResponsePlan {
         }
         let ct = content_type(&resp.headers);
         let text = r.inspect.scannable(ct);
-        if !text && r.inspect.on_binary == BinaryMode::Block && !may_be_document(ct) {
-            if let Some(v) = binary(ctx, snap, route, Direction::Response) {
-                return ResponsePlan::Refuse(v);
-            }
+        if !text && !may_be_document(ct) {
+            // an image, a video: neither text nor a document, passed untouched (counted) or refused
+            return match binary(ctx, snap, route, Direction::Response) {
+                Some(v) => ResponsePlan::Refuse(v),
+                None => ResponsePlan::Relay,
+            };
         }
         let decoder = match inspect::coding(&resp.headers) {
             Coding::Identity => None,

@@ -202,6 +202,9 @@ impl Gateway {
         if inspect::coding(&session.req_header().headers) != inspect::Coding::Identity {
             return Ok(decide::uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest));
         }
+        if !text && !decide::may_be_document(ct.as_deref()) {
+            return Ok(decide::binary(ctx, snap, route, Direction::Request));
+        }
         let may_block = r.may_block_for(ctx.dept, Direction::Request);
         let len: Option<usize> =
             head::header_str(session.req_header(), "content-length").and_then(|v| v.trim().parse().ok());

@@ -477,6 +477,8 @@ fn blocked_response_returns_403_and_no_data() {
     let p = curl(&[&url(&gw, "/stream/image")]);
     assert_eq!(p.status, 200);
     assert_eq!(p.text(), format!("PNG{ID}"), "binary bodies are never rewritten");
+    // nor held or reframed: an image is not a document, its length stays
+    assert_eq!(p.header("content-length"), Some(format!("PNG{ID}").len().to_string().as_str()), "{:?}", p.headers);
     let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
     assert!(
         m.lines().any(|l| l.starts_with("dlpgate_uninspected_total{")
@@ -1012,9 +1014,11 @@ fn second_request_upstream(stall: Option<Duration>) -> (u16, std::sync::Arc<[std
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                     body.len()
                 );
+                // counted before the answer leaves: the client may see it (and the test read the
+                // count) before this thread runs on
+                counts[0].fetch_add(1, SeqCst);
                 let _ = w.write_all(head.as_bytes());
                 let _ = w.write_all(body.as_bytes());
-                counts[0].fetch_add(1, SeqCst);
                 // the next request on this connection is not answered
                 line.clear();
                 if r.read_line(&mut line).unwrap_or(0) > 0 {
