@@ -273,7 +273,11 @@ impl Builtins {
             let mut v = [0u8; 18];
             v[..17].copy_from_slice(d);
             v[17] = b'X';
-            return ok(Builtin::CnIdCard, validate::cn_id_card, &v).map(|r| (r, 0));
+            // 17 digits and X: an ID number, or the credit code of a government body or public
+            // institution (`11…`/`12…`), whose check character can be X too
+            return ok(Builtin::CnIdCard, validate::cn_id_card, &v)
+                .or_else(|| ok(Builtin::CnUscc, validate::cn_uscc, &v))
+                .map(|r| (r, 0));
         }
         let found = match n {
             18 => ok(Builtin::CnIdCard, validate::cn_id_card, d)
@@ -668,6 +672,9 @@ mod tests {
     fn table() {
         let cases: &[(&str, &[(&str, &str)])] = &[
             ("身份证11010519491231002X。", &[("cn_id_card", "11010519491231002X")]),
+            // government bodies and public institutions: all digits and an X check character
+            ("code 12110105876232860X,", &[("cn_uscc", "12110105876232860X")]),
+            ("code 11410102264847564x,", &[("cn_uscc", "11410102264847564x")]),
             ("id: 110105 1949 1231 002x", &[("cn_id_card", "110105 1949 1231 002x")]),
             ("tel 138-0013-8000,", &[("cn_mobile", "138-0013-8000")]),
             ("tel 136.7251.9917;", &[("cn_mobile", "136.7251.9917")]),
