@@ -144,8 +144,9 @@ impl Builtins {
                 return end;
             }
         }
-        // dotted quad, not glued to a word (`v1.2.3.4`, `abc192.168.1.10`)
-        if run_end < t.len() && t[run_end] == b'.' && run_end - s <= 3 && !is_word(prev) {
+        // dotted quad, not glued to a word (`v1.2.3.4`, `abc192.168.1.10`) and not a product's
+        // version (`Chrome/120.0.0.0`, `Version/17.1.2.3`: a name, a slash, the numbers)
+        if run_end < t.len() && t[run_end] == b'.' && run_end - s <= 3 && !is_word(prev) && !after_product(t, s) {
             if let Some(rule) = self.rule(Builtin::Ipv4) {
                 if let Some(end) = ipv4_at(t, s) {
                     out.push(Hit { rule, start: s, end });
@@ -513,6 +514,16 @@ fn nth_digit_pos(t: &[u8], start: usize, n: usize) -> usize {
     i
 }
 
+/// Whether the run at `s` follows a product token and a slash (`Chrome/`, `Safari/`,
+/// `Version/`): a user agent's version, not an address. A URL's `//` is not a product.
+fn after_product(t: &[u8], s: usize) -> bool {
+    if s < 2 || t[s - 1] != b'/' {
+        return false;
+    }
+    let name = t[..s - 1].iter().rev().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')).count();
+    name > 0 && t[s - 1 - name..s - 1].iter().any(u8::is_ascii_alphabetic)
+}
+
 /// A dotted quad starting at `s`; returns its end when it is a whole, valid IPv4 address.
 fn ipv4_at(t: &[u8], s: usize) -> Option<usize> {
     let mut i = s;
@@ -672,6 +683,11 @@ mod tests {
     fn table() {
         let cases: &[(&str, &[(&str, &str)])] = &[
             ("身份证11010519491231002X。", &[("cn_id_card", "11010519491231002X")]),
+            // a browser's version is no address; a URL's host is
+            ("Mozilla/5.0 Chrome/120.0.0.0 Safari/537.36", &[]),
+            ("Version/17.1.2.3 Mobile", &[]),
+            ("http://10.20.30.40/api", &[("ipv4", "10.20.30.40")]),
+            ("peer 10.20.30.40:443", &[("ipv4", "10.20.30.40")]),
             // government bodies and public institutions: all digits and an X check character
             ("code 12110105876232860X,", &[("cn_uscc", "12110105876232860X")]),
             ("code 11410102264847564x,", &[("cn_uscc", "11410102264847564x")]),
