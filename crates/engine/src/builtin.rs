@@ -251,7 +251,7 @@ impl Builtins {
                     continue;
                 }
                 let start = c.g[lo].0 - usize::from(lo == 0 && c.paren);
-                let end = c.g[hi].1 + usize::from(with_x);
+                let end = if with_x { c.end } else { c.g[hi].1 };
                 if let Some((rule, skip)) = self.classify(&canon[..n], with_x) {
                     let start = if skip == 0 { start } else { nth_digit_pos(t, start, skip) };
                     out.push(Hit { rule, start, end });
@@ -404,15 +404,11 @@ impl Chain {
             digits += e - i;
             groups += 1;
             if groups == MAX_GROUPS || e + 1 >= t.len() {
-                return (digits, e + usize::from(is_x_suffix(t, e)));
+                return (digits, x_end(t, e));
             }
-            let sep = t[e];
-            let joins =
-                matches!(sep, b' ' | b'-') || (sep == b')' && groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0');
-            if joins && t[e + 1].is_ascii_digit() {
-                i = e + 1;
-            } else {
-                return (digits, e + usize::from(is_x_suffix(t, e)));
+            match next_group(t, s, e, groups) {
+                Some(n) => i = n,
+                None => return (digits, x_end(t, e)),
             }
         }
     }
@@ -431,22 +427,18 @@ impl Chain {
             if e + 1 >= t.len() {
                 break;
             }
-            let sep = t[e];
-            let joins = matches!(sep, b' ' | b'-')
-                || (sep == b')' && c.groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0');
-            if !joins || !t[e + 1].is_ascii_digit() {
-                break;
-            }
+            let Some(n) = next_group(t, s, e, c.groups) else { break };
             if c.groups == MAX_GROUPS {
                 c.more = true;
                 break;
             }
-            c.paren |= sep == b')';
-            i = e + 1;
+            c.paren |= t[e] == b')';
+            i = n;
         }
-        if is_x_suffix(t, c.end) {
+        let end = x_end(t, c.end);
+        if end > c.end {
             c.x = true;
-            c.end += 1;
+            c.end = end;
         }
         c
     }
@@ -489,6 +481,32 @@ fn last_group_start(t: &[u8], s: usize, end: usize) -> usize {
 }
 
 /// `X`/`x` right after a digit run and not followed by another word character.
+/// Where the group after the one ending at `e` starts, when a separator joins them: one space or
+/// hyphen, two spaces (`110105  19491231`), or the `)` after an area code in parentheses.
+#[inline]
+fn next_group(t: &[u8], s: usize, e: usize, groups: usize) -> Option<usize> {
+    let digit_at = |i: usize| t.get(i).is_some_and(u8::is_ascii_digit);
+    match t.get(e)? {
+        b' ' if t.get(e + 1) == Some(&b' ') && digit_at(e + 2) => Some(e + 2),
+        b' ' | b'-' if digit_at(e + 1) => Some(e + 1),
+        b')' if groups == 1 && s > 0 && t[s - 1] == b'(' && t[s] == b'0' && digit_at(e + 1) => Some(e + 1),
+        _ => None,
+    }
+}
+
+/// The end of a chain whose last group ends at `e`, with its `X` check character: right after the
+/// digits, or after one space or hyphen (`110105 19491231 002 X`).
+#[inline]
+fn x_end(t: &[u8], e: usize) -> usize {
+    if is_x_suffix(t, e) {
+        e + 1
+    } else if matches!(t.get(e), Some(b' ' | b'-')) && is_x_suffix(t, e + 1) {
+        e + 2
+    } else {
+        e
+    }
+}
+
 fn is_x_suffix(t: &[u8], e: usize) -> bool {
     matches!(t.get(e), Some(b'X' | b'x')) && !t.get(e + 1).is_some_and(|b| is_word(*b))
 }
@@ -692,6 +710,10 @@ mod tests {
             ("code 12110105876232860X,", &[("cn_uscc", "12110105876232860X")]),
             ("code 11410102264847564x,", &[("cn_uscc", "11410102264847564x")]),
             ("id: 110105 1949 1231 002x", &[("cn_id_card", "110105 1949 1231 002x")]),
+            // grouped forms: 6-8-4 with two spaces, 6-8-3-1, 3-3-4-4-4 with a hyphen before the X
+            ("id: 110105  19491231  002x,", &[("cn_id_card", "110105  19491231  002x")]),
+            ("id: 110105 19491231 002 X,", &[("cn_id_card", "110105 19491231 002 X")]),
+            ("id: 110 105 1949 1231 002-X,", &[("cn_id_card", "110 105 1949 1231 002-X")]),
             ("tel 138-0013-8000,", &[("cn_mobile", "138-0013-8000")]),
             ("tel 136.7251.9917;", &[("cn_mobile", "136.7251.9917")]),
             ("v 136.7251.9917.1", &[]),
@@ -857,11 +879,21 @@ mod tests {
             "T",
             "91350100M000100Y43",
             "192.168.1.10",
+            "  ",
+            " X",
         ];
         let mut docs = random_docs(&pieces, 4000, 0x9E37_79B9_7F4A_7C15);
         // chained values with a separator or a group at every offset around the window edges
-        for v in ["138 0013 8000", "110105 1949 1231 002X", "1 3 8 0 0 1 3 8 0 0 0", "12-34 5678 90", "a1 234 56789 0"]
-        {
+        for v in [
+            "138 0013 8000",
+            "110105 1949 1231 002X",
+            "1 3 8 0 0 1 3 8 0 0 0",
+            "12-34 5678 90",
+            "a1 234 56789 0",
+            "110105  19491231  002x",
+            "110105 19491231 002 X",
+            "110 105 1949 1231 002-X",
+        ] {
             for pad in 40..130 {
                 let mut d = vec![b'"'; pad];
                 d.extend_from_slice(v.as_bytes());

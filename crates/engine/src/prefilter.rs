@@ -262,10 +262,15 @@ pub(crate) fn for_each_hot_run(
 /// chain's later groups are looked at on their own. `false` when the chain may run past the window.
 pub(crate) fn short_chain(m: &Window, ps: usize) -> bool {
     let d = m.digit;
-    let chained = d | (m.sep & (d << 1) & (d >> 1)); // digits, and separators between two digits
+    // digits, separators between two digits, and pairs of separators between two digits (the
+    // chain builder joins groups across two spaces)
+    let pair_first = m.sep & (d << 1) & (m.sep >> 1) & (d >> 2);
+    let pair_second = m.sep & (m.sep << 1) & (d << 2) & (d >> 1);
+    let chained = d | (m.sep & (d << 1) & (d >> 1)) | pair_first | pair_second;
     let len = (!(chained >> ps)).trailing_zeros() as usize;
-    if ps + len >= 63 {
-        return false; // a separator in the last byte is not in `chained` yet: the chain may go on
+    if ps + len >= 62 {
+        // a separator (or a pair) in the last bytes is not in `chained` yet: the chain may go on
+        return false;
     }
     (d & (((1u64 << len) - 1) << ps)).count_ones() < 10
 }
