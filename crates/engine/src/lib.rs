@@ -246,7 +246,7 @@ impl RuleSet {
                 kw_ci |= d.case_insensitive;
                 kw_entries.push((
                     idx,
-                    if d.spaced { spaced(kws) } else { kws.clone() },
+                    kws.clone(),
                     Exclusions {
                         not_followed_by: d.not_followed_by.clone(),
                         not_preceded_by: d.not_preceded_by.clone(),
@@ -443,8 +443,8 @@ fn check_rule(r: &RawRule) -> Vec<String> {
         if k.is_empty() || k.iter().any(|s| s.is_empty()) {
             p.push("keywords must be a non-empty list of non-empty strings".into());
         }
-    } else if !d.not_followed_by.is_empty() || !d.not_preceded_by.is_empty() || d.spaced {
-        p.push("not_followed_by, not_preceded_by and spaced apply to keywords detectors only".into());
+    } else if !d.not_followed_by.is_empty() || !d.not_preceded_by.is_empty() {
+        p.push("not_followed_by/not_preceded_by apply to keywords detectors only".into());
     }
     if let Some(re) = &d.regex {
         if let Err(e) = patterns::check_one(re, d.case_insensitive) {
@@ -504,26 +504,6 @@ fn has_context(t: &[u8], start: usize, end: usize, words: &aho_corasick::AhoCora
     let lo = start.saturating_sub(CONTEXT_BEFORE);
     let hi = (end + CONTEXT_AFTER).min(t.len());
     words.is_match(&t[lo..hi])
-}
-
-/// Every keyword, and each with one space or ideographic space between two of its characters.
-fn spaced(keywords: &[String]) -> Vec<String> {
-    let mut out = keywords.to_vec();
-    for k in keywords {
-        let chars: Vec<char> = k.chars().collect();
-        for gap in 1..chars.len() {
-            if chars[gap - 1].is_whitespace() || chars[gap].is_whitespace() {
-                continue;
-            }
-            for sep in [' ', '\u{3000}'] {
-                let mut v: String = chars[..gap].iter().collect();
-                v.push(sep);
-                v.extend(&chars[gap..]);
-                out.push(v);
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

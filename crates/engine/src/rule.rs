@@ -132,10 +132,6 @@ pub(crate) struct RawDetector {
     pub not_followed_by: Vec<String>,
     #[serde(default)]
     pub not_preceded_by: Vec<String>,
-    /// Keywords also match with one space or ideographic space between two of their
-    /// characters (`绝 密`, `内 部资料`: a marking typed apart to slip past a filter).
-    #[serde(default)]
-    pub spaced: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
