@@ -201,6 +201,16 @@ pub(super) fn rewrite(
             (f.name().to_string(), f.is_dir() || f.size() == 0, options(&f))
         };
         let here = format!("{prefix}{name}");
+        // an archive's own entry names are content too (`名单_110105….csv`); a package's are
+        // structure and stay as they are
+        let renamed = if package.as_ref().is_some_and(|p| p.kind != Kind::Zip) {
+            None
+        } else {
+            // `_` read as the separator it is in file names, where it would glue a value to a word
+            let view: Vec<u8> = name.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect();
+            let edits = inspect(&view, &|_| format!("{here} (entry name)"), true);
+            apply(name.as_bytes(), &edits).map(|n| String::from_utf8_lossy(&n).into_owned())
+        };
         let mut new: Option<Vec<u8>> = None;
         if empty {
             // nothing to read
@@ -247,15 +257,17 @@ pub(super) fn rewrite(
                 None => None,
             };
         }
+        let out_name = renamed.as_deref().unwrap_or(&name);
+        changed |= renamed.is_some();
         match new {
             Some(data) => {
-                w.start_file(name.as_str(), opts).map_err(corrupt)?;
+                w.start_file(out_name, opts).map_err(corrupt)?;
                 w.write_all(&data).map_err(corrupt)?;
                 changed = true;
             }
             None => {
                 let f = ar.by_index_raw(i).map_err(corrupt)?;
-                w.raw_copy_file(f).map_err(corrupt)?;
+                w.raw_copy_file_rename(f, out_name).map_err(corrupt)?;
             }
         }
     }

@@ -87,15 +87,10 @@ impl Ctx {
     /// events and logs). `_` is read as the separator it is in names (`导出_110105…X.xlsx`),
     /// where the engine would otherwise take it for part of a word.
     pub fn masked(&self, text: &str) -> String {
-        let Some(snap) = self.snap.as_ref() else { return String::new() };
-        let view: Vec<u8> = text.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect();
-        let scan = snap.rules.scan(&view);
-        if scan.findings.is_empty() {
-            return text.to_string();
+        match self.snap.as_ref() {
+            Some(snap) => super::inspect::masked_name(snap, text),
+            None => String::new(),
         }
-        let mut out = Vec::with_capacity(text.len());
-        snap.transformer.apply(&snap.rules, text.as_bytes(), &scan, |_| crate::engine::Action::Mask, &mut out);
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// An audit event about this request: who, where, what, and the status sent. The caller

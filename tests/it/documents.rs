@@ -213,6 +213,9 @@ fn serve() -> Upstream {
                 "application/zip",
             ),
             "bomb.zip" => (bomb(), "application/zip"),
+            "named.zip" => {
+                (zip_of(&[(&format!("名单_{ID}.csv"), format!("id\n{ID}\n").into_bytes())]), "application/zip")
+            }
             "nested.zip" => (nested(5), "application/zip"),
             "ok-nested.zip" => (nested(2), "application/zip"),
             "encrypted.zip" => (encrypted(), "application/zip"),
@@ -471,4 +474,21 @@ fn documents_on_pingoras_path_are_held_and_masked() {
     let r = curl(&["--data", "x=1", &format!("http://127.0.0.1:{}/proxied/bomb.zip", gw.http)]);
     assert!(r.exit != 0 || r.status >= 500, "a bomb on the proxy path must not complete: {}", r.status);
     assert!(r.body.len() < 1 << 20);
+}
+
+/// An entry or sheet name can hold a value too: locations in audit events are masked like paths.
+#[test]
+fn locations_never_carry_a_raw_value() {
+    let (gw, _up) = start("named");
+    let r = get(&gw, "/exports/named.zip");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.contains("locations"));
+    assert!(audit.contains(&format!("名单_{ID_MASKED}.csv")), "{audit}");
+    assert!(!audit.contains(ID), "raw value in audit: {audit}");
+    // and the entry's own name, content like any other, is masked in the archive delivered
+    assert_eq!(names(&r.body), [format!("名单_{ID_MASKED}.csv")]);
+    assert_eq!(
+        String::from_utf8(entry(&r.body, &format!("名单_{ID_MASKED}.csv"))).expect("csv"),
+        format!("id\n{ID_MASKED}\n")
+    );
 }

@@ -273,7 +273,9 @@ pub fn scan_document(
                 a = if rules.unmaskable_blocks { Action::Block } else { Action::Alert };
             }
             let value = scan.value(f);
-            log.record_at(snap, scope.dir, crate::engine::RuleId(f.rule), a, value, Some(&|| locate(f.start)));
+            // a location names entries and sheets, which may themselves hold a value
+            let location = || super::masked_name(snap, &locate(f.start));
+            log.record_at(snap, scope.dir, crate::engine::RuleId(f.rule), a, value, Some(&location));
             match a {
                 Action::Block => blocked = true,
                 a if a.rewrites() => {

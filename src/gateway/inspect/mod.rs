@@ -108,6 +108,20 @@ fn deciding<'a>(
     }
 }
 
+/// `text` (a path, a file or sheet name, a location) with every value the rules find in it masked,
+/// for audit events and logs. `_` is read as the separator it is in names (`导出_110105…X.xlsx`),
+/// where the engine would otherwise take it for part of a word.
+pub fn masked_name(snap: &Snapshot, text: &str) -> String {
+    let view: Vec<u8> = text.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect();
+    let scan = snap.rules.scan(&view);
+    if scan.findings.is_empty() {
+        return text.to_string();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    snap.transformer.apply(&snap.rules, text.as_bytes(), &scan, |_| Action::Mask, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Count `bytes` scanned since `t0` in `dlpgate_inspected_bytes_total` and
 /// `dlpgate_scan_duration_seconds`: once per body (or per request head), not per piece.
 pub fn observe(dir: Direction, bytes: usize, t0: Instant) {
