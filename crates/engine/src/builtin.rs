@@ -246,13 +246,18 @@ impl Builtins {
                         n += 1;
                     }
                 }
-                let with_x = hi == k - 1 && c.x;
                 if !(10..=19).contains(&n) {
                     continue;
                 }
                 let start = c.g[lo].0 - usize::from(lo == 0 && c.paren);
+                // an X set apart from the digits is a check character only if it checks
+                let with_x = hi == k - 1 && c.x;
+                let (found, with_x) = match self.classify(&canon[..n], with_x) {
+                    None if with_x && c.x_apart => (self.classify(&canon[..n], false), false),
+                    found => (found, with_x),
+                };
                 let end = if with_x { c.end } else { c.g[hi].1 };
-                if let Some((rule, skip)) = self.classify(&canon[..n], with_x) {
+                if let Some((rule, skip)) = found {
                     let start = if skip == 0 { start } else { nth_digit_pos(t, start, skip) };
                     out.push(Hit { rule, start, end });
                     taken[lo..=hi].iter_mut().for_each(|x| *x = true);
@@ -384,6 +389,8 @@ struct Chain {
     digits: usize,
     /// a trailing `X`/`x` check character follows the last group
     x: bool,
+    /// ... after a space or hyphen (`002 X`): it may as well be a word of its own
+    x_apart: bool,
     /// the first group is an area code in parentheses: `(0371)`
     paren: bool,
     /// the chain holds `MAX_GROUPS` groups and more follow
@@ -415,8 +422,16 @@ impl Chain {
 
     /// The chain starting at `s`, whose first group ends at `first_end`.
     fn build(t: &[u8], s: usize, first_end: usize) -> Chain {
-        let mut c =
-            Chain { g: [(0, 0); MAX_GROUPS], groups: 0, digits: 0, x: false, paren: false, more: false, end: s };
+        let mut c = Chain {
+            g: [(0, 0); MAX_GROUPS],
+            groups: 0,
+            digits: 0,
+            x: false,
+            x_apart: false,
+            paren: false,
+            more: false,
+            end: s,
+        };
         let mut i = s;
         loop {
             let e = if i == s { first_end } else { digits_end(t, i) };
@@ -438,6 +453,7 @@ impl Chain {
         let end = x_end(t, c.end);
         if end > c.end {
             c.x = true;
+            c.x_apart = end == c.end + 2;
             c.end = end;
         }
         c
@@ -452,6 +468,7 @@ impl Chain {
         let (s, e) = self.g[self.groups];
         self.digits -= e - s;
         self.x = false;
+        self.x_apart = false;
         self.end = self.g[self.groups - 1].1;
         Some(s)
     }
@@ -714,6 +731,8 @@ mod tests {
             ("id: 110105  19491231  002x,", &[("cn_id_card", "110105  19491231  002x")]),
             ("id: 110105 19491231 002 X,", &[("cn_id_card", "110105 19491231 002 X")]),
             ("id: 110 105 1949 1231 002-X,", &[("cn_id_card", "110 105 1949 1231 002-X")]),
+            // an x set apart that checks nothing is a word of its own (found by the property test)
+            ("tel 13800138000 x机密", &[("cn_mobile", "13800138000")]),
             ("tel 138-0013-8000,", &[("cn_mobile", "138-0013-8000")]),
             ("tel 136.7251.9917;", &[("cn_mobile", "136.7251.9917")]),
             ("v 136.7251.9917.1", &[]),
