@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# CPU time per request of each proxy on PII-dense payloads, in one run: plain nginx (the limit),
+# dlpgate with inspection off (Pingora's own cost), dlpgate, and the nginx + Lua masking peer (what
+# an admin would otherwise build). CPU time is steadier than requests per second on these machines.
+#
+#   benches/cpu_per_request.sh      # needs: nginx libnginx-mod-http-lua wrk python3 (apt-get install -y …)
+#   DURATION=10 CONNS=16 benches/cpu_per_request.sh
+#
+# Each proxy runs on CPU 0 alone (one worker / one thread); wrk and the upstream (nginx serving the
+# payloads of benches/gen_pii_dense.py) run on CPU 1. A proxy's CPU time is read from /proc (user +
+# system of its processes) around each run and divided by the requests wrk completed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-6}
+CONNS=${CONNS:-16}
+for t in nginx wrk python3 taskset; do command -v $t >/dev/null || { echo "missing $t" >&2; exit 1; }; done
+[ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { echo "missing libnginx-mod-http-lua" >&2; exit 1; }
+cargo build --release --quiet
+W=$(mktemp -d /tmp/dlpgate-cpu.XXXXXX); chmod 755 "$W"
+trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null || true; done; nginx -s stop -c $W/up.conf 2>/dev/null || true; nginx -s stop -c $W/ngx.conf 2>/dev/null || true; pkill -f "$W/" 2>/dev/null || true' EXIT
+python3 benches/gen_pii_dense.py "$W/www" >/dev/null 2>&1
+
+UP=19181; NGX=19182; GW=19183; ADM=19184; GW0=19185; ADM0=19186; LUA=19187
+cat > $W/up.conf <<NGINX
+worker_processes 1;
+pid $W/up.pidfile;
+error_log $W/up-error.log;
+events { worker_connections 4096; }
+http { access_log off; default_type application/json; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; root $W/www; location / { try_files \$uri =404; } } }
+NGINX
+cat > $W/ngx.conf <<NGINX
+worker_processes 1;
+pid $W/ngx.pidfile;
+error_log $W/ngx-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream origin { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NGX;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+NGINX
+taskset -c 1 nginx -c $W/up.conf
+taskset -c 0 nginx -c $W/ngx.conf
+cat > $W/dlpgate.yaml <<YAML
+server: {threads: 1, pid_file: $W/gw.pidfile, upgrade_sock: $W/up.sock, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1}
+listeners: [{name: bench, addr: "127.0.0.1:$GW", h2: false}]
+admin: {addr: "127.0.0.1:$ADM"}
+policies:
+  - id: mask
+    overrides:
+      - {categories: [secret.marking], action: mask}
+      - {categories: [secret.credential], action: redact}
+routes:
+  - {id: bench, path_prefix: /, policy: mask, upstream: {addrs: ["127.0.0.1:$UP"]}}
+logging: {level: warn}
+YAML
+sed "s/$GW/$GW0/; s/$ADM/$ADM0/; s|gw.pidfile|gw0.pidfile|; s|up.sock|up0.sock|; s/policy: mask, upstream/policy: mask, inspect: {request: false, response: false}, upstream/" $W/dlpgate.yaml > $W/off.yaml
+taskset -c 0 ./target/release/dlpgate run -c $W/dlpgate.yaml 2>$W/gw.log & echo $! > $W/gw.pid
+taskset -c 0 ./target/release/dlpgate run -c $W/off.yaml 2>$W/off.log & echo $! > $W/off.pid
+taskset -c 0 bash benches/nginx_lua_dlp.sh 127.0.0.1:$LUA 127.0.0.1:$UP $W/lua >/dev/null 2>&1 & echo $! > $W/lua-sh.pid
+for p in $NGX $GW $GW0 $LUA; do
+  for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$p/1k.json && break; sleep 0.1; done
+done
+curl -s http://127.0.0.1:$GW/1k.json | grep -q '\*\*\*\*' || { echo "dlpgate is not masking" >&2; exit 1; }
+curl -s http://127.0.0.1:$LUA/1k.json | grep -q '\*\*\*\*' || { echo "the Lua peer is not masking" >&2; exit 1; }
+
+# pids of a proxy: nginx master and workers by pid file, dlpgate by its own pid
+pids() {
+  case $1 in
+    ngx) local m; m=$(cat $W/ngx.pidfile); echo "$m $(pgrep -P "$m" | tr '\n' ' ')";;
+    lua) local m; m=$(cat $W/lua/nginx.pid); echo "$m $(pgrep -P "$m" | tr '\n' ' ')";;
+    gw) cat $W/gw.pid;;
+    off) cat $W/off.pid;;
+  esac
+}
+ticks() { local s=0; for p in $(pids "$1"); do s=$((s + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $s; }
+HZ=$(getconf CLK_TCK)
+declare -A PORT=([ngx]=$NGX [off]=$GW0 [gw]=$GW [lua]=$LUA)
+printf '%-6s %14s %14s %14s %14s   (µs of proxy CPU per request)\n' size "plain nginx" "dlpgate off" dlpgate "nginx+Lua"
+for size in 1k 16k 256k; do
+  row="$size"
+  for t in ngx off gw lua; do
+    taskset -c 1 wrk -t1 -c$CONNS -d1s http://127.0.0.1:${PORT[$t]}/$size.json >/dev/null 2>&1 || true
+    a=$(ticks $t)
+    out=$(taskset -c 1 wrk -t1 -c$CONNS -d${DURATION}s http://127.0.0.1:${PORT[$t]}/$size.json)
+    b=$(ticks $t)
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
+    us=$(python3 -c "print(f'{($b - $a) / $HZ * 1e6 / max($n, 1):.1f}')")
+    row="$row $(printf '%14s' "$us")"
+  done
+  echo "$row"
+done
