@@ -57,10 +57,6 @@ pub struct BodyInspector {
     /// A `block` finding was seen (or a document's values cannot be masked and the route refuses
     /// such documents).
     pub blocked: bool,
-    /// The body was a document of this kind.
-    pub document: Option<documents::Kind>,
-    /// The body was neither text nor a document and was passed as it is.
-    pub passed_binary: bool,
     pub encoded_in: u64,
     pub decoded: u64,
     plain: Vec<u8>,
@@ -79,8 +75,6 @@ impl BodyInspector {
             mode: Mode::Sniff(Vec::new()),
             binary_label: !text,
             blocked: false,
-            document: None,
-            passed_binary: false,
             encoded_in: 0,
             decoded: 0,
             plain: Vec::new(),
@@ -191,7 +185,6 @@ impl BodyInspector {
                     if self.rules.binary_blocks {
                         return Err(Uninspectable::Binary);
                     }
-                    self.passed_binary = true;
                     Mode::Pass
                 } else {
                     Mode::Text
@@ -215,7 +208,6 @@ impl BodyInspector {
                 let r = scan_document(scope, log, &doc, &self.rules);
                 observe(scope.dir, doc.len(), t0);
                 let scanned = r?;
-                self.document = Some(scanned.kind);
                 self.blocked |= scanned.blocked;
                 out.extend_from_slice(scanned.bytes.as_deref().unwrap_or(&doc));
                 Ok(())
@@ -246,7 +238,6 @@ impl BodyInspector {
 /// A document as inspected: the bytes to deliver (`None`: as it came) and whether it is refused.
 #[derive(Debug)]
 pub struct ScannedDocument {
-    pub kind: documents::Kind,
     pub bytes: Option<Vec<u8>>,
     /// A `block` finding, or values that cannot be masked on a route that refuses them.
     pub blocked: bool,
@@ -293,7 +284,7 @@ pub fn scan_document(
         log.document = Some(o.kind);
     }
     match r {
-        Ok(o) => Ok(ScannedDocument { kind: o.kind, bytes: o.bytes, blocked }),
+        Ok(o) => Ok(ScannedDocument { bytes: o.bytes, blocked }),
         Err(documents::DocError::Unreadable(_)) => {
             // no text to read (PDF, .doc): a body that is not text
             let r = &snap.routes[scope.route];
@@ -301,7 +292,7 @@ pub fn scan_document(
             if rules.binary_blocks {
                 return Err(Uninspectable::Binary);
             }
-            Ok(ScannedDocument { kind: documents::Kind::Zip, bytes: None, blocked: false })
+            Ok(ScannedDocument { bytes: None, blocked: false })
         }
         Err(e) => Err(Uninspectable::of_document(&e)),
     }
