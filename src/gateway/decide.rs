@@ -64,7 +64,7 @@ pub fn request_body(
     let scope = Scope { snap, route, dept: ctx.dept, dir: Direction::Request };
     match inspect::scan_body(scope, &mut ctx.log, &body, ct, &BodyRules::of(&r.inspect)) {
         Err(why) => {
-            let v = uninspectable(ctx, snap, route, Direction::Request, why);
+            let v = failure(ctx, snap, route, Direction::Request, why);
             refuse_or_forward(v, body)
         }
         Ok(s) if s.blocked => BodyDecision::Refuse(block(ctx, snap, Direction::Request)),
@@ -98,6 +98,11 @@ pub fn may_be_document(content_type: Option<&str>) -> bool {
         || ct.starts_with("application/x-")
 }
 
+/// A response that has no body whatever its head says: to HEAD, a 204 or 304, or an interim one.
+pub fn without_body(method: &http::Method, status: http::StatusCode) -> bool {
+    method == http::Method::HEAD || matches!(status.as_u16(), 204 | 304) || status.is_informational()
+}
+
 /// How a response is handled, decided from its head.
 #[derive(Debug)]
 pub enum ResponsePlan {
@@ -123,7 +128,7 @@ impl ResponsePlan {
     ) -> ResponsePlan {
         let r = &snap.routes[route];
         let head = method == http::Method::HEAD;
-        let no_body = head || matches!(resp.status.as_u16(), 204 | 304) || resp.status.is_informational();
+        let no_body = without_body(method, resp.status);
         if r.inspect.response && !resp.status.is_informational() {
             respond::private_cache(resp);
             if head {
@@ -166,16 +171,23 @@ impl ResponsePlan {
     }
 }
 
-/// Where a response body that could not be inspected leaves the exchange: refused (`Some`), or
-/// relayed as the upstream sent it when the route passes such bodies.
-pub fn response_failure(ctx: &mut Ctx, snap: &Snapshot, route: RouteId, why: Uninspectable) -> Option<Verdict> {
+/// What becomes of a body that could not be inspected, in either direction: refused (`Some`), or
+/// passed as it came where the route passes such bodies. A body found to be binary was counted
+/// and refused where it was found (only a route that blocks binary bodies reports it).
+pub fn failure(ctx: &mut Ctx, snap: &Snapshot, route: RouteId, dir: Direction, why: Uninspectable) -> Option<Verdict> {
     if why == Uninspectable::Binary {
-        // counted where it was found; refused only where the route blocks such bodies
-        ctx.reason = Some(why);
-        ctx.block_dir = Some(Direction::Response);
-        return Some(Verdict::Uninspectable { status: 415, reason: why.message() });
+        // counted where it was found, and only reported where the route blocks such bodies
+        return Some(binary_refusal(ctx, dir));
     }
-    uninspectable(ctx, snap, route, Direction::Response, why)
+    uninspectable(ctx, snap, route, dir, why)
+}
+
+/// The refusal of a body that is neither text nor a document, on a route that blocks them.
+fn binary_refusal(ctx: &mut Ctx, dir: Direction) -> Verdict {
+    let why = Uninspectable::Binary;
+    ctx.block_dir = Some(dir);
+    ctx.reason = Some(why);
+    Verdict::Uninspectable { status: why.status(dir), reason: why.message() }
 }
 
 pub fn block(ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
@@ -187,12 +199,7 @@ pub fn block(ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
 pub fn binary(ctx: &mut Ctx, snap: &Snapshot, route: RouteId, dir: Direction) -> Option<Verdict> {
     let r = &snap.routes[route];
     Metrics::get().uninspected.with_label_values(&[&r.id, Uninspectable::Binary.label()]).inc();
-    if r.inspect.on_binary == BinaryMode::Block {
-        ctx.block_dir = Some(dir);
-        ctx.reason = Some(Uninspectable::Binary);
-        return Some(Verdict::Uninspectable { status: 415, reason: Uninspectable::Binary.message() });
-    }
-    None
+    (r.inspect.on_binary == BinaryMode::Block).then(|| binary_refusal(ctx, dir))
 }
 
 /// A body that cannot be inspected: block (fail closed) or pass with an alert, per route.

@@ -158,9 +158,7 @@ pub async fn run(
     let whole = super::ctx::WHOLE_BODY_LIMIT.min(hold);
     let mut insp = match ResponsePlan::new(ctx, active, route, &method, &mut resp, whole) {
         ResponsePlan::Relay => {
-            let no_body = method == http::Method::HEAD
-                || matches!(resp.status.as_u16(), 204 | 304)
-                || resp.status.is_informational();
+            let no_body = decide::without_body(&method, resp.status);
             session.write_response_header(Box::new(resp), no_body).await?;
             if no_body {
                 connector.release_http_session(up, &*peer, upstream::POOL_IDLE).await;
@@ -217,7 +215,7 @@ pub async fn run(
                 ctx.block_dir = Some(Direction::Response);
                 return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
             }
-            if let Some(v) = decide::response_failure(ctx, active, route, reason) {
+            if let Some(v) = decide::failure(ctx, active, route, Direction::Response, reason) {
                 up.shutdown().await;
                 return answer(session, ctx, v).await;
             }

@@ -455,12 +455,7 @@ impl ProxyHttp for Gateway {
                 );
                 let blocked = insp.blocked;
                 if let Err(reason) = r {
-                    let v = if reason == Uninspectable::Binary {
-                        decide::binary(ctx, &snap, route, Direction::Request)
-                    } else {
-                        decide::uninspectable(ctx, &snap, route, Direction::Request, reason)
-                    };
-                    if let Some(v) = v {
+                    if let Some(v) = decide::failure(ctx, &snap, route, Direction::Request, reason) {
                         return self.refuse(session, ctx, v).await;
                     }
                 }

@@ -91,6 +91,8 @@ impl Uninspectable {
     pub fn status(self, dir: Direction) -> u16 {
         match (self, dir) {
             (Uninspectable::Unmaskable, _) => 403,
+            // a type the route blocks, either way
+            (Uninspectable::Binary, _) => 415,
             (_, Direction::Response) => 502,
             (Uninspectable::Upgrade, _) => 403,
             (Uninspectable::Oversize | Uninspectable::DocumentSize, _) => 413,
