@@ -22,6 +22,9 @@ use super::{DocError, Edit, Inspector, Kind, cell_ref};
 /// index must not make it large); past it a finding is named by its part and number.
 const MAX_SHARED_NAMED: usize = 1 << 21;
 
+/// The most text (or markup) held inside one unit before it is cut (see `rewrite_part`).
+const MAX_UNIT: usize = 16 << 20;
+
 /// Text gathered before the units so far are inspected and written out: bounds what a part of
 /// any size holds in memory (units are never split).
 const BATCH: usize = 256 << 10;
@@ -517,7 +520,10 @@ pub(super) fn rewrite_part(
         buf.clear();
         let tee = reader.get_mut();
         let held = tee.log.len();
-        if eof || (boundary && (batch.text.len() >= BATCH || (batch.nodes.is_empty() && held >= BATCH))) {
+        // a unit (a paragraph, a string) far larger than any real one is cut rather than held
+        // whole: a value across the cut may be missed, memory stays bounded
+        let overgrown = cell.is_none() && (batch.text.len() >= MAX_UNIT || held >= MAX_UNIT);
+        if eof || overgrown || (boundary && (batch.text.len() >= BATCH || (batch.nodes.is_empty() && held >= BATCH))) {
             let namer = Namer { sheet: &sheet, here, shared };
             changed |= flush(tee, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
         }
@@ -835,6 +841,41 @@ mod tests {
         assert!(calls > 1, "one batch only");
         let expected = xml.replace("SEC</w:t>", "***</w:t>").replace("<w:t>RET end", "<w:t>*** end");
         assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
+    }
+
+    /// One paragraph larger than any real one is inspected in pieces, not held whole.
+    #[test]
+    fn an_overgrown_unit_is_cut() {
+        let mut xml = String::from("<w:document><w:body><w:p>");
+        while xml.len() < 2 * MAX_UNIT + 100 {
+            xml.push_str("<w:r><w:t>text SECRET more text and more text</w:t></w:r>");
+        }
+        xml.push_str("</w:p></w:body></w:document>");
+        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
+        let mut largest = 0;
+        let mut inspect = |text: &[u8], _: &dyn Fn(usize) -> String, _: bool| {
+            largest = largest.max(text.len());
+            memchr::memmem::find_iter(text, b"SECRET")
+                .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
+                .collect()
+        };
+        let mut out = Vec::new();
+        let whole = xml.clone();
+        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&whole.as_bytes()[..n as usize]);
+        let seen = SharedSeen::default();
+        rewrite_part(
+            &package,
+            "word/document.xml",
+            xml.as_bytes(),
+            &mut out,
+            &mut replay,
+            "doc",
+            (&|_| None, &seen),
+            &mut inspect,
+        )
+        .expect("rewrite");
+        assert!(largest <= MAX_UNIT + 64, "a piece of {largest} bytes");
+        assert_eq!(String::from_utf8(out).expect("utf-8"), xml.replace("SECRET", "******"));
     }
 
     #[test]
