@@ -41,20 +41,8 @@ http { access_log off; keepalive_requests 1000000;
 NGINX
 taskset -c 1 nginx -c $W/up.conf
 taskset -c 0 nginx -c $W/ngx.conf
-cat > $W/dlpgate.yaml <<YAML
-server: {threads: 1, pid_file: $W/gw.pidfile, upgrade_sock: $W/up.sock, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1}
-listeners: [{name: bench, addr: "127.0.0.1:$GW", h2: false}]
-admin: {addr: "127.0.0.1:$ADM"}
-policies:
-  - id: mask
-    overrides:
-      - {categories: [secret.marking], action: mask}
-      - {categories: [secret.credential], action: redact}
-routes:
-  - {id: bench, path_prefix: /, policy: mask, upstream: {addrs: ["127.0.0.1:$UP"]}}
-logging: {level: warn}
-YAML
-sed "s/$GW/$GW0/; s/$ADM/$ADM0/; s|gw.pidfile|gw0.pidfile|; s|up.sock|up0.sock|; s/policy: mask, upstream/policy: mask, inspect: {request: false, response: false}, upstream/" $W/dlpgate.yaml > $W/off.yaml
+. benches/dlpgate_configs.sh
+dlpgate_configs "$W" 1 $GW $ADM $GW0 $ADM0 $UP
 taskset -c 0 ./target/release/dlpgate run -c $W/dlpgate.yaml 2>$W/gw.log & echo $! > $W/gw.pid
 taskset -c 0 ./target/release/dlpgate run -c $W/off.yaml 2>$W/off.log & echo $! > $W/off.pid
 taskset -c 0 bash benches/nginx_lua_dlp.sh 127.0.0.1:$LUA 127.0.0.1:$UP $W/lua >/dev/null 2>&1 & echo $! > $W/lua-sh.pid

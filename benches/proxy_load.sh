@@ -62,24 +62,12 @@ http {
 NGINX
 nginx -c $W/nginx.conf
 
-cat > $W/dlpgate.yaml <<YAML
-server: {threads: 2, pid_file: $W/dlpgate.pid, upgrade_sock: $W/up.sock, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1}
-listeners: [{name: bench, addr: "127.0.0.1:$GW", h2: false}]
-admin: {addr: "127.0.0.1:$ADM"}
-policies:
-  - id: mask
-    overrides:
-      - {categories: [secret.marking], action: mask}
-      - {categories: [secret.credential], action: redact}
-routes:
-  - {id: bench, path_prefix: /, policy: mask, upstream: {addrs: ["127.0.0.1:$UP"]}}
-logging: {level: warn}
-YAML
+. benches/dlpgate_configs.sh
+dlpgate_configs "$W" 2 $GW $ADM $GW0 $ADM0 $UP
 ./target/release/dlpgate run -c $W/dlpgate.yaml 2>$W/dlpgate.log &
 echo $! > $W/gw.pid
 # the same gateway with inspection off: Pingora's own cost, for reference
-sed "s/$GW/$GW0/; s/$ADM/$ADM0/; s|$W/dlpgate.pid|$W/gw0.pidfile|; s|$W/up.sock|$W/up0.sock|; s/policy: mask, upstream/policy: mask, inspect: {request: false, response: false}, upstream/" $W/dlpgate.yaml > $W/plain.yaml
-./target/release/dlpgate run -c $W/plain.yaml 2>$W/plain.log &
+./target/release/dlpgate run -c $W/off.yaml 2>$W/plain.log &
 echo $! > $W/gw0.pid
 if [ "$FLOOR" = 1 ]; then
   $FLOORBIN pingora 127.0.0.1:$FP 127.0.0.1:$UP 2>$W/floor-pingora.log & echo $! > $W/fp.pid
