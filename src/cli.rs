@@ -190,21 +190,10 @@ fn inspect_document(
     seen: &mut dyn FnMut(usize, DocFinding<'_>),
 ) -> Result<crate::documents::Outcome> {
     let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, maskable: bool| {
-        let scan = rules.scan(text);
-        let mut edits = Vec::new();
-        for f in &scan.findings {
-            let value = scan.value(f);
+        crate::documents::edits(rules, tr, text, maskable, &mut |f, value| {
             seen(f.rule, DocFinding { location: locate(f.start), start: f.start, end: f.end, value });
-            let a = decide(f.rule);
-            let mut with = Vec::new();
-            if maskable && tr.render(&rules.rules()[f.rule], a, value, &mut with) {
-                edits.push(crate::documents::Edit { start: f.start, end: f.end, with });
-            } else if !maskable && a.rewrites() {
-                // reported through `Outcome::unmaskable`
-                edits.push(crate::documents::Edit { start: f.start, end: f.end, with });
-            }
-        }
-        edits
+            decide(f.rule)
+        })
     };
     crate::documents::rewrite(doc, &crate::documents::Limits::default(), &mut inspect)
         .with_context(|| format!("{}", path.display()))

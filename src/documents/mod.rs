@@ -20,6 +20,8 @@ mod zipfile;
 
 use std::fmt;
 
+use crate::engine::{Action, Finding, RuleSet, Transformer};
+
 /// One change to a text: bytes `start..end` of the text given to the inspector become `with`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
@@ -149,6 +151,35 @@ pub struct Outcome {
 /// location of any byte offset in it, and whether edits can be written back (`false` for legacy
 /// formats), returns the edits to make, sorted and not overlapping.
 pub type Inspector<'a> = dyn FnMut(&[u8], &dyn Fn(usize) -> String, bool) -> Vec<Edit> + 'a;
+
+/// The edits an inspector returns for one text: every finding of `rules`, its action from
+/// `decide` (given the finding and its normalized value), rendered by `tr` where the action
+/// rewrites. Where the format cannot be rewritten (`maskable` false) a rewriting action still
+/// yields an edit, with nothing to write: that is how [`Outcome::unmaskable`] learns of it.
+/// The one place where the gateway and `dlpgate scan`/`mask` turn findings into edits.
+pub fn edits(
+    rules: &RuleSet,
+    tr: &Transformer,
+    text: &[u8],
+    maskable: bool,
+    decide: &mut dyn FnMut(&Finding, &[u8]) -> Action,
+) -> Vec<Edit> {
+    let scan = rules.scan(text);
+    let mut out = Vec::new();
+    for f in &scan.findings {
+        let value = scan.value(f);
+        let action = decide(f, value);
+        if !action.rewrites() {
+            continue;
+        }
+        let mut with = Vec::new();
+        if maskable {
+            tr.render(&rules.rules()[f.rule], action, value, &mut with);
+        }
+        out.push(Edit { start: f.start, end: f.end, with });
+    }
+    out
+}
 
 /// Read `doc`, let `inspect` decide on every text in it, and write the edits back.
 pub fn rewrite(doc: &[u8], limits: &Limits, inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {

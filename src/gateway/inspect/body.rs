@@ -256,28 +256,17 @@ pub fn scan_document(
     let mut blocked = false;
     let snap = scope.snap;
     let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, maskable: bool| {
-        let scan = snap.rules.scan(text);
-        let mut edits = Vec::new();
-        for f in &scan.findings {
+        documents::edits(&snap.rules, &snap.transformer, text, maskable, &mut |f, value| {
             let mut a = scope.decide(crate::engine::RuleId(f.rule));
             if !maskable && a.rewrites() {
                 a = if rules.unmaskable_blocks { Action::Block } else { Action::Alert };
             }
-            let value = scan.value(f);
             // a location names entries and sheets, which may themselves hold a value
             let location = || super::masked_name(snap, &locate(f.start));
             log.record_at(snap, scope.dir, crate::engine::RuleId(f.rule), a, value, Some(&location));
-            match a {
-                Action::Block => blocked = true,
-                a if a.rewrites() => {
-                    let mut with = Vec::new();
-                    snap.transformer.render(&snap.rules.rules()[f.rule], a, value, &mut with);
-                    edits.push(documents::Edit { start: f.start, end: f.end, with });
-                }
-                _ => {}
-            }
-        }
-        edits
+            blocked |= a == Action::Block;
+            a
+        })
     };
     let r = documents::rewrite(doc, &rules.archive, &mut inspect);
     if let Ok(o) = &r {
