@@ -152,6 +152,13 @@ pub struct Outcome {
 /// formats), returns the edits to make, sorted and not overlapping.
 pub type Inspector<'a> = dyn FnMut(&[u8], &dyn Fn(usize) -> String, bool) -> Vec<Edit> + 'a;
 
+/// A name (a file, an archive entry, a path) as the rules should read it: `_` is the separator it
+/// is there, where the engine would otherwise take it for part of a word (`导出_110105…X.xlsx`).
+/// Same length as `name`, so offsets found in it apply to the name.
+pub fn name_view(name: &str) -> Vec<u8> {
+    name.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect()
+}
+
 /// The edits an inspector returns for one text: every finding of `rules`, its action from
 /// `decide` (given the finding and its normalized value), rendered by `tr` where the action
 /// rewrites. Where the format cannot be rewritten (`maskable` false) a rewriting action still

@@ -206,9 +206,7 @@ pub(super) fn rewrite(
         let renamed = if package.as_ref().is_some_and(|p| p.kind != Kind::Zip) {
             None
         } else {
-            // `_` read as the separator it is in file names, where it would glue a value to a word
-            let view: Vec<u8> = name.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect();
-            let edits = inspect(&view, &|_| format!("{here} (entry name)"), true);
+            let edits = inspect(&super::name_view(&name), &|_| format!("{here} (entry name)"), true);
             apply(name.as_bytes(), &edits).map(|n| String::from_utf8_lossy(&n).into_owned())
         };
         let mut new: Option<Vec<u8>> = None;

@@ -109,11 +109,9 @@ fn deciding<'a>(
 }
 
 /// `text` (a path, a file or sheet name, a location) with every value the rules find in it masked,
-/// for audit events and logs. `_` is read as the separator it is in names (`导出_110105…X.xlsx`),
-/// where the engine would otherwise take it for part of a word.
+/// for audit events and logs, read as names are ([`documents::name_view`]).
 pub fn masked_name(snap: &Snapshot, text: &str) -> String {
-    let view: Vec<u8> = text.bytes().map(|b| if b == b'_' { b' ' } else { b }).collect();
-    let scan = snap.rules.scan(&view);
+    let scan = snap.rules.scan(&documents::name_view(text));
     if scan.findings.is_empty() {
         return text.to_string();
     }
