@@ -172,10 +172,13 @@ pub async fn run(
         }
         ResponsePlan::Inspect(insp) => insp,
     };
-    // a coded body, or any body where the route passes what it cannot inspect: kept as it came
-    // while it is held, for `on_error: pass` to relay if decoding or a document fails
+    // a coded body, or one labelled as no text (a document may fail) where the route passes what
+    // it cannot inspect: kept as it came while it is held, for `on_error: pass` to relay. Plain
+    // text cannot fail, so it is not copied.
+    let inspect = &active.routes[route].inspect;
+    let ct = resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let relayable = super::inspect::coding(&resp.headers) != super::inspect::Coding::Identity
-        || active.routes[route].inspect.on_error == crate::config::FailMode::Pass;
+        || (inspect.on_error == crate::config::FailMode::Pass && !inspect.scannable(ct));
     let mut held: Vec<u8> = Vec::new();
     // the coded body as it came, while it is held and within `hold`: what `on_error: pass`
     // relays if decoding fails (None: nothing relayable, a failure is answered 502)
