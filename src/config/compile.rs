@@ -170,7 +170,19 @@ fn compile_listeners(c: &mut Ctx<'_>, raw: Vec<RawListener>) -> Vec<Listener> {
             // certificates are looked up by listener name
             c.err("name", Some(&name), format!("listener name {name:?} is used twice"));
         }
-        listeners.push(Listener { name, addr, tls, h2: l.h2 });
+        for (key, v) in
+            [("client_header_timeout_s", l.client_header_timeout_s), ("client_body_timeout_s", l.client_body_timeout_s)]
+        {
+            if v == 0 {
+                c.err(key, None, format!("{key} must be at least 1 second"));
+            }
+        }
+        let timeouts = Timeouts {
+            header: Duration::from_secs(l.client_header_timeout_s),
+            body: Duration::from_secs(l.client_body_timeout_s),
+            keepalive: Duration::from_secs(l.keepalive_timeout_s),
+        };
+        listeners.push(Listener { name, addr, tls, h2: l.h2, timeouts });
     }
 
     c.scope.clear();

@@ -90,6 +90,24 @@ pub struct Listener {
     pub addr: SocketAddr,
     pub tls: Option<TlsSettings>,
     pub h2: bool,
+    pub timeouts: Timeouts,
+}
+
+/// A listener's client timeouts (nginx's `client_header_timeout`, `client_body_timeout`,
+/// `keepalive_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub body: Duration,
+    /// Zero: no keep-alive (each connection serves one request).
+    pub keepalive: Duration,
+}
+
+impl Default for Timeouts {
+    /// nginx's defaults.
+    fn default() -> Self {
+        Timeouts { header: Duration::from_secs(60), body: Duration::from_secs(60), keepalive: Duration::from_secs(75) }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -107,6 +107,22 @@ pub(crate) struct RawListener {
     pub(crate) tls: Option<RawTls>,
     #[serde(default = "yes")]
     pub(crate) h2: bool,
+    /// Seconds for a request head to arrive whole (nginx `client_header_timeout`).
+    #[serde(default = "d_sixty")]
+    pub(crate) client_header_timeout_s: u64,
+    /// Seconds between two reads of a request body (nginx `client_body_timeout`).
+    #[serde(default = "d_sixty")]
+    pub(crate) client_body_timeout_s: u64,
+    /// Seconds an idle keep-alive connection waits for its next request; 0 turns keep-alive off.
+    #[serde(default = "d_keepalive")]
+    pub(crate) keepalive_timeout_s: u64,
+}
+
+pub(crate) fn d_sixty() -> u64 {
+    60
+}
+pub(crate) fn d_keepalive() -> u64 {
+    75
 }
 
 pub(crate) fn yes() -> bool {

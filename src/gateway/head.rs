@@ -73,6 +73,17 @@ pub fn encode_query(q: &[u8]) -> String {
 /// The route for `host` and `path`. Routes match the path in normal form, read strictly and as
 /// lenient servers read it; a path whose readings reach different routes is refused (400), as is
 /// a malformed one. The upstream gets the path as sent.
+/// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one `Host`; HTTP/1.0 may omit it (and is
+/// then routed only to routes without `hosts`), but never sends two.
+pub fn bad_host(req: &RequestHeader) -> Option<&'static str> {
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version == http::Version::HTTP_11 => Some("HTTP/1.1 request without Host"),
+        (Some(_), Some(_)) => Some("more than one Host"),
+        _ => None,
+    }
+}
+
 pub fn choose_route(snap: &Snapshot, host: &str, path: &str) -> Result<crate::config::RouteId, Verdict> {
     let (strict, loose) = match (crate::config::normal_path(path, false), crate::config::normal_path(path, true)) {
         (Ok(s), Ok(l)) => (s, l),

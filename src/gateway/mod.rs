@@ -7,6 +7,7 @@
 //! - `decide`: each body decision once, for both paths (request body, response plan);
 //! - `inspect`: per-request inspection state, the finding log, decompression;
 //! - `exchange`: the buffered exchange used when a response may have to be blocked;
+//! - `conn`: client connections and their header, body and keep-alive timeouts;
 //! - `pool`: upstream addresses, round robin and health state;
 //! - `quota`: bulk-exfiltration quotas, sliding-window counts per department;
 //! - `respond`: the one place that maps verdicts and errors to statuses and JSON bodies;
@@ -16,6 +17,7 @@
 //! - `demo`: the bundled demo backend and configuration.
 
 pub mod admin;
+pub mod conn;
 pub mod ctx;
 pub mod decide;
 pub mod demo;

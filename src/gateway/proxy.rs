@@ -17,6 +17,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
+use super::conn::Timed;
 use super::ctx::{
     Ctx, EARLY_BODY_LIMIT, ReqBody, WHOLE_BODY_LIMIT, continue_if_expected, new_incident, read_client_body,
 };
@@ -28,7 +29,7 @@ use super::respond::{self, Verdict};
 use super::state::Store;
 use super::upstream::{self, CLIENT_IDENTITY_HEADERS};
 use crate::config::RouteId;
-use crate::config::{Snapshot, UnknownMode};
+use crate::config::{Snapshot, Timeouts, UnknownMode};
 use crate::engine::Action;
 use crate::policy::{self, Direction, Identity};
 use crate::telemetry::metrics::status_class;
@@ -55,6 +56,9 @@ impl Gateway {
             return Some(Verdict::HeadTooLarge);
         }
         if let Some(why) = head::ambiguous_framing(req) {
+            return Some(Verdict::BadRequest(why));
+        }
+        if let Some(why) = head::bad_host(req) {
             return Some(Verdict::BadRequest(why));
         }
         // identity
@@ -307,6 +311,20 @@ fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> 
     small.then_some(WHOLE_BODY_LIMIT.min(r.inspect.max_buffer))
 }
 
+/// A request head has been read: HTTP/1.1 pipelining on (requests already buffered behind this
+/// one are answered in order, RFC 9112 §9.3.2), and the listener's body and keep-alive timeouts.
+fn client_connection(session: &mut Session) {
+    let down = session.as_downstream_mut();
+    down.set_pipelining_enabled(true);
+    let Some(t) = Timed::of(down.stream()) else { return };
+    t.head_done();
+    let Timeouts { body, keepalive, .. } = t.timeouts;
+    down.set_read_timeout(Some(body));
+    if keepalive.is_zero() {
+        down.set_keepalive(None);
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
@@ -325,6 +343,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.store.load();
         ctx.snap = Some(snap.clone());
+        client_connection(session);
         if let Some(c) =
             session.downstream_modules_ctx.get_mut::<pingora::modules::http::compression::ResponseCompression>()
         {
@@ -556,6 +575,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(t) = Timed::of(session.as_downstream().stream()) {
+            t.request_done();
+        }
         self.finish(session, ctx);
     }
 }

@@ -28,6 +28,8 @@ pub enum Verdict {
     HeadTooLarge,
     /// The department is over a `block` quota (see [`super::quota`]).
     QuotaExceeded { quota: String, retry_after: u64 },
+    /// The client stopped sending its body for longer than the listener's `client_body_timeout_s`.
+    ClientTimeout,
 }
 
 impl Verdict {
@@ -39,6 +41,7 @@ impl Verdict {
             Verdict::BadRequest(_) => 400,
             Verdict::HeadTooLarge => 431,
             Verdict::QuotaExceeded { .. } => 429,
+            Verdict::ClientTimeout => 408,
         }
     }
 
@@ -61,6 +64,7 @@ impl Verdict {
             Verdict::QuotaExceeded { quota, retry_after } => {
                 serde_json::json!({"error": "quota_exceeded", "quota": quota, "retry_after": retry_after})
             }
+            Verdict::ClientTimeout => serde_json::json!({"error": "request_timeout"}),
         };
         v.to_string()
     }
@@ -139,10 +143,18 @@ pub fn strip_head(resp: &mut ResponseHeader) {
     }
 }
 
-/// Count an upstream failure for `route` and turn it into the client's verdict (502/504).
+/// The `kind` labels of `dlpgate_upstream_errors_total`.
+pub const UPSTREAM_ERROR_KINDS: [&str; 5] = ["connect", "timeout", "closed", "reset", "protocol"];
+
+/// Count a failure of the upstream for `route` and turn it into the client's verdict: 504 for a
+/// timeout, 502 for everything else it did (refused, closed, reset, sent something that is not
+/// HTTP). Only the gateway's own faults are 500, and none comes from an upstream session.
 pub fn upstream_failure(route_id: &str, e: &Error) -> Verdict {
-    let (status, kind) = error_status(e);
-    let (status, kind) = if status < 500 { (502, "protocol") } else { (status, kind) };
+    // whatever its source says: it came from the upstream's session
+    let (status, kind) = match error_status(e, true) {
+        (_, "status") => (502, "protocol"),
+        sk => sk,
+    };
     counted(route_id, status, kind)
 }
 
@@ -152,33 +164,37 @@ fn counted(route_id: &str, status: u16, kind: &'static str) -> Verdict {
 }
 
 /// What the client is told about an error that ended its request, or `None` when its own
-/// connection failed (closed, reset, timed out) and there is no one to tell. A client that sent
-/// something malformed (a bad chunk, a truncated body) gets 400; failures of the upstream are
-/// counted for `route_id`, when the request got that far.
+/// connection failed (closed, reset) and there is no one to tell. A client that sent something
+/// malformed (a bad chunk, a truncated body) gets 400, one whose body stopped coming 408;
+/// failures of the upstream are counted for `route_id`, when the request got that far.
 pub fn failure_verdict(e: &Error, route_id: Option<&str>) -> Option<Verdict> {
     if e.esource() == &ErrorSource::Downstream {
         return match e.etype() {
-            ConnectionClosed | ReadError | WriteError | ReadTimedout | WriteTimedout => None,
+            // a body that stopped coming: told so, as nginx does, if it still listens
+            ReadTimedout => Some(Verdict::ClientTimeout),
+            ConnectionClosed | ReadError | WriteError | WriteTimedout => None,
             _ => Some(Verdict::BadRequest("malformed request")),
         };
     }
-    let (status, kind) = error_status(e);
+    let (status, kind) = error_status(e, e.esource() == &ErrorSource::Upstream);
     Some(match route_id {
-        Some(id) if matches!(kind, "timeout" | "connect" | "protocol") => counted(id, status, kind),
+        Some(id) if UPSTREAM_ERROR_KINDS.contains(&kind) => counted(id, status, kind),
         _ => Verdict::Upstream { status, kind },
     })
 }
 
 /// Map an error that is not the client's to (status, kind) for the client and the upstream-error
 /// metric.
-fn error_status(e: &Error) -> (u16, &'static str) {
+fn error_status(e: &Error, upstream: bool) -> (u16, &'static str) {
     match e.etype() {
         ConnectTimedout | ReadTimedout | WriteTimedout => (504, "timeout"),
         ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | TLSHandshakeFailure | InvalidCert => {
             (502, "connect")
         }
         HTTPStatus(s) => (*s, "status"),
-        _ if e.esource() == &ErrorSource::Upstream => (502, "protocol"),
+        ConnectionClosed if upstream => (502, "closed"),
+        ReadError | WriteError if upstream => (502, "reset"),
+        _ if upstream => (502, "protocol"),
         _ => (500, "internal"),
     }
 }
@@ -211,6 +227,13 @@ mod tests {
         // the client sent something malformed
         assert_eq!(failure_verdict(&down(InvalidHTTPHeader), None), Some(Verdict::BadRequest("malformed request")));
         assert_eq!(upstream_failure("r", &up(InvalidHTTPHeader)).status(), 502);
+        // an upstream session's error is the upstream's, whatever its source says
+        assert_eq!(
+            upstream_failure("r", &Error::new(ConnectionClosed)),
+            Verdict::Upstream { status: 502, kind: "closed" }
+        );
+        assert_eq!(st(&up(ConnectionClosed)), Some(502));
+        assert_eq!(st(&down(ReadTimedout)), Some(408), "a client body that stopped coming");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::{BackgroundService, background_service};
 use pingora::services::listening::Service;
 
+use super::conn::ClientTimeouts;
 use super::proxy::Gateway;
 use super::state::{Active, Store, now_secs};
 use crate::config::{self};
@@ -178,8 +179,14 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 quotas: quotas.clone(),
                 connector: pingora::connectors::http::Connector::new(None),
             };
-            let mut svc =
-                pingora::proxy::http_proxy_service_with_name(&server.configuration, gw, &format!("dlpgate {}", l.name));
+            let mut proxy = pingora::proxy::http_proxy(&server.configuration, gw);
+            if l.h2 && l.tls.is_none() {
+                let mut o = HttpServerOptions::default();
+                o.h2c = true;
+                proxy.server_options = Some(o);
+            }
+            let app = ClientTimeouts { app: Arc::new(proxy), store: store.clone(), listener: l.name.clone() };
+            let mut svc = Service::new(format!("dlpgate {}", l.name), app);
             let mut sock = TcpSocketOptions::default();
             if !work_stealing {
                 svc.threads = Some(1);
@@ -192,16 +199,7 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
                     svc.add_tls_with_settings(&addr, Some(sock), settings);
                 }
-                None => {
-                    if l.h2 {
-                        let mut o = HttpServerOptions::default();
-                        o.h2c = true;
-                        if let Some(app) = svc.app_logic_mut() {
-                            app.server_options = Some(o);
-                        }
-                    }
-                    svc.add_tcp_with_settings(&addr, sock);
-                }
+                None => svc.add_tcp_with_settings(&addr, sock),
             }
             server.add_service(svc);
         }

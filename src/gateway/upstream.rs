@@ -98,6 +98,14 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
         req.insert_header("x-forwarded-for", xff)?;
     }
     if let Some(route) = ctx.route {
+        if !req.headers.contains_key(http::header::HOST) {
+            // an HTTP/1.0 client may send none; an HTTP/1.1 upstream must get one
+            let up = &snap.routes[route].upstream;
+            let host = if up.sni.is_empty() { up.addrs.first().map(ToString::to_string) } else { Some(up.sni.clone()) };
+            if let Some(h) = host {
+                req.insert_header(http::header::HOST, h)?;
+            }
+        }
         if snap.routes[route].inspect.response {
             // ask for identity and whole bodies: partial or encoded bodies cannot be scanned reliably
             req.remove_header("accept-encoding");
