@@ -3,7 +3,7 @@
 //! Each subcommand is a thin wrapper around library calls; errors bubble up as `anyhow` and `main`
 //! prints them on one line with a non-zero exit.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -148,12 +148,20 @@ pub fn load_rules(dirs: &[PathBuf]) -> Result<RuleSet> {
     crate::engine::default_rules().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The input as text: a gzip stream (`.gz`, or what a log shipper uploads) is read decoded, as
+/// the gateway decodes a gzip body.
 fn open_input(path: &PathBuf) -> Result<Box<dyn Read>> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(io::stdin().lock()));
+    let raw: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?)
+    };
+    let mut r = io::BufReader::with_capacity(64 * 1024, raw);
+    let head = r.fill_buf().with_context(|| format!("{}: read error", path.display()))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)));
     }
-    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    Ok(Box::new(f))
+    Ok(Box::new(r))
 }
 
 /// The whole input when its first bytes show a document (xlsx, docx, pptx, zip, xls, PDF): such a

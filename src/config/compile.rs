@@ -501,6 +501,7 @@ fn compile_routes(
                 max_ratio: i.max_ratio.max(1),
                 max_document: i.max_document,
                 on_unmaskable: i.on_unmaskable,
+                request_coding: i.request_coding,
                 archive: crate::documents::Limits {
                     max_depth: i.archive.max_depth.max(1),
                     max_entries: i.archive.max_entries,

@@ -21,7 +21,7 @@ impl<T> std::ops::Index<RouteId> for Vec<T> {
     }
 }
 
-pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, UnknownMode, UnmaskableMode};
+pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, RequestCoding, UnknownMode, UnmaskableMode};
 
 /// A bulk-exfiltration quota: at most `limit` sensitive values received in clear per department
 /// in any `window_seconds` (see [`crate::gateway::quota`]).
@@ -149,6 +149,7 @@ pub struct Inspect {
     /// The most of a document (xlsx, docx, zip …) held to be inspected whole.
     pub max_document: usize,
     pub on_unmaskable: UnmaskableMode,
+    pub request_coding: RequestCoding,
     pub archive: crate::documents::Limits,
 }
 

@@ -333,6 +333,19 @@ pub(crate) struct RawInspect {
     pub(crate) on_unmaskable: UnmaskableMode,
     #[serde(default)]
     pub(crate) archive: RawArchive,
+    #[serde(default)]
+    pub(crate) request_coding: RequestCoding,
+}
+
+/// How a compressed request body (gzip, deflate, br) goes on once it was decoded and scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestCoding {
+    /// Decoded, without `Content-Encoding` (every server takes identity). The default.
+    #[default]
+    Identity,
+    /// Encoded again with the client's coding.
+    Keep,
 }
 
 /// Limits on archives inside a document (zip bombs).
@@ -391,6 +404,7 @@ impl Default for RawInspect {
             max_document: d_max_document(),
             on_unmaskable: UnmaskableMode::Block,
             archive: RawArchive::default(),
+            request_coding: RequestCoding::Identity,
         }
     }
 }

@@ -81,6 +81,7 @@ fn content_types() {
         max_ratio: 1,
         max_document: 1,
         on_unmaskable: UnmaskableMode::Block,
+        request_coding: RequestCoding::Identity,
         archive: crate::documents::Limits::default(),
     };
     assert!(i.scannable(Some("application/json; charset=utf-8")));

@@ -70,6 +70,8 @@ pub struct Ctx {
     /// response aborted mid-stream).
     pub reason: Option<Uninspectable>,
     pub block_dir: Option<Direction>,
+    /// The request body was decoded (gzip, deflate, br) and goes on without `Content-Encoding`.
+    pub req_decoded: bool,
 }
 
 impl Ctx {

@@ -12,7 +12,7 @@ use super::ctx::Ctx;
 use super::inspect::{self, BodyInspector, BodyRules, Coding, Decoder, Scope, Uninspectable};
 use super::respond::{self, Verdict};
 use crate::config::RouteId;
-use crate::config::{BinaryMode, FailMode, Snapshot};
+use crate::config::{BinaryMode, FailMode, RequestCoding, Snapshot};
 use crate::documents;
 use crate::policy::Direction;
 use crate::telemetry::Metrics;
@@ -48,11 +48,53 @@ pub fn request_body(
         Some(v) => BodyDecision::Refuse(v),
         None => BodyDecision::Forward(body),
     };
-    if inspect::coding(&req.headers) != Coding::Identity {
-        // a compressed body would be scanned still compressed
-        let v = uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest);
-        return refuse_or_forward(v, body);
+    let coded = match inspect::coding(&req.headers) {
+        Coding::Identity => None,
+        Coding::Decode(kind) => Some(kind),
+        // a body in a coding the gateway cannot decode would be scanned still coded
+        Coding::Unsupported => {
+            let v = uninspectable(ctx, snap, route, Direction::Request, Uninspectable::EncodedRequest);
+            return refuse_or_forward(v, body);
+        }
+    };
+    // a compressed upload (log shippers, SDKs): decoded within the same limits as a response,
+    // scanned, and sent on as the route says (identity, or coded again)
+    let decision = match coded {
+        None => request_body_plain(ctx, snap, route, req, body),
+        Some(kind) => match BodyRules::of(&r.inspect).decode.decode(kind, &body) {
+            Err(why) => {
+                let v = uninspectable(ctx, snap, route, Direction::Request, why);
+                return refuse_or_forward(v, body);
+            }
+            Ok(plain) => request_body_plain(ctx, snap, route, req, plain),
+        },
+    };
+    match (coded, decision) {
+        (Some(kind), BodyDecision::Forward(out)) => {
+            if r.inspect.request_coding == RequestCoding::Keep {
+                BodyDecision::Forward(inspect::encode(kind, &out))
+            } else {
+                ctx.req_decoded = true;
+                BodyDecision::Forward(out)
+            }
+        }
+        (_, d) => d,
     }
+}
+
+/// [`request_body`] once the body is decoded.
+fn request_body_plain(
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    route: RouteId,
+    req: &RequestHeader,
+    body: Vec<u8>,
+) -> BodyDecision {
+    let r = &snap.routes[route];
+    let refuse_or_forward = |v: Option<Verdict>, body: Vec<u8>| match v {
+        Some(v) => BodyDecision::Refuse(v),
+        None => BodyDecision::Forward(body),
+    };
     if let Some(cd) = req.headers.get(http::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()) {
         ctx.log.file = inspect::disposition_filename(cd);
     }

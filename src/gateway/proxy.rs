@@ -296,11 +296,19 @@ fn exchange_hold(session: &mut Session, ctx: &Ctx, r: &crate::config::Route) -> 
     if r.may_block_for(ctx.dept, Direction::Response) {
         return Some(r.inspect.max_buffer);
     }
-    // a request body that may be blocked and whose length is not announced (chunked, HTTP/2):
-    // read and decided before the upstream is contacted at all, as a small one with a length is
-    if r.may_block_for(ctx.dept, Direction::Request)
-        && !session.as_mut().is_body_empty()
-        && !session.req_header().headers.contains_key(http::header::CONTENT_LENGTH)
+    // a request body that may be blocked and whose length is not announced (chunked, HTTP/2), or
+    // a compressed one (decoded whole): read and decided before the upstream is contacted at
+    // all, as a small one with a length is
+    let has_body = !session.as_mut().is_body_empty();
+    let coded = || {
+        r.inspect.request
+            && r.may_act_for(ctx.dept, Direction::Request)
+            && matches!(inspect::coding(&session.req_header().headers), inspect::Coding::Decode(_))
+    };
+    if has_body
+        && (r.may_block_for(ctx.dept, Direction::Request)
+            && !session.req_header().headers.contains_key(http::header::CONTENT_LENGTH)
+            || coded())
     {
         return Some(WHOLE_BODY_LIMIT.min(r.inspect.max_buffer));
     }

@@ -113,6 +113,9 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
             req.remove_header("if-range");
         }
     }
+    if ctx.req_decoded {
+        req.remove_header(&http::header::CONTENT_ENCODING);
+    }
     match &ctx.req_body {
         ReqBody::Decided(Some(b)) => {
             req.insert_header("content-length", b.len().to_string())?;

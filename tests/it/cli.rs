@@ -131,3 +131,24 @@ fn mask_as_a_department_applies_its_clearance_and_the_route_policy() {
     let (code, _, err) = run(&["mask", "--department", "civil", "--rules", "rules", "-c", &c, "-"], Some(b"x"));
     assert_eq!(code, 2, "--rules comes from the configuration with --department: {err}");
 }
+
+/// A gzip file (a log shipper's upload, a `.gz` export) is read decoded, as the gateway decodes a
+/// gzip body, and masked as identity, as the gateway sends it on by default.
+#[test]
+fn gzip_input_is_decoded_like_a_gzip_body() {
+    let dir = tempdir("cli-gz");
+    let text = "line one\n身份证 11010519491231002X 电话 13800138000\n";
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(text.as_bytes()).expect("gzip");
+    let gz = e.finish().expect("gzip");
+    let path = dir.join("export.log.gz");
+    std::fs::write(&path, &gz).expect("write");
+    let (code, out, err) = run(&["mask", path.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("110105********002X") && out.contains("138****8000"), "{out}");
+    assert!(out.starts_with("line one\n"), "{out}");
+    let (code, out, err) = run(&["scan", "--format", "jsonl", "-"], Some(&gz));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2, "{}", String::from_utf8_lossy(&out));
+}

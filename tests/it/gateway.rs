@@ -1,6 +1,6 @@
 //! The real gateway binary in front of a real upstream, over HTTP/1.1, HTTP/2, TLS and mTLS.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use super::harness::*;
@@ -176,6 +176,7 @@ routes:
   - {{id: strict, path_prefix: /strict/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{on_binary: block}}}}
   - {{id: capped, path_prefix: /capped/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 65536}}}}
   - {{id: passthru, path_prefix: /passthru/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 65536, on_error: pass}}}}
+  - {{id: keep, path_prefix: /keep/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{request_coding: keep}}}}
   - {{id: down, path_prefix: /down/, policy: mask, upstream: {{addrs: ["127.0.0.1:{down}"], connect_timeout_ms: 500}}}}
 audit:
   fingerprint_key_file: fp.key
@@ -529,43 +530,79 @@ fn query_and_header_values_are_inspected() {
     assert!(hints.text().contains(ID_MASKED), "{}", hints.text());
 }
 
-#[test]
-fn compressed_request_bodies_are_not_forwarded_uninspected() {
-    let (gw, up) = start("reqgzip", "none", "allow");
-    let file = gw.dir.join("body.json.gz");
-    std::fs::write(&file, gzip(format!("{{\"card\":\"{CARD}\"}}").as_bytes())).expect("body");
+/// POST `body` with `Content-Encoding: coding` (one line per coding given).
+fn post_coded(gw: &Gateway, path: &str, body: &[u8], codings: &[&str]) -> Resp {
+    let file = gw.dir.join(format!("body-{}.bin", unique()));
+    std::fs::write(&file, body).expect("body");
     let at = format!("@{}", file.display());
-    // /strict/ may block responses, so the gateway makes the exchange itself; /upload/ does not
-    for path in ["/strict/echo", "/upload/echo"] {
-        let r = curl(&[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            "content-encoding: gzip",
-            "--data-binary",
-            &at,
-            &url(&gw, path),
-        ]);
-        assert_eq!(r.status, 415, "{path}: {}", r.text());
-        // a second Content-Encoding line does not hide behind a first `identity`
-        let r = curl(&[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            "content-encoding: identity",
-            "-H",
-            "content-encoding: gzip",
-            "--data-binary",
-            &at,
-            &url(&gw, path),
-        ]);
-        assert_eq!(r.status, 415, "{path}, two lines: {}", r.text());
+    let u = url(gw, path);
+    let mut args = vec!["-X", "POST", "-H", "content-type: application/json", "--data-binary", &at];
+    let lines: Vec<String> = codings.iter().map(|c| format!("content-encoding: {c}")).collect();
+    for l in &lines {
+        args.extend_from_slice(&["-H", l]);
     }
-    assert!(up.requests().is_empty(), "{:?}", up.requests());
+    args.push(&u);
+    curl(&args)
+}
+
+#[test]
+fn compressed_request_bodies_are_decoded_masked_and_sent_on() {
+    let (gw, up) = start("reqgzip", "none", "allow");
+    // (no bank card: /upload/ blocks those in requests)
+    let plain = format!("{{\"sfzh\":\"{ID}\",\"mobile\":\"{MOBILE}\"}}");
+    let gunzip = |b: &[u8]| {
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(b).read_to_string(&mut out).map(|_| out).unwrap_or_default()
+    };
+    // gzip, deflate and br, on the path Pingora proxies (/stream/ with a body) and on a route
+    // that may block (/upload/: the gateway's own exchange); two field lines count as one coding
+    let cases: [(&str, Vec<u8>, &[&str]); 4] = [
+        ("gzip", gzip(plain.as_bytes()), &["gzip"]),
+        ("deflate", deflate(plain.as_bytes()), &["deflate"]),
+        ("br", brotli_enc(plain.as_bytes()), &["br"]),
+        ("identity + gzip", gzip(plain.as_bytes()), &["identity", "gzip"]),
+    ];
+    for (what, body, codings) in &cases {
+        for path in ["/stream/echo", "/upload/echo"] {
+            let before = up.requests().len();
+            let r = post_coded(&gw, path, body, codings);
+            assert_eq!(r.status, 200, "{what} {path}: {}", r.text());
+            let got = up.requests().into_iter().nth(before).expect("forwarded");
+            let text = String::from_utf8_lossy(&got.body).into_owned();
+            assert!(text.contains(ID_MASKED) && text.contains("138****8000"), "{what} {path}: masked: {text}");
+            assert!(!text.contains(ID) && !text.contains(MOBILE), "{what} {path}: {text}");
+            assert_eq!(got.header("content-encoding"), None, "{what} {path}: sent on as identity");
+            assert_eq!(got.header("content-length"), Some(got.body.len().to_string().as_str()), "{what} {path}");
+        }
+    }
+    // a route that keeps the coding: gzip again, which decodes to the masked body
+    let before = up.requests().len();
+    let r = post_coded(&gw, "/keep/echo", &gzip(plain.as_bytes()), &["gzip"]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = up.requests().into_iter().nth(before).expect("forwarded");
+    assert_eq!(got.header("content-encoding"), Some("gzip"));
+    let text = gunzip(&got.body);
+    assert!(text.contains(ID_MASKED) && !text.contains(ID), "{text}");
+    // refused, and never forwarded: a block finding inside the coding, a bomb, a damaged body, and
+    // codings the gateway does not decode
+    let n = up.requests().len();
+    let card = gzip(format!("{{\"card\":\"{CARD}\"}}").as_bytes());
+    let r = post_coded(&gw, "/upload/echo", &card, &["gzip"]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["error"], "blocked_by_dlp");
+    for (what, body, codings, status) in [
+        ("bomb", bomb(), &["gzip"][..], 413),
+        ("damaged", bad_gzip(), &["gzip"][..], 415),
+        ("zstd", b"(\xb5/\xfd not really".to_vec(), &["zstd"][..], 415),
+        ("stacked", gzip(&gzip(plain.as_bytes())), &["gzip, gzip"][..], 415),
+    ] {
+        for path in ["/stream/echo", "/upload/echo"] {
+            let r = post_coded(&gw, path, &body, codings);
+            assert_eq!(r.status, status, "{what} {path}: {}", r.text());
+            assert_eq!(r.json()["error"], "uninspectable_body", "{what} {path}");
+        }
+    }
+    assert_eq!(up.requests().len(), n, "nothing refused reached the upstream");
 }
 
 #[test]

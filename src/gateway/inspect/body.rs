@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{DecodeError, DecodeLimits, Decoder, FindingLog, Scope, Uninspectable, deciding, observe};
+use super::{DecodeLimits, Decoder, FindingLog, Scope, Uninspectable, deciding, observe};
 use crate::documents;
 use crate::engine::{Action, StreamScanner};
 use crate::telemetry::Metrics;
@@ -135,20 +135,9 @@ impl BodyInspector {
         plain.clear();
         let data: &[u8] = match &mut self.decoder {
             Some(d) => {
-                // the most this body may decode to so far: max_decompressed, and max_ratio times
-                // what has arrived once past the first MiB
-                let limits = self.rules.decode;
-                let by_ratio = self.encoded_in.saturating_mul(limits.max_ratio as u64).max(1 << 20);
-                let by_size = limits.max_decompressed as u64;
-                let room = by_size.min(by_ratio).saturating_sub(self.decoded);
-                let r = d.push(chunk, eos, usize::try_from(room).unwrap_or(usize::MAX), &mut plain);
+                let r = self.rules.decode.push(d, self.encoded_in, self.decoded, chunk, eos, &mut plain);
                 self.decoded += plain.len() as u64;
-                match r {
-                    Ok(()) => {}
-                    Err(DecodeError::Limit) if by_size <= by_ratio => return Err(Uninspectable::DecompressedSize),
-                    Err(DecodeError::Limit) => return Err(Uninspectable::DecompressionRatio),
-                    Err(DecodeError::Corrupt) => return Err(Uninspectable::Undecodable),
-                }
+                r?;
                 &plain
             }
             None => {

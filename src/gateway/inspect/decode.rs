@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use super::outcome::Uninspectable;
+
 /// Where a decoder writes: refuses output past `room` bytes, so a decompression bomb is stopped
 /// while it expands, not after a whole chunk has been inflated into memory.
 #[derive(Debug, Default)]
@@ -134,6 +136,62 @@ impl Decoder {
 pub struct DecodeLimits {
     pub max_decompressed: usize,
     pub max_ratio: usize,
+}
+
+impl DecodeLimits {
+    /// Feed `chunk` to `d` when `encoded_in` coded bytes (this chunk included) have arrived and
+    /// `decoded` bytes came out of the earlier ones. The body may decode to `max_decompressed`,
+    /// and to `max_ratio` times what has arrived once past the first MiB.
+    pub fn push(
+        &self,
+        d: &mut Decoder,
+        encoded_in: u64,
+        decoded: u64,
+        chunk: &[u8],
+        eos: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Uninspectable> {
+        let by_ratio = encoded_in.saturating_mul(self.max_ratio as u64).max(1 << 20);
+        let by_size = self.max_decompressed as u64;
+        let room = by_size.min(by_ratio).saturating_sub(decoded);
+        match d.push(chunk, eos, usize::try_from(room).unwrap_or(usize::MAX), out) {
+            Ok(()) => Ok(()),
+            Err(DecodeError::Limit) if by_size <= by_ratio => Err(Uninspectable::DecompressedSize),
+            Err(DecodeError::Limit) => Err(Uninspectable::DecompressionRatio),
+            Err(DecodeError::Corrupt) => Err(Uninspectable::Undecodable),
+        }
+    }
+
+    /// A whole coded body, decoded within the limits.
+    pub fn decode(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, Uninspectable> {
+        let mut d = Decoder::new(kind).ok_or(Uninspectable::UnsupportedCoding)?;
+        let mut out = Vec::with_capacity(body.len().saturating_mul(4));
+        self.push(&mut d, body.len() as u64, 0, body, true, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// `data` coded with `kind` (gzip, deflate, br) again, for an upstream that gets it as the
+/// client sent it.
+pub fn encode(kind: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 3 + 64);
+    let r = match kind {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(6));
+            e.write_all(data).and_then(|()| e.try_finish())
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(&mut out, flate2::Compression::new(6));
+            e.write_all(data).and_then(|()| e.try_finish())
+        }
+        _ => {
+            let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            e.write_all(data).and_then(|()| e.flush())
+        }
+    };
+    // writing into memory does not fail
+    debug_assert!(r.is_ok());
+    out
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod outcome;
 use std::time::Instant;
 
 pub use body::{BodyInspector, BodyRules, ScannedDocument, scan_document};
-pub use decode::{Coding, DecodeError, DecodeLimits, Decoder, Sink, coding};
+pub use decode::{Coding, DecodeError, DecodeLimits, Decoder, Sink, coding, encode};
 pub use findings::{FindingLog, LogEntry, Returned};
 pub use multipart::{disposition_filename, multipart_boundary, scan_multipart};
 pub use outcome::Uninspectable;

@@ -95,7 +95,13 @@ impl Uninspectable {
             (Uninspectable::Binary, _) => 415,
             (_, Direction::Response) => 502,
             (Uninspectable::Upgrade, _) => 403,
-            (Uninspectable::Oversize | Uninspectable::DocumentSize, _) => 413,
+            (
+                Uninspectable::Oversize
+                | Uninspectable::DocumentSize
+                | Uninspectable::DecompressedSize
+                | Uninspectable::DecompressionRatio,
+                _,
+            ) => 413,
             _ => 415,
         }
     }
@@ -122,6 +128,7 @@ mod tests {
         assert_eq!(Uninspectable::DocumentSize.status(Request), 413);
         assert_eq!(Uninspectable::Upgrade.status(Request), 403);
         assert_eq!(Uninspectable::EncodedRequest.status(Request), 415);
+        assert_eq!(Uninspectable::DecompressionRatio.status(Request), 413, "a compressed upload past its limits");
         assert_eq!(Uninspectable::Encrypted.status(Request), 415);
         // a response the gateway cannot vouch for is the upstream's failure
         assert_eq!(Uninspectable::Undecodable.status(Response), 502);
