@@ -87,6 +87,9 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         }
     }
     let audit = compile_audit(c, raw.audit);
+    if let Err(why) = log_level(&raw.logging.level) {
+        c.err("logging.level", Some(&raw.logging.level), why);
+    }
     let logging = LoggingSettings { format: raw.logging.format, level: raw.logging.level };
 
     let rules = rules?;
@@ -255,6 +258,7 @@ fn compile_identity(c: &mut Ctx<'_>, raw: &RawIdentity) -> IdentitySettings {
         trusted_proxies: trusted,
         department_header: raw.department_header.to_ascii_lowercase(),
         unknown: raw.unknown,
+        unknown_api_key: raw.unknown_api_key,
     }
 }
 
@@ -592,4 +596,29 @@ fn compile_audit(c: &mut Ctx<'_>, raw: RawAudit) -> AuditSettings {
         c.err("queue", None, "audit queue must be at least 1");
     }
     AuditSettings { queue: raw.queue, sinks }
+}
+
+/// `logging.level`: a level (`error`, `warn`, `info`, `debug`, `trace`, `off`), or comma-separated
+/// `target=level` directives with at most one bare level. A misspelt level would otherwise read
+/// as a target name and silence every log line.
+fn log_level(spec: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let mut bare = 0;
+    for d in spec.split(',').map(str::trim) {
+        let level = match d.split_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level.trim(),
+            Some(_) => return Err(format!("{d:?}: a directive needs a target before '='")),
+            None => {
+                bare += 1;
+                d
+            }
+        };
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!("{level:?} is not a log level (expected one of {})", LEVELS.join(", ")));
+        }
+    }
+    if bare > 1 {
+        return Err("more than one default level".to_string());
+    }
+    Ok(())
 }

@@ -123,6 +123,7 @@ pub struct IdentitySettings {
     pub trusted_proxies: Vec<Cidr>,
     pub department_header: String,
     pub unknown: UnknownMode,
+    pub unknown_api_key: UnknownMode,
 }
 
 #[derive(Debug, Clone)]

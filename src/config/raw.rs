@@ -183,6 +183,10 @@ pub(crate) struct RawIdentity {
     pub(crate) department_header: String,
     #[serde(default)]
     pub(crate) unknown: UnknownMode,
+    /// A request whose API key no department holds: `allow` (treated as any caller not
+    /// recognised, counted and audited) or `refuse` (401).
+    #[serde(default)]
+    pub(crate) unknown_api_key: UnknownMode,
 }
 
 impl Default for RawIdentity {
@@ -192,6 +196,7 @@ impl Default for RawIdentity {
             trusted_proxies: vec![],
             department_header: d_dept_header(),
             unknown: UnknownMode::Allow,
+            unknown_api_key: UnknownMode::Allow,
         }
     }
 }

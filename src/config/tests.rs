@@ -131,3 +131,28 @@ routes:
     assert!(at(5, "routes[0].inspect.on_error"), "{e}");
     assert!(at(6, "routes[1].upstream.connect_timeout_ms"), "{e}");
 }
+
+/// Issue 15: a misspelt log level, or a listener timeout of zero, is refused with its line; the
+/// listener timeouts default to nginx's.
+#[test]
+fn log_levels_and_listener_timeouts_are_checked() {
+    let cfg = |logging: &str, listener: &str| {
+        format!(
+            "listeners:\n  - {{addr: \"127.0.0.1:8080\"{listener}}}\npolicies: [{{id: p}}]\nroutes: [{{id: r, policy: p, upstream: {{addrs: [\"127.0.0.1:9000\"]}}}}]\nlogging:\n  level: {logging}\n"
+        )
+    };
+    let s = load_str(Path::new("ok.yaml"), &cfg("info", "")).expect("defaults");
+    let t = s.listeners[0].timeouts;
+    assert_eq!((t.header.as_secs(), t.body.as_secs(), t.keepalive.as_secs()), (60, 60, 75));
+    for good in ["debug", "WARN", "info,dlpgate=debug", "\"warn,pingora=error\"", "off"] {
+        assert!(load_str(Path::new("ok.yaml"), &cfg(good, "")).is_ok(), "{good}");
+    }
+    for bad in ["infoo", "dlpgate=loud", "info,debug", "=info"] {
+        let e = load_str(Path::new("bad.yaml"), &cfg(bad, "")).expect_err(bad).to_string();
+        assert!(e.contains("bad.yaml:6") && e.contains("logging.level"), "{bad}: {e}");
+    }
+    let e = load_str(Path::new("t.yaml"), &cfg("info", ", client_body_timeout_s: 0")).expect_err("zero").to_string();
+    assert!(e.contains("t.yaml:2") && e.contains("client_body_timeout_s"), "{e}");
+    let s = load_str(Path::new("t.yaml"), &cfg("info", ", keepalive_timeout_s: 0")).expect("keep-alive off");
+    assert!(s.listeners[0].timeouts.keepalive.is_zero());
+}

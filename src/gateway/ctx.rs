@@ -70,6 +70,8 @@ pub struct Ctx {
     /// response aborted mid-stream).
     pub reason: Option<Uninspectable>,
     pub block_dir: Option<Direction>,
+    /// Why the caller was not identified (`unknown_api_key`, `unrecognised`), when it was not.
+    pub identity_failure: Option<&'static str>,
     /// The request body was decoded (gzip, deflate, br) and goes on without `Content-Encoding`.
     pub req_decoded: bool,
 }

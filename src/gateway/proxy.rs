@@ -80,14 +80,24 @@ impl Gateway {
             .find(|l| local.is_some_and(|a| a.port() == l.addr.port()))
             .map(|l| l.name.clone())
             .unwrap_or_default();
-        match policy::identify(&snap.departments, &id) {
-            Some((d, _)) => ctx.dept = d,
-            None => {
-                ctx.dept = snap.unknown;
-                if snap.identity.unknown == UnknownMode::Refuse {
-                    return Some(Verdict::Unrecognised);
-                }
-            }
+        // a key no department holds is a wrong credential, whatever else names the caller
+        let bad_key = id.api_key_sha256.as_ref().is_some_and(|k| !policy::api_key_known(&snap.departments, k));
+        let recognised = policy::identify(&snap.departments, &id).map(|(d, _)| d);
+        ctx.dept = recognised.unwrap_or(snap.unknown);
+        if recognised.is_none() {
+            ctx.identity_failure = Some("unrecognised");
+        }
+        if bad_key {
+            ctx.identity_failure = Some("unknown_api_key");
+        }
+        if let Some(reason) = ctx.identity_failure {
+            Metrics::get().identity_failures.with_label_values(&[reason]).inc();
+        }
+        if bad_key && snap.identity.unknown_api_key == UnknownMode::Refuse {
+            return Some(Verdict::UnknownApiKey);
+        }
+        if recognised.is_none() && snap.identity.unknown == UnknownMode::Refuse {
+            return Some(Verdict::Unrecognised);
         }
         // route
         let req = session.req_header();
@@ -266,11 +276,23 @@ impl Gateway {
             let dir = ctx.block_dir.unwrap_or(Direction::Request);
             m.blocked.with_label_values(&[route_id, dept_id, dir.as_str(), reason]).inc();
         }
+        if ctx.identity_failure == Some("unknown_api_key") && self.audit.enabled() {
+            let refused = ctx.verdict == Some(Verdict::UnknownApiKey);
+            self.audit.emit(&AuditEvent {
+                direction: Direction::Request.as_str(),
+                action: if refused { "block" } else { "alert" }.to_string(),
+                reason: Some("API key no department holds".to_string()),
+                ..ctx.audit_event("dlp.identity", route_id, dept_id, status)
+            });
+        }
         let acted = ctx.log.entries.iter().any(|e| e.action != Action::Allow);
         if (!acted && !blocked && ctx.reason.is_none()) || !self.audit.enabled() {
             return;
         }
-        let dir = ctx.block_dir.or_else(|| ctx.log.entries.first().map(|e| e.dir)).unwrap_or(Direction::Response);
+        let dir = ctx
+            .block_dir
+            .or_else(|| ctx.log.entries.iter().find(|e| e.action != Action::Allow).map(|e| e.dir))
+            .unwrap_or(Direction::Response);
         let action = if blocked { Action::Block } else { ctx.log.strongest() };
         let ev = AuditEvent {
             direction: dir.as_str(),

@@ -16,6 +16,8 @@ pub enum Verdict {
     Blocked { incident: String, rules: Vec<String> },
     /// The caller is not recognised and the config refuses unknown callers.
     Unrecognised,
+    /// An API key no department holds, where `identity.unknown_api_key` refuses it.
+    UnknownApiKey,
     /// No route matches host and path.
     NoRoute,
     /// A body could not be inspected and the route fails closed.
@@ -37,6 +39,7 @@ impl Verdict {
         match self {
             Verdict::Blocked { .. } | Verdict::Unrecognised => 403,
             Verdict::NoRoute => 404,
+            Verdict::UnknownApiKey => 401,
             Verdict::Uninspectable { status, .. } | Verdict::Upstream { status, .. } => *status,
             Verdict::BadRequest(_) => 400,
             Verdict::HeadTooLarge => 431,
@@ -52,6 +55,7 @@ impl Verdict {
             }
             Verdict::Unrecognised => serde_json::json!({"error": "department_not_recognised"}),
             Verdict::NoRoute => serde_json::json!({"error": "no_route"}),
+            Verdict::UnknownApiKey => serde_json::json!({"error": "api_key_not_recognised"}),
             Verdict::Uninspectable { reason, .. } => {
                 serde_json::json!({"error": "uninspectable_body", "reason": reason})
             }
@@ -87,6 +91,9 @@ pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
     resp.insert_header("cache-control", "no-store")?;
     if let Verdict::QuotaExceeded { retry_after, .. } = verdict {
         resp.insert_header("retry-after", retry_after.to_string())?;
+    }
+    if verdict == &Verdict::UnknownApiKey {
+        resp.insert_header("www-authenticate", "ApiKey")?;
     }
     // the request body may be unread: do not reuse the connection
     session.set_keepalive(None);

@@ -15,9 +15,9 @@ use pingora::services::listening::Service;
 
 use super::conn::ClientTimeouts;
 use super::proxy::Gateway;
-use super::state::{Active, Store, now_secs};
+use super::state::{Active, Store};
 use crate::config::{self};
-use crate::telemetry::{AuditWriter, Metrics};
+use crate::telemetry::AuditWriter;
 
 /// SIGHUP → reload; SIGUSR1 → reopen audit files.
 struct Signals {
@@ -132,10 +132,7 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         let lines: Vec<String> = errs.iter().map(|e| format!("{}: {e}", path.display())).collect();
         anyhow::anyhow!("{}", lines.join("\n"))
     })?;
-    let m = Metrics::get();
-    m.rules_loaded.set(active.rules.rules().len() as i64);
-    m.config_reloads.with_label_values(&["success"]).inc();
-    m.last_reload_success.set(now_secs());
+    super::state::loaded(&active);
 
     let conf = ServerConf {
         threads: active.server.threads,

@@ -141,10 +141,8 @@ impl Store {
             .and_then(|s| Active::new(s).map_err(|e| e.iter().map(ToString::to_string).collect()));
         match built {
             Ok(a) => {
-                m.rules_loaded.set(a.rules.rules().len() as i64);
+                loaded(&a);
                 self.inner.store(Arc::new(a));
-                m.config_reloads.with_label_values(&["success"]).inc();
-                m.last_reload_success.set(now_secs());
                 tracing::info!(config = %self.path.display(), "configuration reloaded");
                 Ok(())
             }
@@ -155,6 +153,48 @@ impl Store {
                 }
                 Err(errs)
             }
+        }
+    }
+}
+
+/// A configuration was loaded (at start or by a reload): the gauges, and every series of a known
+/// label set created at zero, so that dashboards show 0 rather than "no data" and `rate()` alerts
+/// can fire on the first increase.
+pub fn loaded(a: &Active) {
+    use super::inspect::Uninspectable;
+    let m = Metrics::get();
+    m.rules_loaded.set(a.rules.rules().len() as i64);
+    m.config_reloads.with_label_values(&["success"]).inc();
+    m.config_reloads.with_label_values(&["error"]);
+    m.last_reload_success.set(now_secs());
+    for reason in ["unknown_api_key", "unrecognised"] {
+        m.identity_failures.with_label_values(&[reason]);
+    }
+    for dir in ["request", "response"] {
+        m.inspected_bytes.with_label_values(&[dir]);
+    }
+    let mut reasons: Vec<&str> = Uninspectable::ALL.iter().map(|u| u.label()).collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    for r in &a.routes {
+        for reason in &reasons {
+            m.uninspected.with_label_values(&[r.id.as_str(), reason]);
+        }
+        for kind in super::respond::UPSTREAM_ERROR_KINDS {
+            m.upstream_errors.with_label_values(&[r.id.as_str(), kind]);
+        }
+        for d in &a.departments {
+            for class in ["2xx", "4xx", "5xx"] {
+                m.requests.with_label_values(&[r.id.as_str(), d.id.as_str(), class]);
+            }
+            for dir in ["request", "response"] {
+                m.blocked.with_label_values(&[r.id.as_str(), d.id.as_str(), dir, "dlp_rule"]);
+            }
+        }
+    }
+    for q in &a.quotas {
+        for d in &a.departments {
+            m.quota_exceeded.with_label_values(&[q.id.as_str(), d.id.as_str()]);
         }
     }
 }

@@ -250,6 +250,11 @@ fn identify_index(depts: &[Department], id: &Identity) -> Option<(usize, Recogni
     None
 }
 
+/// Whether some department holds the API key with this digest.
+pub fn api_key_known(depts: &[Department], digest: &[u8; 32]) -> bool {
+    depts.iter().any(|d| d.api_keys.iter().any(|x| ct_eq(x, digest)))
+}
+
 fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

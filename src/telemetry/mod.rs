@@ -15,7 +15,9 @@ use crate::config::{LogFormat, LoggingSettings};
 pub fn init_logging(s: &LoggingSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},pingora=warn", s.level)));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // colour codes only for a terminal, never in a log file or the journal
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match s.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -720,3 +720,77 @@ fn check_reports_every_tls_problem_at_once() {
     assert!(err.contains("route stream") && err.contains("empty.pem"), "{err}");
     assert!(err.contains("3 problem(s)"), "{err}");
 }
+
+/// Issue 15: every known series exists at zero from the start; findings a department may receive
+/// in clear are counted (`action="allow"`); a wrong API key is counted, audited, and refused when
+/// the config says so; log files get no colour codes.
+#[test]
+fn operators_see_zero_series_allowed_findings_and_wrong_api_keys() {
+    let (gw, _up) = start("opsmetrics", "none", "allow");
+    let m = curl(&[&admin(&gw, "/metrics")]).text();
+    for (name, labels) in [
+        ("dlpgate_uninspected_total", &[("route", "stream"), ("reason", "oversize")][..]),
+        ("dlpgate_uninspected_total", &[("route", "upload"), ("reason", "decompression_limit")][..]),
+        ("dlpgate_upstream_errors_total", &[("route", "down"), ("kind", "connect")][..]),
+        ("dlpgate_upstream_errors_total", &[("route", "stream"), ("kind", "closed")][..]),
+        ("dlpgate_identity_failures_total", &[("reason", "unknown_api_key")][..]),
+        ("dlpgate_requests_total", &[("route", "stream"), ("department", "civil"), ("status_class", "5xx")][..]),
+        ("dlpgate_blocked_total", &[("route", "strict"), ("department", "unknown"), ("direction", "request")][..]),
+        ("dlpgate_config_reloads_total", &[("result", "error")][..]),
+    ] {
+        let line =
+            m.lines().find(|l| l.starts_with(name) && labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))));
+        assert!(line.is_some_and(|l| l.ends_with(" 0")), "{name} {labels:?} exists at zero: {line:?}");
+    }
+    let get = |key: &str| {
+        let mut args = vec![];
+        let h = format!("X-Api-Key: {key}");
+        if !key.is_empty() {
+            args.extend_from_slice(&["-H", h.as_str()]);
+        }
+        let u = format!("http://127.0.0.1:{}/stream/residents", gw.http);
+        args.push(&u);
+        curl(&args)
+    };
+    // public-security may receive ID numbers in clear: counted all the same
+    let r = get("ps-key");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains(ID), "{}", r.text());
+    // a wrong key: the unknown department (everything masked), counted and audited
+    let r = get("not-a-key-0123");
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains(ID));
+    std::thread::sleep(Duration::from_millis(200));
+    let m = curl(&[&admin(&gw, "/metrics")]).text();
+    let allowed = [("rule", "cn.id_card"), ("action", "allow"), ("department", "public-security")];
+    assert_eq!(metric(&m, "dlpgate_findings_total", &allowed), 1.0, "{m}");
+    assert_eq!(metric(&m, "dlpgate_identity_failures_total", &[("reason", "unknown_api_key")]), 1.0);
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.contains("dlp.identity"));
+    let ev: serde_json::Value = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|e: &serde_json::Value| e["event"] == "dlp.identity")
+        .expect("identity event");
+    assert_eq!(ev["action"], "alert");
+    assert_eq!(ev["department"], "unknown");
+    assert!(!audit.contains("not-a-key-0123"), "never the key itself");
+    let log = std::fs::read_to_string(gw.dir.join("gateway.log")).unwrap_or_default();
+    assert!(!log.is_empty() && !log.contains('\x1b'), "no colour codes in a log file: {log:.300}");
+    drop(gw);
+
+    // refused when the config says so; a right key and no key at all are served as before
+    let up = super::gateway::upstream();
+    let cfg = super::gateway::config(up.port, "none", "allow")
+        .replace("identity: {unknown: allow}", "identity: {unknown: allow, unknown_api_key: refuse}");
+    assert!(cfg.contains("unknown_api_key: refuse"));
+    let gw = start_gateway(&setup("opsrefuse"), &cfg);
+    let u = format!("http://127.0.0.1:{}/stream/residents", gw.http);
+    let r = curl(&["-H", "X-Api-Key: not-a-key-0123", &u]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["error"], "api_key_not_recognised");
+    assert!(r.header("www-authenticate").is_some());
+    assert_eq!(curl(&["-H", "X-Api-Key: civil-key", &u]).status, 200);
+    assert_eq!(curl(&[&u]).status, 200);
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.contains("dlp.identity"));
+    assert!(audit.contains("\"action\":\"block\""), "{audit}");
+}

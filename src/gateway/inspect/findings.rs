@@ -48,7 +48,8 @@ const MAX_FINGERPRINTS: usize = 16;
 
 impl FindingLog {
     /// Record one finding: count it, and (unless `brief`) keep a masked sample and a keyed
-    /// fingerprint for the audit event (never the value). `allow` findings are not recorded.
+    /// fingerprint for the audit event (never the value). `allow` findings are only counted (the
+    /// SOC's number of values a department received in clear); they are not audited.
     pub fn record(&mut self, snap: &Snapshot, dir: Direction, rule: RuleId, action: Action, value: &[u8]) {
         self.record_at(snap, dir, rule, action, value, None);
     }
@@ -70,11 +71,11 @@ impl FindingLog {
                 None => self.returned.push(Returned { rule, count: 1 }),
             }
         }
-        if action == Action::Allow {
-            return;
-        }
         if let Some(e) = self.entries.iter_mut().find(|e| e.dir == dir && e.rule == rule && e.action == action) {
             e.count += 1;
+            if action == Action::Allow {
+                return;
+            }
             if let Some(l) = location.filter(|_| !self.brief && e.locations.len() < MAX_FINGERPRINTS).map(|f| f()) {
                 if !e.locations.contains(&l) {
                     e.locations.push(l);
@@ -88,14 +89,14 @@ impl FindingLog {
             }
             return;
         }
-        let (sample, fingerprints) = if self.brief {
+        let (sample, fingerprints) = if self.brief || action == Action::Allow {
             (String::new(), Vec::new())
         } else {
             let mut s = Vec::new();
             mask(value, &snap.rules.rules()[rule].mask, &mut s);
             (String::from_utf8_lossy(&s).into_owned(), vec![snap.fingerprint_key.fingerprint(value)])
         };
-        let locations = location.filter(|_| !self.brief).map(|f| f()).into_iter().collect();
+        let locations = location.filter(|_| !self.brief && action != Action::Allow).map(|f| f()).into_iter().collect();
         self.entries.push(LogEntry { dir, rule, action, count: 1, sample, fingerprints, locations });
     }
 
@@ -131,6 +132,7 @@ impl FindingLog {
     pub fn audit_findings(&self, snap: &Snapshot) -> Vec<AuditFinding> {
         self.entries
             .iter()
+            .filter(|e| e.action != Action::Allow)
             .map(|e| {
                 let r = &snap.rules.rules()[e.rule];
                 AuditFinding {

@@ -43,6 +43,27 @@ pub enum Uninspectable {
 }
 
 impl Uninspectable {
+    /// Every reason (for the series created at zero when a config is loaded). A new variant
+    /// goes here too.
+    pub const ALL: [Uninspectable; 16] = [
+        Uninspectable::Oversize,
+        Uninspectable::DecompressedSize,
+        Uninspectable::DecompressionRatio,
+        Uninspectable::Undecodable,
+        Uninspectable::UnsupportedCoding,
+        Uninspectable::EncodedRequest,
+        Uninspectable::Upgrade,
+        Uninspectable::Binary,
+        Uninspectable::DocumentSize,
+        Uninspectable::ArchiveLimit,
+        Uninspectable::Encrypted,
+        Uninspectable::CorruptDocument,
+        Uninspectable::Unmaskable,
+        Uninspectable::BlockedMidStream,
+        Uninspectable::Quota,
+        Uninspectable::ForcedCut,
+    ];
+
     /// What the client and the audit event are told.
     pub fn message(self) -> &'static str {
         match self {
