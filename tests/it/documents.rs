@@ -279,7 +279,13 @@ fn xlsx_exports_are_masked_in_place_whatever_their_label() {
     assert_eq!(first["document"], "xlsx", "{first}");
     assert_eq!(first["file"], format!("导出_{ID_MASKED}.xlsx"), "{first}");
     let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
-    assert!(!m.lines().any(|l| l.starts_with("dlpgate_uninspected_total") && l.contains("exports")), "{m}");
+    // (each series exists from the start, at zero)
+    assert!(
+        m.lines()
+            .filter(|l| l.starts_with("dlpgate_uninspected_total") && l.contains("exports"))
+            .all(|l| l.ends_with(" 0")),
+        "{m}"
+    );
     assert!(m.lines().any(|l| l.starts_with("dlpgate_findings_total") && l.contains("cn.id_card")), "{m}");
 }
 
