@@ -51,6 +51,9 @@ pub enum Command {
         /// Also print the effective policy per department
         #[arg(long)]
         print: bool,
+        /// Also connect to what the config names over the network (cluster.redis)
+        #[arg(long)]
+        connect: bool,
     },
     /// Scan a file (or `-` for stdin) and report findings
     Scan(ScanArgs),
@@ -129,7 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Demo { dir, http, https, admin, backend }) => {
             demo(crate::gateway::demo::DemoOptions { dir, http, https, admin, backend })
         }
-        Some(Command::Check { config, print }) => check(&config, print),
+        Some(Command::Check { config, print, connect }) => check(&config, print, connect),
         Some(Command::Scan(a)) => scan(a),
         Some(Command::Mask(a)) => mask(a),
         Some(Command::Rules { command: RulesCommand::Test { dirs } }) => rules_test(&dirs),
@@ -432,7 +435,7 @@ fn demo(o: crate::gateway::demo::DemoOptions) -> Result<()> {
     crate::gateway::server::run_server(&path, Default::default())
 }
 
-fn check(path: &std::path::Path, print: bool) -> Result<()> {
+fn check(path: &std::path::Path, print: bool, connect: bool) -> Result<()> {
     let snap = match crate::config::load(path) {
         Ok(s) => s,
         Err(e) => {
@@ -450,6 +453,15 @@ fn check(path: &std::path::Path, print: bool) -> Result<()> {
             bail!("{}: {} problem(s)", path.display(), errs.len());
         }
     };
+    if connect {
+        if let Some(cl) = &snap.cluster {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            match rt.block_on(crate::gateway::quota_store::ping(cl)) {
+                Ok(_) => println!("{}: cluster.redis: {} answers", path.display(), cl.url),
+                Err(e) => bail!("{}: cluster.redis: {}: {e}", path.display(), cl.url),
+            }
+        }
+    }
     let mut out = io::stdout().lock();
     writeln!(
         out,

@@ -86,6 +86,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
             }
         }
     }
+    let cluster = raw.cluster.and_then(|cl| compile_cluster(c, cl));
     let audit = compile_audit(c, raw.audit);
     if let Err(why) = log_level(&raw.logging.level) {
         c.err("logging.level", Some(&raw.logging.level), why);
@@ -112,6 +113,7 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
         policies,
         routes,
         quotas,
+        cluster,
         audit,
         logging,
         loaded_at: std::time::SystemTime::now(),
@@ -621,4 +623,69 @@ fn log_level(spec: &str) -> Result<(), String> {
         return Err("more than one default level".to_string());
     }
     Ok(())
+}
+
+/// `cluster`: the Redis that replicas share quota counters through. Nothing is tried over the
+/// network here (`dlpgate check --connect` does).
+fn compile_cluster(c: &mut Ctx<'_>, raw: RawCluster) -> Option<ClusterSettings> {
+    c.scope = "cluster.redis".to_string();
+    let r = raw.redis;
+    let url = r.url.trim().to_string();
+    let tls_url = url.starts_with("rediss://");
+    if !(url.starts_with("redis://") || tls_url) {
+        c.err("url", Some(&r.url), "expected redis://host:port/db or rediss://host:port/db");
+    } else if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
+        c.err("url", Some(&r.url), format!("invalid Redis URL: {e}"));
+    } else if url.split_once("://").is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@')) {
+        // a password in the config file ends up in backups and diffs
+        c.err("url", Some(&r.url), "no credentials in the URL: use username and password_file");
+    }
+    if r.timeout_ms == 0 || r.sync_ms == 0 {
+        c.err(if r.timeout_ms == 0 { "timeout_ms" } else { "sync_ms" }, None, "must be at least 1 ms");
+    }
+    if r.key_prefix.is_empty() {
+        c.err("key_prefix", None, "a key prefix keeps the gateway's keys apart from others in the same database");
+    }
+    let read = |c: &mut Ctx<'_>, key: &str, p: &str| -> Option<Vec<u8>> {
+        let path = c.readable(key, p)?;
+        match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                c.err(key, Some(p), format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    };
+    let password = r
+        .password_file
+        .as_deref()
+        .and_then(|p| read(c, "password_file", p))
+        .map(|b| String::from_utf8_lossy(&b).trim_end_matches(['\r', '\n']).to_string());
+    let (mut ca, mut client_cert) = (None, None);
+    if let Some(t) = &r.tls {
+        if !tls_url {
+            c.err("tls", None, "tls needs a rediss:// URL");
+        }
+        ca = t.ca_file.as_deref().and_then(|p| read(c, "ca_file", p));
+        client_cert = match (&t.cert, &t.key) {
+            (Some(cert), Some(key)) => read(c, "cert", cert).zip(read(c, "key", key)),
+            (None, None) => None,
+            _ => {
+                c.err("tls", None, "a client certificate needs both cert and key");
+                None
+            }
+        };
+    }
+    c.scope.clear();
+    Some(ClusterSettings {
+        url,
+        key_prefix: r.key_prefix,
+        timeout: Duration::from_millis(r.timeout_ms.max(1)),
+        sync: Duration::from_millis(r.sync_ms.max(1)),
+        username: r.username,
+        password,
+        ca,
+        client_cert,
+        on_store_error: raw.on_store_error,
+    })
 }

@@ -21,7 +21,9 @@ impl<T> std::ops::Index<RouteId> for Vec<T> {
     }
 }
 
-pub use super::raw::{BinaryMode, ClientAuth, FailMode, LogFormat, RequestCoding, UnknownMode, UnmaskableMode};
+pub use super::raw::{
+    BinaryMode, ClientAuth, FailMode, LogFormat, RequestCoding, StoreErrorMode, UnknownMode, UnmaskableMode,
+};
 
 /// A bulk-exfiltration quota: at most `limit` sensitive values received in clear per department
 /// in any `window_seconds` (see [`crate::gateway::quota`]).
@@ -107,6 +109,34 @@ impl Default for Timeouts {
     /// nginx's defaults.
     fn default() -> Self {
         Timeouts { header: Duration::from_secs(60), body: Duration::from_secs(60), keepalive: Duration::from_secs(75) }
+    }
+}
+
+/// `cluster`: where replicas share quota counters.
+#[derive(Clone)]
+pub struct ClusterSettings {
+    pub url: String,
+    pub key_prefix: String,
+    pub timeout: Duration,
+    pub sync: Duration,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `rediss://`: a CA bundle (PEM; `None`: the system's roots) and a client certificate and key.
+    pub ca: Option<Vec<u8>>,
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+    pub on_store_error: StoreErrorMode,
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("url", &self.url)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("sync", &self.sync)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("on_store_error", &self.on_store_error)
+            .finish_non_exhaustive()
     }
 }
 
@@ -276,6 +306,8 @@ pub struct Snapshot {
     pub policies: Vec<Policy>,
     pub routes: Vec<Route>,
     pub quotas: Vec<Quota>,
+    /// Shared quota counters (read at start-up, as listeners are).
+    pub cluster: Option<ClusterSettings>,
     pub audit: AuditSettings,
     pub logging: LoggingSettings,
     pub loaded_at: std::time::SystemTime,

@@ -28,9 +28,77 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) quotas: Vec<RawQuota>,
     #[serde(default)]
+    pub(crate) cluster: Option<RawCluster>,
+    #[serde(default)]
     pub(crate) audit: RawAudit,
     #[serde(default)]
     pub(crate) logging: RawLogging,
+}
+
+/// Replicas sharing state: quota counters in Redis.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub(crate) redis: RawRedis,
+    #[serde(default)]
+    pub(crate) on_store_error: StoreErrorMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedis {
+    /// `redis://host:port/db` or `rediss://` (TLS); no password in it: `password_file`.
+    pub(crate) url: String,
+    #[serde(default = "d_key_prefix")]
+    pub(crate) key_prefix: String,
+    /// The longest any Redis operation may take.
+    #[serde(default = "d_redis_timeout")]
+    pub(crate) timeout_ms: u64,
+    /// How often a replica sends its counts and reads the others'.
+    #[serde(default = "d_sync")]
+    pub(crate) sync_ms: u64,
+    #[serde(default)]
+    pub(crate) username: Option<String>,
+    #[serde(default)]
+    pub(crate) password_file: Option<String>,
+    #[serde(default)]
+    pub(crate) tls: Option<RawRedisTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedisTls {
+    /// CA bundle for the server's certificate (default: the system's roots).
+    #[serde(default)]
+    pub(crate) ca_file: Option<String>,
+    /// A client certificate and key, for a Redis that requires one.
+    #[serde(default)]
+    pub(crate) cert: Option<String>,
+    #[serde(default)]
+    pub(crate) key: Option<String>,
+}
+
+fn d_key_prefix() -> String {
+    "dlpgate:".into()
+}
+fn d_redis_timeout() -> u64 {
+    50
+}
+fn d_sync() -> u64 {
+    100
+}
+
+/// What quotas do while the shared store cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreErrorMode {
+    /// Count in this process alone, as without `cluster` (and say so). The default.
+    #[default]
+    Local,
+    /// Refuse the requests of departments under a `block` quota (503).
+    Block,
+    /// Serve them, log and count it; no quota blocks.
+    Alert,
 }
 
 #[derive(Debug, Deserialize)]

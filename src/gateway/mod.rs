@@ -9,7 +9,8 @@
 //! - `exchange`: the buffered exchange used when a response may have to be blocked;
 //! - `conn`: client connections and their header, body and keep-alive timeouts;
 //! - `pool`: upstream addresses, round robin and health state;
-//! - `quota`: bulk-exfiltration quotas, sliding-window counts per department;
+//! - `quota`: bulk-exfiltration quotas, sliding-window counts per department; `quota_store`:
+//!   the same counts shared by replicas through Redis;
 //! - `respond`: the one place that maps verdicts and errors to statuses and JSON bodies;
 //! - `tls`: listener TLS/mTLS settings (files checked first) and client identity;
 //! - `admin`: `/metrics`, `/healthz`, `/readyz`, `POST /reload`;
@@ -28,6 +29,7 @@ pub mod listener_tls;
 pub mod pool;
 pub mod proxy;
 pub mod quota;
+pub mod quota_store;
 pub mod respond;
 pub mod server;
 pub mod state;

@@ -24,6 +24,7 @@ use super::ctx::{
 use super::decide::{self, BodyDecision, ResponsePlan};
 use super::head;
 use super::inspect::{self, BodyInspector, BodyRules, FindingLog, Scope, Uninspectable};
+use super::quota::Check;
 use super::respond::MAX_REQUEST_HEAD;
 use super::respond::{self, Verdict};
 use super::state::Store;
@@ -383,11 +384,21 @@ impl ProxyHttp for Gateway {
         let mut verdict = self.inspect_head(session, ctx, &snap);
         if verdict.is_none() && !snap.quotas.is_empty() {
             let dept = snap.departments.get(ctx.dept.0).map_or("unknown", |d| d.id.as_str());
-            if let Some(e) = self.quotas.blocking(&snap.quotas, dept) {
-                ctx.reason = Some(Uninspectable::Quota);
-                ctx.block_dir = Some(Direction::Request);
-                verdict =
-                    Some(Verdict::QuotaExceeded { quota: snap.quotas[e.quota].id.clone(), retry_after: e.retry_after });
+            match self.quotas.check(&snap.quotas, dept).await {
+                Check::Under => {}
+                Check::Over(e) => {
+                    ctx.reason = Some(Uninspectable::Quota);
+                    ctx.block_dir = Some(Direction::Request);
+                    verdict = Some(Verdict::QuotaExceeded {
+                        quota: snap.quotas[e.quota].id.clone(),
+                        retry_after: e.retry_after,
+                    });
+                }
+                Check::StoreDown => {
+                    ctx.reason = Some(Uninspectable::Quota);
+                    ctx.block_dir = Some(Direction::Request);
+                    verdict = Some(Verdict::QuotaStoreDown);
+                }
             }
         }
         let route = ctx.route;
@@ -621,24 +632,15 @@ impl Gateway {
             return;
         }
         let rules = snap.rules.rules();
-        let crossed = self.quotas.add(&snap.quotas, dept_id, |q| {
-            ctx.log.returned.iter().filter(|r| q.counts(&rules[r.rule])).map(|r| r.count).sum()
-        });
+        let event = || ctx.audit_event("dlp.quota", route_id, dept_id, status);
+        let crossed = self.quotas.add(
+            &snap.quotas,
+            dept_id,
+            |q| ctx.log.returned.iter().filter(|r| q.counts(&rules[r.rule])).map(|r| r.count).sum(),
+            &event,
+        );
         for (i, total) in crossed {
-            let q = &snap.quotas[i];
-            Metrics::get().quota_exceeded.with_label_values(&[q.id.as_str(), dept_id]).inc();
-            let what = if q.block { "further requests refused" } else { "alert" };
-            tracing::warn!(quota = %q.id, department = dept_id, values = total, window_seconds = q.window_seconds, "quota exceeded: {what}");
-            if self.audit.enabled() {
-                self.audit.emit(&AuditEvent {
-                    action: if q.block { "block" } else { "alert" }.to_string(),
-                    reason: Some(format!(
-                        "quota {}: {total} values in clear within {} s (limit {})",
-                        q.id, q.window_seconds, q.limit
-                    )),
-                    ..ctx.audit_event("dlp.quota", route_id, dept_id, status)
-                });
-            }
+            super::quota::report_crossing(&self.audit, &snap.quotas[i], dept_id, total, Some(event()));
         }
     }
 

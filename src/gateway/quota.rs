@@ -3,14 +3,18 @@
 //! `action: block` the department's further requests get 429 until the window slides below it.
 //!
 //! The counters live outside the configuration snapshot, so a reload keeps them (a quota whose
-//! window changes starts again from zero). They are per process: behind a load balancer each
-//! replica counts what it served.
+//! window changes starts again from zero). Without `cluster` they are per process: behind a load
+//! balancer each replica counts what it served. With `cluster.redis` the replicas share them
+//! ([`super::quota_store`]); the counts of this process are kept all the same, for when Redis
+//! cannot be reached (`on_store_error: local`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::config::Quota;
+use super::quota_store::{Remote, Shared};
+use crate::config::{ClusterSettings, Quota, StoreErrorMode};
+use crate::telemetry::{AuditEvent, AuditWriter, Metrics};
 
 use crate::config::quota_buckets as buckets;
 
@@ -33,6 +37,18 @@ impl Window {
     fn new(window_seconds: u64) -> Window {
         let n = buckets(window_seconds);
         Window { window_seconds, n, width: (window_seconds / n).max(1), buckets: [0; BUCKETS], head: 0 }
+    }
+
+    /// The window a shared state describes, at Redis's clock `now`.
+    fn of_remote(window_seconds: u64, r: &Remote, now: u64) -> Window {
+        let mut w = Window::new(window_seconds);
+        w.head = now / w.width;
+        for &(b, c) in &r.buckets {
+            if b <= w.head && b + w.n > w.head {
+                w.buckets[(b % w.n) as usize] += c;
+            }
+        }
+        w
     }
 
     /// Move the newest bucket to `now` (seconds), emptying the buckets that left the window.
@@ -85,25 +101,85 @@ pub struct Exceeded {
     pub retry_after: u64,
 }
 
-/// Counters per quota id, then per department id, shared by all of the gateway's threads.
+/// What the quotas say of a department's next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Under,
+    Over(Exceeded),
+    /// The shared store cannot be reached and `on_store_error: block` refuses the request.
+    StoreDown,
+}
+
+/// Counters per quota id, then per department id, shared by all of the gateway's threads (and,
+/// with `cluster`, by the replicas).
 #[derive(Debug)]
 pub struct Counters {
     start: Instant,
     windows: Mutex<HashMap<String, HashMap<String, Window>>>,
+    shared: Option<Arc<Shared>>,
 }
 
 impl Default for Counters {
     fn default() -> Self {
-        Counters { start: Instant::now(), windows: Mutex::new(HashMap::new()) }
+        Counters { start: Instant::now(), windows: Mutex::new(HashMap::new()), shared: None }
     }
 }
 
 impl Counters {
+    /// Counters for this process, shared through Redis when `cluster` says so.
+    pub fn new(cluster: Option<&ClusterSettings>) -> Result<Counters, String> {
+        let shared = match cluster {
+            None => None,
+            Some(c) => {
+                Metrics::get().quota_store_up.set(1);
+                Some(Arc::new(Shared::new(c.clone()).map_err(|e| format!("cluster.redis: {e}"))?))
+            }
+        };
+        Ok(Counters { shared, ..Counters::default() })
+    }
+
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref()
+    }
+
     fn now(&self) -> u64 {
         self.start.elapsed().as_secs()
     }
 
-    /// The first `block` quota of `dept` whose count has reached its limit.
+    /// Whether `dept`'s next request may go on: the first `block` quota whose count has reached
+    /// its limit, shared when there is a cluster (see [`super::quota_store`]). Waits on Redis only
+    /// when this replica has no fresh state to decide on, and then at most `timeout_ms`.
+    pub async fn check(&self, quotas: &[Quota], dept: &str) -> Check {
+        let Some(s) = &self.shared else {
+            return self.blocking(quotas, dept).map_or(Check::Under, Check::Over);
+        };
+        let block: Vec<(usize, &Quota)> =
+            quotas.iter().enumerate().filter(|(_, q)| q.block && q.applies_to(dept)).collect();
+        if block.is_empty() {
+            return Check::Under;
+        }
+        if s.is_up() {
+            let over = |i: usize, q: &Quota| {
+                let (total, r) = s.known(q, dept)?;
+                (total >= q.limit).then(|| {
+                    let now = r.now();
+                    let w = Window::of_remote(q.window_seconds, &r, now);
+                    Exceeded { quota: i, retry_after: w.seconds_until_below(q.limit, now) }
+                })
+            };
+            let missing: Vec<&Quota> = block.iter().filter(|(_, q)| s.known(q, dept).is_none()).map(|x| x.1).collect();
+            if missing.is_empty() || s.refresh(&missing, dept).await {
+                return block.iter().find_map(|&(i, q)| over(i, q)).map_or(Check::Under, Check::Over);
+            }
+        }
+        match s.conf.on_store_error {
+            StoreErrorMode::Local => self.blocking(quotas, dept).map_or(Check::Under, Check::Over),
+            StoreErrorMode::Block => Check::StoreDown,
+            StoreErrorMode::Alert => Check::Under,
+        }
+    }
+
+    /// The first `block` quota of `dept` whose count in this process has reached its limit.
     pub fn blocking(&self, quotas: &[Quota], dept: &str) -> Option<Exceeded> {
         let now = self.now();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,9 +194,30 @@ impl Counters {
     }
 
     /// Add what `dept` received in clear, `count(quota)` values per quota, and return the quotas
-    /// whose limit this crossed (count before < limit <= count after), with the new count.
+    /// whose limit this crossed (count before < limit <= count after), with the new count. With a
+    /// cluster the counts are also sent to the shared store, where the crossing is seen (by the
+    /// background sync, with `template` as the event's context); this process's own crossings are
+    /// then returned only while the store is down and `on_store_error: local`.
     /// Counters of quotas no longer configured are dropped.
-    pub fn add(&self, quotas: &[Quota], dept: &str, count: impl Fn(&Quota) -> u64) -> Vec<(usize, u64)> {
+    pub fn add(
+        &self,
+        quotas: &[Quota],
+        dept: &str,
+        count: impl Fn(&Quota) -> u64,
+        template: &dyn Fn() -> AuditEvent,
+    ) -> Vec<(usize, u64)> {
+        let crossed = self.add_local(quotas, dept, &count);
+        let Some(s) = &self.shared else { return crossed };
+        for q in quotas.iter().filter(|q| q.applies_to(dept)) {
+            let n = count(q);
+            if n > 0 {
+                s.add(q, dept, n, template);
+            }
+        }
+        if !s.is_up() && s.conf.on_store_error == StoreErrorMode::Local { crossed } else { Vec::new() }
+    }
+
+    fn add_local(&self, quotas: &[Quota], dept: &str, count: &dyn Fn(&Quota) -> u64) -> Vec<(usize, u64)> {
         let now = self.now();
         let mut crossed = Vec::new();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -148,6 +245,24 @@ impl Counters {
             }
         }
         crossed
+    }
+}
+
+/// A department crossed a quota's limit (seen here, or by the shared sync): counted in
+/// `dlpgate_quota_exceeded_total`, logged, and audited as `dlp.quota` in the context of `event`.
+pub fn report_crossing(audit: &AuditWriter, q: &Quota, dept: &str, total: u64, event: Option<AuditEvent>) {
+    Metrics::get().quota_exceeded.with_label_values(&[q.id.as_str(), dept]).inc();
+    let what = if q.block { "further requests refused" } else { "alert" };
+    tracing::warn!(quota = %q.id, department = dept, values = total, window_seconds = q.window_seconds, "quota exceeded: {what}");
+    if let Some(ev) = event.filter(|_| audit.enabled()) {
+        audit.emit(&AuditEvent {
+            action: if q.block { "block" } else { "alert" }.to_string(),
+            reason: Some(format!(
+                "quota {}: {total} values in clear within {} s (limit {})",
+                q.id, q.window_seconds, q.limit
+            )),
+            ..ev
+        });
     }
 }
 

@@ -30,6 +30,9 @@ pub enum Verdict {
     HeadTooLarge,
     /// The department is over a `block` quota (see [`super::quota`]).
     QuotaExceeded { quota: String, retry_after: u64 },
+    /// The shared quota store cannot be reached and `on_store_error: block` refuses requests
+    /// under a `block` quota.
+    QuotaStoreDown,
     /// The client stopped sending its body for longer than the listener's `client_body_timeout_s`.
     ClientTimeout,
 }
@@ -45,6 +48,7 @@ impl Verdict {
             Verdict::HeadTooLarge => 431,
             Verdict::QuotaExceeded { .. } => 429,
             Verdict::ClientTimeout => 408,
+            Verdict::QuotaStoreDown => 503,
         }
     }
 
@@ -69,6 +73,7 @@ impl Verdict {
                 serde_json::json!({"error": "quota_exceeded", "quota": quota, "retry_after": retry_after})
             }
             Verdict::ClientTimeout => serde_json::json!({"error": "request_timeout"}),
+            Verdict::QuotaStoreDown => serde_json::json!({"error": "quota_store_unavailable"}),
         };
         v.to_string()
     }

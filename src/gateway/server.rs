@@ -61,6 +61,34 @@ fn hold_reload_signals() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Shared quota counters: every `sync_ms`, what this replica counted goes to Redis and what the
+/// others counted comes back ([`super::quota_store`]); crossings seen here are reported.
+struct QuotaSync {
+    store: Store,
+    quotas: Arc<super::quota::Counters>,
+    audit: AuditWriter,
+}
+
+#[async_trait]
+impl BackgroundService for QuotaSync {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(shared) = self.quotas.shared() else { return };
+        shared.connect().await;
+        loop {
+            let snap = self.store.load();
+            for (id, dept, total, event) in shared.sync(&snap.quotas).await {
+                if let Some(q) = snap.quotas.iter().find(|q| q.id == id) {
+                    super::quota::report_crossing(&self.audit, q, &dept, total, event);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(shared.conf.sync) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 /// TCP health checks of every upstream address of the active snapshot.
 struct HealthCheck {
     store: Store,
@@ -161,7 +189,7 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("listener {}: cannot listen on {}: {e}", l.name, l.addr))?;
         }
     }
-    let quotas = Arc::new(super::quota::Counters::default());
+    let quotas = Arc::new(super::quota::Counters::new(store.load().cluster.as_ref()).map_err(anyhow::Error::msg)?);
     for l in &listeners {
         // Without work stealing, each thread is its own event loop with its own listening socket
         // (SO_REUSEPORT): a connection is accepted, registered and served on one thread. One
@@ -205,7 +233,12 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     admin.threads = Some(1);
     admin.add_tcp(&admin_addr.to_string());
     server.add_service(admin);
+    let audit_for_sync = audit.clone();
     server.add_service(background_service("dlpgate signals", Signals { store: store.clone(), audit }));
+    if quotas.shared().is_some() {
+        let sync = QuotaSync { store: store.clone(), quotas, audit: audit_for_sync };
+        server.add_service(background_service("dlpgate quota sync", sync));
+    }
     server.add_service(background_service("dlpgate health checks", HealthCheck { store }));
     tracing::info!(config = %path.display(), "dlpgate starting");
     server.run_forever()

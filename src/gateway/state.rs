@@ -192,6 +192,11 @@ pub fn loaded(a: &Active) {
             }
         }
     }
+    if a.cluster.is_some() {
+        for op in ["sync", "read"] {
+            m.quota_store_errors.with_label_values(&[op]);
+        }
+    }
     for q in &a.quotas {
         for d in &a.departments {
             m.quota_exceeded.with_label_values(&[q.id.as_str(), d.id.as_str()]);

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub scan_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub identity_failures: IntCounterVec,
+    pub quota_store_errors: IntCounterVec,
+    pub quota_store_up: IntGauge,
     pub config_reloads: IntCounterVec,
     pub last_reload_success: IntGauge,
     pub rules_loaded: IntGauge,
@@ -68,6 +70,12 @@ impl Metrics {
             .unwrap_or_else(|e| panic!("{e}"));
         let _ = r.register(Box::new(build.clone()));
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let store_up = IntGauge::new(
+            "dlpgate_quota_store_up",
+            "1 while the shared quota store (cluster.redis) answers, 0 while it does not",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let _ = r.register(Box::new(store_up.clone()));
         let audit_events =
             IntCounter::new("dlpgate_audit_events_total", "Audit events written").unwrap_or_else(|e| panic!("{e}"));
         let _ = r.register(Box::new(audit_events.clone()));
@@ -124,6 +132,13 @@ impl Metrics {
                 "Callers not identified: an API key no department holds, or nothing that names a department",
                 &["reason"],
             ),
+            quota_store_errors: counter(
+                &r,
+                "dlpgate_quota_store_errors_total",
+                "Failed round trips to the shared quota store (op: sync, the background exchange; read, a request's)",
+                &["op"],
+            ),
+            quota_store_up: store_up,
             config_reloads: counter(&r, "dlpgate_config_reloads_total", "Configuration loads and reloads", &["result"]),
             last_reload_success: last,
             rules_loaded: rules,
