@@ -371,7 +371,7 @@ fn check_accepts_the_deploy_example() {
     for f in ["client-ca.crt", "upstream-ca.crt"] {
         std::fs::copy(dir.join("tls/ca.crt"), dir.join("tls").join(f)).expect("ca copy");
     }
-    for f in ["admin.token", "hash.key", "fingerprint.key"] {
+    for f in ["admin.token", "hash.key", "fingerprint.key", "redis.password"] {
         std::fs::write(dir.join("secrets").join(f), "0123456789abcdef0123456789abcdef\n").expect("secret");
     }
     let rules = dir.join("rules");
@@ -386,6 +386,19 @@ fn check_accepts_the_deploy_example() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("department public-security"), "{stdout}");
     assert!(stdout.contains("route population"), "{stdout}");
+
+    // the Kubernetes ConfigMap's dlpgate.yaml, with /etc/dlpgate/ laid out the same way
+    let cm: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes/configmap.yaml"))
+            .expect("configmap"),
+    )
+    .expect("configmap yaml");
+    let text = cm["data"]["dlpgate.yaml"].as_str().expect("dlpgate.yaml in the ConfigMap");
+    assert!(text.contains("cluster:") && text.contains("password_file"), "replicas share quotas");
+    let path = dir.join("k8s.yaml");
+    std::fs::write(&path, text.replace("/etc/dlpgate/", &format!("{}/", dir.display()))).expect("config");
+    let out = std::process::Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
