@@ -807,3 +807,50 @@ fn operators_see_zero_series_allowed_findings_and_wrong_api_keys() {
     let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.contains("dlp.identity"));
     assert!(audit.contains("\"action\":\"block\""), "{audit}");
 }
+
+/// Issue 15: the Chinese documentation covers what the English one does: every metric family,
+/// every key of the configuration table, every error code and the command reference.
+#[test]
+fn the_chinese_documentation_keeps_up_with_the_english_one() {
+    let read = |f: &str| std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).expect(f);
+    let (en, zh) = (read("README.md"), read("README.zh-CN.md"));
+    assert!(en.contains("(README.zh-CN.md)") && zh.contains("(README.md)"), "each links to the other");
+    let words = |text: &str, start: &str| -> Vec<String> {
+        text.match_indices(start)
+            .map(|(i, _)| text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>())
+            .collect()
+    };
+    let mut missing = Vec::new();
+    for m in words(&en, "dlpgate_") {
+        if !zh.contains(&m) {
+            missing.push(m);
+        }
+    }
+    // the configuration table: every `key` in its rows
+    let table = en.split("### Configuration").nth(1).and_then(|s| s.split("\n\n**").next()).unwrap_or("");
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        for (i, part) in row.split('`').enumerate() {
+            if i % 2 == 1 && !zh.contains(part) {
+                missing.push(part.to_string());
+            }
+        }
+    }
+    assert!(table.lines().filter(|l| l.starts_with("| `")).count() >= 12, "the configuration table was found");
+    // error codes and the command reference
+    for e in
+        ["blocked_by_dlp", "api_key_not_recognised", "request_timeout", "quota_store_unavailable", "upstream_error"]
+    {
+        if en.contains(e) && !zh.contains(e) {
+            missing.push(e.to_string());
+        }
+    }
+    let commands = en.split("### Command line").nth(1).and_then(|s| s.split("```").nth(1)).unwrap_or("");
+    for line in commands.lines().filter(|l| l.starts_with("dlpgate ")) {
+        if !zh.contains(line) {
+            missing.push(line.to_string());
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "README.zh-CN.md lacks: {missing:?}");
+}
