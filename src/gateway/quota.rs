@@ -153,23 +153,39 @@ impl Counters {
         let Some(s) = &self.shared else {
             return self.blocking(quotas, dept).map_or(Check::Under, Check::Over);
         };
-        let block: Vec<(usize, &Quota)> =
-            quotas.iter().enumerate().filter(|(_, q)| q.block && q.applies_to(dept)).collect();
-        if block.is_empty() {
+        let blocks = |q: &Quota| q.block && q.applies_to(dept);
+        if !quotas.iter().any(blocks) {
             return Check::Under;
         }
         if s.is_up() {
-            let over = |i: usize, q: &Quota| {
-                let (total, r) = s.known(q, dept)?;
-                (total >= q.limit).then(|| {
-                    let now = r.now();
-                    let w = Window::of_remote(q.window_seconds, &r, now);
-                    Exceeded { quota: i, retry_after: w.seconds_until_below(q.limit, now) }
-                })
+            let over = |i: usize, q: &Quota, r: &Remote| {
+                let now = r.now();
+                let w = Window::of_remote(q.window_seconds, r, now);
+                Check::Over(Exceeded { quota: i, retry_after: w.seconds_until_below(q.limit, now) })
             };
-            let missing: Vec<&Quota> = block.iter().filter(|(_, q)| s.known(q, dept).is_none()).map(|x| x.1).collect();
-            if missing.is_empty() || s.refresh(&missing, dept).await {
-                return block.iter().find_map(|&(i, q)| over(i, q)).map_or(Check::Under, Check::Over);
+            // states this replica does not know well enough (allocated only when there are some)
+            let mut missing: Vec<(usize, &Quota)> = Vec::new();
+            for (i, q) in quotas.iter().enumerate() {
+                if !blocks(q) {
+                    continue;
+                }
+                match s.known(q, dept) {
+                    Some((_, Some(r))) => return over(i, q, &r),
+                    Some((_, None)) => {}
+                    None => missing.push((i, q)),
+                }
+            }
+            if missing.is_empty() {
+                return Check::Under;
+            }
+            let qs: Vec<&Quota> = missing.iter().map(|m| m.1).collect();
+            if s.refresh(&qs, dept).await {
+                for (i, q) in missing {
+                    if let Some((_, Some(r))) = s.known(q, dept) {
+                        return over(i, q, &r);
+                    }
+                }
+                return Check::Under;
             }
         }
         match s.conf.on_store_error {
@@ -254,7 +270,31 @@ pub fn report_crossing(audit: &AuditWriter, q: &Quota, dept: &str, total: u64, e
     Metrics::get().quota_exceeded.with_label_values(&[q.id.as_str(), dept]).inc();
     let what = if q.block { "further requests refused" } else { "alert" };
     tracing::warn!(quota = %q.id, department = dept, values = total, window_seconds = q.window_seconds, "quota exceeded: {what}");
-    if let Some(ev) = event.filter(|_| audit.enabled()) {
+    if audit.enabled() {
+        // the request whose count crossed it, when this replica kept its context (it keeps it
+        // only for counts near a limit, see quota_store); otherwise the quota and department alone
+        let ev = event.unwrap_or_else(|| {
+            let incident = super::ctx::new_incident();
+            AuditEvent {
+                ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
+                event: "dlp.quota",
+                request_id: incident.clone(),
+                incident,
+                listener: String::new(),
+                route: String::new(),
+                department: dept.to_string(),
+                client_ip: String::new(),
+                method: String::new(),
+                path: String::new(),
+                direction: crate::policy::Direction::Response.as_str(),
+                action: String::new(),
+                status: 0,
+                reason: None,
+                document: None,
+                file: None,
+                findings: Vec::new(),
+            }
+        });
         audit.emit(&AuditEvent {
             action: if q.block { "block" } else { "alert" }.to_string(),
             reason: Some(format!(

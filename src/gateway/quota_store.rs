@@ -109,6 +109,26 @@ struct Entry {
     asked: Option<Instant>,
 }
 
+/// Per quota id, per department.
+type Entries = HashMap<String, HashMap<String, Entry>>;
+
+/// The entry of (`q`, `dept`), made on first use (no allocation once it exists); one of another
+/// window (the quota changed on a reload) starts again.
+fn entry<'a>(entries: &'a mut Entries, q: &str, dept: &str, window_seconds: u64) -> &'a mut Entry {
+    if !entries.contains_key(q) {
+        entries.insert(q.to_string(), HashMap::new());
+    }
+    let per_dept = entries.get_mut(q).unwrap_or_else(|| unreachable!("inserted above"));
+    if !per_dept.contains_key(dept) {
+        per_dept.insert(dept.to_string(), Entry { window_seconds, ..Entry::default() });
+    }
+    let e = per_dept.get_mut(dept).unwrap_or_else(|| unreachable!("inserted above"));
+    if e.window_seconds != window_seconds {
+        *e = Entry { window_seconds, ..Entry::default() };
+    }
+    e
+}
+
 /// What to send or read for one entry in a sync.
 struct Due {
     key: (String, String),
@@ -127,7 +147,7 @@ pub struct Shared {
     /// Made on first use, inside a Tokio runtime (its driver task runs there; Pingora's runtimes
     /// live as long as the process), and made again by itself whenever the connection breaks.
     conn: std::sync::OnceLock<Option<redis::aio::ConnectionManager>>,
-    entries: Mutex<HashMap<(String, String), Entry>>,
+    entries: Mutex<Entries>,
     up: AtomicBool,
     /// A round trip has succeeded once: the connection exists (before that, an exchange may
     /// also take the time to connect).
@@ -280,38 +300,37 @@ impl Shared {
         format!("{}quota:{q}:{window_seconds}:{dept}", self.conf.key_prefix)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Count `n` values `dept` received under `q`, to be sent with the next sync.
+    /// Count `n` values `dept` received under `q`, to be sent with the next sync. The context of
+    /// the request (`template`) is kept only when this could cross the limit.
     pub fn add(&self, q: &Quota, dept: &str, n: u64, template: &dyn Fn() -> AuditEvent) {
         let mut entries = self.lock();
-        let e = entries.entry((q.id.clone(), dept.to_string())).or_default();
-        if e.window_seconds != q.window_seconds {
-            *e = Entry { window_seconds: q.window_seconds, ..Entry::default() };
-        }
+        let e = entry(&mut entries, &q.id, dept, q.window_seconds);
         e.pending += n;
         e.pending_since.get_or_insert_with(Instant::now);
-        e.template = Some(template());
+        let known = e.remote.as_ref().map_or(0, Remote::total);
+        if known + e.pending >= q.limit || e.remote.is_none() {
+            e.template = Some(template());
+        }
     }
 
     /// The shared count of `q` for `dept` as this replica knows it (what Redis said plus what it
-    /// has not sent yet), and that state, if it is fresh enough to decide on.
-    pub fn known(&self, q: &Quota, dept: &str) -> Option<(u64, Remote)> {
+    /// has not sent yet), if what it knows is fresh enough to decide on; with the state read when
+    /// the count has reached the limit (for `Retry-After`).
+    pub fn known(&self, q: &Quota, dept: &str) -> Option<(u64, Option<Remote>)> {
         let mut entries = self.lock();
-        let e = entries.entry((q.id.clone(), dept.to_string())).or_default();
-        if e.window_seconds != q.window_seconds {
-            *e = Entry { window_seconds: q.window_seconds, ..Entry::default() };
-        }
+        let e = entry(&mut entries, &q.id, dept, q.window_seconds);
         e.asked = Some(Instant::now());
         let r = e.remote.as_ref().filter(|r| r.at.elapsed() <= STALE)?;
         // buckets that left the window since the read no longer count
         let n = quota_buckets(q.window_seconds);
         let width = (q.window_seconds / n).max(1);
         let head = r.now() / width;
-        let total: u64 = r.buckets.iter().filter(|(b, _)| *b + n > head).map(|b| b.1).sum();
-        Some((total + e.pending, r.clone()))
+        let total = r.buckets.iter().filter(|(b, _)| *b + n > head).map(|b| b.1).sum::<u64>() + e.pending;
+        Some((total, (total >= q.limit).then(|| r.clone())))
     }
 
     /// Read the states of `quotas` for `dept` now (a request that has none fresh), within
@@ -386,10 +405,7 @@ impl Shared {
         let mut entries = self.lock();
         for (d, v) in due.into_iter().zip(values) {
             let Some(Reply { now: redis_now, before, buckets }) = parse(&v) else { continue };
-            let e = entries.entry(d.key.clone()).or_default();
-            if e.window_seconds != d.window_seconds {
-                continue; // the quota's window changed meanwhile
-            }
+            let e = entry(&mut entries, &d.key.0, &d.key.1, d.window_seconds);
             e.remote = Some(Remote { at, redis_now, buckets });
             if d.incr > 0 {
                 if let Some(q) = quotas.iter().find(|q| q.id == d.key.0) {
@@ -406,10 +422,7 @@ impl Shared {
     fn give_back(&self, due: Vec<Due>) {
         let mut entries = self.lock();
         for d in due.into_iter().filter(|d| d.incr > 0) {
-            let e = entries.entry(d.key).or_default();
-            if e.window_seconds != d.window_seconds {
-                continue;
-            }
+            let e = entry(&mut entries, &d.key.0, &d.key.1, d.window_seconds);
             let since = e.pending_since.get_or_insert_with(Instant::now);
             if since.elapsed() > Duration::from_secs(d.window_seconds) {
                 e.pending = 0;
@@ -429,19 +442,23 @@ impl Shared {
         let keep_fresh = STALE * 5;
         let due: Vec<Due> = {
             let mut entries = self.lock();
-            entries.retain(|(q, _), e| {
-                quotas.iter().any(|x| &x.id == q)
-                    && (e.pending > 0 || e.asked.is_some_and(|a| a.elapsed() < keep_fresh))
+            entries.retain(|q, per_dept| {
+                per_dept.retain(|_, e| e.pending > 0 || e.asked.is_some_and(|a| a.elapsed() < keep_fresh));
+                quotas.iter().any(|x| &x.id == q) && !per_dept.is_empty()
             });
-            entries
-                .iter_mut()
-                .filter(|(_, e)| e.pending > 0 || e.remote.as_ref().is_none_or(|r| r.at.elapsed() >= self.conf.sync))
-                .map(|(k, e)| {
+            let mut due = Vec::new();
+            for (q, per_dept) in entries.iter_mut() {
+                for (dept, e) in per_dept.iter_mut() {
+                    if e.pending == 0 && e.remote.as_ref().is_some_and(|r| r.at.elapsed() < self.conf.sync) {
+                        continue;
+                    }
                     let incr = std::mem::take(&mut e.pending);
                     e.pending_since = None;
-                    Due { key: k.clone(), window_seconds: e.window_seconds, incr, template: e.template.take() }
-                })
-                .collect()
+                    let key = (q.clone(), dept.clone());
+                    due.push(Due { key, window_seconds: e.window_seconds, incr, template: e.template.take() });
+                }
+            }
+            due
         };
         if due.is_empty() {
             // nothing to send: a PING now and then keeps `up` true to the store, and the

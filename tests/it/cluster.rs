@@ -197,3 +197,33 @@ fn check_tries_the_network_only_when_asked() {
     assert_eq!(code, Some(1));
     assert!(out.contains(&format!(":{}:", line_of(&typo, "on_store_eror"))) && out.contains("on_store_eror"), "{out}");
 }
+
+/// A Redis that accepts connections and never answers (hung, or a black-holed network): requests
+/// never wait on it for longer than `timeout_ms` once the connection attempt at start has failed,
+/// and the fallback applies.
+#[test]
+fn a_silent_store_never_holds_requests() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h2 = held.clone();
+    std::thread::spawn(move || {
+        for s in silent.incoming().flatten() {
+            h2.lock().expect("lock").push(s); // kept open, never read or answered
+        }
+    });
+    let up = upstream();
+    let gw = start_gateway(&setup("silent-store"), &cluster_config(up.port, port, 2, 60, "local"));
+    // the connection attempt at start gives up after its own timeout
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let t0 = Instant::now();
+        statuses.push(fetch(&gw).status);
+        let took = t0.elapsed();
+        assert!(took < Duration::from_millis(400), "a request waited {took:?} on a silent store");
+    }
+    assert_eq!(statuses, vec![200, 200, 429, 429], "local counting meanwhile");
+    let m = metrics(&gw);
+    assert_eq!(value(&m, "dlpgate_quota_store_up", ""), Some(0.0), "{m}");
+}
