@@ -17,5 +17,6 @@ pub mod config;
 pub mod documents;
 pub use dlpgate_engine as engine;
 pub mod gateway;
+pub mod guomi;
 pub mod policy;
 pub mod telemetry;

@@ -1,0 +1,127 @@
+//! curveSM2 key exchange, and keeping a 国密 handshake on it.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use elliptic_curve::sec1::ToSec1Point;
+use rustls::crypto::{ActiveKeyExchange, SharedSecret, SupportedKxGroup};
+use rustls::{NamedGroup, ProtocolVersion};
+
+/// curveSM2 (RFC 8998): ECDH on the SM2 curve, shares as uncompressed points.
+#[derive(Debug)]
+pub struct CurveSm2;
+
+pub static CURVE_SM2: CurveSm2 = CurveSm2;
+
+struct Sm2Share {
+    secret: sm2::NonZeroScalar,
+    public: Vec<u8>,
+}
+
+fn random_scalar() -> Result<sm2::NonZeroScalar, rustls::Error> {
+    let rng = rustls::crypto::ring::default_provider().secure_random;
+    for _ in 0..16 {
+        let mut bytes = sm2::FieldBytes::default();
+        rng.fill(&mut bytes).map_err(|_| rustls::Error::FailedToGetRandomBytes)?;
+        if let Some(s) = Option::<sm2::NonZeroScalar>::from(sm2::NonZeroScalar::from_repr(bytes)) {
+            return Ok(s);
+        }
+    }
+    Err(rustls::Error::FailedToGetRandomBytes)
+}
+
+impl SupportedKxGroup for CurveSm2 {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, rustls::Error> {
+        let secret = random_scalar()?;
+        let public = sm2::PublicKey::from_secret_scalar(&secret).as_affine().to_sec1_point(false).as_bytes().to_vec();
+        Ok(Box::new(Sm2Share { secret, public }))
+    }
+
+    fn name(&self) -> NamedGroup {
+        NamedGroup::Unknown(0x0029)
+    }
+
+    fn usable_for_version(&self, version: ProtocolVersion) -> bool {
+        version == ProtocolVersion::TLSv1_3
+    }
+}
+
+impl ActiveKeyExchange for Sm2Share {
+    fn complete(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, rustls::Error> {
+        // only uncompressed points (RFC 8998 §3.2.2, as RFC 8446 has it for the NIST curves)
+        if peer.first() != Some(&0x04) || peer.len() != 65 {
+            return Err(rustls::Error::from(rustls::PeerMisbehaved::InvalidKeyShare));
+        }
+        let peer = sm2::PublicKey::from_sec1_bytes(peer)
+            .map_err(|_| rustls::Error::from(rustls::PeerMisbehaved::InvalidKeyShare))?;
+        let shared = elliptic_curve::ecdh::diffie_hellman(self.secret, peer.as_affine());
+        Ok(SharedSecret::from(shared.raw_secret_bytes().as_slice()))
+    }
+
+    fn pub_key(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn group(&self) -> NamedGroup {
+        CURVE_SM2.name()
+    }
+}
+
+thread_local! {
+    /// Until when this thread's handshake in progress is a 国密 one (see [`steer`]).
+    static STEERED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// rustls picks the key-exchange group in the client's order, whatever the suite: a Tongsuo
+/// client offering `[X25519, …, curveSM2]` would get an X25519 share with an SM suite, which it
+/// refuses. The certificate resolver calls this with `true` when it has just chosen the SM2
+/// certificate: the other groups then say they are unusable for the rest of that ClientHello's
+/// processing, which rustls does in the same synchronous call right after resolving. The SM2
+/// signing key ends it as soon as rustls asks it for a scheme, and it lapses by itself after a
+/// few milliseconds, so nothing else on the thread (an upstream handshake) is ever steered.
+pub fn steer(on: bool) {
+    STEERED.with(|s| s.set(on.then(|| Instant::now() + Duration::from_millis(5))));
+}
+
+/// Whether this thread's handshake is steered now (for tests).
+#[cfg(test)]
+pub(crate) fn is_steered() -> bool {
+    steered()
+}
+
+fn steered() -> bool {
+    STEERED.with(|s| s.get().is_some_and(|until| Instant::now() < until))
+}
+
+/// One of ring's groups, unusable while a 国密 handshake is steered.
+#[derive(Debug)]
+struct Steered(&'static dyn SupportedKxGroup);
+
+impl SupportedKxGroup for Steered {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, rustls::Error> {
+        self.0.start()
+    }
+    fn name(&self) -> NamedGroup {
+        self.0.name()
+    }
+    fn usable_for_version(&self, version: ProtocolVersion) -> bool {
+        !steered() && self.0.usable_for_version(version)
+    }
+    fn fips(&self) -> bool {
+        self.0.fips()
+    }
+}
+
+/// ring's groups, each wrapped so that a steered handshake passes over it (made once).
+pub fn steered_ring_groups() -> Vec<&'static dyn SupportedKxGroup> {
+    static GROUPS: std::sync::OnceLock<Vec<&'static dyn SupportedKxGroup>> = std::sync::OnceLock::new();
+    GROUPS
+        .get_or_init(|| {
+            rustls::crypto::ring::default_provider()
+                .kx_groups
+                .iter()
+                .map(|g| &*Box::leak(Box::new(Steered(*g))) as &'static dyn SupportedKxGroup)
+                .collect()
+        })
+        .clone()
+}
