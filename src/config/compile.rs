@@ -164,8 +164,29 @@ fn compile_listeners(c: &mut Ctx<'_>, raw: Vec<RawListener>) -> Vec<Listener> {
                         None
                     }
                 };
+                let sm2 = match (&t.sm2_cert, &t.sm2_key, t.guomi) {
+                    (Some(c2), Some(k2), _) => c.readable("sm2_cert", c2).zip(c.readable("sm2_key", k2)),
+                    (None, None, GuomiMode::Off) => None,
+                    (None, None, _) => {
+                        c.err("guomi", None, "guomi: prefer or only needs sm2_cert and sm2_key");
+                        None
+                    }
+                    _ => {
+                        c.err(
+                            if t.sm2_cert.is_some() { "sm2_cert" } else { "sm2_key" },
+                            None,
+                            "sm2_cert and sm2_key go together",
+                        );
+                        None
+                    }
+                };
+                if t.guomi == GuomiMode::Off && sm2.is_some() {
+                    c.err("sm2_cert", None, "an SM2 certificate is served only with guomi: prefer or only");
+                }
                 match (cert, key) {
-                    (Some(cert), Some(key)) => Some(TlsSettings { cert, key, client_ca, client_auth: t.client_auth }),
+                    (Some(cert), Some(key)) => {
+                        Some(TlsSettings { cert, key, client_ca, client_auth: t.client_auth, sm2, guomi: t.guomi })
+                    }
                     _ => None,
                 }
             }

@@ -22,7 +22,7 @@ impl<T> std::ops::Index<RouteId> for Vec<T> {
 }
 
 pub use super::raw::{
-    BinaryMode, ClientAuth, FailMode, LogFormat, RequestCoding, StoreErrorMode, UnknownMode, UnmaskableMode,
+    BinaryMode, ClientAuth, FailMode, GuomiMode, LogFormat, RequestCoding, StoreErrorMode, UnknownMode, UnmaskableMode,
 };
 
 /// A bulk-exfiltration quota: at most `limit` sensitive values received in clear per department
@@ -84,6 +84,9 @@ pub struct TlsSettings {
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
     pub client_auth: ClientAuth,
+    /// The SM2 certificate chain and key (with `guomi` prefer or only).
+    pub sm2: Option<(PathBuf, PathBuf)>,
+    pub guomi: GuomiMode,
 }
 
 #[derive(Debug, Clone)]

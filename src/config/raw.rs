@@ -206,6 +206,26 @@ pub(crate) struct RawTls {
     pub(crate) client_ca: Option<String>,
     #[serde(default)]
     pub(crate) client_auth: ClientAuth,
+    /// An SM2 certificate chain and key, for 国密 clients (RFC 8998).
+    #[serde(default)]
+    pub(crate) sm2_cert: Option<String>,
+    #[serde(default)]
+    pub(crate) sm2_key: Option<String>,
+    #[serde(default)]
+    pub(crate) guomi: GuomiMode,
+}
+
+/// Whether a TLS listener serves 国密 clients (RFC 8998: SM2, SM3, SM4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GuomiMode {
+    /// Ordinary TLS only. The default.
+    #[default]
+    Off,
+    /// A client offering the SM suites gets them with the SM2 certificate; others get ECDHE/AES.
+    Prefer,
+    /// Only 国密 clients; every other handshake is refused.
+    Only,
 }
 
 /// Whether clients must present a certificate.

@@ -9,7 +9,7 @@ use pingora::tls::{ClientHello, ResolvesServerCert};
 
 use super::state::Store;
 use super::tls::{IdentityCallback, client_verifier};
-use crate::config::TlsSettings as TlsConfig;
+use crate::config::{GuomiMode, TlsSettings as TlsConfig};
 
 /// Serves the listener's certificate from the active snapshot, so a reload (SIGHUP or
 /// `POST /reload`) replaces certificates and keys without a restart.
@@ -20,8 +20,23 @@ pub struct ReloadableCert {
 }
 
 impl ResolvesServerCert for ReloadableCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.store.load().certs.get(&self.listener).cloned()
+    /// The SM2 certificate for a client that offers the SM suites (where the listener's `guomi`
+    /// allows), else the ordinary one (none with `guomi: only`, which refuses the handshake).
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let active = self.store.load();
+        let mode = active
+            .listeners
+            .iter()
+            .find(|l| l.name == self.listener)
+            .and_then(|l| l.tls.as_ref())
+            .map_or(GuomiMode::Off, |t| t.guomi);
+        let guomi = mode != GuomiMode::Off && crate::guomi::wants_guomi(&hello);
+        crate::guomi::steer(guomi);
+        match mode {
+            _ if guomi => active.sm2_certs.get(&self.listener).cloned(),
+            GuomiMode::Only => None,
+            _ => active.certs.get(&self.listener).cloned(),
+        }
     }
 }
 
@@ -29,7 +44,8 @@ impl ResolvesServerCert for ReloadableCert {
 /// come from the active snapshot (checked when it is built, so a bad file is an error naming its
 /// path, not a panic inside Pingora), so a reload replaces them.
 pub fn settings(cfg: &TlsConfig, h2: bool, store: &Store, listener: &str) -> Result<TlsSettings, String> {
-    let mut tls = TlsSettings::with_callbacks(Box::new(IdentityCallback)).map_err(|e| format!("tls settings: {e}"))?;
+    let mut tls = TlsSettings::with_callbacks(Box::new(IdentityCallback { listener: listener.to_string() }))
+        .map_err(|e| format!("tls settings: {e}"))?;
     tls.set_cert_resolver(Arc::new(ReloadableCert { store: store.clone(), listener: listener.to_string() }));
     if h2 {
         tls.enable_h2();

@@ -154,6 +154,8 @@ pub struct RunOptions {
 /// Load the config, build the Pingora server and run it until shutdown.
 pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     hold_reload_signals()?;
+    // ring and RFC 8998 for every TLS configuration Pingora builds, listeners and upstreams
+    crate::guomi::install();
     let snap = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::telemetry::init_logging(&snap.logging);
     let active = Active::new(snap).map_err(|errs| {

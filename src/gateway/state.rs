@@ -22,6 +22,8 @@ pub struct Active {
     pub cas: Vec<Option<CaList>>,
     /// Listener name → certificate and key (served by `tls::ReloadableCert`).
     pub certs: std::collections::HashMap<String, Arc<pingora::tls::sign::CertifiedKey>>,
+    /// Listener name → SM2 certificate and key, for 国密 clients (`guomi` prefer or only).
+    pub sm2_certs: std::collections::HashMap<String, Arc<pingora::tls::sign::CertifiedKey>>,
     /// Listener name → client-certificate verifier, if it asks for one (`tls::ReloadableVerifier`).
     pub verifiers: std::collections::HashMap<String, Arc<dyn pingora::tls::ClientCertVerifier>>,
     /// Per route: upstream addresses with health and round-robin state.
@@ -67,15 +69,36 @@ impl Active {
             });
         }
         let mut certs = std::collections::HashMap::new();
+        let mut sm2_certs = std::collections::HashMap::new();
         let mut verifiers = std::collections::HashMap::new();
         for l in &snap.listeners {
             let Some(t) = &l.tls else { continue };
             let place = || format!("listener {}", l.name);
+            let is_sm2 = |ck: &pingora::tls::sign::CertifiedKey| ck.key.algorithm() == crate::guomi::SM2_ALGORITHM;
             match super::tls::certified_key(&t.cert, &t.key) {
+                Ok(ck) if is_sm2(&ck) => errs.push(LoadError {
+                    place: place(),
+                    msg: format!(
+                        "{}: an SM2 certificate: give it as sm2_cert (with guomi: prefer or only)",
+                        t.cert.display()
+                    ),
+                }),
                 Ok(ck) => {
                     certs.insert(l.name.clone(), ck);
                 }
                 Err(msg) => errs.push(LoadError { place: place(), msg }),
+            }
+            if let Some((c2, k2)) = &t.sm2 {
+                match super::tls::certified_key(c2, k2) {
+                    Ok(ck) if is_sm2(&ck) => {
+                        sm2_certs.insert(l.name.clone(), ck);
+                    }
+                    Ok(_) => errs.push(LoadError {
+                        place: place(),
+                        msg: format!("{}: sm2_cert must be an SM2 certificate with an SM2 key", c2.display()),
+                    }),
+                    Err(msg) => errs.push(LoadError { place: place(), msg }),
+                }
             }
             match super::tls::client_verifier(t) {
                 Ok(Some(v)) => {
@@ -89,7 +112,7 @@ impl Active {
             return Err(errs);
         }
         let pools = snap.routes.iter().map(|r| Arc::new(super::pool::Pool::new(r.upstream.addrs.clone()))).collect();
-        Ok(Active { snap, cas, certs, verifiers, pools })
+        Ok(Active { snap, cas, certs, sm2_certs, verifiers, pools })
     }
 }
 

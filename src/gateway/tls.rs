@@ -17,13 +17,18 @@ use pingora::tls::sign::CertifiedKey;
 use crate::config::{ClientAuth, TlsSettings as TlsConfig};
 use crate::policy::CertIdentity;
 
-/// Extracts CN, OU and SANs from a verified client certificate.
+/// Counts the handshake by suite, and extracts CN, OU and SANs from a verified client certificate.
 #[derive(Debug)]
-pub struct IdentityCallback;
+pub struct IdentityCallback {
+    pub listener: String,
+}
 
 #[async_trait]
 impl TlsAccept for IdentityCallback {
     async fn handshake_complete_callback(&self, tls: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
+        // rustls 0.23 has no names for the RFC 8998 suites: they are the only ones it cannot name
+        let suite = tls.current_cipher_name().unwrap_or("TLS_SM4_SM3");
+        crate::telemetry::Metrics::get().tls_handshakes.with_label_values(&[self.listener.as_str(), suite]).inc();
         let der = tls.peer_certificate_der()?;
         let id = cert_identity(der)?;
         Some(Arc::new(id))
@@ -80,7 +85,8 @@ pub fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, Strin
         Ok(None) => return Err(format!("{c}: no certificate or key found")),
         Err(e) => return Err(format!("{c} / {k}: {e}")),
     };
-    pingora::tls::install_default_crypto_provider();
+    // ring and RFC 8998 (an SM2 key loads too), before Pingora installs ring alone
+    crate::guomi::install();
     let provider = pingora::tls::CryptoProvider::get_default().ok_or("no TLS crypto provider")?;
     let signing =
         provider.key_provider.load_private_key(key_der).map_err(|e| format!("{k}: unusable private key: {e}"))?;

@@ -27,6 +27,9 @@ pub use kx::steer;
 pub use sign::{Sm2Key, load_sm2_key};
 pub use suites::{SM3, TLS_SM4_CCM_SM3, TLS_SM4_GCM_SM3, hmac_sm3};
 
+/// What an SM2 signing key reports as its algorithm (rustls has no code point for it).
+pub const SM2_ALGORITHM: rustls::SignatureAlgorithm = rustls::SignatureAlgorithm::Unknown(0xe2);
+
 /// `sm2sig_sm3` (RFC 8998).
 pub const SM2SIG_SM3: SignatureScheme = SignatureScheme::Unknown(0x0708);
 /// The two suites' code points.

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub scan_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub identity_failures: IntCounterVec,
+    pub tls_handshakes: IntCounterVec,
     pub quota_store_errors: IntCounterVec,
     pub quota_store_up: IntGauge,
     pub config_reloads: IntCounterVec,
@@ -131,6 +132,12 @@ impl Metrics {
                 "dlpgate_identity_failures_total",
                 "Callers not identified: an API key no department holds, or nothing that names a department",
                 &["reason"],
+            ),
+            tls_handshakes: counter(
+                &r,
+                "dlpgate_tls_handshakes_total",
+                "Completed TLS handshakes by listener and suite (the RFC 8998 suites are TLS_SM4_SM3)",
+                &["listener", "suite"],
             ),
             quota_store_errors: counter(
                 &r,

@@ -6,6 +6,7 @@ mod cluster;
 mod conformance;
 mod documents;
 mod gateway;
+mod guomi;
 mod harness;
 mod ops;
 mod props;

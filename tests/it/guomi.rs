@@ -1,0 +1,254 @@
+//! 国密 TLS (RFC 8998) against Tongsuo: the gateway's listeners serve SM2/SM3/SM4 clients next to
+//! ordinary ones, and reach an upstream that speaks only RFC 8998.
+//!
+//! Needs `openssl` (SM2 certificates are made at test time) and Python with `tongsuopy`
+//! (`pip install tongsuopy==1.0.1`), driven through tests/tools/tongsuo_peer.py.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use super::gateway::{ID, ID_MASKED, config, setup, upstream};
+use super::harness::*;
+
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/tongsuo_peer.py");
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl must be installed");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An SM2 CA, a server certificate for localhost and 127.0.0.1, and a client certificate of
+/// 公安厅 (OU), made with OpenSSL 3 as README.md says.
+fn sm2_pki(dir: &Path) {
+    let id = "distid:1234567812345678";
+    openssl(dir, &["genpkey", "-algorithm", "SM2", "-out", "sm2ca.key"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "sm2ca.key",
+            "-sm3",
+            "-sigopt",
+            id,
+            "-subj",
+            "/CN=sm2 test CA",
+            "-days",
+            "30",
+            "-out",
+            "sm2ca.crt",
+        ],
+    );
+    std::fs::write(dir.join("srv.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        .expect("ext");
+    std::fs::write(dir.join("cli.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    for (name, subj, ext) in [("sm2", "/CN=localhost", "srv.ext"), ("sm2client", "/CN=officer-7/OU=公安厅", "cli.ext")]
+    {
+        openssl(dir, &["genpkey", "-algorithm", "SM2", "-out", &format!("{name}.key")]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-sm3",
+                "-sigopt",
+                id,
+                "-utf8",
+                "-subj",
+                subj,
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "sm2ca.crt",
+                "-CAkey",
+                "sm2ca.key",
+                "-CAcreateserial",
+                "-sm3",
+                "-sigopt",
+                id,
+                "-vfyopt",
+                id,
+                "-extfile",
+                ext,
+                "-days",
+                "30",
+                "-out",
+                &format!("{name}.crt"),
+            ],
+        );
+    }
+    // one bundle of client CAs: the ordinary test CA and the SM2 one
+    let bundle = std::fs::read_to_string(dir.join("ca.crt")).expect("ca")
+        + &std::fs::read_to_string(dir.join("sm2ca.crt")).expect("sm2 ca");
+    std::fs::write(dir.join("clients.crt"), bundle).expect("bundle");
+}
+
+/// Run the Tongsuo peer; (exit code, stdout + stderr).
+fn peer(args: &[&str]) -> (i32, String) {
+    let out = Command::new("python3").arg(PEER).args(args).output().expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn tongsuo_available() {
+    let out = Command::new("python3").args(["-c", "import tongsuopy"]).output().expect("python3");
+    assert!(out.status.success(), "the 国密 tests need tongsuopy: pip install tongsuopy==1.0.1");
+}
+
+/// The test config with its TLS listener in `guomi: prefer` (an SM2 certificate next to the
+/// ordinary one, client certificates of either CA), and one more listener in `guomi: only`.
+fn guomi_config(up: u16, only_port: u16) -> String {
+    let tls = "tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}";
+    let cfg = config(up, "optional", "allow");
+    assert!(cfg.contains(tls));
+    // (client certificates: not yet with a strict RFC 8998 client, which refuses rustls's
+    // CertificateRequest; see README)
+    let sm = "cert: server.crt, key: server.key, sm2_cert: sm2.crt, sm2_key: sm2.key";
+    cfg.replace(tls, &format!("tls: {{{sm}, guomi: prefer}}")).replace(
+        "admin: {",
+        &format!("  - {{name: sm-only, addr: \"127.0.0.1:{only_port}\", tls: {{{sm}, guomi: only}}}}\nadmin: {{"),
+    )
+}
+
+#[test]
+fn tongsuo_clients_and_ordinary_clients_share_a_port() {
+    tongsuo_available();
+    let up = upstream();
+    let dir = setup("guomi");
+    sm2_pki(&dir);
+    let only = free_port();
+    let gw = start_gateway(&dir, &guomi_config(up.port, only));
+    let target = format!("127.0.0.1:{}", gw.https);
+    let ca = dir.join("sm2ca.crt");
+    let ca = ca.to_str().expect("path");
+    // both suites, the server certificate verified against the SM2 CA, a masked response
+    for suite in ["TLS_SM4_GCM_SM3", "TLS_SM4_CCM_SM3"] {
+        let (code, out) = peer(&[
+            "client",
+            "--connect",
+            &target,
+            "--ca",
+            ca,
+            "--host",
+            "localhost",
+            "--suite",
+            suite,
+            "--get",
+            "/stream/residents",
+        ]);
+        assert_eq!(code, 0, "{suite}: {out}");
+        assert!(out.contains(&format!("handshake ok: TLSv1.3 {suite}")), "{out}");
+        assert!(out.contains("HTTP/1.1 200") && out.contains(ID_MASKED) && !out.contains(ID), "{suite}: {out}");
+    }
+    // an API key names the department as for any client: public security sees ID numbers in clear
+    let (code, out) = peer(&[
+        "client",
+        "--connect",
+        &target,
+        "--ca",
+        ca,
+        "--host",
+        "localhost",
+        "--header",
+        "X-Api-Key: ps-key",
+        "--get",
+        "/stream/residents",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(ID), "public security sees ID numbers in clear: {out}");
+    // an ordinary client on the same port: ECDHE/AES with the ordinary certificate
+    let plain = curl(&[
+        "--cacert",
+        &dir.join("ca.crt").display().to_string(),
+        "-w",
+        "%{http_code}",
+        &format!("https://localhost:{}/stream/residents", gw.https),
+    ]);
+    assert_eq!(plain.status, 200, "{plain:?}");
+    assert!(plain.text().contains(ID_MASKED));
+    // `only` refuses it, and serves the 国密 client
+    let refused = curl(&[
+        "--cacert",
+        &dir.join("ca.crt").display().to_string(),
+        &format!("https://localhost:{only}/stream/residents"),
+    ]);
+    assert_ne!(refused.exit, 0, "an ordinary client is refused by guomi: only");
+    let (code, out) = peer(&[
+        "client",
+        "--connect",
+        &format!("127.0.0.1:{only}"),
+        "--ca",
+        ca,
+        "--host",
+        "localhost",
+        "--get",
+        "/stream/residents",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    // handshakes counted by listener and suite
+    let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
+    let count = |listener: &str, suite: &str| {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("dlpgate_tls_handshakes_total{")
+                    && l.contains(&format!("listener=\"{listener}\""))
+                    && l.contains(suite)
+            })
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum::<f64>()
+    };
+    assert!(count("tls", "TLS_SM4_SM3") >= 3.0, "{m}");
+    assert!(count("tls", "TLS13_AES") >= 1.0, "{m}");
+    assert!(count("sm-only", "TLS_SM4_SM3") >= 1.0, "{m}");
+}
+
+#[test]
+fn a_route_reaches_an_upstream_that_speaks_only_rfc8998() {
+    tongsuo_available();
+    let dir = setup("guomi-up");
+    sm2_pki(&dir);
+    let port = free_port();
+    let (cert, key) = (dir.join("sm2.crt"), dir.join("sm2.key"));
+    let server = Command::new("python3")
+        .arg(PEER)
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cert",
+            cert.to_str().expect("p"),
+            "--key",
+            key.to_str().expect("p"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    // (it accepts one connection only: no probe and no health checks; it listens within a second)
+    std::thread::sleep(Duration::from_millis(1500));
+    let up = upstream();
+    let cfg = config(up.port, "none", "allow").replace(
+        "routes:\n",
+        &format!("routes:\n  - {{id: guomi, path_prefix: /gm/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{port}\"], tls: true, sni: localhost, ca_file: sm2ca.crt, health_check_interval_s: 0}}}}\n"),
+    );
+    let gw = start_gateway(&dir, &cfg);
+    let r = curl(&[&format!("http://127.0.0.1:{}/gm/hello", gw.http)]);
+    let out = server.wait_with_output().expect("server");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(r.status, 200, "{} / {log}", r.text());
+    assert!(log.contains("handshake ok: TLSv1.3 TLS_SM4_GCM_SM3"), "{log}");
+}
