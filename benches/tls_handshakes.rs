@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 //! Handshake cost on one listener (issue 17): a 国密 client (TLS_SM4_GCM_SM3, curveSM2, an SM2
 //! certificate) next to an ordinary one (TLS_AES_128_GCM_SHA256, X25519, an ECDSA P-256
 //! certificate), both served by the gateway's provider and certificate choice. Only the server's

@@ -105,6 +105,9 @@ pub struct MaskArgs {
     /// Key file for the `hash` action (default: a random key per run)
     #[arg(long, value_name = "FILE")]
     pub hash_key: Option<PathBuf>,
+    /// HMAC of `hash` tokens, as `rules.hash_algorithm` in the config
+    #[arg(long, value_name = "ALG", default_value = "hmac-sha256", value_parser = ["hmac-sha256", "hmac-sm3"])]
+    pub hash_algorithm: String,
     /// Mask as the gateway would for this department's responses: its clearance and the route's
     /// policy, with the rules and hash key of the configuration (`-c`)
     #[arg(long, value_name = "ID", conflicts_with_all = ["rules", "hash_key"])]
@@ -339,6 +342,7 @@ fn mask(a: MaskArgs) -> Result<()> {
         Some(p) => HashKey::from_file(p).map_err(anyhow::Error::msg)?,
         None => crate::config::random_key().map_err(anyhow::Error::msg)?,
     };
+    let key = if a.hash_algorithm == "hmac-sm3" { key.sm3() } else { key };
     let tr = Transformer::new(key);
     let mut w = output(a.output.as_ref())?;
     // a file has no request to refuse: `block` findings are redacted

@@ -10,7 +10,7 @@ use super::keys::key_or_random;
 use super::model::*;
 use super::path::normal_path;
 use super::raw::*;
-use crate::engine::{Action, RuleSet, Transformer};
+use crate::engine::{Action, HashKey, RuleSet, Transformer};
 use crate::policy::{Cidr, Clearance, Department, Override, PerDirection, Policy};
 
 /// Load and compile a configuration file. Every problem is reported at once.
@@ -67,8 +67,11 @@ fn compile(c: &mut Ctx<'_>, raw: RawConfig) -> Option<Snapshot> {
     let listeners = compile_listeners(c, raw.listeners);
     let admin = compile_admin(c, raw.admin);
     let rules = compile_rules(c, &raw.rules);
-    let hash_key = key_or_random(c, "hash_key_file", raw.rules.hash_key_file.as_deref());
-    let fingerprint_key = key_or_random(c, "fingerprint_key_file", raw.audit.fingerprint_key_file.as_deref());
+    let hmac = |k: HashKey, alg: HmacAlgorithm| if alg == HmacAlgorithm::HmacSm3 { k.sm3() } else { k };
+    let hash_key = key_or_random(c, "hash_key_file", raw.rules.hash_key_file.as_deref())
+        .map(|k| hmac(k, raw.rules.hash_algorithm));
+    let fingerprint_key = key_or_random(c, "fingerprint_key_file", raw.audit.fingerprint_key_file.as_deref())
+        .map(|k| hmac(k, raw.audit.fingerprint_algorithm));
     let identity = compile_identity(c, &raw.identity);
     let (departments, unknown) = compile_departments(c, raw.departments);
     let route_ids: Vec<String> = raw.routes.iter().map(|r| r.id.clone()).collect();

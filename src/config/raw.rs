@@ -258,6 +258,19 @@ pub(crate) struct RawRules {
     pub(crate) dirs: Vec<String>,
     #[serde(default)]
     pub(crate) hash_key_file: Option<String>,
+    #[serde(default)]
+    pub(crate) hash_algorithm: HmacAlgorithm,
+}
+
+/// The HMAC of `hash` tokens and audit fingerprints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum HmacAlgorithm {
+    #[default]
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    /// GB/T 32905 SM3, for deployments assessed against 国密 requirements.
+    #[serde(rename = "hmac-sm3")]
+    HmacSm3,
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,6 +550,8 @@ pub enum BinaryMode {
 pub(crate) struct RawAudit {
     #[serde(default)]
     pub(crate) fingerprint_key_file: Option<String>,
+    #[serde(default)]
+    pub(crate) fingerprint_algorithm: HmacAlgorithm,
     #[serde(default = "d_queue")]
     pub(crate) queue: usize,
     #[serde(default)]
@@ -545,7 +560,12 @@ pub(crate) struct RawAudit {
 
 impl Default for RawAudit {
     fn default() -> Self {
-        Self { fingerprint_key_file: None, queue: d_queue(), sinks: Vec::new() }
+        Self {
+            fingerprint_key_file: None,
+            fingerprint_algorithm: HmacAlgorithm::default(),
+            queue: d_queue(),
+            sinks: Vec::new(),
+        }
     }
 }
 

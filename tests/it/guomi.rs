@@ -252,3 +252,33 @@ fn a_route_reaches_an_upstream_that_speaks_only_rfc8998() {
     assert_eq!(r.status, 200, "{} / {log}", r.text());
     assert!(log.contains("handshake ok: TLSv1.3 TLS_SM4_GCM_SM3"), "{log}");
 }
+
+/// `rules.hash_algorithm` and `audit.fingerprint_algorithm: hmac-sm3`: `hash` tokens and audit
+/// fingerprints are HMAC-SM3 under the configured keys.
+#[test]
+fn hash_tokens_and_fingerprints_can_be_hmac_sm3() {
+    use super::gateway::MOBILE;
+    let up = upstream();
+    let dir = setup("hmac-sm3");
+    std::fs::write(dir.join("hash.key"), "hash-key-0123456789abcdef\n").expect("key");
+    let cfg = config(up.port, "none", "allow")
+        .replace("rules: {dirs: [rules]}", "rules: {dirs: [rules], hash_key_file: hash.key, hash_algorithm: hmac-sm3}")
+        .replace("  fingerprint_key_file: fp.key", "  fingerprint_key_file: fp.key\n  fingerprint_algorithm: hmac-sm3")
+        .replace(
+            "      - {categories: [secret.credential], action: redact}\n",
+            "      - {categories: [secret.credential], action: redact}\n      - {categories: [personal.phone], action: hash}\n",
+        );
+    assert!(cfg.contains("hash_algorithm: hmac-sm3") && cfg.contains("fingerprint_algorithm: hmac-sm3"));
+    assert!(cfg.contains("action: hash"));
+    let gw = start_gateway(&dir, &cfg);
+    let r = curl(&[&format!("http://127.0.0.1:{}/stream/residents", gw.http)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hash = dlpgate::engine::HashKey::from_file(&dir.join("hash.key")).expect("key").sm3();
+    let fp = dlpgate::engine::HashKey::from_file(&dir.join("fp.key")).expect("key").sm3();
+    let token = format!("[h:{}]", hash.fingerprint(MOBILE.as_bytes()));
+    assert!(r.text().contains(&token), "{token} in {}", r.text());
+    let audit = wait_for_file(&gw.dir.join("audit.jsonl"), |t| t.contains("cn.mobile"));
+    assert!(audit.contains(&fp.fingerprint(MOBILE.as_bytes())), "{audit}");
+    let sha = dlpgate::engine::HashKey::from_file(&dir.join("fp.key")).expect("key");
+    assert!(!audit.contains(&sha.fingerprint(MOBILE.as_bytes())), "not HMAC-SHA256");
+}

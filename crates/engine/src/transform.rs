@@ -9,21 +9,45 @@ use sha2::Sha256;
 
 use super::{Action, Finding, MaskStyle, Rule, RuleSet, Scan};
 
-/// Key for `hash` tokens and audit fingerprints (HMAC-SHA256). Holds the MAC already keyed, so a
-/// fingerprint costs two SHA-256 blocks for a short value instead of four.
+/// Key for `hash` tokens and audit fingerprints: HMAC-SHA256, or HMAC-SM3 ([`HashKey::sm3`]).
+/// Holds the MAC already keyed, so a fingerprint costs two hash blocks for a short value instead
+/// of four.
 #[derive(Clone)]
-pub struct HashKey(Hmac<Sha256>);
+pub struct HashKey {
+    mac: KeyedMac,
+    /// The key itself, to key the other algorithm with.
+    raw: std::sync::Arc<[u8]>,
+}
+
+#[derive(Clone)]
+enum KeyedMac {
+    Sha256(Hmac<Sha256>),
+    Sm3(hmac_sm3::Hmac<sm3::Sm3>),
+}
 
 impl std::fmt::Debug for HashKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HashKey(<redacted>)")
+        f.write_str(match self.mac {
+            KeyedMac::Sha256(_) => "HashKey(HMAC-SHA256, <redacted>)",
+            KeyedMac::Sm3(_) => "HashKey(HMAC-SM3, <redacted>)",
+        })
     }
 }
 
 impl HashKey {
+    /// An HMAC-SHA256 key.
     pub fn new(key: impl AsRef<[u8]>) -> Self {
-        match <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref()) {
-            Ok(mac) => Self(mac),
+        let key = key.as_ref();
+        match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+            Ok(mac) => Self { mac: KeyedMac::Sha256(mac), raw: key.into() },
+            Err(_) => unreachable!("HMAC takes a key of any length"),
+        }
+    }
+
+    /// The same key for HMAC-SM3 (GB/T 32905): tokens and fingerprints in 国密 algorithms.
+    pub fn sm3(&self) -> Self {
+        match <hmac_sm3::Hmac<sm3::Sm3> as hmac_sm3::KeyInit>::new_from_slice(&self.raw) {
+            Ok(mac) => Self { mac: KeyedMac::Sm3(mac), raw: self.raw.clone() },
             Err(_) => unreachable!("HMAC takes a key of any length"),
         }
     }
@@ -38,10 +62,14 @@ impl HashKey {
         Ok(Self::new(key))
     }
 
-    /// Keyed fingerprint of a value: the first 16 hex digits of HMAC-SHA256 over its canonical
+    /// Keyed fingerprint of a value: the first 16 hex digits of the HMAC over its canonical
     /// form (letters and digits only, uppercased), so `138-0013-8000` and `13800138000` agree.
     pub fn fingerprint(&self, value: &[u8]) -> String {
-        let mut mac = self.0.clone();
+        let mut mac = self.mac.clone();
+        let mut update = |b: &[u8]| match &mut mac {
+            KeyedMac::Sha256(m) => m.update(b),
+            KeyedMac::Sm3(m) => hmac_sm3::Mac::update(m, b),
+        };
         // the canonical bytes go in by the block, not one call per byte
         let mut buf = [0u8; 64];
         let mut n = 0;
@@ -50,13 +78,16 @@ impl HashKey {
                 buf[n] = b.to_ascii_uppercase();
                 n += 1;
                 if n == buf.len() {
-                    mac.update(&buf);
+                    update(&buf);
                     n = 0;
                 }
             }
         }
-        mac.update(&buf[..n]);
-        let out = mac.finalize().into_bytes();
+        update(&buf[..n]);
+        let out: [u8; 32] = match mac {
+            KeyedMac::Sha256(m) => m.finalize().into_bytes().into(),
+            KeyedMac::Sm3(m) => hmac_sm3::Mac::finalize(m).into_bytes().into(),
+        };
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(16);
         for &b in out.iter().take(8) {
@@ -236,5 +267,29 @@ mod tests {
         let long: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).collect();
         let want: String = long.iter().map(|b| b.to_ascii_uppercase() as char).collect();
         assert_eq!(k1.fingerprint(&long), k1.fingerprint(want.as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod hmac_tests {
+    use super::HashKey;
+
+    /// Issue 17: the same key as HMAC-SM3 gives other tokens, equally canonical, and agrees with
+    /// HMAC-SM3 computed from its definition.
+    #[test]
+    fn sm3_fingerprints_are_hmac_sm3() {
+        let k = HashKey::new(b"fingerprint-key-0123456789abcdef");
+        let sm3 = k.sm3();
+        assert_ne!(k.fingerprint(b"13800138000"), sm3.fingerprint(b"13800138000"));
+        assert_eq!(sm3.fingerprint(b"138-0013-8000"), sm3.fingerprint(b"13800138000"));
+        // RFC 2104 over SM3 (GB/T 32905), by hand
+        use sm3::Digest;
+        let key = b"fingerprint-key-0123456789abcdef";
+        let mut block = [0u8; 64];
+        block[..key.len()].copy_from_slice(key);
+        let inner = sm3::Sm3::new().chain_update(block.map(|b| b ^ 0x36)).chain_update(b"13800138000").finalize();
+        let outer = sm3::Sm3::new().chain_update(block.map(|b| b ^ 0x5c)).chain_update(inner).finalize();
+        let hex: String = outer.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sm3.fingerprint(b"13800138000"), hex);
     }
 }
