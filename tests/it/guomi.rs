@@ -282,3 +282,35 @@ fn hash_tokens_and_fingerprints_can_be_hmac_sm3() {
     let sha = dlpgate::engine::HashKey::from_file(&dir.join("fp.key")).expect("key");
     assert!(!audit.contains(&sha.fingerprint(MOBILE.as_bytes())), "not HMAC-SHA256");
 }
+
+/// `dlpgate check` loads the SM2 pair and names the file of each mistake: a key of another
+/// certificate, an SM2 certificate given as the ordinary one, guomi without an SM2 pair.
+#[test]
+fn check_refuses_mismatched_or_misplaced_sm2_certificates() {
+    let up = upstream();
+    let dir = setup("guomi-check");
+    sm2_pki(&dir);
+    let run = |cfg: &str| {
+        let path = dir.join(format!("c{}.yaml", unique()));
+        let cfg = cfg
+            .replace("{HTTP}", &free_port().to_string())
+            .replace("{HTTPS}", &free_port().to_string())
+            .replace("{ADMIN}", &free_port().to_string())
+            .replace("{DIR}", &dir.display().to_string());
+        std::fs::write(&path, cfg).expect("config");
+        let out = Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let good = guomi_config(up.port, free_port());
+    let (code, out) = run(&good);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&good.replace("sm2_key: sm2.key", "sm2_key: sm2client.key"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("sm2.crt") && out.contains("sm2client.key") && out.contains("do not belong together"), "{out}");
+    let (code, out) = run(&good.replace("cert: server.crt, key: server.key, sm2_cert", "cert: sm2.crt, key: sm2.key, sm2_cert"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("sm2.crt: an SM2 certificate"), "{out}");
+    let (code, out) = run(&good.replace(", sm2_cert: sm2.crt, sm2_key: sm2.key", ""));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("guomi: prefer or only needs sm2_cert and sm2_key"), "{out}");
+}
