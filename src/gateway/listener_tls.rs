@@ -117,6 +117,10 @@ impl pingora::tls::ClientCertVerifier for ReloadableVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<pingora::tls::SignatureScheme> {
+        // RFC 8998: a 国密 handshake's CertificateRequest names sm2sig_sm3 alone
+        if crate::guomi::guomi_hello() {
+            return vec![crate::guomi::SM2SIG_SM3];
+        }
         match self.current() {
             Some(v) => v.supported_verify_schemes(),
             None => pingora::tls::CryptoProvider::get_default()

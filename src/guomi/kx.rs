@@ -70,6 +70,16 @@ impl ActiveKeyExchange for Sm2Share {
 thread_local! {
     /// Until when this thread's handshake in progress is a 国密 one (see [`steer`]).
     static STEERED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whether the last ClientHello this thread resolved a certificate for was a 国密 one.
+    static GUOMI_HELLO: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the server handshake this thread is processing is a 国密 one: set by [`steer`] from
+/// the certificate resolver, which runs first for every ClientHello. RFC 8998 wants a
+/// CertificateRequest of such a handshake to name sm2sig_sm3 alone (Tongsuo's strict mode
+/// refuses any other list), which the client-certificate verifier reads here.
+pub fn guomi_hello() -> bool {
+    GUOMI_HELLO.with(Cell::get)
 }
 
 /// rustls picks the key-exchange group in the client's order, whatever the suite: a Tongsuo
@@ -81,6 +91,12 @@ thread_local! {
 /// few milliseconds, so nothing else on the thread (an upstream handshake) is ever steered.
 pub fn steer(on: bool) {
     STEERED.with(|s| s.set(on.then(|| Instant::now() + Duration::from_millis(5))));
+    GUOMI_HELLO.with(|g| g.set(on));
+}
+
+/// The groups no longer need steering (the signing key has been asked for a scheme).
+pub(crate) fn unsteer() {
+    STEERED.with(|s| s.set(None));
 }
 
 /// Whether this thread's handshake is steered now (for tests).

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use rustls::SignatureScheme;
 use rustls::crypto::CryptoProvider;
 
-pub use kx::steer;
+pub use kx::{guomi_hello, steer};
 pub use sign::{Sm2Key, load_sm2_key};
 pub use suites::{SM3, TLS_SM4_CCM_SM3, TLS_SM4_GCM_SM3, hmac_sm3};
 

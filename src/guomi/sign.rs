@@ -73,7 +73,7 @@ fn der_len(out: &mut Vec<u8>, len: usize) {
 impl SigningKey for Sm2Key {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
         // rustls has chosen suite and group by now: the handshake needs no more steering
-        super::kx::steer(false);
+        super::kx::unsteer();
         offered.contains(&SM2SIG_SM3).then(|| Box::new(Sm2Signer(self.key.clone())) as Box<dyn Signer>)
     }
 

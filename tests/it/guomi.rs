@@ -115,9 +115,7 @@ fn guomi_config(up: u16, only_port: u16) -> String {
     let tls = "tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}";
     let cfg = config(up, "optional", "allow");
     assert!(cfg.contains(tls));
-    // (client certificates: not yet with a strict RFC 8998 client, which refuses rustls's
-    // CertificateRequest; see README)
-    let sm = "cert: server.crt, key: server.key, sm2_cert: sm2.crt, sm2_key: sm2.key";
+    let sm = "cert: server.crt, key: server.key, sm2_cert: sm2.crt, sm2_key: sm2.key, client_ca: clients.crt, client_auth: optional";
     cfg.replace(tls, &format!("tls: {{{sm}, guomi: prefer}}")).replace(
         "admin: {",
         &format!("  - {{name: sm-only, addr: \"127.0.0.1:{only_port}\", tls: {{{sm}, guomi: only}}}}\nadmin: {{"),
@@ -154,7 +152,26 @@ fn tongsuo_clients_and_ordinary_clients_share_a_port() {
         assert!(out.contains(&format!("handshake ok: TLSv1.3 {suite}")), "{out}");
         assert!(out.contains("HTTP/1.1 200") && out.contains(ID_MASKED) && !out.contains(ID), "{suite}: {out}");
     }
-    // an API key names the department as for any client: public security sees ID numbers in clear
+    // an SM2 client certificate of 公安厅 (OU): that department's view (ID numbers in clear)
+    let (cert, key) = (dir.join("sm2client.crt"), dir.join("sm2client.key"));
+    let (code, out) = peer(&[
+        "client",
+        "--connect",
+        &target,
+        "--ca",
+        ca,
+        "--host",
+        "localhost",
+        "--cert",
+        cert.to_str().expect("path"),
+        "--key",
+        key.to_str().expect("path"),
+        "--get",
+        "/stream/residents",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(ID), "public security, by its SM2 certificate, sees ID numbers in clear: {out}");
+    // an API key names the department as for any client
     let (code, out) = peer(&[
         "client",
         "--connect",
@@ -306,8 +323,12 @@ fn check_refuses_mismatched_or_misplaced_sm2_certificates() {
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = run(&good.replace("sm2_key: sm2.key", "sm2_key: sm2client.key"));
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("sm2.crt") && out.contains("sm2client.key") && out.contains("do not belong together"), "{out}");
-    let (code, out) = run(&good.replace("cert: server.crt, key: server.key, sm2_cert", "cert: sm2.crt, key: sm2.key, sm2_cert"));
+    assert!(
+        out.contains("sm2.crt") && out.contains("sm2client.key") && out.contains("do not belong together"),
+        "{out}"
+    );
+    let (code, out) =
+        run(&good.replace("cert: server.crt, key: server.key, sm2_cert", "cert: sm2.crt, key: sm2.key, sm2_cert"));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("sm2.crt: an SM2 certificate"), "{out}");
     let (code, out) = run(&good.replace(", sm2_cert: sm2.crt, sm2_key: sm2.key", ""));
