@@ -111,9 +111,10 @@ fn serve(mut s: TcpStream) {
     }
 }
 
-/// Development PKI written into `dir`: ca.crt, server.crt/key, client-公安厅.crt/key.
+/// Development PKI written into `dir`: ca.crt, server.crt/key, client-公安厅.crt/key, and for 国密
+/// clients sm2ca.crt and sm2.crt/key; clients.crt holds both CAs (client certificates of either).
 pub fn dev_certs(dir: &Path) -> Result<()> {
-    if dir.join("server.crt").exists() && dir.join("client-ps.crt").exists() {
+    if ["server.crt", "client-ps.crt", "sm2.crt"].iter().all(|f| dir.join(f).exists()) {
         return Ok(());
     }
     std::fs::create_dir_all(dir)?;
@@ -146,6 +147,11 @@ pub fn dev_certs(dir: &Path) -> Result<()> {
     w("server.key", srv_key.serialize_pem())?;
     w("client-ps.crt", cli_cert.pem())?;
     w("client-ps.key", cli_key.serialize_pem())?;
+    let sm2 = crate::guomi::devcert::dev_pki().context("making the development SM2 certificates")?;
+    w("sm2ca.crt", sm2.ca_pem.clone())?;
+    w("sm2.crt", sm2.cert_pem)?;
+    w("sm2.key", sm2.key_pem)?;
+    w("clients.crt", ca_cert.pem() + &sm2.ca_pem)?;
     Ok(())
 }
 
@@ -172,8 +178,12 @@ listeners:
     tls:
       cert: server.crt
       key: server.key
-      client_ca: ca.crt
+      client_ca: clients.crt
       client_auth: optional
+      # 国密 clients (RFC 8998: SM2, SM3, SM4) on the same port, with the SM2 certificate
+      sm2_cert: sm2.crt
+      sm2_key: sm2.key
+      guomi: prefer
     h2: true
 admin:
   addr: 127.0.0.1:{admin}
@@ -277,6 +287,8 @@ dlpgate demo is running. Try:
   # 8. metrics and the audit trail (no raw values in either)
   curl -s http://127.0.0.1:{a}/metrics | grep dlpgate_findings_total
   tail -n 3 {d}/audit.jsonl
+  # 9. a 国密 client (RFC 8998, Tongsuo: pip install tongsuopy==1.0.1) on the same HTTPS port
+  python3 tests/tools/tongsuo_peer.py client --connect 127.0.0.1:{s} --ca {d}/sm2ca.crt --host localhost --get /api/residents
 
 Press Ctrl-C to stop.
 "#

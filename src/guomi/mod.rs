@@ -14,6 +14,7 @@
 //! ([`wants_guomi`]); [`steer`] then keeps the key exchange on curveSM2 for it, which rustls would
 //! otherwise choose in the client's order, whatever the suite.
 
+pub mod devcert;
 mod kx;
 mod sign;
 mod suites;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
 
+use super::devcert;
 use super::sign::{CERT_ID, TLS13_ID};
 use super::*;
 
@@ -53,104 +54,9 @@ fn hmac_sm3_is_hmac_over_sm3() {
 
 /// A random SM2 key pair.
 fn sm2_key() -> (sm2::SecretKey, Sm2Key) {
-    let mut bytes = [0u8; 32];
-    rustls::crypto::ring::default_provider().secure_random.fill(&mut bytes).expect("random");
-    bytes[0] &= 0x7f; // below the order
-    let secret = sm2::SecretKey::from_slice(&bytes).expect("secret");
+    let secret = devcert::random_secret().expect("secret");
     let key = Sm2Key::new(&secret).expect("key");
     (secret, key)
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend_from_slice(&[0x81, n as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-fn name(cn: &str, ou: &str) -> Vec<u8> {
-    let mut rdns = Vec::new();
-    if !ou.is_empty() {
-        rdns.extend(tlv(0x31, &tlv(0x30, &[tlv(0x06, &[0x55, 0x04, 0x0b]), tlv(0x0c, ou.as_bytes())].concat())));
-    }
-    rdns.extend(tlv(0x31, &tlv(0x30, &[tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, cn.as_bytes())].concat())));
-    tlv(0x30, &rdns)
-}
-
-/// An X.509 v3 certificate signed with SM2-with-SM3 (certificate ID), as OpenSSL makes them.
-pub(crate) fn sm2_cert(
-    subject: (&str, &str),
-    issuer: &str,
-    public_point: &[u8],
-    signer: &sm2::SecretKey,
-    ca: bool,
-) -> CertificateDer<'static> {
-    use sm2::dsa::signature::Signer as _;
-    let alg = tlv(0x30, &[0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x83, 0x75]);
-    let spki_alg = tlv(
-        0x30,
-        &[
-            0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82,
-            0x2d,
-        ],
-    );
-    let spki = tlv(0x30, &[spki_alg, tlv(0x03, &[&[0u8][..], public_point].concat())].concat());
-    let validity = tlv(0x30, &[tlv(0x17, b"250101000000Z"), tlv(0x17, b"351231000000Z")].concat());
-    let ext = if ca {
-        let bc = tlv(
-            0x30,
-            &[tlv(0x06, &[0x55, 0x1d, 0x13]), tlv(0x01, &[0xff]), tlv(0x04, &tlv(0x30, &tlv(0x01, &[0xff])))].concat(),
-        );
-        let ku = tlv(0x30, &[tlv(0x06, &[0x55, 0x1d, 0x0f]), tlv(0x04, &tlv(0x03, &[0x01, 0x06]))].concat());
-        [bc, ku].concat()
-    } else {
-        let san =
-            tlv(0x30, &[tlv(0x06, &[0x55, 0x1d, 0x11]), tlv(0x04, &tlv(0x30, &tlv(0x82, b"localhost")))].concat());
-        let eku = tlv(
-            0x30,
-            &[
-                tlv(0x06, &[0x55, 0x1d, 0x25]),
-                tlv(
-                    0x04,
-                    &tlv(
-                        0x30,
-                        &[
-                            tlv(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01]),
-                            tlv(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]),
-                        ]
-                        .concat(),
-                    ),
-                ),
-            ]
-            .concat(),
-        );
-        [san, eku].concat()
-    };
-    let tbs = tlv(
-        0x30,
-        &[
-            tlv(0xa0, &tlv(0x02, &[2])),
-            tlv(0x02, &[if ca { 1 } else { 2 }]),
-            alg.clone(),
-            name(issuer, ""),
-            validity,
-            name(subject.0, subject.1),
-            spki,
-            tlv(0xa3, &tlv(0x30, &ext)),
-        ]
-        .concat(),
-    );
-    let key = sm2::dsa::SigningKey::new(CERT_ID, signer).expect("key");
-    let sig: sm2::dsa::Signature = key.sign(&tbs);
-    let sig = sig.to_der();
-    CertificateDer::from(tlv(0x30, &[tbs, alg, tlv(0x03, &[&[0u8][..], sig.as_bytes()].concat())].concat()))
 }
 
 pub(crate) struct Pki {
@@ -161,9 +67,11 @@ pub(crate) struct Pki {
 
 pub(crate) fn pki() -> Pki {
     let (ca_secret, ca_key) = sm2_key();
-    let ca = sm2_cert(("sm2 test CA", ""), "sm2 test CA", &ca_key.public_point(), &ca_secret, true);
+    let ca =
+        devcert::sm2_cert(("sm2 test CA", ""), "sm2 test CA", &ca_key.public_point(), &ca_secret, true).expect("ca");
     let (_, key) = sm2_key();
-    let leaf = sm2_cert(("localhost", ""), "sm2 test CA", &key.public_point(), &ca_secret, false);
+    let leaf =
+        devcert::sm2_cert(("localhost", ""), "sm2 test CA", &key.public_point(), &ca_secret, false).expect("leaf");
     Pki { ca, leaf, key }
 }
 
@@ -331,4 +239,16 @@ fn a_guomi_client_listing_x25519_first_is_kept_on_curve_sm2_and_ordinary_clients
     assert_eq!(group, Some(rustls::NamedGroup::X25519));
     // steering lapses: nothing is left on the thread for the next handshake
     assert!(!kx::is_steered());
+}
+
+#[test]
+fn development_certificates_load_and_verify() {
+    let p = devcert::dev_pki().expect("dev pki");
+    let ck = certified_key(p.cert_pem.as_bytes(), p.key_pem.as_bytes()).expect("the pair loads and matches");
+    use rustls::pki_types::pem::PemObject;
+    let ca = CertificateDer::from_pem_slice(p.ca_pem.as_bytes()).expect("ca");
+    let (suite, _) =
+        handshake(client(sm_only_provider(), &ca), server(provider(), Resolver { sm2: ck, ordinary: None }))
+            .expect("handshake with the development certificate");
+    assert_eq!(suite, rustls::CipherSuite::Unknown(0x00c6));
 }

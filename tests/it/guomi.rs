@@ -335,3 +335,40 @@ fn check_refuses_mismatched_or_misplaced_sm2_certificates() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("guomi: prefer or only needs sm2_cert and sm2_key"), "{out}");
 }
+
+/// `dlpgate demo` serves 国密 clients on its HTTPS port, with SM2 certificates it makes itself.
+#[test]
+fn the_demo_serves_guomi_clients() {
+    tongsuo_available();
+    let dir = tempdir("guomi-demo");
+    let (http, https, admin, backend) = (free_port(), free_port(), free_port(), free_port());
+    let ports = [http.to_string(), https.to_string(), admin.to_string(), backend.to_string()];
+    let child = Command::new(bin())
+        .args(["demo", "--dir"])
+        .arg(dir.join("demo"))
+        .args(["--http", &ports[0], "--https", &ports[1], "--admin", &ports[2], "--backend", &ports[3]])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let _gw = Gateway { child, http, https, admin, dir: dir.clone() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while curl(&[&format!("http://127.0.0.1:{admin}/healthz")]).status != 200 {
+        assert!(std::time::Instant::now() < deadline, "demo did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ca = dir.join("demo/sm2ca.crt");
+    let (code, out) = peer(&[
+        "client",
+        "--connect",
+        &format!("127.0.0.1:{https}"),
+        "--ca",
+        ca.to_str().expect("path"),
+        "--host",
+        "localhost",
+        "--get",
+        "/api/residents",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("TLS_SM4_GCM_SM3") && out.contains("HTTP/1.1 200") && out.contains("********"), "{out}");
+}
