@@ -20,15 +20,8 @@ trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null || true; done; nginx -s s
 python3 benches/gen_pii_dense.py "$W/www" >/dev/null 2>&1
 
 UP=19281; REDIS=19282
-cat > $W/up.conf <<NGINX
-worker_processes 1;
-pid $W/up.pidfile;
-error_log $W/up-error.log;
-events { worker_connections 4096; }
-http { access_log off; default_type application/json; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; root $W/www; location / { try_files \$uri =404; } } }
-NGINX
-taskset -c 1 nginx -c $W/up.conf
+. benches/dlpgate_configs.sh
+payload_upstream "$W" $UP
 taskset -c 1 redis-server --port $REDIS --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 & echo $! > $W/redis.pid
 
 # name port admin extra-yaml

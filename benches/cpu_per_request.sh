@@ -21,14 +21,8 @@ trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null || true; done; nginx -s s
 python3 benches/gen_pii_dense.py "$W/www" >/dev/null 2>&1
 
 UP=19181; NGX=19182; GW=19183; ADM=19184; GW0=19185; ADM0=19186; LUA=19187
-cat > $W/up.conf <<NGINX
-worker_processes 1;
-pid $W/up.pidfile;
-error_log $W/up-error.log;
-events { worker_connections 4096; }
-http { access_log off; default_type application/json; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; root $W/www; location / { try_files \$uri =404; } } }
-NGINX
+. benches/dlpgate_configs.sh
+payload_upstream "$W" $UP
 cat > $W/ngx.conf <<NGINX
 worker_processes 1;
 pid $W/ngx.pidfile;
@@ -39,9 +33,7 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$NGX;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 NGINX
-taskset -c 1 nginx -c $W/up.conf
 taskset -c 0 nginx -c $W/ngx.conf
-. benches/dlpgate_configs.sh
 dlpgate_configs "$W" 1 $GW $ADM $GW0 $ADM0 $UP
 taskset -c 0 ./target/release/dlpgate run -c $W/dlpgate.yaml 2>$W/gw.log & echo $! > $W/gw.pid
 taskset -c 0 ./target/release/dlpgate run -c $W/off.yaml 2>$W/off.log & echo $! > $W/off.pid

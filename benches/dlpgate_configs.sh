@@ -1,4 +1,23 @@
-# Sourced by the proxy benchmarks: write the two dlpgate configurations they compare.
+# Sourced by the proxy benchmarks: the upstream they share, and the two dlpgate configurations
+# they compare.
+#
+#   payload_upstream DIR PORT
+# serves DIR/www (the payloads of gen_pii_dense.py) with nginx on CPU 1; stop it with
+# `nginx -s stop -c DIR/up.conf`.
+payload_upstream() {
+  local W=$1 UP=$2
+  cat > "$W/up.conf" <<NGINX
+worker_processes 1;
+pid $W/up.pidfile;
+error_log $W/up-error.log;
+events { worker_connections 4096; }
+http { access_log off; default_type application/json; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; root $W/www; location / { try_files \$uri =404; } } }
+NGINX
+  taskset -c 1 nginx -c "$W/up.conf"
+}
+
+
 #   dlpgate_configs DIR THREADS PORT ADMIN PORT_OFF ADMIN_OFF UPSTREAM_PORT
 # DIR/dlpgate.yaml masks every default category on one route; DIR/off.yaml is the same gateway with
 # inspection off on that route (Pingora's own cost).

@@ -30,6 +30,14 @@ fn content_type(headers: &http::HeaderMap) -> Option<&str> {
     headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 
+/// `v` refuses the body when the route fails closed; without a verdict it goes on as it is.
+fn refuse_or_forward(v: Option<Verdict>, body: Vec<u8>) -> BodyDecision {
+    match v {
+        Some(v) => BodyDecision::Refuse(v),
+        None => BodyDecision::Forward(body),
+    }
+}
+
 /// Decide a complete request body: scanned as text, a form, multipart or a document (told by its
 /// bytes), masked where the policy masks; refused on a `block` finding, an encoding the gateway
 /// does not decode, or a body that is not text on a route that refuses those.
@@ -44,10 +52,6 @@ pub fn request_body(
     if body.is_empty() || !r.inspect.request || !r.may_act_for(ctx.dept, Direction::Request) {
         return BodyDecision::Forward(body);
     }
-    let refuse_or_forward = |v: Option<Verdict>, body: Vec<u8>| match v {
-        Some(v) => BodyDecision::Refuse(v),
-        None => BodyDecision::Forward(body),
-    };
     let coded = match inspect::coding(&req.headers) {
         Coding::Identity => None,
         Coding::Decode(kind) => Some(kind),
@@ -91,10 +95,6 @@ fn request_body_plain(
     body: Vec<u8>,
 ) -> BodyDecision {
     let r = &snap.routes[route];
-    let refuse_or_forward = |v: Option<Verdict>, body: Vec<u8>| match v {
-        Some(v) => BodyDecision::Refuse(v),
-        None => BodyDecision::Forward(body),
-    };
     if let Some(cd) = req.headers.get(http::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()) {
         ctx.log.file = inspect::disposition_filename(cd);
     }
