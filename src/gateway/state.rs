@@ -89,7 +89,7 @@ impl Active {
                 Err(msg) => errs.push(LoadError { place: place(), msg }),
             }
             if let Some((c2, k2)) = &t.sm2 {
-                match super::tls::certified_key(c2, k2) {
+                match super::tls::sm2_certified_key(c2, k2) {
                     Ok(ck) if is_sm2(&ck) => {
                         sm2_certs.insert(l.name.clone(), ck);
                     }

@@ -96,6 +96,22 @@ pub fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, Strin
     Ok(Arc::new(ck))
 }
 
+/// An SM2 certificate chain and key (any of the PEM forms OpenSSL writes SM2 keys in), with the
+/// paths in every error.
+pub fn sm2_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
+    check_pem(cert, "CERTIFICATE")?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    crate::guomi::certified_key(&read(cert)?, &read(key)?).map_err(|e| {
+        if e.contains("belong") {
+            format!("{} and {} do not belong together: {e}", cert.display(), key.display())
+        } else if e.contains("key") {
+            format!("{}: {e}", key.display())
+        } else {
+            format!("{}: {e}", cert.display())
+        }
+    })
+}
+
 /// The client-certificate verifier a listener's `client_auth` and `client_ca` ask for. Also run
 /// by `dlpgate check` and reload, so a bad CA bundle is reported there, not only at start-up.
 pub fn client_verifier(cfg: &TlsConfig) -> Result<Option<Arc<dyn pingora::tls::ClientCertVerifier>>, String> {

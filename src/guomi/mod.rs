@@ -25,7 +25,7 @@ use rustls::SignatureScheme;
 use rustls::crypto::CryptoProvider;
 
 pub use kx::{guomi_hello, steer};
-pub use sign::{Sm2Key, load_sm2_key};
+pub use sign::{CERT_ID, Sm2Key, Sm2Verify, TLS13_ID, load_sm2_key};
 pub use suites::{SM3, TLS_SM4_CCM_SM3, TLS_SM4_GCM_SM3, hmac_sm3};
 
 /// What an SM2 signing key reports as its algorithm (rustls has no code point for it).

@@ -46,12 +46,21 @@ impl Sm2Key {
     }
 }
 
-/// An SM2 private key from PEM (PKCS#8 `PRIVATE KEY`, as `openssl genpkey -algorithm SM2` writes
-/// it, or SEC1 `EC PRIVATE KEY`).
+/// An SM2 private key from PEM: PKCS#8 `PRIVATE KEY` (as `openssl genpkey -algorithm SM2` writes
+/// it), or SEC1 as `EC PRIVATE KEY` or OpenSSL 3's `SM2 PRIVATE KEY` (`openssl ec`).
 pub fn load_sm2_key(pem: &[u8]) -> Result<Sm2Key, String> {
     use rustls::pki_types::pem::PemObject;
-    let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("not a PEM private key: {e}"))?;
-    sm2_secret(&der).ok_or_else(|| "not an SM2 private key".to_string()).and_then(|s| Sm2Key::new(&s))
+    let secret = match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(der) => sm2_secret(&der),
+        Err(_) => {
+            let text = std::str::from_utf8(pem).map_err(|_| "not a PEM private key".to_string())?;
+            let start = text.find("-----BEGIN SM2 PRIVATE KEY-----").ok_or("not a PEM private key")?;
+            let (label, der) = sm2::pkcs8::der::pem::decode_vec(text[start..].as_bytes())
+                .map_err(|e| format!("not a PEM private key: {e}"))?;
+            (label == "SM2 PRIVATE KEY").then(|| sm2::SecretKey::from_sec1_der(&der).ok()).flatten()
+        }
+    };
+    secret.ok_or_else(|| "not an SM2 private key".to_string()).and_then(|s| Sm2Key::new(&s))
 }
 
 fn sm2_secret(der: &PrivateKeyDer<'_>) -> Option<sm2::SecretKey> {

@@ -372,3 +372,47 @@ fn the_demo_serves_guomi_clients() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("TLS_SM4_GCM_SM3") && out.contains("HTTP/1.1 200") && out.contains("********"), "{out}");
 }
+
+/// SM2 keys load from PKCS#8 (`openssl genpkey`) and from SEC1 (`openssl ecparam -genkey`), and
+/// an OpenSSL SM2 signature verifies under the certificate ID with the gateway's verifier.
+#[test]
+fn sm2_keys_load_from_pkcs8_and_sec1() {
+    let dir = tempdir("sm2-keys");
+    openssl(&dir, &["genpkey", "-algorithm", "SM2", "-out", "p8.key"]);
+    // OpenSSL 3 writes an SM2 key in SEC1 form as `SM2 PRIVATE KEY`
+    openssl(&dir, &["ec", "-in", "p8.key", "-out", "sec1.key"]);
+    let p8 = std::fs::read(dir.join("p8.key")).expect("key");
+    let sec1 = std::fs::read(dir.join("sec1.key")).expect("key");
+    assert!(String::from_utf8_lossy(&p8).contains("BEGIN PRIVATE KEY"));
+    assert!(String::from_utf8_lossy(&sec1).contains("BEGIN SM2 PRIVATE KEY"));
+    dlpgate::guomi::load_sm2_key(&p8).expect("PKCS#8");
+    dlpgate::guomi::load_sm2_key(&sec1).expect("SEC1");
+    // a signature made by OpenSSL with the certificate ID verifies; with another message it does not
+    openssl(&dir, &["pkey", "-in", "p8.key", "-pubout", "-outform", "DER", "-out", "pub.der"]);
+    std::fs::write(dir.join("msg"), b"signed by OpenSSL").expect("msg");
+    openssl(
+        &dir,
+        &[
+            "pkeyutl",
+            "-sign",
+            "-digest",
+            "sm3",
+            "-rawin",
+            "-in",
+            "msg",
+            "-inkey",
+            "p8.key",
+            "-pkeyopt",
+            "distid:1234567812345678",
+            "-out",
+            "sig",
+        ],
+    );
+    let spki = std::fs::read(dir.join("pub.der")).expect("pub");
+    let point = &spki[spki.len() - 65..];
+    let sig = std::fs::read(dir.join("sig")).expect("sig");
+    use rustls::pki_types::SignatureVerificationAlgorithm;
+    let v = dlpgate::guomi::Sm2Verify(dlpgate::guomi::CERT_ID);
+    assert!(v.verify_signature(point, b"signed by OpenSSL", &sig).is_ok());
+    assert!(v.verify_signature(point, b"signed by someone else", &sig).is_err());
+}
