@@ -55,7 +55,7 @@ pub fn load_sm2_key(pem: &[u8]) -> Result<Sm2Key, String> {
         Err(_) => {
             let text = std::str::from_utf8(pem).map_err(|_| "not a PEM private key".to_string())?;
             let start = text.find("-----BEGIN SM2 PRIVATE KEY-----").ok_or("not a PEM private key")?;
-            let (label, der) = sm2::pkcs8::der::pem::decode_vec(text[start..].as_bytes())
+            let (label, der) = sm2::pkcs8::der::pem::decode_vec(&text.as_bytes()[start..])
                 .map_err(|e| format!("not a PEM private key: {e}"))?;
             (label == "SM2 PRIVATE KEY").then(|| sm2::SecretKey::from_sec1_der(&der).ok()).flatten()
         }
