@@ -73,6 +73,8 @@ pub struct Timed {
     base: Instant,
     /// Bytes read so far (only whether any were, and the first ones, matter).
     seen: u64,
+    /// The bytes seen so far are the start of the HTTP/2 preface.
+    preface_possible: bool,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -84,14 +86,15 @@ impl std::fmt::Debug for Timed {
 
 impl Timed {
     fn new(inner: Stream, timeouts: Timeouts) -> Timed {
-        let h2 = matches!(inner.selected_alpn_proto(), Some(ALPN::H2));
+        // (an HTTP/2 connection, by ALPN or h2c, is timed until its preface has arrived whole)
         let t = Timed {
             inner,
             timeouts,
-            phase: AtomicU8::new(if h2 { UNTIMED } else { READING_HEAD }),
+            phase: AtomicU8::new(READING_HEAD),
             deadline: AtomicU64::new(0),
             base: Instant::now(),
             seen: 0,
+            preface_possible: true,
             timer: None,
         };
         t.arm(timeouts.header);
@@ -155,10 +158,16 @@ impl AsyncRead for Timed {
             Poll::Ready(Ok(())) => {
                 let got = &buf.filled()[before..];
                 if !got.is_empty() {
-                    if self.seen == 0 {
-                        let n = got.len().min(H2_PREFACE.len());
-                        if got[..n] == H2_PREFACE[..n] {
-                            // h2c: its streams are timed by Pingora's HTTP/2 server
+                    // HTTP/2 (ALPN h2, or h2c): once its whole preface has come, its streams
+                    // are timed by Pingora's HTTP/2 server (`h2_idle_timeout`). Compared byte
+                    // by byte across reads, so a client cannot turn the timeouts off with a
+                    // first read of `P`.
+                    let seen = usize::try_from(self.seen).unwrap_or(usize::MAX);
+                    if self.preface_possible && seen < H2_PREFACE.len() {
+                        let n = got.len().min(H2_PREFACE.len() - seen);
+                        if got[..n] != H2_PREFACE[seen..seen + n] {
+                            self.preface_possible = false;
+                        } else if seen + n == H2_PREFACE.len() {
                             self.phase.store(UNTIMED, Relaxed);
                         }
                     }

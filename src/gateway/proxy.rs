@@ -278,7 +278,7 @@ impl Gateway {
             m.blocked.with_label_values(&[route_id, dept_id, dir.as_str(), reason]).inc();
         }
         if ctx.identity_failure == Some("unknown_api_key") && self.audit.enabled() {
-            let refused = ctx.verdict == Some(Verdict::UnknownApiKey);
+            let refused = matches!(ctx.verdict, Some(Verdict::UnknownApiKey | Verdict::Unrecognised));
             self.audit.emit(&AuditEvent {
                 direction: Direction::Request.as_str(),
                 action: if refused { "block" } else { "alert" }.to_string(),

@@ -207,11 +207,12 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 connector: pingora::connectors::http::Connector::new(None),
             };
             let mut proxy = pingora::proxy::http_proxy(&server.configuration, gw);
-            if l.h2 && l.tls.is_none() {
-                let mut o = HttpServerOptions::default();
-                o.h2c = true;
-                proxy.server_options = Some(o);
-            }
+            let mut o = HttpServerOptions::default();
+            o.h2c = l.h2 && l.tls.is_none();
+            // an HTTP/2 connection with no stream open is closed as an idle HTTP/1 one is
+            let idle = if l.timeouts.keepalive.is_zero() { l.timeouts.header } else { l.timeouts.keepalive };
+            o.h2_idle_timeout = Some(idle);
+            proxy.server_options = Some(o);
             let app = ClientTimeouts { app: Arc::new(proxy), store: store.clone(), listener: l.name.clone() };
             let mut svc = Service::new(format!("dlpgate {}", l.name), app);
             let mut sock = TcpSocketOptions::default();

@@ -99,9 +99,14 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
     }
     if let Some(route) = ctx.route {
         if !req.headers.contains_key(http::header::HOST) {
-            // an HTTP/1.0 client may send none; an HTTP/1.1 upstream must get one
+            // an HTTP/1.0 client may send none; an HTTP/1.1 upstream must get one: the request
+            // target's authority if it has one (absolute form), else the upstream's name
             let up = &snap.routes[route].upstream;
-            let host = if up.sni.is_empty() { up.addrs.first().map(ToString::to_string) } else { Some(up.sni.clone()) };
+            let host = match req.uri.authority() {
+                Some(a) => Some(a.as_str().to_string()),
+                None if up.sni.is_empty() => up.addrs.first().map(ToString::to_string),
+                None => Some(up.sni.clone()),
+            };
             if let Some(h) = host {
                 req.insert_header(http::header::HOST, h)?;
             }

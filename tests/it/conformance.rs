@@ -238,19 +238,22 @@ fn upstream_faults_are_502_and_counted() {
 fn slow_and_idle_clients_are_cut_and_others_are_not() {
     let up = upstream();
     let dir = setup("timeouts");
-    let gw = start_gateway(
-        &dir,
-        &base_config(up.port, ", client_header_timeout_s: 2, client_body_timeout_s: 2, keepalive_timeout_s: 2", ""),
-    );
+    // HTTP/1 only, so that every read goes through the gateway's timing (an h2c listener peeks
+    // first)
+    let cfg =
+        base_config(up.port, ", client_header_timeout_s: 2, client_body_timeout_s: 2, keepalive_timeout_s: 2", "")
+            .replace("h2: true, client_header", "h2: false, client_header");
+    assert!(cfg.contains("h2: false"));
+    let gw = start_gateway(&dir, &cfg);
     let t0 = Instant::now();
     // a client that trickles its head, one byte every 300 ms (each read well within any per-read
-    // timeout)
+    // timeout), starting with the `P` an HTTP/2 preface starts with
     let trickler = {
         let port = gw.http;
         std::thread::spawn(move || {
             let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
             let head =
-                b"GET /stream/residents HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+                b"POST /stream/residents HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
             for b in head {
                 if s.write_all(&[*b]).is_err() {
                     return (Instant::now(), true);

@@ -32,7 +32,8 @@ impl std::io::Write for Sink {
 
 /// A bounded streaming decoder for `Content-Encoding`.
 pub enum Decoder {
-    Gzip(flate2::write::GzDecoder<Sink>),
+    /// Every member of a multi-member gzip stream (as `cat a.gz b.gz` makes).
+    Gzip(flate2::write::MultiGzDecoder<Sink>),
     Deflate(flate2::write::ZlibDecoder<Sink>),
     Brotli(Box<brotli::DecompressorWriter<Sink>>),
 }
@@ -88,7 +89,7 @@ pub fn coding(headers: &http::HeaderMap) -> Coding {
 impl Decoder {
     pub fn new(kind: &str) -> Option<Decoder> {
         match kind {
-            "gzip" => Some(Decoder::Gzip(flate2::write::GzDecoder::new(Sink::default()))),
+            "gzip" => Some(Decoder::Gzip(flate2::write::MultiGzDecoder::new(Sink::default()))),
             "deflate" => Some(Decoder::Deflate(flate2::write::ZlibDecoder::new(Sink::default()))),
             "br" => Some(Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(Sink::default(), 4096)))),
             _ => None,
@@ -118,7 +119,8 @@ impl Decoder {
             r = match self {
                 Decoder::Gzip(d) => d.try_finish(),
                 Decoder::Deflate(d) => d.try_finish(),
-                Decoder::Brotli(d) => d.flush(),
+                // (close, not flush: a stream cut short is an error, not a shorter body)
+                Decoder::Brotli(d) => d.close(),
             };
         }
         let sink = self.sink();
@@ -165,7 +167,7 @@ impl DecodeLimits {
     /// A whole coded body, decoded within the limits.
     pub fn decode(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, Uninspectable> {
         let mut d = Decoder::new(kind).ok_or(Uninspectable::UnsupportedCoding)?;
-        let mut out = Vec::with_capacity(body.len().saturating_mul(4));
+        let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(self.max_decompressed));
         self.push(&mut d, body.len() as u64, 0, body, true, &mut out)?;
         Ok(out)
     }
@@ -269,6 +271,25 @@ mod tests {
             assert_eq!(d.push(&input, true, 64 << 20, &mut out), Ok(()), "{kind}");
             assert_eq!(out.len(), 64 << 20, "{kind}");
         }
+    }
+
+    #[test]
+    fn multi_member_gzip_decodes_whole_and_truncated_brotli_fails() {
+        let gz = |s: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(s).unwrap_or_default();
+            e.finish().unwrap_or_default()
+        };
+        let two = [gz(b"first 13800138000 "), gz(b"second")].concat();
+        let mut out = Vec::new();
+        Decoder::new("gzip").expect("gzip").push(&two, true, 1 << 20, &mut out).expect("two members");
+        assert_eq!(out, b"first 13800138000 second");
+        let mut e = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+        e.write_all(&b"a brotli body long enough to be cut ".repeat(40)).unwrap_or_default();
+        let br = e.into_inner();
+        let mut out = Vec::new();
+        let cut = Decoder::new("br").expect("br").push(&br[..br.len() / 2], true, 1 << 20, &mut out);
+        assert_eq!(cut, Err(DecodeError::Corrupt), "a brotli stream cut short is not a shorter body");
     }
 
     #[test]
