@@ -22,7 +22,10 @@ struct Resolver {
 impl rustls::server::ResolvesServerCert for Resolver {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
         let guomi = dlpgate::guomi::wants_guomi(&hello);
-        dlpgate::guomi::steer(guomi);
+        dlpgate::guomi::set_guomi_hello(guomi);
+        if guomi {
+            dlpgate::guomi::steer(hello.named_groups().map_or(0, <[_]>::len));
+        }
         Some(if guomi { self.sm2.clone() } else { self.ordinary.clone() })
     }
 }

@@ -30,10 +30,15 @@ impl ResolvesServerCert for ReloadableCert {
             .find(|l| l.name == self.listener)
             .and_then(|l| l.tls.as_ref())
             .map_or(GuomiMode::Off, |t| t.guomi);
-        let guomi = mode != GuomiMode::Off && crate::guomi::wants_guomi(&hello);
-        crate::guomi::steer(guomi);
+        let sm2 = (mode != GuomiMode::Off && crate::guomi::wants_guomi(&hello))
+            .then(|| active.sm2_certs.get(&self.listener).cloned())
+            .flatten();
+        crate::guomi::set_guomi_hello(sm2.is_some());
+        if sm2.is_some() {
+            crate::guomi::steer(hello.named_groups().map_or(0, <[_]>::len));
+        }
         match mode {
-            _ if guomi => active.sm2_certs.get(&self.listener).cloned(),
+            _ if sm2.is_some() => sm2,
             GuomiMode::Only => None,
             _ => active.certs.get(&self.listener).cloned(),
         }

@@ -42,6 +42,9 @@ impl SupportedKxGroup for CurveSm2 {
     }
 
     fn usable_for_version(&self, version: ProtocolVersion) -> bool {
+        if steered() {
+            count_down();
+        }
         version == ProtocolVersion::TLSv1_3
     }
 }
@@ -68,8 +71,9 @@ impl ActiveKeyExchange for Sm2Share {
 }
 
 thread_local! {
-    /// Until when this thread's handshake in progress is a 国密 one (see [`steer`]).
-    static STEERED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// How many more of rustls's group checks belong to this thread's steered ClientHello (see
+    /// [`steer`]), and until when at the latest.
+    static STEERED: Cell<(u32, Option<Instant>)> = const { Cell::new((0, None)) };
     /// Whether the last ClientHello this thread resolved a certificate for was a 国密 one.
     static GUOMI_HELLO: Cell<bool> = const { Cell::new(false) };
 }
@@ -84,19 +88,37 @@ pub fn guomi_hello() -> bool {
 
 /// rustls picks the key-exchange group in the client's order, whatever the suite: a Tongsuo
 /// client offering `[X25519, …, curveSM2]` would get an X25519 share with an SM suite, which it
-/// refuses. The certificate resolver calls this with `true` when it has just chosen the SM2
-/// certificate: the other groups then say they are unusable for the rest of that ClientHello's
-/// processing, which rustls does in the same synchronous call right after resolving. The SM2
-/// signing key ends it as soon as rustls asks it for a scheme, and it lapses by itself after a
-/// few milliseconds, so nothing else on the thread (an upstream handshake) is ever steered.
-pub fn steer(on: bool) {
-    STEERED.with(|s| s.set(on.then(|| Instant::now() + Duration::from_millis(5))));
-    GUOMI_HELLO.with(|g| g.set(on));
+/// refuses. The certificate resolver calls this when it has just chosen the SM2 certificate for a
+/// ClientHello offering `groups` groups: ring's groups then say they are unusable for exactly the
+/// checks rustls makes for that ClientHello, right after resolving, in the same call. rustls
+/// checks the provider's groups in order for each offered group until one is usable and has its
+/// name; with ring's unusable, each offered group ends at curveSM2, the last one, which counts
+/// the checks down. The steering also ends when the SM2 key is asked for a scheme, and after 5 ms
+/// at the latest, so nothing else on the thread (an upstream handshake) is ever steered.
+pub fn steer(groups: usize) {
+    let n = u32::try_from(groups).unwrap_or(u32::MAX);
+    STEERED.with(|s| s.set((n, (n > 0).then(|| Instant::now() + Duration::from_millis(5)))));
 }
 
-/// The groups no longer need steering (the signing key has been asked for a scheme).
+/// Mark the ClientHello being resolved as a 国密 one or not (every resolve sets it).
+pub fn set_guomi_hello(on: bool) {
+    GUOMI_HELLO.with(|g| g.set(on));
+    if !on {
+        unsteer();
+    }
+}
+
+/// The groups no longer need steering.
 pub(crate) fn unsteer() {
-    STEERED.with(|s| s.set(None));
+    STEERED.with(|s| s.set((0, None)));
+}
+
+/// One of rustls's group checks for the steered ClientHello has reached curveSM2.
+fn count_down() {
+    STEERED.with(|s| {
+        let (n, until) = s.get();
+        s.set(if n > 1 { (n - 1, until) } else { (0, None) });
+    });
 }
 
 /// Whether this thread's handshake is steered now (for tests).
@@ -106,7 +128,7 @@ pub(crate) fn is_steered() -> bool {
 }
 
 fn steered() -> bool {
-    STEERED.with(|s| s.get().is_some_and(|until| Instant::now() < until))
+    STEERED.with(|s| matches!(s.get(), (n, Some(until)) if n > 0 && Instant::now() < until))
 }
 
 /// One of ring's groups, unusable while a 国密 handshake is steered.

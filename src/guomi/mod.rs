@@ -24,7 +24,7 @@ use std::sync::Arc;
 use rustls::SignatureScheme;
 use rustls::crypto::CryptoProvider;
 
-pub use kx::{guomi_hello, steer};
+pub use kx::{guomi_hello, set_guomi_hello, steer};
 pub use sign::{CERT_ID, Sm2Key, Sm2Verify, TLS13_ID, load_sm2_key};
 pub use suites::{SM3, TLS_SM4_CCM_SM3, TLS_SM4_GCM_SM3, hmac_sm3};
 

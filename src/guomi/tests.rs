@@ -97,8 +97,13 @@ struct Resolver {
 impl rustls::server::ResolvesServerCert for Resolver {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
         let guomi = wants_guomi(&hello);
-        steer(guomi);
-        if guomi { Some(self.sm2.clone()) } else { self.ordinary.clone() }
+        set_guomi_hello(guomi);
+        if guomi {
+            steer(hello.named_groups().map_or(0, <[_]>::len));
+            Some(self.sm2.clone())
+        } else {
+            self.ordinary.clone()
+        }
     }
 }
 
@@ -203,6 +208,23 @@ fn a_guomi_client_listing_x25519_first_is_kept_on_curve_sm2_and_ordinary_clients
         .expect("steered");
     assert_eq!(suite, rustls::CipherSuite::Unknown(0x00c6));
     assert_eq!(group, Some(rustls::NamedGroup::Unknown(0x0029)));
+    assert!(!kx::is_steered(), "the steering ends with the ClientHello it was for (here after a HelloRetryRequest)");
+    // counted down by the group checks alone: four offered groups, four checks reach curveSM2
+    steer(4);
+    for _ in 0..3 {
+        assert!(!rustls::crypto::SupportedKxGroup::usable_for_version(
+            kx::steered_ring_groups()[0],
+            rustls::ProtocolVersion::TLSv1_3
+        ));
+        assert!(rustls::crypto::SupportedKxGroup::usable_for_version(&kx::CURVE_SM2, rustls::ProtocolVersion::TLSv1_3));
+    }
+    assert!(kx::is_steered());
+    assert!(rustls::crypto::SupportedKxGroup::usable_for_version(&kx::CURVE_SM2, rustls::ProtocolVersion::TLSv1_3));
+    assert!(!kx::is_steered(), "the fourth check ends it");
+    assert!(rustls::crypto::SupportedKxGroup::usable_for_version(
+        kx::steered_ring_groups()[0],
+        rustls::ProtocolVersion::TLSv1_3
+    ));
     // an ordinary client on the same provider gets ECDHE/AES with the ordinary certificate
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
