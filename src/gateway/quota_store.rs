@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 use crate::config::{ClusterSettings, Quota, quota_buckets};
 use crate::telemetry::{AuditEvent, Metrics};
 
-/// A state read longer ago than this is not used to decide a request: it is read again first.
+/// A state read longer ago than this is not used to decide a request: it is read again first
+/// (at least; longer sync intervals stretch it, see `Shared::stale`).
 pub const STALE: Duration = Duration::from_secs(2);
 
 /// With nothing to send or read, the store is still tried this often.
@@ -101,6 +102,8 @@ struct Entry {
     /// Values counted here and not yet sent, and since when.
     pending: u64,
     pending_since: Option<Instant>,
+    /// Values sent in a sync whose reply has not come yet (counted all the same).
+    in_flight: u64,
     /// The last request counted into `pending`: the context of a `dlp.quota` event, should the
     /// increment cross the limit.
     template: Option<AuditEvent>,
@@ -134,6 +137,8 @@ struct Due {
     key: (String, String),
     window_seconds: u64,
     incr: u64,
+    /// Since when the increment has been waiting to be sent.
+    since: Option<Instant>,
     template: Option<AuditEvent>,
 }
 
@@ -276,6 +281,12 @@ impl Shared {
         }
     }
 
+    /// A state read longer ago than this is read again before a request is decided on it: 2 s,
+    /// or three sync intervals when those are longer.
+    fn stale(&self) -> Duration {
+        STALE.max(self.conf.sync * 3)
+    }
+
     /// How long making the connection may take (a TLS handshake, AUTH).
     fn connect_timeout(&self) -> Duration {
         self.conf.timeout.max(Duration::from_millis(500))
@@ -312,7 +323,7 @@ impl Shared {
         e.pending += n;
         e.pending_since.get_or_insert_with(Instant::now);
         let known = e.remote.as_ref().map_or(0, Remote::total);
-        if known + e.pending >= q.limit || e.remote.is_none() {
+        if known + e.pending + e.in_flight >= q.limit || e.remote.is_none() {
             e.template = Some(template());
         }
     }
@@ -324,12 +335,12 @@ impl Shared {
         let mut entries = self.lock();
         let e = entry(&mut entries, &q.id, dept, q.window_seconds);
         e.asked = Some(Instant::now());
-        let r = e.remote.as_ref().filter(|r| r.at.elapsed() <= STALE)?;
+        let r = e.remote.as_ref().filter(|r| r.at.elapsed() <= self.stale())?;
         // buckets that left the window since the read no longer count
         let n = quota_buckets(q.window_seconds);
         let width = (q.window_seconds / n).max(1);
         let head = r.now() / width;
-        let total = r.buckets.iter().filter(|(b, _)| *b + n > head).map(|b| b.1).sum::<u64>() + e.pending;
+        let total = r.buckets.iter().filter(|(b, _)| *b + n > head).map(|b| b.1).sum::<u64>() + e.pending + e.in_flight;
         Some((total, (total >= q.limit).then(|| r.clone())))
     }
 
@@ -342,6 +353,7 @@ impl Shared {
                 key: (q.id.clone(), dept.to_string()),
                 window_seconds: q.window_seconds,
                 incr: 0,
+                since: None,
                 template: None,
             })
             .collect();
@@ -370,13 +382,15 @@ impl Shared {
             self.conf.timeout + self.connect_timeout()
         };
         // a connection that broke since the last use fails at once and is made again: one more
-        // try, within the same time
+        // try, within the same time, for reads only (increments Redis may have applied before the
+        // connection broke are not sent twice; they are given back for the next sync instead)
+        let read_only = due.iter().all(|d| d.incr == 0);
         let attempt = async {
             let Some(mut conn) = self.conn() else {
                 return Err(redis::RedisError::from((redis::ErrorKind::Client, "no connection")));
             };
             match pipe.query_async::<Vec<redis::Value>>(&mut conn).await {
-                Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                Err(e) if read_only && (e.is_connection_dropped() || e.is_io_error()) => {
                     pipe.query_async::<Vec<redis::Value>>(&mut conn).await
                 }
                 r => r,
@@ -406,6 +420,7 @@ impl Shared {
         for (d, v) in due.into_iter().zip(values) {
             let Some(Reply { now: redis_now, before, buckets }) = parse(&v) else { continue };
             let e = entry(&mut entries, &d.key.0, &d.key.1, d.window_seconds);
+            e.in_flight = e.in_flight.saturating_sub(d.incr);
             e.remote = Some(Remote { at, redis_now, buckets });
             if d.incr > 0 {
                 if let Some(q) = quotas.iter().find(|q| q.id == d.key.0) {
@@ -418,17 +433,18 @@ impl Shared {
         Some(crossed)
     }
 
-    /// Increments that could not be sent are pending again, unless a whole window has passed.
+    /// Increments that could not be sent are pending again, unless they have waited a whole
+    /// window (they would no longer count); their age is kept across attempts.
     fn give_back(&self, due: Vec<Due>) {
         let mut entries = self.lock();
         for d in due.into_iter().filter(|d| d.incr > 0) {
             let e = entry(&mut entries, &d.key.0, &d.key.1, d.window_seconds);
-            let since = e.pending_since.get_or_insert_with(Instant::now);
+            e.in_flight = e.in_flight.saturating_sub(d.incr);
+            let since = d.since.unwrap_or_else(Instant::now);
             if since.elapsed() > Duration::from_secs(d.window_seconds) {
-                e.pending = 0;
-                e.pending_since = None;
                 continue;
             }
+            e.pending_since = Some(e.pending_since.map_or(since, |p| p.min(since)));
             e.pending += d.incr;
             if e.template.is_none() {
                 e.template = d.template;
@@ -439,11 +455,13 @@ impl Shared {
     /// One sync: send every pending count, read back every state a request asked about lately
     /// that is older than a sync interval. Entries of quotas no longer configured are dropped.
     pub async fn sync(&self, quotas: &[Quota]) -> Vec<Crossing> {
-        let keep_fresh = STALE * 5;
+        let keep_fresh = self.stale() * 5;
         let due: Vec<Due> = {
             let mut entries = self.lock();
             entries.retain(|q, per_dept| {
-                per_dept.retain(|_, e| e.pending > 0 || e.asked.is_some_and(|a| a.elapsed() < keep_fresh));
+                per_dept.retain(|_, e| {
+                    e.pending > 0 || e.in_flight > 0 || e.asked.is_some_and(|a| a.elapsed() < keep_fresh)
+                });
                 quotas.iter().any(|x| &x.id == q) && !per_dept.is_empty()
             });
             let mut due = Vec::new();
@@ -453,9 +471,11 @@ impl Shared {
                         continue;
                     }
                     let incr = std::mem::take(&mut e.pending);
-                    e.pending_since = None;
+                    e.in_flight += incr;
+                    let since = e.pending_since.take();
                     let key = (q.clone(), dept.clone());
-                    due.push(Due { key, window_seconds: e.window_seconds, incr, template: e.template.take() });
+                    let template = e.template.take();
+                    due.push(Due { key, window_seconds: e.window_seconds, incr, since, template });
                 }
             }
             due
@@ -486,5 +506,65 @@ mod tests {
         let r = Remote { at: Instant::now(), redis_now: now, buckets };
         assert_eq!(r.total(), 9);
         assert!(parse(&Int(3)).is_none());
+    }
+
+    fn quota(window_seconds: u64) -> Quota {
+        Quota {
+            id: "q".into(),
+            departments: vec![],
+            categories: vec![],
+            level: None,
+            limit: 100,
+            window_seconds,
+            block: true,
+        }
+    }
+
+    /// Counts that could not be sent stay counted (pending, then in flight, then pending again)
+    /// with their age, and are dropped once they have waited a whole window.
+    #[test]
+    fn unsent_counts_keep_their_age_and_expire_with_the_window() {
+        let conf = ClusterSettings {
+            url: "redis://127.0.0.1:1/0".into(),
+            key_prefix: "t:".into(),
+            timeout: Duration::from_millis(50),
+            sync: Duration::from_millis(10),
+            username: None,
+            password: None,
+            ca: None,
+            client_cert: None,
+            on_store_error: crate::config::StoreErrorMode::Local,
+        };
+        let s = Shared::new(conf).expect("shared");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let q = quota(1);
+        let ev = || AuditEvent {
+            ts: String::new(),
+            event: "dlp.quota",
+            incident: String::new(),
+            request_id: String::new(),
+            listener: String::new(),
+            route: String::new(),
+            department: "d".into(),
+            client_ip: String::new(),
+            method: String::new(),
+            path: String::new(),
+            direction: "response",
+            action: String::new(),
+            status: 200,
+            reason: None,
+            document: None,
+            file: None,
+            findings: Vec::new(),
+        };
+        s.add(&q, "d", 3, &ev);
+        let pending = |s: &Shared| s.lock().get("q").and_then(|m| m.get("d")).map(|e| (e.pending, e.in_flight));
+        assert_eq!(pending(&s), Some((3, 0)));
+        rt.block_on(s.sync(std::slice::from_ref(&q)));
+        assert_eq!(pending(&s), Some((3, 0)), "given back after the failed sync, not in flight");
+        assert!(!s.is_up());
+        std::thread::sleep(Duration::from_millis(1100));
+        rt.block_on(s.sync(std::slice::from_ref(&q)));
+        assert_eq!(pending(&s).map(|p| p.0).unwrap_or(0), 0, "a whole window old: no longer counted");
     }
 }

@@ -83,7 +83,11 @@ impl BackgroundService for QuotaSync {
             }
             tokio::select! {
                 _ = tokio::time::sleep(shared.conf.sync) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // what was counted since the last sync is not lost with the process
+                    let _ = shared.sync(&self.store.load().quotas).await;
+                    return;
+                }
             }
         }
     }
