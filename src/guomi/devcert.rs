@@ -101,8 +101,11 @@ pub fn sm2_cert(
         let ku = tlv(0x30, &[tlv(0x06, &[0x55, 0x1d, 0x0f]), tlv(0x04, &tlv(0x03, &[0x01, 0x06]))].concat());
         [bc, ku].concat()
     } else {
-        let san =
-            tlv(0x30, &[tlv(0x06, &[0x55, 0x1d, 0x11]), tlv(0x04, &tlv(0x30, &tlv(0x82, b"localhost")))].concat());
+        let san = {
+            // dNSName localhost, iPAddress 127.0.0.1
+            let names = [tlv(0x82, b"localhost"), tlv(0x87, &[127, 0, 0, 1])].concat();
+            tlv(0x30, &[tlv(0x06, &[0x55, 0x1d, 0x11]), tlv(0x04, &tlv(0x30, &names))].concat())
+        };
         let eku = tlv(
             0x30,
             &[
