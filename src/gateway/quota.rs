@@ -39,8 +39,9 @@ impl Window {
         Window { window_seconds, n, width: (window_seconds / n).max(1), buckets: [0; BUCKETS], head: 0 }
     }
 
-    /// The window a shared state describes, at Redis's clock `now`.
-    fn of_remote(window_seconds: u64, r: &Remote, now: u64) -> Window {
+    /// The window a shared state describes, at Redis's clock `now`, with the count this replica
+    /// knows of beyond it (`total`: its counts not yet sent) in the newest bucket.
+    fn of_remote(window_seconds: u64, r: &Remote, now: u64, total: u64) -> Window {
         let mut w = Window::new(window_seconds);
         w.head = now / w.width;
         for &(b, c) in &r.buckets {
@@ -48,6 +49,8 @@ impl Window {
                 w.buckets[(b % w.n) as usize] += c;
             }
         }
+        let unsent = total.saturating_sub(w.total());
+        w.buckets[(w.head % w.n) as usize] += unsent;
         w
     }
 
@@ -158,9 +161,9 @@ impl Counters {
             return Check::Under;
         }
         if s.is_up() {
-            let over = |i: usize, q: &Quota, r: &Remote| {
+            let over = |i: usize, q: &Quota, total: u64, r: &Remote| {
                 let now = r.now();
-                let w = Window::of_remote(q.window_seconds, r, now);
+                let w = Window::of_remote(q.window_seconds, r, now, total);
                 Check::Over(Exceeded { quota: i, retry_after: w.seconds_until_below(q.limit, now) })
             };
             // states this replica does not know well enough (allocated only when there are some)
@@ -170,7 +173,7 @@ impl Counters {
                     continue;
                 }
                 match s.known(q, dept) {
-                    Some((_, Some(r))) => return over(i, q, &r),
+                    Some((total, Some(r))) => return over(i, q, total, &r),
                     Some((_, None)) => {}
                     None => missing.push((i, q)),
                 }
@@ -181,8 +184,8 @@ impl Counters {
             let qs: Vec<&Quota> = missing.iter().map(|m| m.1).collect();
             if s.refresh(&qs, dept).await {
                 for (i, q) in missing {
-                    if let Some((_, Some(r))) = s.known(q, dept) {
-                        return over(i, q, &r);
+                    if let Some((total, Some(r))) = s.known(q, dept) {
+                        return over(i, q, total, &r);
                     }
                 }
                 return Check::Under;
@@ -350,5 +353,17 @@ mod tests {
         // limit 4: then the 4 of second 30 must go too, at second 90
         assert_eq!(w.seconds_until_below(4, 30), 60);
         assert_eq!(w.seconds_until_below(10, 30), 1, "already below");
+    }
+
+    /// A shared window counts this replica's unsent values in its newest bucket: they leave the
+    /// window last.
+    #[test]
+    fn retry_after_of_a_shared_window_counts_unsent_values() {
+        let r = Remote { at: Instant::now(), redis_now: 1000, buckets: vec![(970, 3)] };
+        // 3 sent at second 970, 2 not yet sent (known total 5), one-second buckets over 60 s
+        let w = Window::of_remote(60, &r, 1000, 5);
+        assert_eq!(w.total(), 5);
+        assert_eq!(w.seconds_until_below(4, 1000), 30, "the 3 of second 970 leave at 1030");
+        assert_eq!(w.seconds_until_below(2, 1000), 60, "the 2 unsent ones leave a window from now");
     }
 }

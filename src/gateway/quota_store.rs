@@ -167,6 +167,38 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// One small runtime of its own for Redis I/O: the connection's driver and reconnections run
+/// there, so a long body scan on a gateway thread never delays the shared counts (nor flaps the
+/// store to "down"). Made once, kept for the life of the process.
+fn redis_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dlpgate-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "cluster.redis: no runtime of its own; Redis I/O runs on the gateway's"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Run `work` on the Redis runtime, waiting at most `limit` (the work is abandoned after that).
+async fn on_redis_runtime<T: Send + 'static>(
+    limit: Duration,
+    work: impl std::future::Future<Output = redis::RedisResult<T>> + Send + 'static,
+) -> Result<redis::RedisResult<T>, tokio::time::error::Elapsed> {
+    let Some(rt) = redis_runtime() else { return tokio::time::timeout(limit, work).await };
+    let task = rt.spawn(work);
+    let abort = task.abort_handle();
+    let r = tokio::time::timeout(limit, task).await;
+    if r.is_err() {
+        abort.abort();
+    }
+    r.map(|joined| joined.unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Client, "task ended")))))
+}
+
 /// A Redis client for `conf` (nothing is sent yet).
 pub fn client(conf: &ClusterSettings) -> redis::RedisResult<redis::Client> {
     let mut info = redis::IntoConnectionInfo::into_connection_info(conf.url.as_str())?;
@@ -245,10 +277,11 @@ impl Shared {
         })
     }
 
-    /// The connection (call from inside a Tokio runtime).
+    /// The connection, made on the Redis runtime (see [`on_redis_runtime`]).
     fn conn(&self) -> Option<redis::aio::ConnectionManager> {
         self.conn
             .get_or_init(|| {
+                let _in = redis_runtime().map(tokio::runtime::Runtime::enter);
                 let cfg = redis::aio::ConnectionManagerConfig::new()
                     .set_response_timeout(Some(self.conf.timeout))
                     .set_connection_timeout(Some(self.connect_timeout()))
@@ -294,11 +327,12 @@ impl Shared {
 
     /// Make the connection now (at start-up, so that the first requests find it made).
     pub async fn connect(&self) {
-        let ping = async {
-            let mut conn = self.conn()?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+        let conn = self.conn();
+        let ping = async move {
+            let mut conn = conn.ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "no connection")))?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
         };
-        let ok = tokio::time::timeout(self.connect_timeout() + self.conf.timeout, ping).await.ok().flatten().is_some();
+        let ok = matches!(on_redis_runtime(self.connect_timeout() + self.conf.timeout, ping).await, Ok(Ok(_)));
         if ok {
             self.connected.store(true, Ordering::Relaxed);
         } else {
@@ -385,8 +419,9 @@ impl Shared {
         // try, within the same time, for reads only (increments Redis may have applied before the
         // connection broke are not sent twice; they are given back for the next sync instead)
         let read_only = due.iter().all(|d| d.incr == 0);
-        let attempt = async {
-            let Some(mut conn) = self.conn() else {
+        let conn = self.conn();
+        let attempt = async move {
+            let Some(mut conn) = conn else {
                 return Err(redis::RedisError::from((redis::ErrorKind::Client, "no connection")));
             };
             match pipe.query_async::<Vec<redis::Value>>(&mut conn).await {
@@ -396,7 +431,7 @@ impl Shared {
                 r => r,
             }
         };
-        let res = tokio::time::timeout(limit, attempt).await;
+        let res = on_redis_runtime(limit, attempt).await;
         let values = match res {
             Ok(Ok(v)) if v.len() == due.len() => v,
             other => {

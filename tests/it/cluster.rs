@@ -117,9 +117,15 @@ fn a_store_outage_falls_back_to_local_counts_and_recovers() {
     assert!(log.contains("quota store unreachable"), "{log}");
     // back (empty, no persistence): the 3 values counted while it was down are sent, and replica
     // b, which served nothing, sees them
+    // replica b, idle, finds out by itself within its probe interval
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while value(&metrics(&b), "dlpgate_quota_store_up", "") != Some(0.0) {
+        assert!(Instant::now() < deadline, "an idle replica notices the outage");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while value(&metrics(&a), "dlpgate_quota_store_up", "") != Some(1.0) {
+    while [&a, &b].iter().any(|g| value(&metrics(g), "dlpgate_quota_store_up", "") != Some(1.0)) {
         assert!(Instant::now() < deadline, "the store comes back up");
         std::thread::sleep(Duration::from_millis(50));
     }
