@@ -4,9 +4,8 @@
 //! certificate), both served by the gateway's provider and certificate choice. Only the server's
 //! side is timed (its `process_new_packets` and `write_tls`), in memory, on one core.
 //!
-//!     cargo bench --bench tls_handshakes          # needs openssl (SM2 certificates are made here)
+//!     cargo bench --bench tls_handshakes
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,11 +27,6 @@ impl rustls::server::ResolvesServerCert for Resolver {
         }
         Some(if guomi { self.sm2.clone() } else { self.ordinary.clone() })
     }
-}
-
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let ok = Command::new("openssl").args(args).current_dir(dir).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "openssl {args:?}");
 }
 
 /// One handshake; the server's share of the time.
@@ -62,51 +56,10 @@ fn handshake(client: &Arc<rustls::ClientConfig>, server: &Arc<rustls::ServerConf
 }
 
 fn main() {
-    let dir = std::env::temp_dir().join(format!("dlpgate-bench-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let id = "distid:1234567812345678";
-    openssl(&dir, &["genpkey", "-algorithm", "SM2", "-out", "ca.key"]);
-    openssl(
-        &dir,
-        &[
-            "req", "-x509", "-new", "-key", "ca.key", "-sm3", "-sigopt", id, "-subj", "/CN=ca", "-days", "3", "-out",
-            "ca.crt",
-        ],
-    );
-    openssl(&dir, &["genpkey", "-algorithm", "SM2", "-out", "sm2.key"]);
-    openssl(
-        &dir,
-        &["req", "-new", "-key", "sm2.key", "-sm3", "-sigopt", id, "-subj", "/CN=localhost", "-out", "sm2.csr"],
-    );
-    std::fs::write(dir.join("ext"), "subjectAltName=DNS:localhost\n").expect("ext");
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "sm2.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-sm3",
-            "-sigopt",
-            id,
-            "-vfyopt",
-            id,
-            "-extfile",
-            "ext",
-            "-days",
-            "3",
-            "-out",
-            "sm2.crt",
-        ],
-    );
-    let read = |f: &str| std::fs::read(dir.join(f)).expect(f);
-    let sm2 = dlpgate::guomi::certified_key(&read("sm2.crt"), &read("sm2.key")).expect("sm2 key");
-    let sm2_ca = CertificateDer::from_pem_slice(&read("ca.crt")).expect("ca");
+    // the development SM2 PKI the demo uses (made in Rust, signed as OpenSSL signs)
+    let pki = dlpgate::guomi::devcert::dev_pki().expect("SM2 certificates");
+    let sm2 = dlpgate::guomi::certified_key(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).expect("sm2 key");
+    let sm2_ca = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).expect("ca");
 
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -159,5 +112,4 @@ fn main() {
         rounds.sort_by(f64::total_cmp);
         println!("{name:<48} {:>8.0} handshakes/s", rounds[2]);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
