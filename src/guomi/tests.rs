@@ -107,6 +107,23 @@ impl rustls::server::ResolvesServerCert for Resolver {
     }
 }
 
+/// Move what `from` has to send into `to`, and let `to` process it.
+fn transfer<A, B, DA, DB>(from: &mut A, to: &mut B) -> Result<(), rustls::Error>
+where
+    A: std::ops::DerefMut<Target = rustls::ConnectionCommon<DA>>,
+    B: std::ops::DerefMut<Target = rustls::ConnectionCommon<DB>>,
+    DA: rustls::SideData,
+    DB: rustls::SideData,
+{
+    let mut buf = Vec::new();
+    from.write_tls(&mut buf).expect("out");
+    let mut r = &buf[..];
+    while !r.is_empty() {
+        to.read_tls(&mut r).expect("in");
+    }
+    to.process_new_packets().map(|_| ())
+}
+
 /// Run a handshake and one message each way in memory; the negotiated suite and group.
 fn handshake(
     client: rustls::ClientConfig,
@@ -117,32 +134,14 @@ fn handshake(
     let mut s = rustls::ServerConnection::new(Arc::new(server))?;
     c.writer().write_all(b"GET / HTTP/1.1\r\n\r\n").expect("write");
     for _ in 0..10 {
-        let mut buf = Vec::new();
-        c.write_tls(&mut buf).expect("client out");
-        let mut r = &buf[..];
-        while !r.is_empty() {
-            s.read_tls(&mut r).expect("server in");
-        }
-        s.process_new_packets()?;
-        let mut buf = Vec::new();
-        s.write_tls(&mut buf).expect("server out");
-        let mut r = &buf[..];
-        while !r.is_empty() {
-            c.read_tls(&mut r).expect("client in");
-        }
-        c.process_new_packets()?;
+        transfer(&mut c, &mut s)?;
+        transfer(&mut s, &mut c)?;
         if !c.is_handshaking() && !s.is_handshaking() {
             break;
         }
     }
     s.writer().write_all(b"HTTP/1.1 200 OK\r\n\r\n").expect("write");
-    let mut buf = Vec::new();
-    s.write_tls(&mut buf).expect("server out");
-    let mut r = &buf[..];
-    while !r.is_empty() {
-        c.read_tls(&mut r).expect("client in");
-    }
-    c.process_new_packets()?;
+    transfer(&mut s, &mut c)?;
     let mut got = Vec::new();
     let _ = c.reader().read_to_end(&mut got);
     assert!(got.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&got));

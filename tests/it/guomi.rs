@@ -104,6 +104,14 @@ fn peer(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// GET `path` from `target` as a Tongsuo RFC 8998 client verifying the server against `ca` (as
+/// localhost), with `extra` arguments (a suite, a client certificate, a header).
+fn tongsuo_get(target: &str, ca: &str, path: &str, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["client", "--connect", target, "--ca", ca, "--host", "localhost", "--get", path];
+    args.extend_from_slice(extra);
+    peer(&args)
+}
+
 fn tongsuo_available() {
     let out = Command::new("python3").args(["-c", "import tongsuopy"]).output().expect("python3");
     assert!(out.status.success(), "the 国密 tests need tongsuopy: pip install tongsuopy==1.0.1");
@@ -135,56 +143,23 @@ fn tongsuo_clients_and_ordinary_clients_share_a_port() {
     let ca = ca.to_str().expect("path");
     // both suites, the server certificate verified against the SM2 CA, a masked response
     for suite in ["TLS_SM4_GCM_SM3", "TLS_SM4_CCM_SM3"] {
-        let (code, out) = peer(&[
-            "client",
-            "--connect",
-            &target,
-            "--ca",
-            ca,
-            "--host",
-            "localhost",
-            "--suite",
-            suite,
-            "--get",
-            "/stream/residents",
-        ]);
+        let (code, out) = tongsuo_get(&target, ca, "/stream/residents", &["--suite", suite]);
         assert_eq!(code, 0, "{suite}: {out}");
         assert!(out.contains(&format!("handshake ok: TLSv1.3 {suite}")), "{out}");
         assert!(out.contains("HTTP/1.1 200") && out.contains(ID_MASKED) && !out.contains(ID), "{suite}: {out}");
     }
     // an SM2 client certificate of 公安厅 (OU): that department's view (ID numbers in clear)
     let (cert, key) = (dir.join("sm2client.crt"), dir.join("sm2client.key"));
-    let (code, out) = peer(&[
-        "client",
-        "--connect",
+    let (code, out) = tongsuo_get(
         &target,
-        "--ca",
         ca,
-        "--host",
-        "localhost",
-        "--cert",
-        cert.to_str().expect("path"),
-        "--key",
-        key.to_str().expect("path"),
-        "--get",
         "/stream/residents",
-    ]);
+        &["--cert", cert.to_str().expect("path"), "--key", key.to_str().expect("path")],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(ID), "public security, by its SM2 certificate, sees ID numbers in clear: {out}");
     // an API key names the department as for any client
-    let (code, out) = peer(&[
-        "client",
-        "--connect",
-        &target,
-        "--ca",
-        ca,
-        "--host",
-        "localhost",
-        "--header",
-        "X-Api-Key: ps-key",
-        "--get",
-        "/stream/residents",
-    ]);
+    let (code, out) = tongsuo_get(&target, ca, "/stream/residents", &["--header", "X-Api-Key: ps-key"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(ID), "public security sees ID numbers in clear: {out}");
     // an ordinary client on the same port: ECDHE/AES with the ordinary certificate
@@ -204,17 +179,7 @@ fn tongsuo_clients_and_ordinary_clients_share_a_port() {
         &format!("https://localhost:{only}/stream/residents"),
     ]);
     assert_ne!(refused.exit, 0, "an ordinary client is refused by guomi: only");
-    let (code, out) = peer(&[
-        "client",
-        "--connect",
-        &format!("127.0.0.1:{only}"),
-        "--ca",
-        ca,
-        "--host",
-        "localhost",
-        "--get",
-        "/stream/residents",
-    ]);
+    let (code, out) = tongsuo_get(&format!("127.0.0.1:{only}"), ca, "/stream/residents", &[]);
     assert_eq!(code, 0, "{out}");
     // handshakes counted by listener and suite
     let m = curl(&[&format!("http://127.0.0.1:{}/metrics", gw.admin)]).text();
@@ -358,22 +323,12 @@ fn the_demo_serves_guomi_clients() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let ca = dir.join("demo/sm2ca.crt");
-    let (code, out) = peer(&[
-        "client",
-        "--connect",
-        &format!("127.0.0.1:{https}"),
-        "--ca",
-        ca.to_str().expect("path"),
-        "--host",
-        "localhost",
-        "--get",
-        "/api/residents",
-    ]);
+    let (code, out) = tongsuo_get(&format!("127.0.0.1:{https}"), ca.to_str().expect("path"), "/api/residents", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("TLS_SM4_GCM_SM3") && out.contains("HTTP/1.1 200") && out.contains("********"), "{out}");
 }
 
-/// SM2 keys load from PKCS#8 (`openssl genpkey`) and from SEC1 (`openssl ecparam -genkey`), and
+/// SM2 keys load from PKCS#8 (`openssl genpkey`) and from SEC1 (`openssl ec`), and
 /// an OpenSSL SM2 signature verifies under the certificate ID with the gateway's verifier.
 #[test]
 fn sm2_keys_load_from_pkcs8_and_sec1() {
