@@ -82,8 +82,12 @@ impl Gateway {
             .map(|l| l.name.clone())
             .unwrap_or_default();
         // a key no department holds is a wrong credential, whatever else names the caller
-        let bad_key = id.api_key_sha256.as_ref().is_some_and(|k| !policy::api_key_known(&snap.departments, k));
-        let recognised = policy::identify(&snap.departments, &id).map(|(d, _)| d);
+        let identified = policy::identify(&snap.departments, &id);
+        // (a key that named the department is known; only otherwise are the keys looked through)
+        let by_key = matches!(identified, Some((_, policy::Recognised::ApiKey)));
+        let bad_key =
+            !by_key && id.api_key_sha256.as_ref().is_some_and(|k| !policy::api_key_known(&snap.departments, k));
+        let recognised = identified.map(|(d, _)| d);
         ctx.dept = recognised.unwrap_or(snap.unknown);
         if recognised.is_none() {
             ctx.identity_failure = Some("unrecognised");
