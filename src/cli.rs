@@ -203,9 +203,9 @@ fn inspect_document(
     decide: &mut dyn FnMut(usize) -> Action,
     seen: &mut dyn FnMut(usize, DocFinding<'_>),
 ) -> Result<crate::documents::Outcome> {
-    let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, maskable: bool| {
-        crate::documents::edits(rules, tr, text, maskable, &mut |f, value| {
-            seen(f.rule, DocFinding { location: locate(f.start), start: f.start, end: f.end, value });
+    let mut inspect = |part: &crate::documents::Part<'_>| {
+        crate::documents::edits(rules, tr, part, &mut |f, value| {
+            seen(f.rule, DocFinding { location: (part.locate)(f.start), start: f.start, end: f.end, value });
             decide(f.rule)
         })
     };

@@ -20,7 +20,7 @@ mod zipfile;
 
 use std::fmt;
 
-use crate::engine::{Action, Finding, RuleSet, Transformer};
+use crate::engine::{Action, Finding, Place, RuleSet, Scan, Transformer};
 
 /// One change to a text: bytes `start..end` of the text given to the inspector become `with`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,10 +147,30 @@ pub struct Outcome {
     pub unmaskable: bool,
 }
 
-/// The caller's inspector: given a part's text (units separated by `\n`), a way to name the
-/// location of any byte offset in it, and whether edits can be written back (`false` for legacy
-/// formats), returns the edits to make, sorted and not overlapping.
-pub type Inspector<'a> = dyn FnMut(&[u8], &dyn Fn(usize) -> String, bool) -> Vec<Edit> + 'a;
+/// One text of a document, as the inspector is given it.
+pub struct Part<'a> {
+    pub text: &'a [u8],
+    /// Names the location of any byte offset of the text (`导出数据!C17`).
+    pub locate: &'a dyn Fn(usize) -> String,
+    /// Edits can be written back (`false` for legacy formats and PDF).
+    pub maskable: bool,
+    pub shape: Shape<'a>,
+}
+
+/// How a text is laid out, for field context.
+#[derive(Clone, Copy)]
+pub enum Shape<'a> {
+    /// A file as it came (a CSV, JSON or text entry of an archive): read as the gateway reads a body,
+    /// its first line a possible header row.
+    File,
+    /// Units a line each (cells, paragraphs, names); the field a unit stands in, by offset, where
+    /// the format says (a spreadsheet cell's column header).
+    Units(Option<&'a dyn Fn(usize) -> Option<&'a [u8]>>),
+}
+
+/// The caller's inspector: given a part's text, returns the edits to make, sorted and not
+/// overlapping.
+pub type Inspector<'a> = dyn FnMut(&Part<'_>) -> Vec<Edit> + 'a;
 
 /// A name (a file, an archive entry, a path) as the rules should read it: `_` is the separator it
 /// is there, where the engine would otherwise take it for part of a word (`导出_110105…X.xlsx`).
@@ -167,11 +187,16 @@ pub fn name_view(name: &str) -> Vec<u8> {
 pub fn edits(
     rules: &RuleSet,
     tr: &Transformer,
-    text: &[u8],
-    maskable: bool,
+    part: &Part<'_>,
     decide: &mut dyn FnMut(&Finding, &[u8]) -> Action,
 ) -> Vec<Edit> {
-    let scan = rules.scan(text);
+    let place = match part.shape {
+        Shape::File => Place::start(),
+        Shape::Units(field_at) => Place { field_at, ..Place::default() },
+    };
+    let mut scan = Scan::default();
+    rules.scan_at(part.text, &place, &mut scan);
+    let maskable = part.maskable;
     let mut out = Vec::new();
     for f in &scan.findings {
         let value = scan.value(f);
@@ -223,7 +248,8 @@ fn read_pdf(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError
         text.extend_from_slice(page.as_bytes());
         text.push(b'\n');
     }
-    let edits = inspect(&text, &|at| locate_in(&locs, at), false);
+    let locate = |at: usize| locate_in(&locs, at);
+    let edits = inspect(&Part { text: &text, locate: &locate, maskable: false, shape: Shape::Units(None) });
     Ok(Outcome { kind: Kind::Pdf, bytes: None, unmaskable: !edits.is_empty() })
 }
 
@@ -231,38 +257,60 @@ fn read_pdf(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError
 fn read_xls(doc: &[u8], inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
     // a reader of untrusted input must not take the gateway down with it
     let read = || xls_text(doc);
-    let (text, locs) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+    let x = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
         .ok()
         .flatten()
         .ok_or(DocError::Unreadable(Format::Ole2))?;
-    let locate = |at: usize| locate_in(&locs, at);
-    let edits = inspect(&text, &locate, false);
+    let locate = |at: usize| locate_in(&x.locs, at);
+    // a cell's field: its column's header (the sheet's first row)
+    let field = |at: usize| {
+        let i = x.locs.partition_point(|(s, _)| *s <= at).checked_sub(1)?;
+        x.field.get(i).copied().flatten().map(|h| x.headers[h].as_bytes())
+    };
+    let edits = inspect(&Part { text: &x.text, locate: &locate, maskable: false, shape: Shape::Units(Some(&field)) });
     Ok(Outcome { kind: Kind::Xls, bytes: None, unmaskable: !edits.is_empty() })
 }
 
-/// Every cell's text of a legacy workbook, a line each, and where each line is.
-#[allow(clippy::type_complexity)]
-fn xls_text(doc: &[u8]) -> Option<(Vec<u8>, Vec<(usize, String)>)> {
+/// The cells of a legacy workbook.
+struct XlsText {
+    /// every cell's text, a line each
+    text: Vec<u8>,
+    /// where each line starts, and its cell
+    locs: Vec<(usize, String)>,
+    /// each line's column header (index into `headers`), below the header row
+    field: Vec<Option<usize>>,
+    /// the texts of each sheet's first row
+    headers: Vec<String>,
+}
+
+/// Every cell's text of a legacy workbook, a line each, where each line is, and its column's header.
+fn xls_text(doc: &[u8]) -> Option<XlsText> {
     use calamine::{Reader, Xls};
     let mut book: Xls<_> = Xls::new(std::io::Cursor::new(doc)).ok()?;
-    let mut text = Vec::new();
-    let mut locs: Vec<(usize, String)> = Vec::new();
+    let mut x = XlsText { text: Vec::new(), locs: Vec::new(), field: Vec::new(), headers: Vec::new() };
     for name in book.sheet_names() {
         let Ok(range) = book.worksheet_range(&name) else { continue };
         let (r0, c0) = range.start().unwrap_or((0, 0));
+        let mut columns: Vec<Option<usize>> = Vec::new();
         for (r, row) in range.rows().enumerate() {
             for (c, cell) in row.iter().enumerate() {
                 let v = cell_text(cell);
                 if v.is_empty() {
                     continue;
                 }
-                locs.push((text.len(), format!("{name}!{}", cell_ref(r0 as usize + r, c0 as usize + c))));
-                text.extend_from_slice(v.as_bytes());
-                text.push(b'\n');
+                if r == 0 {
+                    columns.resize(columns.len().max(c + 1), None);
+                    columns[c] = Some(x.headers.len());
+                    x.headers.push(v.clone());
+                }
+                x.locs.push((x.text.len(), format!("{name}!{}", cell_ref(r0 as usize + r, c0 as usize + c))));
+                x.field.push(if r == 0 { None } else { columns.get(c).copied().flatten() });
+                x.text.extend_from_slice(v.as_bytes());
+                x.text.push(b'\n');
             }
         }
     }
-    Some((text, locs))
+    Some(x)
 }
 
 fn cell_text(cell: &calamine::Data) -> String {
@@ -384,10 +432,10 @@ mod tests {
         ];
         let doc = zip_of(&parts);
         let mut seen = Vec::new();
-        let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, _: bool| {
-            memchr::memmem::find_iter(text, b"SECRET")
+        let mut inspect = |part: &Part<'_>| {
+            memchr::memmem::find_iter(part.text, b"SECRET")
                 .map(|at| {
-                    seen.push(locate(at));
+                    seen.push((part.locate)(at));
                     Edit { start: at, end: at + 6, with: b"******".to_vec() }
                 })
                 .collect()

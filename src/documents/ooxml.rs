@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::{DocError, Edit, Inspector, Kind, cell_ref};
+use super::{DocError, Edit, Inspector, Kind, Part, Shape, cell_ref};
 
 /// Shared strings named by cell up to this index (the table is one entry per string: a made-up
 /// index must not make it large); past it a finding is named by its part and number.
@@ -271,8 +271,164 @@ impl SharedSeen {
     }
 }
 
-/// Names a shared string by the first cell showing it (`None` when no sheet shows it).
-pub(super) type SharedRef<'a> = dyn Fn(u32) -> Option<String> + 'a;
+/// The first cell showing a shared string: (sheet, row, column); `None` when no sheet shows it.
+pub(super) type SharedRef<'a> = dyn Fn(u32) -> Option<(u32, u32, u32)> + 'a;
+
+/// Column headers of each worksheet: the text of its first row's cells. A cell below the first
+/// row stands in its column's field (`姓名`, `address`): the engine reads names and addresses by it.
+#[derive(Debug, Default)]
+pub(super) struct Headers {
+    /// per sheet, in workbook order: the header row, and (column, text) sorted by column
+    sheets: Vec<(u32, Vec<ColumnHeader>)>,
+}
+
+/// A column and its header's text.
+type ColumnHeader = (u32, Vec<u8>);
+
+impl Headers {
+    /// The header of the cell at (`sheet`, `row`, `col`), for a cell below the header row.
+    pub fn get(&self, sheet: u32, row: u32, col: u32) -> Option<&[u8]> {
+        let (header_row, cols) = self.sheets.get(sheet as usize)?;
+        if row <= *header_row {
+            return None;
+        }
+        cols.binary_search_by_key(&col, |c| c.0).ok().map(|i| cols[i].1.as_slice())
+    }
+
+    /// From each sheet's first row (see [`first_row`]) and the shared strings they show.
+    pub fn new(rows: Vec<FirstRow>, shared: &[Vec<u8>]) -> Headers {
+        let sheets = rows
+            .into_iter()
+            .map(|(row, cells)| {
+                let mut cols: Vec<ColumnHeader> = cells
+                    .into_iter()
+                    .filter_map(|(col, cell)| match cell {
+                        HeaderCell::Shared(i) => shared.get(i).map(|t| (col, t.clone())),
+                        HeaderCell::Text(t) => Some((col, t)),
+                    })
+                    .collect();
+                cols.sort_by_key(|c| c.0);
+                (row, cols)
+            })
+            .collect();
+        Headers { sheets }
+    }
+}
+
+/// A header cell: a shared string's index, or its own text.
+#[derive(Debug)]
+pub(super) enum HeaderCell {
+    Shared(usize),
+    Text(Vec<u8>),
+}
+
+/// A sheet's first row: its index and its text cells by column.
+pub(super) type FirstRow = (u32, Vec<(u32, HeaderCell)>);
+
+/// The first row of a worksheet, read no further than its end.
+pub(super) fn first_row(xml: impl BufRead) -> FirstRow {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    let mut row = None;
+    let mut cells = Vec::new();
+    // the cell being read: its column and type (`s`, `inlineStr`, `str`), and its text so far
+    let mut cell: Option<(u32, Vec<u8>)> = None;
+    let mut text = Vec::new();
+    let mut in_text = false;
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => match e.local_name().as_ref() {
+                b"row" if row.is_none() => {
+                    row = Some(attr(&e, b"r").and_then(|r| r.parse::<u32>().ok()).map_or(0, |r| r.saturating_sub(1)));
+                }
+                b"c" => {
+                    let col = attr(&e, b"r").and_then(|r| parse_ref(r.as_bytes())).map(|rc| rc.1);
+                    cell = col.map(|c| (c, attr(&e, b"t").unwrap_or_default().into_bytes()));
+                    text.clear();
+                }
+                b"v" | b"t" => in_text = true,
+                _ => {}
+            },
+            Ok(Event::End(e)) => match e.local_name().as_ref() {
+                b"row" => break,
+                b"v" | b"t" => in_text = false,
+                b"c" => {
+                    if let Some((col, t)) = cell.take() {
+                        let value = String::from_utf8_lossy(&text).trim().to_string();
+                        match t.as_slice() {
+                            b"s" => {
+                                if let Ok(i) = value.parse::<usize>() {
+                                    cells.push((col, HeaderCell::Shared(i)));
+                                }
+                            }
+                            b"inlineStr" | b"str" if !value.is_empty() => {
+                                cells.push((col, HeaderCell::Text(value.into_bytes())));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Ok(Event::Text(t)) if in_text && cell.is_some() => text.extend_from_slice(&t),
+            Ok(Event::GeneralRef(r)) if in_text && cell.is_some() => {
+                if let Some(c) = unescaped(format!("&{};", String::from_utf8_lossy(&r)).as_bytes()) {
+                    text.extend_from_slice(c.as_bytes());
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    (row.unwrap_or(0), cells)
+}
+
+/// The first `n` shared strings (each `si`'s text runs together).
+pub(super) fn shared_prefix(xml: impl BufRead, n: usize) -> Vec<Vec<u8>> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let (mut in_si, mut in_t) = (false, false);
+    while out.len() < n {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => match e.local_name().as_ref() {
+                b"si" => {
+                    in_si = true;
+                    out.push(Vec::new());
+                }
+                b"t" => in_t = in_si,
+                _ => {}
+            },
+            Ok(Event::Empty(e)) if e.local_name().as_ref() == b"si" => out.push(Vec::new()),
+            Ok(Event::End(e)) => match e.local_name().as_ref() {
+                b"si" => in_si = false,
+                b"t" => in_t = false,
+                _ => {}
+            },
+            Ok(Event::Text(t)) if in_t => {
+                if let Some(last) = out.last_mut() {
+                    last.extend_from_slice(&t);
+                }
+            }
+            Ok(Event::GeneralRef(r)) if in_t => {
+                if let (Some(last), Some(c)) =
+                    (out.last_mut(), unescaped(format!("&{};", String::from_utf8_lossy(&r)).as_bytes()))
+                {
+                    last.extend_from_slice(c.as_bytes());
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    for s in &mut out {
+        let t = String::from_utf8_lossy(s).trim().to_string();
+        *s = t.into_bytes();
+    }
+    out
+}
 
 /// A part's bytes as they are read, kept from the last write on: the reader consumes them, the
 /// rewrite copies them out with the edits spliced in.
@@ -355,7 +511,7 @@ pub(super) fn rewrite_part(
     out: &mut dyn Write,
     replay: &mut Replay<'_>,
     here: &str,
-    (shared, seen): (&SharedRef<'_>, &SharedSeen),
+    (shared, seen, headers): (&SharedRef<'_>, &SharedSeen, &Headers),
     inspect: &mut Inspector<'_>,
 ) -> Result<bool, DocError> {
     let role = match name {
@@ -524,7 +680,7 @@ pub(super) fn rewrite_part(
         // whole: a value across the cut may be missed, memory stays bounded
         let overgrown = cell.is_none() && (batch.text.len() >= MAX_UNIT || held >= MAX_UNIT);
         if eof || overgrown || (boundary && (batch.text.len() >= BATCH || (batch.nodes.is_empty() && held >= BATCH))) {
-            let namer = Namer { sheet: &sheet, here, shared };
+            let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, headers };
             changed |= flush(tee, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
         }
         if eof {
@@ -536,9 +692,12 @@ pub(super) fn rewrite_part(
 
 /// Names locations for findings.
 struct Namer<'a> {
+    package: &'a Package,
     sheet: &'a str,
+    sheet_index: u32,
     here: &'a str,
     shared: &'a SharedRef<'a>,
+    headers: &'a Headers,
 }
 
 impl Namer<'_> {
@@ -546,7 +705,12 @@ impl Namer<'_> {
         match loc {
             Loc::Part => self.here.to_string(),
             Loc::Cell(r, c) => format!("{}!{}", self.sheet, cell_ref(r as usize, c as usize)),
-            Loc::Shared(i) => (self.shared)(i).unwrap_or_else(|| format!("{} string {}", self.here, i + 1)),
+            Loc::Shared(i) => (self.shared)(i)
+                .and_then(|(s, r, c)| {
+                    let (_, sheet) = self.package.sheets.get(s as usize)?;
+                    Some(format!("{sheet}!{}", cell_ref(r as usize, c as usize)))
+                })
+                .unwrap_or_else(|| format!("{} string {}", self.here, i + 1)),
             Loc::Paragraph(n) => format!("{} ¶{n}", self.here),
             Loc::SheetName => format!("{} sheet name", self.here),
         }
@@ -567,7 +731,13 @@ fn flush<R>(
         Vec::new()
     } else {
         let locate = |at: usize| namer.name(batch.loc(at));
-        inspect(&batch.text, &locate, true)
+        // a cell's field is its column's header (a shared string's: of the first cell showing it)
+        let field = |at: usize| match batch.loc(at) {
+            Loc::Cell(r, c) => namer.headers.get(namer.sheet_index, r, c),
+            Loc::Shared(i) => (namer.shared)(i).and_then(|(s, r, c)| namer.headers.get(s, r, c)),
+            _ => None,
+        };
+        inspect(&Part { text: &batch.text, locate: &locate, maskable: true, shape: Shape::Units(Some(&field)) })
     };
     // the new bytes of each node (or whole numeric cell) that changed
     let mut replaced: Vec<(Range<u64>, Vec<u8>)> = Vec::new();
@@ -817,9 +987,9 @@ mod tests {
         assert!(xml.len() > 2 * BATCH);
         let package = Package { kind: Kind::Docx, sheets: Vec::new() };
         let mut calls = 0;
-        let mut inspect = |text: &[u8], _: &dyn Fn(usize) -> String, _: bool| {
+        let mut inspect = |part: &Part<'_>| {
             calls += 1;
-            memchr::memmem::find_iter(text, b"SECRET")
+            memchr::memmem::find_iter(part.text, b"SECRET")
                 .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
                 .collect()
         };
@@ -833,7 +1003,7 @@ mod tests {
             &mut out,
             &mut replay,
             "doc",
-            (&|_| None, &SharedSeen::default()),
+            (&|_| None, &SharedSeen::default(), &Headers::default()),
             &mut inspect,
         )
         .expect("rewrite");
@@ -853,9 +1023,9 @@ mod tests {
         xml.push_str("</w:p></w:body></w:document>");
         let package = Package { kind: Kind::Docx, sheets: Vec::new() };
         let mut largest = 0;
-        let mut inspect = |text: &[u8], _: &dyn Fn(usize) -> String, _: bool| {
-            largest = largest.max(text.len());
-            memchr::memmem::find_iter(text, b"SECRET")
+        let mut inspect = |part: &Part<'_>| {
+            largest = largest.max(part.text.len());
+            memchr::memmem::find_iter(part.text, b"SECRET")
                 .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
                 .collect()
         };
@@ -870,7 +1040,7 @@ mod tests {
             &mut out,
             &mut replay,
             "doc",
-            (&|_| None, &seen),
+            (&|_| None, &seen, &Headers::default()),
             &mut inspect,
         )
         .expect("rewrite");

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::io::{Cursor, Read, Write};
 
 use super::ooxml::{self, Package};
-use super::{DocError, Edit, Format, Inspector, Kind, Limits, Outcome, cell_ref, sniff, text_entry};
+use super::{DocError, Edit, Format, Inspector, Kind, Limits, Outcome, sniff, text_entry};
 
 /// What is left of the limits while one document is read (nested archives share it).
 #[derive(Debug)]
@@ -151,6 +151,36 @@ fn shared_refs(doc: &[u8], package: &Package) -> Vec<Option<(u32, u32, u32)>> {
     refs
 }
 
+/// Each worksheet's column headers: its first row, and the shared strings that shows (read from
+/// the start of the shared-string table, no further than the highest one needed).
+fn column_headers(doc: &[u8], package: &Package) -> ooxml::Headers {
+    const MAX_READ: u64 = 16 << 20;
+    let Ok(mut ar) = zip::ZipArchive::new(Cursor::new(doc)) else { return ooxml::Headers::default() };
+    let rows: Vec<ooxml::FirstRow> = package
+        .sheets
+        .iter()
+        .map(|(part, _)| match ar.by_name(part) {
+            Ok(f) => ooxml::first_row(std::io::BufReader::new(f.take(MAX_READ))),
+            Err(_) => (0, Vec::new()),
+        })
+        .collect();
+    let need = rows
+        .iter()
+        .flat_map(|r| r.1.iter())
+        .filter_map(|(_, c)| match c {
+            ooxml::HeaderCell::Shared(i) => Some(i + 1),
+            ooxml::HeaderCell::Text(_) => None,
+        })
+        .max()
+        .unwrap_or(0)
+        .min(1 << 16);
+    let shared = match ar.by_name("xl/sharedStrings.xml") {
+        Ok(f) if need > 0 => ooxml::shared_prefix(std::io::BufReader::new(f.take(MAX_READ)), need),
+        _ => Vec::new(),
+    };
+    ooxml::Headers::new(rows, &shared)
+}
+
 /// Rewrite a zip (at nesting `depth`; `prefix` names it in locations). Entries the inspector does
 /// not change are copied as they were, compressed bytes and all.
 pub(super) fn rewrite(
@@ -189,8 +219,11 @@ pub(super) fn rewrite(
         } else {
             refs.get_or_init(|| shared_refs(doc, p)).get(i as usize).copied().flatten()?
         };
-        let (_, sheet) = p.sheets.get(s as usize)?;
-        Some(format!("{sheet}!{}", cell_ref(r as usize, c as usize)))
+        Some((s, r, c))
+    };
+    let headers = match package.as_ref() {
+        Some(p) if p.kind == Kind::Xlsx => column_headers(doc, p),
+        _ => ooxml::Headers::default(),
     };
     // rewritten entries are stored at a fast level: room for them to come out larger
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(doc.len() + doc.len() / 2)));
@@ -206,7 +239,14 @@ pub(super) fn rewrite(
         let renamed = if package.as_ref().is_some_and(|p| p.kind != Kind::Zip) {
             None
         } else {
-            let edits = inspect(&super::name_view(&name), &|_| format!("{here} (entry name)"), true);
+            let view = super::name_view(&name);
+            let locate = |_: usize| format!("{here} (entry name)");
+            let edits = inspect(&super::Part {
+                text: &view,
+                locate: &locate,
+                maskable: true,
+                shape: super::Shape::Units(None),
+            });
             apply(name.as_bytes(), &edits).map(|n| String::from_utf8_lossy(&n).into_owned())
         };
         let mut new: Option<Vec<u8>> = None;
@@ -225,7 +265,16 @@ pub(super) fn rewrite(
                 let f = again.by_index(i).map_err(std::io::Error::other)?;
                 std::io::copy(&mut f.take(n), out).map(|_| ())
             };
-            let res = ooxml::rewrite_part(p, &name, &mut r, &mut entry, &mut replay, &here, (&shared, &seen), inspect);
+            let res = ooxml::rewrite_part(
+                p,
+                &name,
+                &mut r,
+                &mut entry,
+                &mut replay,
+                &here,
+                (&shared, &seen, &headers),
+                inspect,
+            );
             budget.inflated += r.read;
             if let Some(why) = r.over {
                 return Err(DocError::Limit(why));
@@ -299,7 +348,8 @@ impl Write for Lazy<'_, '_> {
 
 /// A text entry (CSV, JSON …) scanned whole; its new bytes, if anything changed.
 fn whole_text(data: &[u8], here: &str, inspect: &mut Inspector<'_>) -> Option<Vec<u8>> {
-    let edits = inspect(data, &|_| here.to_string(), true);
+    let locate = |_: usize| here.to_string();
+    let edits = inspect(&super::Part { text: data, locate: &locate, maskable: true, shape: super::Shape::File });
     apply(data, &edits)
 }
 

@@ -258,9 +258,10 @@ fn xlsx_exports_are_masked_in_place_whatever_their_label() {
         assert!(r.header("etag").is_none(), "{path}");
         let (sheets, rows) = cells(&r.body);
         assert_eq!(sheets, ["导出数据"], "{path}");
-        // header row, name and the plain number untouched
+        // header row and the plain number untouched; the name under its column header `姓名`
+        // (a shared string, named by its column) keeps its surname (issue 14)
         assert_eq!(rows[0], original[0], "{path}");
-        assert_eq!(rows[1][0], "张伟", "{path}");
+        assert_eq!(rows[1][0], "张*", "{path}");
         assert_eq!(rows[1][5], "42", "{path}");
         // shared string, inline string, numeric cell (now a string), card across two runs
         assert_eq!(rows[1][1], ID_MASKED, "{path}");
@@ -316,7 +317,8 @@ fn archives_are_inspected_entry_by_entry_and_bombs_refused() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(names(&r.body), ["people.csv", "readme.txt", "photo.bin"]);
     let csv = String::from_utf8(entry(&r.body, "people.csv")).expect("csv");
-    assert_eq!(csv, format!("name,id,mobile\n张伟,{ID_MASKED},{MOBILE_MASKED}\n"));
+    // the CSV's header row names its columns: the name is masked too (issue 14)
+    assert_eq!(csv, format!("name,id,mobile\n张*,{ID_MASKED},{MOBILE_MASKED}\n"));
     assert_eq!(entry(&r.body, "photo.bin"), [0x89, b'P', b'N', b'G', 1, 2, 3]);
     let r = get(&gw, "/exports/ok-nested.zip");
     let inner = entry(&r.body, "inner.zip");
@@ -442,7 +444,13 @@ fn files_that_cannot_be_masked_are_refused_unless_the_route_alerts() {
     let events: Vec<serde_json::Value> = audit.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let alert = events.iter().find(|e| e["route"] == "alerting").expect("alert event");
     assert_eq!(alert["action"], "alert", "{alert}");
-    assert_eq!(alert["findings"][0]["locations"][0], "导出数据!B2", "{alert}");
+    let ids =
+        alert["findings"].as_array().and_then(|f| f.iter().find(|f| f["rule"] == "cn.id_card")).expect("id finding");
+    assert_eq!(ids["locations"][0], "导出数据!B2", "{alert}");
+    // the legacy sheet's names are read by their column header too
+    let names =
+        alert["findings"].as_array().and_then(|f| f.iter().find(|f| f["rule"] == "cn.name")).expect("name finding");
+    assert_eq!(names["locations"][0], "导出数据!A2", "{alert}");
     let pdf_block = events.iter().find(|e| e["path"] == "/exports/report.pdf").expect("pdf event");
     assert_eq!(pdf_block["findings"][0]["locations"][0], "page 1", "{pdf_block}");
     assert!(!audit.contains(ID), "{audit}");

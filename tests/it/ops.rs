@@ -76,7 +76,7 @@ fn metrics_of_known_traffic(gw: &Gateway) {
                 .filter(|l| l.starts_with("dlpgate_rules_loaded "))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum::<f64>(),
-        14.0
+        16.0
     );
     // closed label sets: no path, client address or value ever appears
     for leak in ["/stream/residents", "127.0.0.1", ID, MOBILE] {
@@ -86,7 +86,7 @@ fn metrics_of_known_traffic(gw: &Gateway) {
     assert_eq!(h.status, 200);
     let r = curl(&[&admin(gw, "/readyz")]);
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["rules"], 14);
+    assert_eq!(r.json()["rules"], 16);
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn reload_with_a_broken_rule_keeps_the_old_rules() {
     let mut seen = false;
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
-        if curl(&[&admin(&gw, "/readyz")]).json()["rules"] == 15 {
+        if curl(&[&admin(&gw, "/readyz")]).json()["rules"] == 17 {
             seen = true;
             break;
         }

@@ -11,7 +11,7 @@
 //! matches), and must not be part of a dotted number (`6.1.7601.22753`, `3.1415926535`).
 
 use super::Hit;
-use super::prefilter::{Classify, Portable, alnum_end, digits_end, for_each_hot_run};
+use super::prefilter::{Classify, Marks, Portable, alnum_end, digits_end, for_each_hot_run};
 use super::validate;
 
 /// The built-in detectors a rule can name with `detector: {builtin: NAME}`.
@@ -28,10 +28,14 @@ pub enum Builtin {
     Email,
     Ipv4,
     CnHkMacauPermit,
+    /// Found by [`super::fields`]: in a name field or after a name label.
+    CnName,
+    /// Found by [`super::fields`]: in an address field, after a label, or with a house number.
+    CnAddress,
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 11] = [
+    pub const ALL: [Builtin; 13] = [
         Self::CnIdCard,
         Self::CnIdCard15,
         Self::CnMobile,
@@ -43,6 +47,8 @@ impl Builtin {
         Self::Email,
         Self::Ipv4,
         Self::CnHkMacauPermit,
+        Self::CnName,
+        Self::CnAddress,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +64,8 @@ impl Builtin {
             Self::Email => "email",
             Self::Ipv4 => "ipv4",
             Self::CnHkMacauPermit => "cn_hk_macau_permit",
+            Self::CnName => "cn_name",
+            Self::CnAddress => "cn_address",
         }
     }
 
@@ -73,7 +81,7 @@ impl Builtin {
 /// Which rule (if any) each built-in detector reports as.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Builtins {
-    rule_of: [Option<u32>; 11],
+    rule_of: [Option<u32>; Builtin::ALL.len()],
 }
 
 const MAX_GROUPS: usize = 12;
@@ -83,8 +91,9 @@ impl Builtins {
         self.rule_of[b.index()].replace(rule)
     }
 
+    /// No detector of this pass is on (names and addresses are found by [`super::fields`]).
     pub fn is_empty(&self) -> bool {
-        self.rule_of.iter().all(Option::is_none)
+        self.rule_of[..Builtin::CnName.index()].iter().all(Option::is_none)
     }
 
     #[inline]
@@ -92,33 +101,41 @@ impl Builtins {
         self.rule_of[b.index()]
     }
 
-    /// Run every enabled built-in detector over `t`. `ats` is scratch space (the `@` positions),
-    /// kept by the caller so that a scan does not allocate.
-    pub fn scan(&self, t: &[u8], ats: &mut Vec<usize>, out: &mut Vec<Hit>) {
+    /// Run every enabled built-in detector over `t`. `marks` is scratch space (the `@` positions,
+    /// and the value candidates of [`super::fields`] when it asks), kept by the caller so that a
+    /// scan does not allocate.
+    pub fn scan(&self, t: &[u8], marks: &mut Marks, out: &mut Vec<Hit>) {
         if self.is_empty() {
+            marks.values_done = false;
             return;
         }
         // the same pass, with 32-byte compares where the CPU has AVX2 (decided at run time)
+        // the value candidates only where asked: a rule set without field rules pays nothing
         #[cfg(target_arch = "x86_64")]
         if let Some(v3) = pulp::x86::V3::try_new() {
-            return v3.vectorize(|| self.scan_with(v3, t, ats, out));
+            return match marks.want_values {
+                true => v3.vectorize(|| self.scan_with::<true>(v3, t, marks, out)),
+                false => v3.vectorize(|| self.scan_with::<false>(v3, t, marks, out)),
+            };
         }
-        self.scan_with(Portable, t, ats, out);
+        match marks.want_values {
+            true => self.scan_with::<true>(Portable, t, marks, out),
+            false => self.scan_with::<false>(Portable, t, marks, out),
+        }
     }
 
     #[inline(always)]
-    fn scan_with(&self, c: impl Classify, t: &[u8], ats: &mut Vec<usize>, out: &mut Vec<Hit>) {
+    fn scan_with<const V: bool>(&self, c: impl Classify, t: &[u8], marks: &mut Marks, out: &mut Vec<Hit>) {
         let base = out.len();
-        ats.clear();
         let mut resume = 0;
-        for_each_hot_run(c, t, ats, |s, run_end, dead| {
+        for_each_hot_run::<V>(c, t, marks, |s, run_end, dead| {
             if s >= resume && !dead {
                 resume = self.at_digit(t, s, run_end, out).max(s + 1);
             }
         });
         if let Some(rule) = self.rule(Builtin::Email) {
             let digit_hits = out.len();
-            scan_emails(t, ats, rule, base..digit_hits, out);
+            scan_emails(t, &marks.at, rule, base..digit_hits, out);
         }
     }
 
@@ -709,7 +726,7 @@ mod tests {
 
     fn found(text: &str) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        all().scan(text.as_bytes(), &mut Vec::new(), &mut out);
+        all().scan(text.as_bytes(), &mut Marks::default(), &mut out);
         out.sort_by_key(|h| h.start);
         out.into_iter().map(|h| (Builtin::ALL[h.rule as usize].name(), text[h.start..h.end].to_string())).collect()
     }
@@ -922,7 +939,7 @@ mod tests {
         }
         for (k, t) in docs.iter().enumerate() {
             let mut got = Vec::new();
-            b.scan(t, &mut Vec::new(), &mut got);
+            b.scan(t, &mut Marks::default(), &mut got);
             assert_eq!(got, every_run(t), "doc {k}: {:?}", String::from_utf8_lossy(t));
         }
     }
@@ -993,10 +1010,10 @@ mod tests {
         }
         fn check(c: impl Classify, t: &[u8]) {
             let mut got = Vec::new();
-            let mut ats = Vec::new();
-            for_each_hot_run(c, t, &mut ats, |s, e, _| got.push((s, e)));
+            let mut marks = Marks::default();
+            for_each_hot_run::<true>(c, t, &mut marks, |s, e, _| got.push((s, e)));
             let want: Vec<usize> = t.iter().enumerate().filter(|&(_, &b)| b == b'@').map(|(i, _)| i).collect();
-            assert_eq!(ats, want, "@ positions in {:?}", String::from_utf8_lossy(t));
+            assert_eq!(marks.at, want, "@ positions in {:?}", String::from_utf8_lossy(t));
             assert_eq!(got, hot_runs_scalar(t), "input {:?}", String::from_utf8_lossy(t));
         }
         for t in &cases {
@@ -1034,7 +1051,7 @@ mod tests {
             windows.push(w);
         }
         for w in &windows {
-            assert_eq!(v3.vectorize(|| v3.classify(w)), Portable.classify(w), "window {w:?}");
+            assert_eq!(v3.vectorize(|| v3.classify::<true>(w)), Portable.classify::<true>(w), "window {w:?}");
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod builtin;
 pub mod error;
+pub mod fields;
 pub(crate) mod keywords;
 mod literals;
 pub mod normalize;
@@ -29,7 +30,8 @@ use std::path::{Path, PathBuf};
 
 pub use builtin::Builtin;
 pub use error::{RuleError, RuleErrors};
-pub use rule::{Action, Examples, Level, MaskStyle, Name};
+pub use fields::Place;
+pub use rule::{Action, Examples, Keep, Level, MaskStyle, Name};
 pub use stream::StreamScanner;
 pub use transform::{HashKey, Transformer};
 
@@ -58,6 +60,8 @@ pub struct Rule {
     pub label: String,
     pub context: Vec<String>,
     pub context_required: bool,
+    /// Field names that raise the rule (or, for names and addresses, where the detector looks).
+    pub fields: Vec<String>,
     pub examples: Examples,
     context_ac: Option<aho_corasick::AhoCorasick>,
     /// `builtin:NAME`, `keywords` or `regex`
@@ -116,8 +120,8 @@ pub struct Scan {
     pub want_context: bool,
     values: Vec<u8>,
     hits: Vec<Hit>,
-    /// scratch for the built-in detectors (`@` positions)
-    ats: Vec<usize>,
+    /// scratch for the built-in detectors (`@` positions, value candidates)
+    marks: prefilter::Marks,
 }
 
 impl Scan {
@@ -138,6 +142,20 @@ pub struct RuleSet {
     patterns: Option<PatternMatcher>,
     /// One literal pass standing in for both of the above, when it can.
     shared: Option<literals::SharedPass>,
+    /// Rules with fields: names, addresses, and rules raised by the field a value stands in.
+    fields: fields::Fields,
+    /// How each rule relates to fields.
+    field_role: Vec<FieldRole>,
+}
+
+/// How a rule relates to fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldRole {
+    None,
+    /// Its own detector; a finding in one of its fields counts as context.
+    Raised,
+    /// Names and addresses: found by their field or label.
+    Found,
 }
 
 /// Outcome of running every rule's examples.
@@ -211,6 +229,8 @@ impl RuleSet {
         let mut kw_ci = false;
         let mut re_entries: Vec<(u32, String, Option<Validator>, bool)> = Vec::new();
         let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+        let mut field_rules = fields::Fields::default();
+        let mut field_role = Vec::new();
         for Located { rule: r, file, line } in located {
             let mut err = |msg: String| errs.push(RuleError::new(&file, line, Some(r.id.clone()), msg));
             if let Some((f0, l0)) = first_seen.get(&r.id) {
@@ -260,6 +280,24 @@ impl RuleSet {
             } else {
                 continue;
             };
+            let kind = match d.builtin.as_deref().and_then(Builtin::from_name) {
+                Some(Builtin::CnName) => Some(fields::Kind::Name),
+                Some(Builtin::CnAddress) => Some(fields::Kind::Address),
+                _ if !r.fields.is_empty() => Some(fields::Kind::Other),
+                _ => None,
+            };
+            field_role.push(match kind {
+                None => FieldRole::None,
+                Some(fields::Kind::Other) => FieldRole::Raised,
+                Some(_) => FieldRole::Found,
+            });
+            if let Some(kind) = kind {
+                let labels = if kind == fields::Kind::Other { &[][..] } else { &r.context[..] };
+                if let Err(e) = field_rules.add(idx, kind, &r.fields, labels) {
+                    errs.push(RuleError::new(&file, line, Some(r.id.clone()), e));
+                    continue;
+                }
+            }
             let label = r.label.clone().unwrap_or_else(|| default_label(&r.id));
             by_id.insert(r.id.clone(), rules.len());
             rules.push(Rule {
@@ -281,6 +319,7 @@ impl RuleSet {
                 },
                 context: r.context,
                 context_required: r.context_required,
+                fields: r.fields,
                 examples: r.examples.unwrap_or_default(),
                 detector,
                 file,
@@ -308,7 +347,7 @@ impl RuleSet {
             let kws: Vec<(u32, &str)> = kw_entries.iter().flat_map(|e| e.1.iter().map(|k| (e.0, k.as_str()))).collect();
             literals::SharedPass::build(&kws, p.sources(), kw_ci)
         });
-        Some(RuleSet { rules, by_id, builtins, keywords, patterns, shared })
+        Some(RuleSet { rules, by_id, builtins, keywords, patterns, shared, fields: field_rules, field_role })
     }
 
     /// The compiled rules, in load order.
@@ -330,12 +369,22 @@ impl RuleSet {
 
     /// Like [`scan`](Self::scan), reusing `out`'s buffers.
     pub fn scan_into(&self, input: &[u8], out: &mut Scan) {
+        self.scan_at(input, &Place::start(), out);
+    }
+
+    /// Scan a text that stands at `place`: the value of a known field (a spreadsheet column), or
+    /// a stretch of a stream whose CSV header row is no longer in it.
+    pub fn scan_at(&self, input: &[u8], place: &Place<'_>, out: &mut Scan) {
         out.findings.clear();
         out.values.clear();
         out.hits.clear();
         let norm = normalize::normalize(input);
         let t: &[u8] = &norm.text;
-        self.builtins.scan(t, &mut out.ats, &mut out.hits);
+        out.marks.want_values = self.fields.wants_values();
+        self.builtins.scan(t, &mut out.marks, &mut out.hits);
+        let noted = out.marks.values_done.then_some(&out.marks.values[..]);
+        let orig = |p: usize| norm.orig_start(p);
+        self.fields.scan(t, place, noted, &orig, &mut out.hits);
         match (&self.shared, &self.keywords, &self.patterns) {
             (Some(sp), Some(k), Some(p)) => sp.scan(k, p, t, &mut out.hits),
             (_, k, p) => {
@@ -353,8 +402,18 @@ impl RuleSet {
         resolve_overlaps(&mut out.hits);
         for h in &out.hits {
             let rule = &self.rules[h.rule as usize];
-            let context = (rule.context_required || out.want_context)
-                && rule.context_ac.as_ref().is_some_and(|ac| has_context(t, h.start, h.end, ac));
+            let in_field = match self.field_role[h.rule as usize] {
+                FieldRole::None => false,
+                // names and addresses are found by their field or label
+                FieldRole::Found => true,
+                FieldRole::Raised => {
+                    (rule.context_required || out.want_context)
+                        && self.fields.in_field(t, h.start, h.rule, place, &orig)
+                }
+            };
+            let context = in_field
+                || ((rule.context_required || out.want_context)
+                    && rule.context_ac.as_ref().is_some_and(|ac| has_context(t, h.start, h.end, ac)));
             if rule.context_required && !context {
                 continue;
             }
@@ -377,16 +436,28 @@ impl RuleSet {
         for (i, r) in self.rules.iter().enumerate() {
             let mut ran = 0;
             let mut fails = Vec::new();
-            for ex in &r.examples.matches {
-                ran += 1;
-                if !self.scan(ex.as_bytes()).findings.iter().any(|f| f.rule == i) {
-                    fails.push(format!("example does not match: {ex:?}"));
+            let ex = &r.examples;
+            let whole = [(None, &ex.matches, &ex.no_match)];
+            let in_field = ex.in_field.iter().map(|f| (Some(f.field.as_str()), &f.matches, &f.no_match));
+            for (field, matches, no_match) in whole.into_iter().chain(in_field) {
+                let place = Place { field: field.map(str::as_bytes), ..Place::start() };
+                let found = |text: &str| {
+                    let mut s = Scan::default();
+                    self.scan_at(text.as_bytes(), &place, &mut s);
+                    s.findings.iter().any(|f| f.rule == i)
+                };
+                let at = field.map(|f| format!(" in field {f:?}")).unwrap_or_default();
+                for ex in matches {
+                    ran += 1;
+                    if !found(ex) {
+                        fails.push(format!("example does not match: {ex:?}{at}"));
+                    }
                 }
-            }
-            for ex in &r.examples.no_match {
-                ran += 1;
-                if self.scan(ex.as_bytes()).findings.iter().any(|f| f.rule == i) {
-                    fails.push(format!("no_match example matches: {ex:?}"));
+                for ex in no_match {
+                    ran += 1;
+                    if found(ex) {
+                        fails.push(format!("no_match example matches: {ex:?}{at}"));
+                    }
                 }
             }
             report.per_rule.push((r.id.clone(), ran, fails));
@@ -400,6 +471,7 @@ pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
     ("rules/cn/identity.yaml", include_str!("../../../rules/cn/identity.yaml")),
     ("rules/cn/contact.yaml", include_str!("../../../rules/cn/contact.yaml")),
     ("rules/cn/organization.yaml", include_str!("../../../rules/cn/organization.yaml")),
+    ("rules/cn/personal.yaml", include_str!("../../../rules/cn/personal.yaml")),
     ("rules/fin/bank_card.yaml", include_str!("../../../rules/fin/bank_card.yaml")),
     ("rules/net/network.yaml", include_str!("../../../rules/net/network.yaml")),
     ("rules/secret/markings.yaml", include_str!("../../../rules/secret/markings.yaml")),
@@ -458,8 +530,19 @@ fn check_rule(r: &RawRule) -> Vec<String> {
             p.push(format!("unknown validator {v:?} (known: {})", Validator::NAMES));
         }
     }
+    for f in &r.fields {
+        let core = f.trim().trim_start_matches('*').trim_end_matches('*');
+        if core.is_empty() || core.contains('*') {
+            p.push(format!("field {f:?}: a field name, with `*` only at its start or end"));
+        }
+    }
+    let value_detector =
+        matches!(d.builtin.as_deref().and_then(Builtin::from_name), Some(Builtin::CnName | Builtin::CnAddress));
+    if value_detector && r.fields.is_empty() && r.context.is_empty() {
+        p.push("a name or address detector needs fields or context labels to look after".into());
+    }
     match &r.examples {
-        Some(e) if !e.matches.is_empty() => {}
+        Some(e) if !e.matches.is_empty() || e.in_field.iter().any(|f| !f.matches.is_empty()) => {}
         _ => p.push("rule has no examples: add examples.match (and examples.no_match)".into()),
     }
     if let Some(m) = &r.mask {

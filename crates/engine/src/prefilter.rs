@@ -88,11 +88,32 @@ pub(crate) struct Window {
     sep: u64,
     /// `@`, for the e-mail detector
     at: u64,
+    /// first byte of an ideograph (`E4`–`E9`), for field context
+    lead: u64,
+    /// what may stand before a value: `"` `'` `>` `=` `:` `,` tab, newline, space
+    delim: u64,
+    /// `E5`/`E6`: the first byte of 号, 弄, 栋, 幢, 室
+    e56: u64,
+}
+
+/// Positions the pass notes on its way for the detectors that are not digit runs.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    /// every `@` (for [`scan_emails`])
+    pub at: Vec<usize>,
+    /// note value candidates (when some rule has fields)
+    pub want_values: bool,
+    /// `p << 1`: an ideograph after a delimiter (or at 0), where a value may start;
+    /// `p << 1 | 1`: an `E5`/`E6` byte after an ASCII digit, where a house number may end
+    pub values: Vec<usize>,
+    /// `values` was filled by this pass
+    pub values_done: bool,
 }
 
 /// Computes a [`Window`]; one implementation per instruction set, all giving the same bitmaps.
 pub(crate) trait Classify: Copy {
-    fn classify(self, w: &[u8; 64]) -> Window;
+    /// `V`: also the bitmaps for value candidates (`lead`, `delim`, `e56`).
+    fn classify<const V: bool>(self, w: &[u8; 64]) -> Window;
 }
 
 /// Sixteen bytes at a time: SSE2 (any x86-64) or NEON through `wide`, plain code elsewhere.
@@ -101,8 +122,8 @@ pub(crate) struct Portable;
 
 impl Classify for Portable {
     #[inline(always)]
-    fn classify(self, w: &[u8; 64]) -> Window {
-        Window::classify(w)
+    fn classify<const V: bool>(self, w: &[u8; 64]) -> Window {
+        Window::classify::<V>(w)
     }
 }
 
@@ -111,7 +132,7 @@ impl Classify for Portable {
 #[cfg(target_arch = "x86_64")]
 impl Classify for pulp::x86::V3 {
     #[inline(always)]
-    fn classify(self, w: &[u8; 64]) -> Window {
+    fn classify<const V: bool>(self, w: &[u8; 64]) -> Window {
         use std::arch::x86_64::__m256i;
         let (avx, avx2) = (self.avx, self.avx2);
         let splat = |b: u8| avx._mm256_set1_epi8(i8::from_ne_bytes([b]));
@@ -140,6 +161,15 @@ impl Classify for pulp::x86::V3 {
             m.dot |= bits(eq(b'.')) << sh;
             m.alnum |= bits(alnum) << sh;
             m.at |= bits(eq(b'@')) << sh;
+            if !V {
+                continue;
+            }
+            let ix = avx2._mm256_sub_epi8(x, splat(0xE4));
+            m.lead |= bits(avx2._mm256_cmpeq_epi8(avx2._mm256_min_epu8(ix, splat(5)), ix)) << sh;
+            let quotes = or(eq(b'"'), or(eq(b'\''), eq(b'>')));
+            let kv = or(eq(b'='), or(eq(b':'), eq(b',')));
+            m.delim |= bits(or(quotes, or(kv, or(eq(b'\t'), or(eq(b'\n'), eq(b' ')))))) << sh;
+            m.e56 |= bits(or(eq(0xE5), eq(0xE6))) << sh;
         }
         m
     }
@@ -148,7 +178,7 @@ impl Classify for pulp::x86::V3 {
 impl Window {
     /// Classify 64 bytes, sixteen at a time (SSE2 or NEON through `wide`; plain code elsewhere).
     #[inline(always)]
-    pub(crate) fn classify(w: &[u8; 64]) -> Window {
+    pub(crate) fn classify<const V: bool>(w: &[u8; 64]) -> Window {
         use wide::u8x16;
         let mut m = Window::default();
         for (j, chunk) in w.chunks_exact(16).enumerate() {
@@ -170,6 +200,14 @@ impl Window {
             m.dot |= u64::from(eq(b'.').to_bitmask()) << sh;
             m.alnum |= u64::from((digit | alpha).to_bitmask()) << sh;
             m.at |= u64::from(eq(b'@').to_bitmask()) << sh;
+            if !V {
+                continue;
+            }
+            let ix = x - u8x16::splat(0xE4);
+            m.lead |= u64::from(ix.min(u8x16::splat(5)).simd_eq(ix).to_bitmask()) << sh;
+            let d = eq(b'"') | eq(b'\'') | eq(b'>') | eq(b'=') | eq(b':') | eq(b',') | eq(b'\t') | eq(b'\n') | eq(b' ');
+            m.delim |= u64::from(d.to_bitmask()) << sh;
+            m.e56 |= u64::from((eq(0xE5) | eq(0xE6)).to_bitmask()) << sh;
         }
         m
     }
@@ -189,14 +227,18 @@ impl Window {
 /// window's bitmaps: it starts a chain of fewer than ten digits ([`short_chain`]) or lies in a token
 /// no detector matches ([`dead_token`]).
 ///
-/// On the way, the position of every `@` is added to `ats` (for [`scan_emails`]).
+/// On the way, the position of every `@` is noted in `marks` (for [`scan_emails`]), and when
+/// asked, where values and house numbers may be (for [`super::fields`]).
 #[inline(always)]
-pub(crate) fn for_each_hot_run(
+pub(crate) fn for_each_hot_run<const V: bool>(
     c: impl Classify,
     t: &[u8],
-    ats: &mut Vec<usize>,
+    marks: &mut Marks,
     mut f: impl FnMut(usize, usize, bool),
 ) {
+    marks.at.clear();
+    marks.values.clear();
+    marks.values_done = V;
     let n = t.len();
     let mut prev = Window::default();
     let mut carry = 0u64; // a flagged run runs on into this window
@@ -204,12 +246,12 @@ pub(crate) fn for_each_hot_run(
     let mut w = 0;
     loop {
         let m = match t.get(w..w + 64).and_then(|c| <&[u8; 64]>::try_from(c).ok()) {
-            Some(full) => c.classify(full),
+            Some(full) => c.classify::<V>(full),
             None => {
                 // the last window, zero-padded: it holds position `n`, where a final run ends
                 let mut buf = [0u8; 64];
                 buf[..n - w].copy_from_slice(&t[w..]);
-                c.classify(&buf)
+                c.classify::<V>(&buf)
             }
         };
         let d = m.digit;
@@ -231,8 +273,18 @@ pub(crate) fn for_each_hot_run(
         let ge10 = ((r10 << 1) >> 64) as u64;
         let mut at = m.at;
         while at != 0 {
-            ats.push(w + at.trailing_zeros() as usize);
+            marks.at.push(w + at.trailing_zeros() as usize);
             at &= at - 1;
+        }
+        if V && m.lead != 0 {
+            let starts = m.lead & ((m.delim << 1) | (prev.delim >> 63) | u64::from(w == 0));
+            let house = m.e56 & ((d << 1) | (prev.digit >> 63));
+            let mut v = starts | house;
+            while v != 0 {
+                let bit = v.trailing_zeros();
+                v &= v - 1;
+                marks.values.push((w + bit as usize) << 1 | (house >> bit & 1) as usize);
+            }
         }
         let mut hot = after_hot | (ends & (m.next_hot | ge10 | (m.dot & !ge4)));
         while hot != 0 {

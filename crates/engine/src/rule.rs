@@ -90,6 +90,18 @@ pub struct MaskStyle {
     /// Keep everything from this character on (e.g. `@` keeps an e-mail's domain).
     #[serde(default)]
     pub keep_from: Option<char>,
+    /// Keep a leading part found by meaning rather than by count: the surname of a name
+    /// (`张*`, `欧阳**`), or the divisions of an address down to the district (`河南省郑州市金水区****`).
+    #[serde(default)]
+    pub keep: Option<Keep>,
+}
+
+/// A leading part `mask` keeps by meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    Surname,
+    Division,
 }
 
 fn default_head() -> usize {
@@ -101,7 +113,7 @@ fn default_tail() -> usize {
 
 impl Default for MaskStyle {
     fn default() -> Self {
-        Self { keep_head: default_head(), keep_tail: default_tail(), keep_from: None }
+        Self { keep_head: default_head(), keep_tail: default_tail(), keep_from: None, keep: None }
     }
 }
 
@@ -141,6 +153,20 @@ pub struct Examples {
     pub matches: Vec<String>,
     #[serde(default)]
     pub no_match: Vec<String>,
+    /// Values standing in a field, as a spreadsheet column or a form field holds them.
+    #[serde(default)]
+    pub in_field: Vec<FieldExamples>,
+}
+
+/// Examples of values in one field: `{field: xm, match: [张伟], no_match: [张家界旅游局]}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldExamples {
+    pub field: String,
+    #[serde(default, rename = "match")]
+    pub matches: Vec<String>,
+    #[serde(default)]
+    pub no_match: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +183,10 @@ pub(crate) struct RawRule {
     pub context: Vec<String>,
     #[serde(default)]
     pub context_required: bool,
+    /// Field names (keys, column headers, elements, form fields) that raise the rule, or where a
+    /// name or address detector looks; ASCII case folded, `*` at either end as a glob.
+    #[serde(default)]
+    pub fields: Vec<String>,
     pub action: Action,
     #[serde(default)]
     pub mask: Option<MaskStyle>,

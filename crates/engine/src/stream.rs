@@ -11,7 +11,7 @@
 //! run, base64), the cut is forced at a character boundary; a value straddling a forced cut may
 //! be missed, and [`StreamScanner::forced_cuts`] counts that.
 
-use super::{Action, Finding, RuleSet, Scan, Transformer};
+use super::{Action, Finding, Place, RuleSet, Scan, Transformer};
 
 /// Bytes held back from the end of the buffer before a cut (longest regex/keyword match).
 pub const WINDOW: usize = 256;
@@ -44,6 +44,10 @@ pub struct StreamScanner {
     scan: Scan,
     forced: u64,
     total: u64,
+    /// The stream's first line (a CSV header row names the columns of every later line), up to
+    /// [`super::fields::MAX_HEADER`] bytes.
+    header: Vec<u8>,
+    header_done: bool,
 }
 
 impl StreamScanner {
@@ -83,6 +87,12 @@ impl StreamScanner {
         decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
     ) {
         self.total += chunk.len() as u64;
+        if !self.header_done {
+            let room = super::fields::MAX_HEADER - self.header.len();
+            let line = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |n| n + 1);
+            self.header.extend_from_slice(&chunk[..line.min(room)]);
+            self.header_done = self.header.last() == Some(&b'\n') || self.header.len() >= super::fields::MAX_HEADER;
+        }
         self.buf.extend_from_slice(chunk);
         let Some(cut) = self.find_cut() else { return };
         self.release(rules, tr, cut, out, decide);
@@ -141,7 +151,12 @@ impl StreamScanner {
         decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
     ) {
         let mut scan = std::mem::take(&mut self.scan);
-        rules.scan_into(&self.buf, &mut scan);
+        let place = if self.base == 0 {
+            Place::start()
+        } else {
+            Place { header: self.header_done.then_some(&self.header[..]), ..Place::default() }
+        };
+        rules.scan_at(&self.buf, &place, &mut scan);
         // a match across the cut (long regex/keyword): move the cut back to its start
         if let Some(f) = scan.findings.iter().find(|f| f.start >= self.done && f.start < cut && f.end > cut) {
             cut = f.start;

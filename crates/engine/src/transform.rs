@@ -7,7 +7,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{Action, Finding, MaskStyle, Rule, RuleSet, Scan};
+use super::{Action, Finding, Keep, MaskStyle, Rule, RuleSet, Scan};
 
 /// Key for `hash` tokens and audit fingerprints: HMAC-SHA256, or HMAC-SM3 ([`HashKey::sm3`]).
 /// Holds the MAC already keyed, so a fingerprint costs two hash blocks for a short value instead
@@ -155,6 +155,25 @@ impl Transformer {
     }
 }
 
+/// A name: the surname kept (`张*`, `欧阳**`), or for a name with `·` the first character;
+/// every other character masked, the dots kept.
+fn mask_name(value: &[u8], out: &mut Vec<u8>) {
+    let sl = super::fields::surname_len(value).max(value.first().map_or(0, |&b| seq_len(b)));
+    let sl = sl.min(value.len());
+    out.extend_from_slice(&value[..sl]);
+    let mut i = sl;
+    while i < value.len() {
+        let len = seq_len(value[i]).min(value.len() - i);
+        let c = &value[i..i + len];
+        if c == "·".as_bytes() || c == "•".as_bytes() {
+            out.extend_from_slice(c);
+        } else {
+            out.push(b'*');
+        }
+        i += len;
+    }
+}
+
 /// Length of the UTF-8 sequence starting with `b` (1 for ASCII and stray bytes).
 fn seq_len(b: u8) -> usize {
     match b {
@@ -169,6 +188,17 @@ fn seq_len(b: u8) -> usize {
 /// characters with `*`, keep separators. When the value is too short for the style, at least
 /// half of it is masked.
 pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
+    match style.keep {
+        Some(Keep::Surname) => return mask_name(value, out),
+        Some(Keep::Division) => {
+            // the divisions down to the district, then a fixed mask that does not tell the length
+            let keep = super::fields::division_len(value);
+            out.extend_from_slice(&value[..keep]);
+            out.extend_from_slice(b"****");
+            return;
+        }
+        None => {}
+    }
     let (body, kept) = match style.keep_from {
         Some(c) if c.is_ascii() => match memchr::memchr(c as u8, value) {
             Some(p) => value.split_at(p),
@@ -239,7 +269,7 @@ mod tests {
 
     fn m(v: &str, head: usize, tail: usize, from: Option<char>) -> String {
         let mut out = Vec::new();
-        mask(v.as_bytes(), &MaskStyle { keep_head: head, keep_tail: tail, keep_from: from }, &mut out);
+        mask(v.as_bytes(), &MaskStyle { keep_head: head, keep_tail: tail, keep_from: from, keep: None }, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 
@@ -251,6 +281,21 @@ mod tests {
         assert_eq!(m("豫F07963", 2, 1, None), "豫F****3");
         assert_eq!(m("机密", 0, 0, None), "**");
         assert_eq!(m("ab", 3, 4, None), "**");
+    }
+
+    #[test]
+    fn names_keep_the_surname_and_addresses_the_divisions() {
+        let by = |v: &str, keep| {
+            let mut out = Vec::new();
+            mask(v.as_bytes(), &MaskStyle { keep: Some(keep), ..MaskStyle::default() }, &mut out);
+            String::from_utf8(out).unwrap_or_default()
+        };
+        assert_eq!(by("张伟", Keep::Surname), "张*");
+        assert_eq!(by("欧阳娜娜", Keep::Surname), "欧阳**");
+        assert_eq!(by("阿依古丽·买买提", Keep::Surname), "阿***·***");
+        assert_eq!(by("河南省郑州市金水区文化路85号3号楼2单元1501室", Keep::Division), "河南省郑州市金水区****");
+        assert_eq!(by("郑州金水区文化路85号", Keep::Division), "郑州金水区****");
+        assert_eq!(by("文化路85号", Keep::Division), "****");
     }
 
     #[test]

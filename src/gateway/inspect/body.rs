@@ -244,14 +244,15 @@ pub fn scan_document(
 ) -> Result<ScannedDocument, Uninspectable> {
     let mut blocked = false;
     let snap = scope.snap;
-    let mut inspect = |text: &[u8], locate: &dyn Fn(usize) -> String, maskable: bool| {
-        documents::edits(&snap.rules, &snap.transformer, text, maskable, &mut |f, value| {
+    let mut inspect = |part: &documents::Part<'_>| {
+        let maskable = part.maskable;
+        documents::edits(&snap.rules, &snap.transformer, part, &mut |f, value| {
             let mut a = scope.decide(crate::engine::RuleId(f.rule));
             if !maskable && a.rewrites() {
                 a = if rules.unmaskable_blocks { Action::Block } else { Action::Alert };
             }
             // a location names entries and sheets, which may themselves hold a value
-            let location = || super::masked_name(snap, &locate(f.start));
+            let location = || super::masked_name(snap, &(part.locate)(f.start));
             log.record_at(snap, scope.dir, crate::engine::RuleId(f.rule), a, value, Some(&location));
             blocked |= a == Action::Block;
             a

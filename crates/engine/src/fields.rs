@@ -1,0 +1,1042 @@
+//! Field context: which field a value stands in, and the two detectors that need it, names and
+//! addresses.
+//!
+//! Names and addresses carry no check digit. What gives them away is where they stand: the JSON
+//! key, the CSV column header, the XML element or attribute, the form or multipart field, a label in
+//! running text (`姓名：`). This module reads that from the few bytes before a value, without
+//! parsing the document: the scan looks only at places where an ideograph follows a delimiter
+//! (`"`, `>`, `=`, `:`, `,`, tab, newline, space), found 64 bytes at a time with SIMD compares, and
+//! asks what key stands before each. Text without ideographs costs one classification pass; a rule
+//! set without field rules costs nothing.
+//!
+//! - `cn_name`: 2–4 ideographs beginning with a surname (single or compound), or a name with `·`,
+//!   in a field the rule names or after one of its labels;
+//! - `cn_address`: an administrative-division prefix (GB/T 2260, full or short form) and a street
+//!   part, in an address field or after a label, or on its own when it has both a division and a
+//!   house number (`…路85号`);
+//! - any other rule may list `fields`: a finding in one of them counts as having context (and
+//!   satisfies `context_required`).
+//!
+//! Streaming: a key within the stream scanner's lookback of its value is seen; a CSV header is kept
+//! by the stream (see [`Place`]).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
+
+use super::Hit;
+
+/// Longest key looked at (bytes).
+const MAX_KEY: usize = 64;
+/// Longest header line kept for CSV columns (bytes).
+pub const MAX_HEADER: usize = 4096;
+/// Most characters of an address.
+const MAX_ADDRESS: usize = 64;
+
+/// Where a text stands, for field context.
+#[derive(Clone, Copy, Default)]
+pub struct Place<'a> {
+    /// The whole text is the value of this field (a spreadsheet column's header, an example's key).
+    pub field: Option<&'a [u8]>,
+    /// The text begins at the start of its document or stream: its first line may be a header row.
+    pub at_start: bool,
+    /// The first line of the stream, when the text no longer holds it (a CSV header row).
+    pub header: Option<&'a [u8]>,
+    /// The text is units a line each (a document's cells): the field of the unit starting at an
+    /// offset (of the text as given), e.g. a spreadsheet cell's column header.
+    pub field_at: Option<&'a dyn Fn(usize) -> Option<&'a [u8]>>,
+}
+
+impl std::fmt::Debug for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Place")
+            .field("field", &self.field.map(String::from_utf8_lossy))
+            .field("at_start", &self.at_start)
+            .field("header", &self.header.map(String::from_utf8_lossy))
+            .field("field_at", &self.field_at.is_some())
+            .finish()
+    }
+}
+
+impl Place<'_> {
+    /// A whole document or body.
+    pub fn start() -> Self {
+        Place { at_start: true, ..Place::default() }
+    }
+}
+
+/// What a field rule finds in its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Name,
+    Address,
+    /// A rule with its own detector: its fields raise it (context).
+    Other,
+}
+
+#[derive(Debug)]
+struct Slot {
+    rule: u32,
+    kind: Kind,
+    /// Labels in running text (`context` words of a name or address rule), as bytes.
+    labels: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Glob {
+    Prefix,
+    Suffix,
+    Contains,
+}
+
+/// FxHash (rustc's): keys are a few bytes each and not chosen by the network (the table is the
+/// rule set's), so a multiply-rotate hash is enough and costs a few cycles.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+type KeyMap = HashMap<Vec<u8>, u64, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// The field rules of a rule set: which keys belong to which rules.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    slots: Vec<Slot>,
+    exact: KeyMap,
+    /// shortest and longest exact key, and shortest glob core: a key outside is looked up no further
+    exact_len: (usize, usize),
+    glob_min: usize,
+    globs: Vec<(Vec<u8>, Glob, u64)>,
+    /// slots of name and address rules: they need the value pass
+    value_slots: u64,
+    /// an address rule: standalone addresses are looked for too
+    address: Option<u32>,
+}
+
+/// The key a value stands under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key<'t> {
+    /// A field name (JSON key, element, attribute, form or multipart field, `key:`).
+    Name(&'t [u8]),
+    /// Ideographs before a colon or a space: a label in running text (or a Chinese key).
+    Label(&'t [u8]),
+    /// A cell of a delimited table: its line's start and its own.
+    Cell(usize, usize),
+}
+
+/// Columns of a CSV/TSV header row: the slots of each column.
+#[derive(Debug, Default)]
+struct Columns {
+    sep: u8,
+    slots: Vec<u64>,
+    /// some column is a field of some rule
+    any: bool,
+}
+
+impl Fields {
+    /// Add a rule's fields and labels. Fails past 64 field rules.
+    pub fn add(&mut self, rule: u32, kind: Kind, fields: &[String], labels: &[String]) -> Result<(), String> {
+        let i = self.slots.len();
+        if i >= 64 {
+            return Err("more than 64 rules with fields".into());
+        }
+        let bit = 1u64 << i;
+        for f in fields {
+            let k = fold(f.as_bytes());
+            let (starts, ends) = (k.first() == Some(&b'*'), k.len() > 1 && k.last() == Some(&b'*'));
+            let core = k[usize::from(starts)..k.len() - usize::from(ends)].to_vec();
+            if core.len() > MAX_KEY {
+                return Err(format!("field {f:?} is longer than {MAX_KEY} bytes"));
+            }
+            match (starts, ends) {
+                (false, false) => {
+                    let (lo, hi) = if self.exact.is_empty() { (usize::MAX, 0) } else { self.exact_len };
+                    self.exact_len = (lo.min(core.len()), hi.max(core.len()));
+                    *self.exact.entry(core).or_default() |= bit;
+                }
+                (true, false) => self.globs.push((core, Glob::Suffix, bit)),
+                (false, true) => self.globs.push((core, Glob::Prefix, bit)),
+                (true, true) => self.globs.push((core, Glob::Contains, bit)),
+            }
+        }
+        self.glob_min = self.globs.iter().map(|g| g.0.len()).min().unwrap_or(usize::MAX);
+        if kind != Kind::Other {
+            self.value_slots |= bit;
+        }
+        if kind == Kind::Address {
+            self.address = Some(rule);
+        }
+        self.slots.push(Slot { rule, kind, labels: labels.iter().map(|l| l.as_bytes().to_vec()).collect() });
+        Ok(())
+    }
+
+    /// Slots whose fields include `key` (ASCII case folded).
+    fn slots_of(&self, key: &[u8]) -> u64 {
+        let n = key.len();
+        let exact = n >= self.exact_len.0 && n <= self.exact_len.1;
+        if n == 0 || n > MAX_KEY || (!exact && n < self.glob_min) {
+            return 0;
+        }
+        let mut buf = [0u8; MAX_KEY];
+        let k = &mut buf[..key.len()];
+        k.copy_from_slice(key);
+        k.make_ascii_lowercase();
+        let mut m = if exact { self.exact.get(&k[..]).copied().unwrap_or(0) } else { 0 };
+        for (g, how, bit) in self.globs.iter().filter(|g| g.0.len() <= n) {
+            let hit = match how {
+                Glob::Prefix => k.starts_with(g),
+                Glob::Suffix => k.ends_with(g),
+                Glob::Contains => memchr::memmem::find(k, g).is_some(),
+            };
+            if hit {
+                m |= bit;
+            }
+        }
+        m
+    }
+
+    /// Slots whose labels end `run` (ideographs just before a colon or space).
+    fn slots_of_label(&self, run: &[u8]) -> u64 {
+        let mut m = self.slots_of(run);
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.labels.iter().any(|l| run.ends_with(l)) {
+                m |= 1 << i;
+            }
+        }
+        m
+    }
+
+    fn columns(&self, header: &[u8]) -> Columns {
+        let header = header.strip_prefix("\u{feff}".as_bytes()).unwrap_or(header);
+        let line = header.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let sep = if line.contains(&b'\t') { b'\t' } else { b',' };
+        let slots: Vec<u64> = split_cells(line, sep).map(|c| self.slots_of(c)).collect();
+        let any = slots.iter().any(|&m| m != 0);
+        Columns { sep, slots, any }
+    }
+
+    /// `orig` maps a text offset to the offset in the text as given (before normalization).
+    fn slots_at(
+        &self,
+        t: &[u8],
+        key: Key<'_>,
+        place: &Place<'_>,
+        orig: &dyn Fn(usize) -> usize,
+        cols: &mut Option<Columns>,
+    ) -> u64 {
+        match key {
+            Key::Name(k) => self.slots_of(k),
+            Key::Label(run) => self.slots_of_label(run),
+            // a unit of its own (a document's cell): its field, when the caller knows it
+            Key::Cell(line, at) if place.field_at.is_some() => match place.field_at {
+                Some(field) if line == at => field(orig(at)).map_or(0, |k| self.slots_of(k)),
+                _ => 0,
+            },
+            Key::Cell(line, at) => {
+                let cols = cols.get_or_insert_with(|| match (place.header, place.at_start) {
+                    (Some(h), _) => self.columns(h),
+                    (None, true) => self.columns(&t[..t.len().min(MAX_HEADER)]),
+                    (None, false) => Columns::default(),
+                });
+                // the header row itself is no record
+                if !cols.any || (line == 0 && place.at_start && place.header.is_none()) {
+                    return 0;
+                }
+                cols.slots.get(column(&t[line..at], cols.sep)).copied().unwrap_or(0)
+            }
+        }
+    }
+
+    /// Some rule finds values by their field (the built-in pass should note candidates).
+    pub fn wants_values(&self) -> bool {
+        self.value_slots != 0
+    }
+
+    /// Find names and addresses in `t` (normalized text). `noted`: the candidates the built-in
+    /// pass noted on its way (see [`super::prefilter::Marks`]); without them this pass finds its own.
+    pub fn scan(
+        &self,
+        t: &[u8],
+        place: &Place<'_>,
+        noted: Option<&[usize]>,
+        orig: &dyn Fn(usize) -> usize,
+        out: &mut Vec<Hit>,
+    ) {
+        if self.value_slots == 0 {
+            return;
+        }
+        let mut cols: Option<Columns> = None;
+        let mut resume = 0;
+        let whole = place.field.map_or(0, |f| self.slots_of(f) & self.value_slots);
+        let mut each = |p: usize, house: bool| {
+            if p < resume {
+                return;
+            }
+            // a cell, where no column is a field: nothing to look up
+            if cols.as_ref().is_some_and(|c| !c.any)
+                && place.field_at.is_none()
+                && p > 0
+                && matches!(t[p - 1], b',' | b'\t' | b'\n')
+            {
+                return;
+            }
+            if house {
+                // a digit and then 号, 弄, 栋, 幢 or 室: an address on its own?
+                if let Some(rule) = self.address {
+                    if let Some((start, end)) = standalone_address(t, p, resume) {
+                        out.push(Hit { rule, start, end });
+                        resume = end;
+                    }
+                }
+                return;
+            }
+            let key = key_before(t, p);
+            let (mask, in_field) = match key {
+                _ if p == 0 && whole != 0 => (whole, true),
+                Some(k) => {
+                    (self.slots_at(t, k, place, orig, &mut cols) & self.value_slots, !matches!(k, Key::Label(_)))
+                }
+                None => (0, false),
+            };
+            if mask == 0 {
+                return;
+            }
+            for (i, s) in self.slots.iter().enumerate() {
+                if mask >> i & 1 == 0 {
+                    continue;
+                }
+                let end = match s.kind {
+                    Kind::Name => name_at(t, p, in_field),
+                    Kind::Address => address_at(t, p),
+                    Kind::Other => None,
+                };
+                if let Some(end) = end {
+                    out.push(Hit { rule: s.rule, start: p, end });
+                    resume = end;
+                    break;
+                }
+            }
+        };
+        match noted {
+            Some(values) => {
+                for &v in values {
+                    let (p, house) = (v >> 1, v & 1 == 1);
+                    let real =
+                        if house { HOUSE.iter().any(|h| t[p..].starts_with(h.as_bytes())) } else { ideo_at(t, p) };
+                    if real {
+                        each(p, house);
+                    }
+                }
+            }
+            None => for_each_candidate(t, each),
+        }
+    }
+
+    /// Whether the value holding `start` stands in one of `rule`'s fields (for rules with their
+    /// own detector and a `fields` list).
+    pub fn in_field(
+        &self,
+        t: &[u8],
+        start: usize,
+        rule: u32,
+        place: &Place<'_>,
+        orig: &dyn Fn(usize) -> usize,
+    ) -> bool {
+        let Some(i) = self.slots.iter().position(|s| s.rule == rule) else { return false };
+        // back to the start of the value: the delimiter that opens it
+        let lo = start.saturating_sub(MAX_KEY);
+        let mut p = start;
+        while p > lo && !matches!(t[p - 1], b'"' | b'\'' | b'>' | b'=' | b':' | b',' | b'\t' | b'\n') {
+            p -= 1;
+        }
+        if p > lo || p == 0 {
+            if p == 0 && place.field.is_some_and(|f| self.slots_of(f) >> i & 1 == 1) {
+                return true;
+            }
+            let mut cols = None;
+            if let Some(k) = key_before(t, p) {
+                return self.slots_at(t, k, place, orig, &mut cols) >> i & 1 == 1;
+            }
+        }
+        false
+    }
+}
+
+fn fold(s: &[u8]) -> Vec<u8> {
+    s.trim_ascii().to_ascii_lowercase()
+}
+
+/// The cells of one delimited line, unquoted and trimmed.
+fn split_cells(line: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    let mut i = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let start = i;
+        let mut quoted = false;
+        while i < line.len() && (quoted || line[i] != sep) {
+            if line[i] == b'"' {
+                quoted = !quoted;
+            }
+            i += 1;
+        }
+        let cell = line[start..i].trim_ascii();
+        if i >= line.len() {
+            done = true;
+        } else {
+            i += 1;
+        }
+        let cell = cell.strip_prefix(b"\"").and_then(|c| c.strip_suffix(b"\"")).unwrap_or(cell);
+        Some(cell.trim_ascii())
+    })
+}
+
+/// First byte of a CJK ideograph (U+4000–U+9FFF) in UTF-8.
+#[inline]
+fn is_ideo_lead(b: u8) -> bool {
+    (0xE4..=0xE9).contains(&b)
+}
+
+#[inline]
+fn ideo_at(t: &[u8], i: usize) -> bool {
+    i + 3 <= t.len() && is_ideo_lead(t[i]) && t[i + 1] & 0xC0 == 0x80 && t[i + 2] & 0xC0 == 0x80
+}
+
+/// Call `f(p, false)` for every `p` where an ideograph starts right after a delimiter byte (or at
+/// 0): where a value may start; and `f(p, true)` where one of 号, 弄, 栋, 幢, 室 follows an ASCII
+/// digit: where a house number may end. In order; sixteen bytes at a time (SSE2/NEON through
+/// `wide`), so text without ideographs costs one pass of compares.
+fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
+    use wide::u8x16;
+    let mut carry = 1u64; // the byte before the text counts as a delimiter
+    let mut digit_carry = 0u64;
+    let mut w = 0;
+    while w < t.len() {
+        let mut buf = [0u8; 64];
+        let n = (t.len() - w).min(64);
+        buf[..n].copy_from_slice(&t[w..w + n]);
+        let (mut lead, mut delim, mut digit, mut e56) = (0u64, 0u64, 0u64, 0u64);
+        for (j, c) in buf.chunks_exact(16).enumerate() {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(c);
+            let x = u8x16::from(a);
+            let eq = |b: u8| x.simd_eq(u8x16::splat(b));
+            let dx = x - u8x16::splat(0xE4);
+            let l = dx.min(u8x16::splat(5)).simd_eq(dx);
+            let d = eq(b'"') | eq(b'\'') | eq(b'>') | eq(b'=') | eq(b':') | eq(b',') | eq(b'\t') | eq(b'\n') | eq(b' ');
+            let nx = x - u8x16::splat(b'0');
+            let g = nx.min(u8x16::splat(9)).simd_eq(nx);
+            let sh = 16 * j;
+            lead |= u64::from(l.to_bitmask()) << sh;
+            delim |= u64::from(d.to_bitmask()) << sh;
+            digit |= u64::from(g.to_bitmask()) << sh;
+            e56 |= u64::from((eq(0xE5) | eq(0xE6)).to_bitmask()) << sh;
+        }
+        if lead != 0 {
+            let starts = lead & ((delim << 1) | carry);
+            let house = e56 & ((digit << 1) | digit_carry);
+            let mut s = starts | house;
+            while s != 0 {
+                let bit = s.trailing_zeros();
+                s &= s - 1;
+                let p = w + bit as usize;
+                if house >> bit & 1 == 1 {
+                    if HOUSE.iter().any(|h| t[p..].starts_with(h.as_bytes())) {
+                        f(p, true);
+                    }
+                } else if ideo_at(t, p) {
+                    f(p, false);
+                }
+            }
+        }
+        carry = delim >> 63;
+        digit_carry = digit >> 63;
+        w += 64;
+    }
+}
+
+/// What ends a house number.
+const HOUSE: [&str; 5] = ["号", "弄", "栋", "幢", "室"];
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$' | b'@')
+}
+
+/// Start of the run of ideographs ending at `end` (at most `max` characters back).
+fn ideo_run_back(t: &[u8], end: usize, max: usize) -> usize {
+    let mut s = end;
+    let mut n = 0;
+    while s >= 3 && n < max && ideo_at(t, s - 3) {
+        s -= 3;
+        n += 1;
+    }
+    s
+}
+
+/// The key the value starting at `p` stands under, from the syntax just before it.
+fn key_before(t: &[u8], p: usize) -> Option<Key<'_>> {
+    let mut i = p;
+    while i > 0 && p - i < 4 && t[i - 1] == b' ' {
+        i -= 1;
+    }
+    if i == 0 {
+        return Some(Key::Cell(0, 0));
+    }
+    let spaced = i < p;
+    match t[i - 1] {
+        b'"' | b'\'' if !spaced => {
+            let mut j = i - 1;
+            while j > 0 && t[j - 1] == b' ' {
+                j -= 1;
+            }
+            match j.checked_sub(1).map(|k| t[k]) {
+                Some(b':') => json_key(t, j - 1),
+                Some(b'=') => word_before(t, j - 1).map(Key::Name),
+                Some(b',' | b'\t' | b'\n') | None => cell(t, i - 1),
+                _ => None,
+            }
+        }
+        b'>' if !spaced => element(t, i - 1),
+        b'=' => word_before(t, i - 1).map(Key::Name),
+        b':' => {
+            let c = i - 1;
+            if c > 0 && t[c - 1] == b'"' {
+                return json_key(t, c);
+            }
+            if c >= 3 && ideo_at(t, c - 3) {
+                let s = ideo_run_back(t, c, 8);
+                return Some(Key::Label(&t[s..c]));
+            }
+            word_before(t, c).map(Key::Name)
+        }
+        b',' | b'\t' if !spaced => cell(t, i),
+        b'\n' if !spaced => {
+            let before = &t[..i];
+            if before.ends_with(b"\r\n\r\n") || before.ends_with(b"\n\n") {
+                multipart_name(t, i).map(Key::Name)
+            } else {
+                cell(t, i)
+            }
+        }
+        _ if spaced && i >= 3 && ideo_at(t, i - 3) => Some(Key::Label(&t[ideo_run_back(t, i, 8)..i])),
+        _ => None,
+    }
+}
+
+/// `"key" :` with the colon at `colon`.
+fn json_key(t: &[u8], colon: usize) -> Option<Key<'_>> {
+    let mut j = colon;
+    while j > 0 && t[j - 1] == b' ' {
+        j -= 1;
+    }
+    let close = j.checked_sub(1).filter(|&c| t[c] == b'"')?;
+    let lo = close.saturating_sub(MAX_KEY);
+    let open = memchr::memrchr(b'"', &t[lo..close])? + lo;
+    Some(Key::Name(&t[open + 1..close]))
+}
+
+/// The ASCII word (or ideographs) just before `end` (`key=`, `key:`).
+fn word_before(t: &[u8], end: usize) -> Option<&[u8]> {
+    let mut j = end;
+    while j > 0 && end - j < MAX_KEY && is_key_byte(t[j - 1]) {
+        j -= 1;
+    }
+    if j == end {
+        let s = ideo_run_back(t, end, 8);
+        return (s < end).then(|| &t[s..end]);
+    }
+    Some(&t[j..end])
+}
+
+/// The element whose start tag ends with the `>` at `gt`.
+fn element(t: &[u8], gt: usize) -> Option<Key<'_>> {
+    let lo = gt.saturating_sub(256);
+    let lt = memchr::memrchr(b'<', &t[lo..gt])? + lo;
+    let tag = &t[lt + 1..gt];
+    let end = tag.iter().position(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'/' | b'\r')).unwrap_or(tag.len());
+    let name = &tag[..end];
+    if name.is_empty() || !name[0].is_ascii_alphabetic() && name[0] < 0x80 {
+        return None;
+    }
+    // a namespace prefix is not part of the field's name
+    let local = name.iter().rposition(|&b| b == b':').map_or(name, |c| &name[c + 1..]);
+    Some(Key::Name(local))
+}
+
+/// A cell starting at `p`: where its line starts.
+fn cell(t: &[u8], p: usize) -> Option<Key<'_>> {
+    let lo = p.saturating_sub(MAX_HEADER);
+    let line = match memchr::memrchr(b'\n', &t[lo..p]) {
+        Some(n) => lo + n + 1,
+        None if lo == 0 => 0,
+        None => return None,
+    };
+    Some(Key::Cell(line, p))
+}
+
+/// The column a cell starts in, from the part of its line before it (separators outside quotes).
+fn column(head: &[u8], sep: u8) -> usize {
+    let mut col = 0;
+    let mut quoted = false;
+    for &b in head {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if b == sep && !quoted {
+            col += 1;
+        }
+    }
+    col
+}
+
+/// The `name="…"` of the multipart part whose body starts at `body`.
+fn multipart_name(t: &[u8], body: usize) -> Option<&[u8]> {
+    let lo = body.saturating_sub(512);
+    let head = &t[lo..body];
+    let at = memchr::memmem::rfind(head, b"name=\"")?;
+    if at >= 4 && &head[at - 4..at] == b"file" {
+        return None;
+    }
+    let v = &head[at + 6..];
+    let end = memchr::memchr(b'"', v)?;
+    Some(&v[..end])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+/// Single surnames as a bitmap over U+4E00–U+9FFF (2.6 KB, one lookup), compound ones sorted.
+struct Surnames {
+    single: Vec<u64>,
+    compound: Vec<[char; 2]>,
+}
+
+const CJK_BASE: u32 = 0x4E00;
+
+impl Surnames {
+    fn is_single(&self, c: char) -> bool {
+        let Some(i) = (c as u32).checked_sub(CJK_BASE) else { return false };
+        self.single.get(i as usize / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
+}
+
+fn surnames() -> &'static Surnames {
+    static S: OnceLock<Surnames> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut s = Surnames { single: vec![0; (0xA000 - CJK_BASE as usize).div_ceil(64)], compound: Vec::new() };
+        for line in include_str!("../data/surnames.txt").lines().filter(|l| !l.starts_with('#')) {
+            let cs: Vec<char> = line.trim().chars().collect();
+            match cs[..] {
+                [c] => {
+                    if let Some(i) = (c as u32).checked_sub(CJK_BASE).map(|i| i as usize) {
+                        if let Some(w) = s.single.get_mut(i / 64) {
+                            *w |= 1 << (i % 64);
+                        }
+                    }
+                }
+                [a, b] => s.compound.push([a, b]),
+                _ => {}
+            }
+        }
+        s.compound.sort_unstable();
+        s
+    })
+}
+
+/// Bytes of the surname `v` begins with (compound first), 0 when it begins with none.
+pub fn surname_len(v: &[u8]) -> usize {
+    let Ok(s) = std::str::from_utf8(&v[..v.len().min(6)]).or_else(|e| std::str::from_utf8(&v[..e.valid_up_to()]))
+    else {
+        return 0;
+    };
+    let mut cs = s.chars();
+    let (Some(a), b) = (cs.next(), cs.next()) else { return 0 };
+    let names = surnames();
+    if let Some(b) = b {
+        if names.compound.binary_search(&[a, b]).is_ok() {
+            return a.len_utf8() + b.len_utf8();
+        }
+    }
+    if names.is_single(a) { a.len_utf8() } else { 0 }
+}
+
+/// What ends a place, an organisation or an amount, not a person: a value after a name label in
+/// running text that ends so is not taken for a name.
+const NOT_NAME_ENDINGS: &str = "省市区县路街道镇乡村元号局厅处科室部所站院校司队";
+/// Words that begin with a surname and are no names (checked after labels in running text).
+const NOT_NAMES: &[&str] = &[
+    "张家界",
+    "高新",
+    "黄河",
+    "万元",
+    "周一",
+    "周二",
+    "周三",
+    "周四",
+    "周五",
+    "周六",
+    "周日",
+    "周末",
+    "未知",
+    "不详",
+    "无",
+    "本人",
+    "王府井",
+    "常州",
+    "高速",
+    "石家庄",
+    "金额",
+    "时间",
+    "明天",
+    "今天",
+    "林业",
+    "马上",
+    "江苏",
+    "安全",
+];
+
+/// End of the name starting at `p`, if the run of ideographs there is one. Not `in_field`: it stands
+/// after a label in running text, where decoy words are refused.
+fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
+    let mut i = p;
+    let mut n = 0;
+    let mut dots = 0;
+    let mut part = 0;
+    loop {
+        if ideo_at(t, i) {
+            i += 3;
+            n += 1;
+            part += 1;
+        } else if part > 0 && dots < 3 && (t[i..].starts_with("·".as_bytes()) || t[i..].starts_with("•".as_bytes()))
+        {
+            let len = if t[i] == 0xC2 { 2 } else { 3 };
+            if !ideo_at(t, i + len) {
+                break;
+            }
+            i += len;
+            dots += 1;
+            part = 0;
+        } else {
+            break;
+        }
+        if n > 16 {
+            return None;
+        }
+    }
+    // an ASCII letter or digit right after: a code, not a name
+    if t.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    let v = &t[p..i];
+    if dots > 0 {
+        return (n >= 2).then_some(i);
+    }
+    let sl = surname_len(v) / 3;
+    if sl == 0 || !(2..=4).contains(&n) || !(1..=3).contains(&(n - sl)) {
+        return None;
+    }
+    if !in_field {
+        let s = std::str::from_utf8(v).ok()?;
+        if s.chars().last().is_some_and(|c| NOT_NAME_ENDINGS.contains(c)) || NOT_NAMES.iter().any(|w| s.starts_with(w))
+        {
+            return None;
+        }
+    }
+    Some(i)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses
+
+struct Divisions {
+    ac: AhoCorasick,
+}
+
+fn divisions() -> &'static Divisions {
+    static D: OnceLock<Divisions> = OnceLock::new();
+    D.get_or_init(|| {
+        let mut names: Vec<String> = Vec::new();
+        for line in include_str!("../data/gbt2260.tsv").lines().filter(|l| !l.starts_with('#')) {
+            let Some((code, name)) = line.split_once('\t') else { continue };
+            names.push(name.to_string());
+            if let Some(short) = short_form(code, name) {
+                names.push(short);
+            }
+        }
+        names.sort();
+        names.dedup();
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(StartKind::Both)
+            .build(&names)
+            .unwrap_or_else(|_| unreachable!("the division list compiles"));
+        Divisions { ac }
+    })
+}
+
+/// The common short form of a province or prefecture (`河南`, `郑州`, `广西`, `延边`); counties
+/// have none (a two-character county name alone is too often a word).
+fn short_form(code: &str, name: &str) -> Option<String> {
+    let county = !code.ends_with("00");
+    if county {
+        return None;
+    }
+    let cs: Vec<char> = name.chars().collect();
+    let strip = |suffix: &str| name.strip_suffix(suffix).map(str::to_string);
+    let short = if name.ends_with("自治区") || name.ends_with("自治州") || name.ends_with("特别行政区") {
+        // 广西壮族自治区 → 广西, 内蒙古自治区 → 内蒙古, 延边朝鲜族自治州 → 延边
+        Some(if name.starts_with("内蒙古") { "内蒙古".to_string() } else { cs[..2].iter().collect() })
+    } else {
+        strip("省").or_else(|| strip("市")).or_else(|| strip("地区")).or_else(|| strip("盟"))
+    };
+    short.filter(|s| s.chars().count() >= 2)
+}
+
+/// Bytes of the administrative divisions `v` begins with, down to the county or district
+/// (`河南省郑州市金水区`, `郑州金水区`); 0 when it begins with none.
+pub fn division_len(v: &[u8]) -> usize {
+    let ac = &divisions().ac;
+    let mut at = 0;
+    for _ in 0..4 {
+        match ac.find(Input::new(&v[at..]).anchored(Anchored::Yes)) {
+            Some(m) => at += m.end(),
+            None => break,
+        }
+    }
+    at
+}
+
+/// What marks the street or house part of an address.
+const STREET_MARKS: &[&str] =
+    &["路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同"];
+
+/// Street parts a standalone address must have before its house number.
+const STREETS: &[&str] = &["路", "街", "道", "巷", "村", "组", "弄", "里", "胡同", "小区", "苑", "社区"];
+
+fn is_address_byte(t: &[u8], i: usize) -> usize {
+    if ideo_at(t, i) {
+        3
+    } else if t[i].is_ascii_alphanumeric() || matches!(t[i], b'-' | b'#') {
+        1
+    } else {
+        0
+    }
+}
+
+/// End of the address starting at `p` in an address field or after an address label.
+fn address_at(t: &[u8], p: usize) -> Option<usize> {
+    let mut i = p;
+    let mut n = 0;
+    while i < t.len() && n < MAX_ADDRESS {
+        // `(` and `)` inside an address, e.g. `（东区）`
+        let len = match is_address_byte(t, i) {
+            0 if matches!(t[i], b'(' | b')') => 1,
+            l => l,
+        };
+        if len == 0 {
+            break;
+        }
+        i += len;
+        n += 1;
+    }
+    while i > p && matches!(t[i - 1], b'(' | b'-' | b'#') {
+        i -= 1;
+    }
+    let v = &t[p..i];
+    if n < 4 {
+        return None;
+    }
+    let dl = division_len(v);
+    let street = std::str::from_utf8(&v[dl..]).is_ok_and(|s| STREET_MARKS.iter().any(|m| s.contains(m)));
+    (street || (dl > 0 && v.len() - dl >= 6)).then_some(i)
+}
+
+/// An address without a field or label around the house number at `a0`: a division chain, a
+/// street part and the number (`河南省郑州市金水区文化路85号…`). Looks back no further than `floor`.
+fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize)> {
+    // back over the address characters before the house number
+    let mut back = a0;
+    let mut n = 0;
+    while back > floor && n < MAX_ADDRESS {
+        let len = if back >= 3 && ideo_at(t, back - 3) {
+            3
+        } else if is_address_byte(t, back - 1) == 1 {
+            1
+        } else {
+            0
+        };
+        if len == 0 {
+            break;
+        }
+        back -= len;
+        n += 1;
+    }
+    // the last division before the house number, then the divisions that end where it starts
+    let mut s = usize::MAX;
+    let mut first_end = 0;
+    let mut chain: [(usize, usize); 8] = [(0, 0); 8];
+    let mut k = 0;
+    for d in divisions().ac.find_iter(&t[back..a0]) {
+        chain[k % 8] = (back + d.start(), back + d.end());
+        k += 1;
+    }
+    if k == 0 {
+        return None;
+    }
+    for j in (k.saturating_sub(8)..k).rev() {
+        let (ds, de) = chain[j % 8];
+        if s == usize::MAX {
+            (s, first_end) = (ds, de);
+        } else if de == s {
+            s = ds;
+        }
+    }
+    // a street part between the divisions and the number
+    let street = std::str::from_utf8(&t[first_end..a0]).unwrap_or("");
+    if !ideo_at(t, first_end) || !STREETS.iter().any(|m| street.contains(m)) {
+        return None;
+    }
+    let a1 = a0 + 3;
+    Some((s, house_end(t, a1)))
+}
+
+/// Past the first house number: further numbered parts (`3号楼2单元1501室`).
+fn house_end(t: &[u8], mut i: usize) -> usize {
+    const UNITS: &[&str] = &["号楼", "号院", "号", "栋", "幢", "单元", "层", "楼", "室", "户", "座", "弄"];
+    if t[i..].starts_with("院".as_bytes()) {
+        i += 3;
+    }
+    loop {
+        let mut j = i;
+        while j < t.len() && (t[j].is_ascii_alphanumeric() || t[j] == b'-') {
+            j += 1;
+        }
+        if j == i {
+            return i;
+        }
+        match UNITS.iter().find(|u| t[j..].starts_with(u.as_bytes())) {
+            Some(u) => i = j + u.len(),
+            // a bare number after a unit (`2单元1501`)
+            None if t[j..].first().is_none_or(|b| !b.is_ascii_alphanumeric()) && j - i <= 5 => return j,
+            None => return i,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> Fields {
+        let mut f = Fields::default();
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_string()).collect::<Vec<_>>();
+        f.add(0, Kind::Name, &s(&["xm", "name", "姓名", "*_name"]), &s(&["姓名", "联系人"])).unwrap();
+        f.add(1, Kind::Address, &s(&["zz", "address", "地址"]), &s(&["地址", "住址"])).unwrap();
+        f
+    }
+
+    fn found(text: &str) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        fields().scan(text.as_bytes(), &Place::start(), None, &|p| p, &mut out);
+        out.iter().map(|h| (h.rule, text[h.start..h.end].to_string())).collect()
+    }
+
+    #[test]
+    fn names_by_key_and_label() {
+        assert_eq!(found(r#"{"xm":"张伟","age":3}"#), [(0, "张伟".into())]);
+        assert_eq!(found(r#"{"user_name" : "欧阳娜娜"}"#), [(0, "欧阳娜娜".into())]);
+        assert_eq!(found("<NAME>李娜</NAME>"), [(0, "李娜".into())]);
+        assert_eq!(found("<p name=\"王芳\"/>"), [(0, "王芳".into())]);
+        assert_eq!(found("xm=王芳&age=3"), [(0, "王芳".into())]);
+        assert_eq!(found("本案联系人:王芳,电话"), [(0, "王芳".into())]);
+        assert_eq!(found("姓名 阿依古丽·买买提"), [(0, "阿依古丽·买买提".into())]);
+        assert_eq!(found("xm,age\n张伟,3\n李四,4"), [(0, "张伟".into()), (0, "李四".into())]);
+        assert_eq!(found("id\txm\n1\t张伟\n"), [(0, "张伟".into())]);
+        assert!(found(r#"{"city":"张家界"}"#).is_empty());
+        assert!(found("联系人:张家界旅游局").is_empty());
+        assert!(found("联系人:高新区").is_empty());
+        assert!(found("周一到张家界").is_empty());
+    }
+
+    /// The candidates the built-in pass notes (AVX2 and portable) are the ones this pass finds alone.
+    #[test]
+    fn noted_candidates_equal_the_own_pass() {
+        use crate::prefilter::{Marks, Portable, for_each_hot_run};
+        let alphabet: Vec<&str> =
+            vec!["a", "1", "\"", ":", ",", " ", "\n", "=", ">", "张", "号", "室", "伟", "·", "，", "x"];
+        let mut r = crate::synthetic::Rng(7);
+        for len in [0, 1, 5, 63, 64, 65, 130, 300] {
+            for _ in 0..40 {
+                let t: String = (0..len).map(|_| alphabet[(r.next() % alphabet.len() as u64) as usize]).collect();
+                let t = t.as_bytes();
+                let mut own = Vec::new();
+                for_each_candidate(t, |p, h| own.push((p, h)));
+                let filter =
+                    |marks: &Marks| -> Vec<(usize, bool)> {
+                        marks
+                            .values
+                            .iter()
+                            .map(|&v| (v >> 1, v & 1 == 1))
+                            .filter(|&(p, h)| {
+                                if h { HOUSE.iter().any(|x| t[p..].starts_with(x.as_bytes())) } else { ideo_at(t, p) }
+                            })
+                            .collect()
+                    };
+                let mut marks = Marks { want_values: true, ..Marks::default() };
+                for_each_hot_run::<true>(Portable, t, &mut marks, |_, _, _| {});
+                assert_eq!(filter(&marks), own, "{:?}", String::from_utf8_lossy(t));
+                #[cfg(target_arch = "x86_64")]
+                if let Some(v3) = pulp::x86::V3::try_new() {
+                    let mut marks = Marks { want_values: true, ..Marks::default() };
+                    v3.vectorize(|| for_each_hot_run::<true>(v3, t, &mut marks, |_, _, _| {}));
+                    assert_eq!(filter(&marks), own, "{:?}", String::from_utf8_lossy(t));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn multipart_field() {
+        let body = "--b\r\nContent-Disposition: form-data; name=\"xm\"\r\n\r\n张伟\r\n--b--\r\n";
+        assert_eq!(found(body), [(0, "张伟".into())]);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            found(r#"{"zz":"河南省郑州市金水区文化路85号3号楼2单元1501室"}"#),
+            [(1, "河南省郑州市金水区文化路85号3号楼2单元1501室".into())]
+        );
+        assert_eq!(found("住址:郑州金水区文化路85号"), [(1, "郑州金水区文化路85号".into())]);
+        assert_eq!(
+            found("他家住在河南省郑州市金水区文化路85号院,门口"),
+            [(1, "河南省郑州市金水区文化路85号院".into())]
+        );
+        assert_eq!(found("郑州大学老师家住金水区文化路85号"), [(1, "金水区文化路85号".into())]);
+        assert!(found("豫政办〔2019〕40号").is_empty());
+        assert!(found("河南省第3号文件").is_empty());
+    }
+
+    #[test]
+    fn division_and_surname_lengths() {
+        assert_eq!(division_len("河南省郑州市金水区文化路".as_bytes()), "河南省郑州市金水区".len());
+        assert_eq!(division_len("郑州金水区文化路".as_bytes()), "郑州金水区".len());
+        assert_eq!(division_len("文化路".as_bytes()), 0);
+        assert_eq!(surname_len("欧阳娜娜".as_bytes()), 6);
+        assert_eq!(surname_len("张伟".as_bytes()), 3);
+        assert_eq!(surname_len("的确".as_bytes()), 0);
+    }
+}
