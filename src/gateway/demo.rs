@@ -30,9 +30,9 @@ impl Default for DemoOptions {
 }
 
 const RESIDENTS: &str = r#"{"code":0,"data":[
- {"name":"张伟","sfzh":"11010519491231002X","mobile":"13800138000","bankCard":"6212265658323320978","email":"zhangwei@example.com"},
- {"name":"李娜","sfzh":"340102194303289206","mobile":"+86 139-1234-5678","bankCard":"5525996473976268","email":"lina@example.com"},
- {"name":"王芳","sfzh":"41010320030116279X","mobile":"18612345678","bankCard":"6217 9907 8969 2948 627","email":"wangfang@example.com"}
+ {"name":"张伟","sfzh":"11010519491231002X","mobile":"13800138000","bankCard":"6212265658323320978","email":"zhangwei@example.com","zz":"河南省郑州市金水区文化路85号3号楼2单元1501室"},
+ {"name":"李娜","sfzh":"340102194303289206","mobile":"+86 139-1234-5678","bankCard":"5525996473976268","email":"lina@example.com","zz":"郑州二七区大学路40号院"},
+ {"name":"欧阳娜娜","sfzh":"41010320030116279X","mobile":"18612345678","bankCard":"6217 9907 8969 2948 627","email":"wangfang@example.com","zz":"北京市海淀区中关村大街27号"}
 ]}
 "#;
 
@@ -270,11 +270,12 @@ pub fn walkthrough(o: &DemoOptions) -> String {
         r#"
 dlpgate demo is running. Try:
 
-  # 1. an unknown caller: every identifier is masked
+  # 1. an unknown caller: every identifier is masked, names keep their surname (张*, 欧阳**),
+  #    addresses their divisions (河南省郑州市金水区****)
   curl -s http://127.0.0.1:{h}/api/residents
   # 2. 民政厅 (civil affairs) by API key: mobiles in clear, ID numbers masked
   curl -s -H 'X-Api-Key: demo-civil-affairs' http://127.0.0.1:{h}/api/residents
-  # 3. 公安厅 (public security) by API key: ID numbers in clear on /api/residents
+  # 3. 公安厅 (public security) by API key: ID numbers, names and addresses in clear on /api/residents
   curl -s -H 'X-Api-Key: demo-public-security' http://127.0.0.1:{h}/api/residents
   # 4. the same department by client certificate (mTLS, OU 公安厅), over HTTP/2
   curl -s --http2 --cacert {d}/ca.crt --cert {d}/client-ps.crt --key {d}/client-ps.key https://localhost:{s}/api/residents

@@ -152,3 +152,57 @@ fn gzip_input_is_decoded_like_a_gzip_body() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2, "{}", String::from_utf8_lossy(&out));
 }
+
+/// Issue 14 offline: `mask` and `scan` read names and addresses by their field as the gateway
+/// does, in a CSV file (its header row), an xlsx (its column headers) and from stdin; a security
+/// team's own keys go in a rule file, with examples in that field.
+#[test]
+fn names_and_addresses_offline_and_a_teams_own_fields() {
+    let dir = tempdir("cli-names");
+    let csv = dir.join("residents.csv");
+    std::fs::write(&csv, "编号,姓名,家庭住址\n1,张伟,河南省郑州市金水区文化路85号\n2,欧阳娜娜,郑州金水区花园路12号\n")
+        .expect("csv");
+    let (code, out, err) = run(&["mask", csv.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "编号,姓名,家庭住址\n1,张*,河南省郑州市金水区****\n2,欧阳**,郑州金水区****\n"
+    );
+    let (code, out, err) = run(&["scan", "--format", "jsonl", csv.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let rules: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["rule"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(rules, ["cn.name", "cn.address", "cn.name", "cn.address"]);
+    assert!(!String::from_utf8_lossy(&out).contains("张伟"));
+    // an xlsx: the name under its column header `姓名`
+    let xlsx = dir.join("export.xlsx");
+    std::fs::write(&xlsx, super::documents::xlsx()).expect("xlsx");
+    let masked = dir.join("masked.xlsx");
+    let (code, _, err) = run(&["mask", xlsx.to_str().expect("path"), "-o", masked.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let (_, rows) = super::documents::cells(&std::fs::read(&masked).expect("masked"));
+    assert_eq!((rows[0][0].as_str(), rows[1][0].as_str()), ("姓名", "张*"));
+    // a team's own key: names under `dwfzr` (a unit's responsible person) once a rule names it
+    let input = r#"{"dwfzr":"李秀英","bz":"李秀英"}"#.as_bytes();
+    let (_, out, _) = run(&["mask", "-"], Some(input));
+    assert_eq!(String::from_utf8_lossy(&out), r#"{"dwfzr":"李秀英","bz":"李秀英"}"#);
+    let rules_dir = dir.join("rules");
+    std::fs::create_dir_all(&rules_dir).expect("dir");
+    let own = "rules:\n  - id: local.responsible\n    name: {zh: 负责人姓名}\n    category: personal.name\n    level: important\n    detector: {builtin: cn_name}\n    fields: [dwfzr, \"*_fzr\"]\n    action: mask\n    mask: {keep: surname}\n    examples:\n      in_field:\n        - field: DWFZR\n          match: [李秀英]\n          no_match: [郑州市]\n";
+    std::fs::write(rules_dir.join("local.yaml"), own).expect("rule");
+    let (code, out, err) = run(&["mask", "--rules", rules_dir.to_str().expect("dir"), "-"], Some(input));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), r#"{"dwfzr":"李**","bz":"李秀英"}"#);
+    let (code, out, err) = run(&["rules", "test", rules_dir.to_str().expect("dir")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("local.responsible"), "{}", String::from_utf8_lossy(&out));
+    // an in_field example that fails is reported with its field
+    std::fs::write(rules_dir.join("local.yaml"), own.replace("match: [李秀英]", "match: [李秀英, 郑州市金水区]"))
+        .expect("rule");
+    let (code, _, err) = run(&["rules", "test", rules_dir.to_str().expect("dir")], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("example does not match: \"郑州市金水区\" in field \"DWFZR\""), "{err}");
+}

@@ -128,7 +128,7 @@ fn names(zip: &[u8]) -> Vec<String> {
 }
 
 /// Every cell of the first sheet, read with calamine.
-fn cells(xlsx: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+pub fn cells(xlsx: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
     use calamine::Reader;
     let mut wb: calamine::Xlsx<_> = calamine::Xlsx::new(Cursor::new(xlsx.to_vec())).expect("calamine opens it");
     let sheets = wb.sheet_names().to_vec();

@@ -1400,6 +1400,12 @@ fn demo_shows_each_department_its_own_view() {
     };
     let (ids, mobiles) = residents(&[]);
     assert_eq!((ids, mobiles), (0, 0), "an unknown caller sees every identifier masked");
+    // names and addresses (issue 14): masked for the unknown caller, in clear for public security
+    let unknown = curl(&[&url(&gw, "/api/residents")]).text();
+    assert!(unknown.contains("\"name\":\"张*\"") && unknown.contains("\"name\":\"欧阳**\""), "{unknown}");
+    assert!(unknown.contains("\"zz\":\"河南省郑州市金水区****\"") && !unknown.contains("文化路"), "{unknown}");
+    let ps = curl(&["-H", "X-Api-Key: demo-public-security", &url(&gw, "/api/residents")]).text();
+    assert!(ps.contains("\"name\":\"张伟\"") && ps.contains("文化路85号"), "{ps}");
     let (ids, mobiles) = residents(&["-H", "X-Api-Key: demo-civil-affairs"]);
     assert!(ids == 0 && mobiles > 0, "民政厅: mobiles, no ID numbers ({ids}, {mobiles})");
     let (ids, _) = residents(&["-H", "X-Api-Key: demo-public-security"]);

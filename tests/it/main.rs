@@ -8,6 +8,7 @@ mod documents;
 mod gateway;
 mod guomi;
 mod harness;
+mod names;
 mod ops;
 mod props;
 mod samples;

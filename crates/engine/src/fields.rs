@@ -676,6 +676,8 @@ pub fn surname_len(v: &[u8]) -> usize {
 /// What ends a place, an organisation or an amount, not a person: a value after a name label in
 /// running text that ends so is not taken for a name.
 const NOT_NAME_ENDINGS: &str = "省市区县路街道镇乡村元号局厅处科室部所站院校司队";
+/// What ends a place name: not a name anywhere.
+const PLACE_ENDINGS: &str = "省市区县路街镇乡村";
 /// Words that begin with a surname and are no names (checked after labels in running text).
 const NOT_NAMES: &[&str] = &[
     "张家界",
@@ -748,12 +750,14 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
     if sl == 0 || !(2..=4).contains(&n) || !(1..=3).contains(&(n - sl)) {
         return None;
     }
-    if !in_field {
-        let s = std::str::from_utf8(v).ok()?;
-        if s.chars().last().is_some_and(|c| NOT_NAME_ENDINGS.contains(c)) || NOT_NAMES.iter().any(|w| s.starts_with(w))
-        {
-            return None;
-        }
+    let s = std::str::from_utf8(v).ok()?;
+    let last = s.chars().last().unwrap_or(' ');
+    // a place is no name, even in a name field (`郑州市`)
+    if PLACE_ENDINGS.contains(last) {
+        return None;
+    }
+    if !in_field && (NOT_NAME_ENDINGS.contains(last) || NOT_NAMES.iter().any(|w| s.starts_with(w))) {
+        return None;
     }
     Some(i)
 }

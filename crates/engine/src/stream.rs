@@ -242,8 +242,22 @@ pub fn scan_whole_as(
     out: &mut Vec<u8>,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Vec<Finding> {
+    scan_whole_at(rules, tr, view, input, &Place::start(), out, decide)
+}
+
+/// [`scan_whole_as`] for a text that stands at `place` (a form field's value).
+pub fn scan_whole_at(
+    rules: &RuleSet,
+    tr: &Transformer,
+    view: &[u8],
+    input: &[u8],
+    place: &Place<'_>,
+    out: &mut Vec<u8>,
+    decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+) -> Vec<Finding> {
     debug_assert_eq!(view.len(), input.len());
-    let scan = rules.scan(view);
+    let mut scan = Scan::default();
+    rules.scan_at(view, place, &mut scan);
     let mut actions = Vec::with_capacity(scan.findings.len());
     for f in &scan.findings {
         let sf = StreamFinding { rule: f.rule, start: f.start as u64, end: f.end as u64, context: f.context };

@@ -24,6 +24,7 @@ use crate::config::RouteId;
 use crate::config::Snapshot;
 use crate::documents;
 use crate::engine::Action;
+use crate::engine::Place;
 use crate::engine::RuleId;
 use crate::engine::stream::StreamFinding;
 use crate::policy::{DeptId, Direction};
@@ -48,10 +49,16 @@ impl Scope<'_> {
 
 /// Scan a complete buffer; returns the transformed bytes and whether a finding was blocked.
 pub fn scan_buffer(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec<u8>, bool) {
+    scan_buffer_at(scope, log, input, &Place::start())
+}
+
+/// [`scan_buffer`] for a text that stands at `place` (a multipart form field's value).
+pub fn scan_buffer_at(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place<'_>) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(input.len());
     let mut blocked = false;
     let mut decide_fn = deciding(scope, log, &mut blocked);
-    crate::engine::stream::scan_whole(&scope.snap.rules, &scope.snap.transformer, input, &mut out, &mut decide_fn);
+    let (rules, tr) = (&scope.snap.rules, &scope.snap.transformer);
+    crate::engine::stream::scan_whole_at(rules, tr, input, input, place, &mut out, &mut decide_fn);
     drop(decide_fn);
     (out, blocked)
 }
@@ -60,18 +67,42 @@ pub fn scan_buffer(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec
 /// for, so `138+0013+8000`, what a browser sends for `138 0013 8000`, is found; the rewrite keeps
 /// every other byte as it came.
 pub fn scan_form(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec<u8>, bool) {
+    scan_form_at(scope, log, input, &Place::start())
+}
+
+/// [`scan_form`] for form data that stands at `place` (a multipart form field's value).
+pub fn scan_form_at(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place<'_>) -> (Vec<u8>, bool) {
+    let (out, blocked) = scan_form_as_sent(scope, log, input, place);
+    // form data is percent-encoded: a rewrite that brought characters outside ASCII (a name's
+    // kept surname, a redaction label) is encoded as the rest is
+    if input.is_ascii() && !out.is_ascii() {
+        let mut enc = Vec::with_capacity(out.len() * 2);
+        for &b in &out {
+            if b.is_ascii() {
+                enc.push(b);
+            } else {
+                enc.extend_from_slice(format!("%{b:02X}").as_bytes());
+            }
+        }
+        return (enc, blocked);
+    }
+    (out, blocked)
+}
+
+fn scan_form_as_sent(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place<'_>) -> (Vec<u8>, bool) {
     if !input.contains(&b'+') {
-        return scan_buffer(scope, log, input);
+        return scan_buffer_at(scope, log, input, place);
     }
     let view: Vec<u8> = input.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
     let mut out = Vec::with_capacity(input.len());
     let mut blocked = false;
     let mut decide_fn = deciding(scope, log, &mut blocked);
-    crate::engine::stream::scan_whole_as(
+    crate::engine::stream::scan_whole_at(
         &scope.snap.rules,
         &scope.snap.transformer,
         &view,
         input,
+        place,
         &mut out,
         &mut decide_fn,
     );

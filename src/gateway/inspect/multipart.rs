@@ -1,8 +1,11 @@
 //! Multipart bodies part by part, and `Content-Disposition` parameters.
 
 use super::body::BodyRules;
-use super::{FindingLog, ScannedBody, Scope, Uninspectable, is_form, scan_buffer, scan_document, scan_form};
+use super::{
+    FindingLog, ScannedBody, Scope, Uninspectable, is_form, scan_buffer, scan_buffer_at, scan_document, scan_form_at,
+};
 use crate::documents;
+use crate::engine::Place;
 
 /// The `boundary` parameter of a `multipart/*` content type.
 pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
@@ -112,8 +115,15 @@ pub fn scan_multipart(
             out.extend_from_slice(&content[doc.len()..]);
         } else if text {
             let content = &part[content_start..];
-            let (o, b) =
-                if is_form(essence) { scan_form(scope, log, content) } else { scan_buffer(scope, log, content) };
+            // a form field's value stands in that field (`name="xm"`): names and addresses are
+            // read by it; a file is read as a file
+            let name = field("content-disposition:").filter(|_| !file).and_then(field_name);
+            let place = Place { field: name.as_deref().map(str::as_bytes), ..Place::start() };
+            let (o, b) = if is_form(essence) {
+                scan_form_at(scope, log, content, &place)
+            } else {
+                scan_buffer_at(scope, log, content, &place)
+            };
             blocked |= b;
             out.extend_from_slice(&o);
         } else {
@@ -151,6 +161,14 @@ fn disposition_params(disposition: &str) -> Vec<String> {
 
 /// Whether a `Content-Disposition` value (lowercased) has a `filename` or `filename*` parameter
 /// (not a field *named* "filename": parameters are split outside quotes).
+/// The `name` a `Content-Disposition` value gives its form field (unquoted).
+fn field_name(disposition: &str) -> Option<String> {
+    disposition_params(disposition).iter().skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("name").then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
 fn names_a_file(disposition: &str) -> bool {
     disposition_params(disposition)
         .iter()
