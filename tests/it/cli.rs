@@ -206,3 +206,24 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     assert_eq!(code, 1);
     assert!(err.contains("example does not match: \"郑州市金水区\" in field \"DWFZR\""), "{err}");
 }
+
+/// The README's rule examples load and pass `rules test` as printed.
+#[test]
+fn the_readmes_rule_examples_pass_rules_test() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.starts_with("rules:"))
+        .collect();
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    for (i, block) in blocks.iter().enumerate() {
+        let dir = tempdir("readme-rules");
+        std::fs::write(dir.join("r.yaml"), block).expect("rule");
+        let (code, out, err) = run(&["rules", "test", dir.to_str().expect("dir")], None);
+        assert_eq!(code, 0, "block {i}: {err}\n{block}");
+        assert!(String::from_utf8_lossy(&out).contains("0 failure(s)"), "block {i}");
+    }
+}
