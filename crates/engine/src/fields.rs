@@ -117,6 +117,8 @@ pub(crate) struct Fields {
     exact: KeyMap,
     /// shortest and longest exact key, and shortest glob core: a key outside is looked up no further
     exact_len: (usize, usize),
+    /// one bit per exact key, by [`bloom_bit`]
+    bloom: Vec<u64>,
     glob_min: usize,
     globs: Vec<(Vec<u8>, Glob, u64)>,
     /// slots of name and address rules: they need the value pass
@@ -164,6 +166,9 @@ impl Fields {
                 (false, false) => {
                     let (lo, hi) = if self.exact.is_empty() { (usize::MAX, 0) } else { self.exact_len };
                     self.exact_len = (lo.min(core.len()), hi.max(core.len()));
+                    let b = bloom_bit(&core);
+                    self.bloom.resize(BLOOM_BITS / 64, 0);
+                    self.bloom[b / 64] |= 1 << (b % 64);
                     *self.exact.entry(core).or_default() |= bit;
                 }
                 (true, false) => self.globs.push((core, Glob::Suffix, bit)),
@@ -185,26 +190,38 @@ impl Fields {
     /// Slots whose fields include `key` (ASCII case folded).
     fn slots_of(&self, key: &[u8]) -> u64 {
         let n = key.len();
-        let exact = n >= self.exact_len.0 && n <= self.exact_len.1;
-        if n == 0 || n > MAX_KEY || (!exact && n < self.glob_min) {
+        if n == 0 || n > MAX_KEY {
             return 0;
         }
-        let mut buf = [0u8; MAX_KEY];
-        let k = &mut buf[..key.len()];
-        k.copy_from_slice(key);
-        k.make_ascii_lowercase();
-        let mut m = if exact { self.exact.get(&k[..]).copied().unwrap_or(0) } else { 0 };
+        // most keys are no field's: a bit of (length, first and last byte) says so without a hash
+        let exact = n >= self.exact_len.0 && n <= self.exact_len.1 && self.bloom_has(key);
+        if !exact && n < self.glob_min {
+            return 0;
+        }
+        let mut m = 0;
+        if exact {
+            let mut buf = [0u8; MAX_KEY];
+            let k = &mut buf[..n];
+            k.copy_from_slice(key);
+            k.make_ascii_lowercase();
+            m = self.exact.get(&k[..]).copied().unwrap_or(0);
+        }
         for (g, how, bit) in self.globs.iter().filter(|g| g.0.len() <= n) {
             let hit = match how {
-                Glob::Prefix => k.starts_with(g),
-                Glob::Suffix => k.ends_with(g),
-                Glob::Contains => memchr::memmem::find(k, g).is_some(),
+                Glob::Prefix => key[..g.len()].eq_ignore_ascii_case(g),
+                Glob::Suffix => key[n - g.len()..].eq_ignore_ascii_case(g),
+                Glob::Contains => key.windows(g.len()).any(|w| w.eq_ignore_ascii_case(g)),
             };
             if hit {
                 m |= bit;
             }
         }
         m
+    }
+
+    fn bloom_has(&self, key: &[u8]) -> bool {
+        let b = bloom_bit(key);
+        self.bloom.get(b / 64).is_some_and(|w| w >> (b % 64) & 1 == 1)
     }
 
     /// Slots whose labels end `run` (ideographs just before a colon or space).
@@ -372,6 +389,18 @@ impl Fields {
         }
         false
     }
+}
+
+/// Bits of the filter of exact keys: a few hundred keys leave it mostly empty.
+const BLOOM_BITS: usize = 4096;
+
+/// A key's bit in the filter of exact keys: from its length, first, second and last byte (ASCII
+/// case folded).
+fn bloom_bit(key: &[u8]) -> usize {
+    let b = |i: usize| u64::from(key.get(i).map_or(0, u8::to_ascii_lowercase));
+    let l = u64::from(key.last().map_or(0, u8::to_ascii_lowercase));
+    let h = (b(0) | b(1) << 8 | l << 16 | (key.len() as u64) << 24).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 52) as usize % BLOOM_BITS
 }
 
 fn fold(s: &[u8]) -> Vec<u8> {

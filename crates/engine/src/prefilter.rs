@@ -110,6 +110,11 @@ pub(crate) struct Marks {
     pub values_done: bool,
 }
 
+/// Value delimiters (`\t` `\n` ` ` `"` `'` `,` `:` `=` `>`) by nibble: each low nibble's classes,
+/// each high nibble's class (1: `0x0_`, 2: `0x2_`, 4: `0x3_`); a byte is one when they share a bit.
+const DELIM_LO: [u8; 16] = [2, 0, 2, 0, 0, 0, 0, 2, 0, 1, 5, 0, 2, 4, 4, 0];
+const DELIM_HI: [u8; 16] = [1, 0, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
 /// Computes a [`Window`]; one implementation per instruction set, all giving the same bitmaps.
 pub(crate) trait Classify: Copy {
     /// `V`: also the bitmaps for value candidates (`lead`, `delim`, `e56`).
@@ -144,6 +149,14 @@ impl Classify for pulp::x86::V3 {
         };
         let halves: [__m256i; 2] = pulp::cast(*w);
         let mut m = Window::default();
+        let table = |t: [u8; 16]| -> __m256i {
+            let mut both = [0u8; 32];
+            both[..16].copy_from_slice(&t);
+            both[16..].copy_from_slice(&t);
+            pulp::cast(both)
+        };
+        let delim_lo = table(DELIM_LO);
+        let delim_hi = table(DELIM_HI);
         for (j, x) in halves.into_iter().enumerate() {
             let eq = |b: u8| avx2._mm256_cmpeq_epi8(x, splat(b));
             let dx = avx2._mm256_sub_epi8(x, splat(b'0'));
@@ -166,9 +179,16 @@ impl Classify for pulp::x86::V3 {
             }
             let ix = avx2._mm256_sub_epi8(x, splat(0xE4));
             m.lead |= bits(avx2._mm256_cmpeq_epi8(avx2._mm256_min_epu8(ix, splat(5)), ix)) << sh;
-            let quotes = or(eq(b'"'), or(eq(b'\''), eq(b'>')));
-            let kv = or(eq(b'='), or(eq(b':'), eq(b',')));
-            m.delim |= bits(or(quotes, or(kv, or(eq(b'\t'), or(eq(b'\n'), eq(b' ')))))) << sh;
+            // the delimiters by nibble lookup: three classes by high nibble (0: tab, newline;
+            // 2: space " ' ,; 3: : = >), each low nibble's classes in one table
+            let lo = avx2._mm256_and_si256(x, splat(0x0F));
+            let hi = avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(x), splat(0x0F));
+            let d = avx2._mm256_and_si256(
+                avx2._mm256_shuffle_epi8(delim_lo, lo),
+                avx2._mm256_shuffle_epi8(delim_hi, hi),
+            );
+            let none = avx2._mm256_cmpeq_epi8(d, splat(0));
+            m.delim |= (!bits(none) & u64::from(u32::MAX)) << sh;
             m.e56 |= bits(or(eq(0xE5), eq(0xE6))) << sh;
         }
         m
