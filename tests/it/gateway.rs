@@ -107,6 +107,15 @@ pub fn upstream() -> Upstream {
                 headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
                 ..Reply::json("机密★1年\n关于平台升级的通知\n")
             },
+            // markings with a space or a full-width space inside (issue 13)
+            "spaced" => Reply {
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                ..Reply::json("绝　密★启用前\n关于平台升级的通知\n")
+            },
+            "spaced2" => Reply {
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                ..Reply::json("本文件为内 部资料，请妥善保管。保障数据的机 密性。\n")
+            },
             "echo" => Reply::json(req.body.clone()),
             "hints" => Reply {
                 interim: Some("HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"),
@@ -469,6 +478,14 @@ fn blocked_response_returns_403_and_no_data() {
     assert_eq!(v["rules"][0], "secret.marking");
     assert!(v["incident"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(!r.text().contains("通知") && !r.text().contains("机密"), "no response data: {}", r.text());
+    // a marking with a (full-width) space inside is one too
+    for path in ["/strict/spaced", "/strict/spaced2"] {
+        let r = curl(&[&url(&gw, path)]);
+        assert_eq!((r.status, r.json()["rules"][0].as_str()), (403, Some("secret.marking")), "{path}: {}", r.text());
+    }
+    // masked where the policy masks markings: `机 密性` (a word, not a marking) stays
+    let r = curl(&[&url(&gw, "/stream/spaced2")]);
+    assert_eq!(r.text(), "本文件为内 **料，请妥善保管。保障数据的机 密性。\n");
     // a binary type on a route that blocks them
     let b = curl(&[&url(&gw, "/strict/image")]);
     assert_eq!(b.status, 415);

@@ -282,12 +282,12 @@ impl Fields {
     }
 
     /// Find names and addresses in `t` (normalized text). `noted`: the candidates the built-in
-    /// pass noted on its way (see [`super::prefilter::Marks`]); without them this pass finds its own.
+    /// pass noted on its way (see [`super::prefilter::Marks`], [`for_each_candidate`]).
     pub fn scan(
         &self,
         t: &[u8],
         place: &Place<'_>,
-        noted: Option<&[usize]>,
+        noted: &[usize],
         orig: &dyn Fn(usize) -> usize,
         out: &mut Vec<Hit>,
     ) {
@@ -346,18 +346,12 @@ impl Fields {
                 }
             }
         };
-        match noted {
-            Some(values) => {
-                for &v in values {
-                    let (p, house) = (v >> 1, v & 1 == 1);
-                    let real =
-                        if house { HOUSE.iter().any(|h| t[p..].starts_with(h.as_bytes())) } else { ideo_at(t, p) };
-                    if real {
-                        each(p, house);
-                    }
-                }
+        for &v in noted {
+            let (p, house) = (v >> 1, v & 1 == 1);
+            let real = if house { HOUSE.iter().any(|h| t[p..].starts_with(h.as_bytes())) } else { ideo_at(t, p) };
+            if real {
+                each(p, house);
             }
-            None => for_each_candidate(t, each),
         }
     }
 
@@ -449,7 +443,7 @@ fn ideo_at(t: &[u8], i: usize) -> bool {
 /// 0): where a value may start; and `f(p, true)` where one of 号, 弄, 栋, 幢, 室 follows an ASCII
 /// digit: where a house number may end. In order; sixteen bytes at a time (SSE2/NEON through
 /// `wide`), so text without ideographs costs one pass of compares.
-fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
+pub(crate) fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
     use wide::u8x16;
     let mut carry = 1u64; // the byte before the text counts as a delimiter
     let mut digit_carry = 0u64;
@@ -983,7 +977,9 @@ mod tests {
 
     fn found(text: &str) -> Vec<(u32, String)> {
         let mut out = Vec::new();
-        fields().scan(text.as_bytes(), &Place::start(), None, &|p| p, &mut out);
+        let mut noted = Vec::new();
+        for_each_candidate(text.as_bytes(), |p, h| noted.push(p << 1 | usize::from(h)));
+        fields().scan(text.as_bytes(), &Place::start(), &noted, &|p| p, &mut out);
         out.iter().map(|h| (h.rule, text[h.start..h.end].to_string())).collect()
     }
 

@@ -380,11 +380,19 @@ impl RuleSet {
         out.hits.clear();
         let norm = normalize::normalize(input);
         let t: &[u8] = &norm.text;
-        out.marks.want_values = self.fields.wants_values();
+        out.marks.want_values = self.fields.wants_values() || self.keywords.is_some();
         self.builtins.scan(t, &mut out.marks, &mut out.hits);
-        let noted = out.marks.values_done.then_some(&out.marks.values[..]);
+        if out.marks.want_values && !out.marks.values_done {
+            // no built-in pass ran to note them on its way
+            out.marks.values.clear();
+            fields::for_each_candidate(t, |p, house| out.marks.values.push(p << 1 | usize::from(house)));
+        }
+        let values = &out.marks.values[..];
         let orig = |p: usize| norm.orig_start(p);
-        self.fields.scan(t, place, noted, &orig, &mut out.hits);
+        self.fields.scan(t, place, values, &orig, &mut out.hits);
+        if let Some(k) = &self.keywords {
+            k.scan_spaced(t, values, &mut out.hits);
+        }
         match (&self.shared, &self.keywords, &self.patterns) {
             (Some(sp), Some(k), Some(p)) => sp.scan(k, p, t, &mut out.hits),
             (_, k, p) => {
@@ -598,6 +606,15 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<RuleSet>();
         assert_send_sync::<Scan>();
+    }
+
+    /// A rule set of keywords alone (no built-in pass to note the joins on its way) finds spaced
+    /// markings too; a rule's examples are checked as it loads.
+    #[test]
+    fn spaced_keywords_without_the_builtin_pass() {
+        let text = "rules:\n  - id: t.mark\n    name: {en: Mark}\n    category: t\n    level: core\n    detector: {keywords: [绝密, 内部资料]}\n    action: block\n    examples: {match: [绝密, \"绝 密★\", \"内　部 资料\"], no_match: [\"绝 对 机 密\"]}\n";
+        let set = RuleSet::from_sources(&[(PathBuf::from("t.yaml"), text.to_string())]);
+        assert!(set.is_ok(), "{:?}", set.err());
     }
 
     #[test]

@@ -183,10 +183,8 @@ impl Classify for pulp::x86::V3 {
             // 2: space " ' ,; 3: : = >), each low nibble's classes in one table
             let lo = avx2._mm256_and_si256(x, splat(0x0F));
             let hi = avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(x), splat(0x0F));
-            let d = avx2._mm256_and_si256(
-                avx2._mm256_shuffle_epi8(delim_lo, lo),
-                avx2._mm256_shuffle_epi8(delim_hi, hi),
-            );
+            let d =
+                avx2._mm256_and_si256(avx2._mm256_shuffle_epi8(delim_lo, lo), avx2._mm256_shuffle_epi8(delim_hi, hi));
             let none = avx2._mm256_cmpeq_epi8(d, splat(0));
             m.delim |= (!bits(none) & u64::from(u32::MAX)) << sh;
             m.e56 |= bits(or(eq(0xE5), eq(0xE6))) << sh;
