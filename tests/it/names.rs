@@ -29,6 +29,10 @@ fn upstream() -> Upstream {
                 "application/xml",
                 format!("<rs><r><hzxm>王芳</hzxm><jtzz>{ADDRESS}</jtzz><city>张家界</city></r></rs>"),
             ),
+            "residents.html" => text(
+                "text/html; charset=utf-8",
+                "<table><tr><th>姓名</th><th>住址</th></tr><tr><td>赵丽</td><td>郑州金水区花园路12号</td></tr></table><p>张家界</p>".into(),
+            ),
             "notice" => text(
                 "text/plain; charset=utf-8",
                 format!("联系人：王芳，家住{ADDRESS}。周一去张家界，黄河路上的万元户。\n"),
@@ -113,6 +117,12 @@ fn names_and_addresses_are_masked_by_their_field_and_shown_to_public_security() 
     // XML elements
     let xml = get(&gw, "/api/residents.xml", None);
     assert_eq!(xml, format!("<rs><r><hzxm>王*</hzxm><jtzz>{ADDRESS_MASKED}</jtzz><city>张家界</city></r></rs>"));
+    // HTML table cells by their column's header cell
+    let html = get(&gw, "/api/residents.html", None);
+    assert_eq!(
+        html,
+        "<table><tr><th>姓名</th><th>住址</th></tr><tr><td>赵*</td><td>郑州金水区****</td></tr></table><p>张家界</p>"
+    );
     // labels in running text; an address on its own; decoy words left alone
     let notice = get(&gw, "/api/notice", None);
     assert_eq!(notice, format!("联系人：王*，家住{ADDRESS_MASKED}。周一去张家界，黄河路上的万元户。\n"));

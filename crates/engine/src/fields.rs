@@ -136,6 +136,17 @@ enum Key<'t> {
     Label(&'t [u8]),
     /// A cell of a delimited table: its line's start and its own.
     Cell(usize, usize),
+    /// An HTML table cell: where its `<td` starts.
+    TableCell(usize),
+}
+
+/// What a scan works out once, when a value first asks: the CSV header row's columns, the header
+/// rows of HTML tables.
+#[derive(Default)]
+struct Lazy<'t> {
+    cols: Option<Columns>,
+    /// each HTML header row (`<tr>` of `<th>` cells): where it ends, and its cells' texts
+    tables: Option<Vec<(usize, Vec<&'t [u8]>)>>,
 }
 
 /// Columns of a CSV/TSV header row: the slots of each column.
@@ -245,16 +256,25 @@ impl Fields {
     }
 
     /// `orig` maps a text offset to the offset in the text as given (before normalization).
-    fn slots_at(
+    fn slots_at<'t>(
         &self,
-        t: &[u8],
-        key: Key<'_>,
+        t: &'t [u8],
+        key: Key<'t>,
         place: &Place<'_>,
         orig: &dyn Fn(usize) -> usize,
-        cols: &mut Option<Columns>,
+        lazy: &mut Lazy<'t>,
     ) -> u64 {
         match key {
             Key::Name(k) => self.slots_of(k),
+            Key::TableCell(td) => {
+                let headers = lazy.tables.get_or_insert_with(|| table_headers(t));
+                // the header row before this cell's row, and this cell's column in its row
+                let lo = td.saturating_sub(MAX_HEADER);
+                let row = tags(&t[lo..td], b"<tr").last().map_or(lo, |r| lo + r);
+                let Some(i) = headers.partition_point(|h| h.0 <= row).checked_sub(1) else { return 0 };
+                let col = tags(&t[row..td], b"<td").count() + tags(&t[row..td], b"<th").count();
+                headers[i].1.get(col).map_or(0, |k| self.slots_of(k))
+            }
             Key::Label(run) => self.slots_of_label(run),
             // a unit of its own (a document's cell): its field, when the caller knows it
             Key::Cell(line, at) if place.field_at.is_some() => match place.field_at {
@@ -262,7 +282,7 @@ impl Fields {
                 _ => 0,
             },
             Key::Cell(line, at) => {
-                let cols = cols.get_or_insert_with(|| match (place.header, place.at_start) {
+                let cols = lazy.cols.get_or_insert_with(|| match (place.header, place.at_start) {
                     (Some(h), _) => self.columns(h),
                     (None, true) => self.columns(&t[..t.len().min(MAX_HEADER)]),
                     (None, false) => Columns::default(),
@@ -294,7 +314,7 @@ impl Fields {
         if self.value_slots == 0 {
             return;
         }
-        let mut cols: Option<Columns> = None;
+        let mut lazy = Lazy::default();
         let mut resume = 0;
         let whole = place.field.map_or(0, |f| self.slots_of(f) & self.value_slots);
         let mut each = |p: usize, house: bool| {
@@ -302,7 +322,7 @@ impl Fields {
                 return;
             }
             // a cell, where no column is a field: nothing to look up
-            if cols.as_ref().is_some_and(|c| !c.any)
+            if lazy.cols.as_ref().is_some_and(|c| !c.any)
                 && place.field_at.is_none()
                 && p > 0
                 && matches!(t[p - 1], b',' | b'\t' | b'\n')
@@ -323,7 +343,7 @@ impl Fields {
             let (mask, in_field) = match key {
                 _ if p == 0 && whole != 0 => (whole, true),
                 Some(k) => {
-                    (self.slots_at(t, k, place, orig, &mut cols) & self.value_slots, !matches!(k, Key::Label(_)))
+                    (self.slots_at(t, k, place, orig, &mut lazy) & self.value_slots, !matches!(k, Key::Label(_)))
                 }
                 None => (0, false),
             };
@@ -376,9 +396,9 @@ impl Fields {
             if p == 0 && place.field.is_some_and(|f| self.slots_of(f) >> i & 1 == 1) {
                 return true;
             }
-            let mut cols = None;
+            let mut lazy = Lazy::default();
             if let Some(k) = key_before(t, p) {
-                return self.slots_at(t, k, place, orig, &mut cols) >> i & 1 == 1;
+                return self.slots_at(t, k, place, orig, &mut lazy) >> i & 1 == 1;
             }
         }
         false
@@ -595,9 +615,50 @@ fn element(t: &[u8], gt: usize) -> Option<Key<'_>> {
     if name.is_empty() || !name[0].is_ascii_alphabetic() && name[0] < 0x80 {
         return None;
     }
+    if name.eq_ignore_ascii_case(b"td") {
+        return Some(Key::TableCell(lt));
+    }
     // a namespace prefix is not part of the field's name
     let local = name.iter().rposition(|&b| b == b':').map_or(name, |c| &name[c + 1..]);
     Some(Key::Name(local))
+}
+
+/// Where `tag` (`<tr`, lower case) occurs in `h`, either case, followed by `>` or a space.
+fn tags<'a>(h: &'a [u8], tag: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    let upper = tag.to_ascii_uppercase();
+    let mut all: Vec<usize> = memchr::memmem::find_iter(h, tag).chain(memchr::memmem::find_iter(h, &upper)).collect();
+    all.sort_unstable();
+    all.into_iter()
+        .filter(move |&i| h.get(i + tag.len()).is_some_and(|&b| matches!(b, b'>' | b' ' | b'\t' | b'\n' | b'\r')))
+}
+
+/// The header rows of the HTML tables in `t`: each row of `<th>` cells, where it ends, and the
+/// text of each cell (its first text, inside any inline markup).
+fn table_headers(t: &[u8]) -> Vec<(usize, Vec<&[u8]>)> {
+    let mut rows: Vec<(usize, usize, Vec<&[u8]>)> = Vec::new(); // (row start, end, cells)
+    let row_starts: Vec<usize> = tags(t, b"<tr").collect();
+    for th in tags(t, b"<th") {
+        let row = row_starts.partition_point(|&r| r < th).checked_sub(1).map_or(0, |i| row_starts[i]);
+        // the cell's text: past its start tag and any inline tags
+        let mut i = th;
+        let text = loop {
+            let Some(gt) = memchr::memchr(b'>', &t[i..]).map(|g| i + g + 1) else { break &t[0..0] };
+            let end = memchr::memchr(b'<', &t[gt..]).map_or(t.len(), |l| gt + l);
+            if end > gt && !t[gt..end].trim_ascii().is_empty() || end == t.len() || t[end..].starts_with(b"</") {
+                break t[gt..end].trim_ascii();
+            }
+            i = end;
+        };
+        let end = th + text.len();
+        match rows.last_mut() {
+            Some(r) if r.0 == row => {
+                r.1 = end;
+                r.2.push(text);
+            }
+            _ => rows.push((row, end, vec![text])),
+        }
+    }
+    rows.into_iter().map(|(_, end, cells)| (end, cells)).collect()
 }
 
 /// A cell starting at `p`: where its line starts.
@@ -1035,6 +1096,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn html_table_columns() {
+        let html = "<table><thead><tr><th>编号</th><th><b>姓名</b></th><th>地址</th></tr></thead>\
+            <tbody><tr><td>1</td><td>张伟</td><td>郑州市金水区文化路85号</td></tr>\
+            <tr><td>2</td><TD class=\"x\">欧阳娜娜</TD><td>无</td></tr></tbody></table><p>张家界</p>";
+        assert_eq!(found(html), [(0, "张伟".into()), (1, "郑州市金水区文化路85号".into()), (0, "欧阳娜娜".into())]);
+        // a table without a header row names nothing
+        assert!(found("<table><tr><td>张伟</td></tr></table>").is_empty());
     }
 
     #[test]
