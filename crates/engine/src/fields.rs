@@ -145,9 +145,11 @@ enum Key<'t> {
 #[derive(Default)]
 struct Lazy<'t> {
     cols: Option<Columns>,
-    /// each HTML header row (`<tr>` of `<th>` cells): where it ends, and its cells' texts
-    tables: Option<Vec<(usize, Vec<&'t [u8]>)>>,
+    tables: Option<Vec<HeaderRow<'t>>>,
 }
+
+/// An HTML header row (`<tr>` of `<th>` cells): where it ends, and its cells' texts.
+type HeaderRow<'t> = (usize, Vec<&'t [u8]>);
 
 /// Columns of a CSV/TSV header row: the slots of each column.
 #[derive(Debug, Default)]
@@ -634,7 +636,7 @@ fn tags<'a>(h: &'a [u8], tag: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
 
 /// The header rows of the HTML tables in `t`: each row of `<th>` cells, where it ends, and the
 /// text of each cell (its first text, inside any inline markup).
-fn table_headers(t: &[u8]) -> Vec<(usize, Vec<&[u8]>)> {
+fn table_headers(t: &[u8]) -> Vec<HeaderRow<'_>> {
     let mut rows: Vec<(usize, usize, Vec<&[u8]>)> = Vec::new(); // (row start, end, cells)
     let row_starts: Vec<usize> = tags(t, b"<tr").collect();
     for th in tags(t, b"<th") {
