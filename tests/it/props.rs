@@ -62,6 +62,25 @@ const FRAGMENTS: &[&str] = &[
     "&#",
     "%E6",
     "\\u00",
+    // names, addresses and the fields around them (issue 14); spaced markings (issue 13)
+    "\"xm\":\"",
+    "张伟",
+    "欧阳娜娜",
+    "阿依古丽·买买提",
+    "姓名:",
+    "姓名,住址\n",
+    "河南省郑州市金水区",
+    "文化路85号",
+    "3号楼2单元1501室",
+    "<td>",
+    "<th>姓名</th>",
+    "<tr>",
+    "xm=",
+    "<zz>",
+    "绝 密",
+    "内\u{3000}部资料",
+    "\r\n\r\n",
+    "name=\"xm\"",
 ];
 
 fn doc() -> impl Strategy<Value = Vec<u8>> {

@@ -31,6 +31,10 @@ use super::Hit;
 const MAX_KEY: usize = 64;
 /// Longest header line kept for CSV columns (bytes).
 pub const MAX_HEADER: usize = 4096;
+/// How far back (bytes of input) a value's key, line or `<tr>` is looked for: within the stream
+/// scanner's lookback (and away from its start, where an escape may be cut), so that a stream reads
+/// every value as the whole text would; an HTML header row longer than this is not read.
+pub const LOOK: usize = 512;
 /// Most characters of an address.
 const MAX_ADDRESS: usize = 64;
 
@@ -46,6 +50,8 @@ pub struct Place<'a> {
     /// The text is units a line each (a document's cells): the field of the unit starting at an
     /// offset (of the text as given), e.g. a spreadsheet cell's column header.
     pub field_at: Option<&'a dyn Fn(usize) -> Option<&'a [u8]>>,
+    /// The last HTML table header row before the text (a stream's, see [`last_table_header`]).
+    pub table_header: Option<&'a [Vec<u8>]>,
 }
 
 impl std::fmt::Debug for Place<'_> {
@@ -55,6 +61,7 @@ impl std::fmt::Debug for Place<'_> {
             .field("at_start", &self.at_start)
             .field("header", &self.header.map(String::from_utf8_lossy))
             .field("field_at", &self.field_at.is_some())
+            .field("table_header", &self.table_header.map(<[Vec<u8>]>::len))
             .finish()
     }
 }
@@ -64,6 +71,16 @@ impl Place<'_> {
     pub fn start() -> Self {
         Place { at_start: true, ..Place::default() }
     }
+}
+
+/// How the normalized text relates to the input as given.
+pub(crate) struct Coords<'a> {
+    /// the input as given (HTML table header rows are read from it)
+    pub raw: &'a [u8],
+    /// a normalized position → its offset in the input
+    pub orig: &'a dyn Fn(usize) -> usize,
+    /// a normalized position → the first normalized position at most [`LOOK`] input bytes before it
+    pub floor: &'a dyn Fn(usize) -> usize,
 }
 
 /// What a field rule finds in its fields.
@@ -136,8 +153,8 @@ enum Key<'t> {
     Label(&'t [u8]),
     /// A cell of a delimited table: its line's start and its own.
     Cell(usize, usize),
-    /// An HTML table cell: where its `<td` starts.
-    TableCell(usize),
+    /// An HTML table cell: where its `<td` starts, and how far back its row may be looked for.
+    TableCell(usize, usize),
 }
 
 /// What a scan works out once, when a value first asks: the CSV header row's columns, the header
@@ -148,8 +165,9 @@ struct Lazy<'t> {
     tables: Option<Vec<HeaderRow<'t>>>,
 }
 
-/// An HTML header row (`<tr>` of `<th>` cells): where it ends, and its cells' texts.
-type HeaderRow<'t> = (usize, Vec<&'t [u8]>);
+/// An HTML header row (`<tr>` of `<th>` cells, complete with its `</tr>`, at most [`LOOK`]
+/// bytes): where it starts and ends, and its cells' texts.
+type HeaderRow<'t> = (usize, usize, Vec<&'t [u8]>);
 
 /// Columns of a CSV/TSV header row: the slots of each column.
 #[derive(Debug, Default)]
@@ -249,6 +267,9 @@ impl Fields {
     }
 
     fn columns(&self, header: &[u8]) -> Columns {
+        // read as the rows are (a stream keeps its first line as it came: `，` is a comma too)
+        let norm = super::normalize::normalize(header);
+        let header = &norm.text[..];
         let header = header.strip_prefix("\u{feff}".as_bytes()).unwrap_or(header);
         let line = header.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let sep = if line.contains(&b'\t') { b'\t' } else { b',' };
@@ -258,29 +279,26 @@ impl Fields {
     }
 
     /// `orig` maps a text offset to the offset in the text as given (before normalization).
-    fn slots_at<'t>(
-        &self,
-        t: &'t [u8],
-        key: Key<'t>,
-        place: &Place<'_>,
-        orig: &dyn Fn(usize) -> usize,
-        lazy: &mut Lazy<'t>,
-    ) -> u64 {
+    fn slots_at<'t>(&self, t: &'t [u8], key: Key<'t>, place: &Place<'_>, c: &Coords<'t>, lazy: &mut Lazy<'t>) -> u64 {
         match key {
             Key::Name(k) => self.slots_of(k),
-            Key::TableCell(td) => {
-                let headers = lazy.tables.get_or_insert_with(|| table_headers(t));
-                // the header row before this cell's row, and this cell's column in its row
-                let lo = td.saturating_sub(MAX_HEADER);
-                let row = tags(&t[lo..td], b"<tr").last().map_or(lo, |r| lo + r);
-                let Some(i) = headers.partition_point(|h| h.0 <= row).checked_sub(1) else { return 0 };
+            Key::TableCell(td, lo) => {
+                // this cell's row and its column in it
+                let Some(row) = tags(&t[lo..td], b"<tr").last().map(|r| lo + r) else { return 0 };
                 let col = tags(&t[row..td], b"<td").count() + tags(&t[row..td], b"<th").count();
-                headers[i].1.get(col).map_or(0, |k| self.slots_of(k))
+                // the header row before that row, read from the input as given
+                let at = (c.orig)(row);
+                let headers = lazy.tables.get_or_insert_with(|| table_headers(c.raw));
+                let text = match headers.partition_point(|h| h.1 <= at).checked_sub(1) {
+                    Some(i) => headers[i].2.get(col).copied(),
+                    None => place.table_header.and_then(|h| h.get(col)).map(Vec::as_slice),
+                };
+                text.map_or(0, |k| self.slots_of(k))
             }
             Key::Label(run) => self.slots_of_label(run),
             // a unit of its own (a document's cell): its field, when the caller knows it
             Key::Cell(line, at) if place.field_at.is_some() => match place.field_at {
-                Some(field) if line == at => field(orig(at)).map_or(0, |k| self.slots_of(k)),
+                Some(field) if line == at => field((c.orig)(at)).map_or(0, |k| self.slots_of(k)),
                 _ => 0,
             },
             Key::Cell(line, at) => {
@@ -289,8 +307,8 @@ impl Fields {
                     (None, true) => self.columns(&t[..t.len().min(MAX_HEADER)]),
                     (None, false) => Columns::default(),
                 });
-                // the header row itself is no record
-                if !cols.any || (line == 0 && place.at_start && place.header.is_none()) {
+                // line 0: the header row itself (no record), or a line whose start is not in the text
+                if !cols.any || line == 0 {
                     return 0;
                 }
                 cols.slots.get(column(&t[line..at], cols.sep)).copied().unwrap_or(0)
@@ -305,14 +323,7 @@ impl Fields {
 
     /// Find names and addresses in `t` (normalized text). `noted`: the candidates the built-in
     /// pass noted on its way (see [`super::prefilter::Marks`], [`for_each_candidate`]).
-    pub fn scan(
-        &self,
-        t: &[u8],
-        place: &Place<'_>,
-        noted: &[usize],
-        orig: &dyn Fn(usize) -> usize,
-        out: &mut Vec<Hit>,
-    ) {
+    pub fn scan(&self, t: &[u8], place: &Place<'_>, noted: &[usize], c: &Coords<'_>, out: &mut Vec<Hit>) {
         if self.value_slots == 0 {
             return;
         }
@@ -328,6 +339,8 @@ impl Fields {
                 && place.field_at.is_none()
                 && p > 0
                 && matches!(t[p - 1], b',' | b'\t' | b'\n')
+                && !t[..p].ends_with(b"\n\n")
+                && !t[..p].ends_with(b"\n\r\n")
             {
                 return;
             }
@@ -341,12 +354,10 @@ impl Fields {
                 }
                 return;
             }
-            let key = key_before(t, p);
+            let key = key_within(t, (c.floor)(p), p);
             let (mask, in_field) = match key {
                 _ if p == 0 && whole != 0 => (whole, true),
-                Some(k) => {
-                    (self.slots_at(t, k, place, orig, &mut lazy) & self.value_slots, !matches!(k, Key::Label(_)))
-                }
+                Some(k) => (self.slots_at(t, k, place, c, &mut lazy) & self.value_slots, !matches!(k, Key::Label(_))),
                 None => (0, false),
             };
             if mask == 0 {
@@ -379,14 +390,7 @@ impl Fields {
 
     /// Whether the value holding `start` stands in one of `rule`'s fields (for rules with their
     /// own detector and a `fields` list).
-    pub fn in_field(
-        &self,
-        t: &[u8],
-        start: usize,
-        rule: u32,
-        place: &Place<'_>,
-        orig: &dyn Fn(usize) -> usize,
-    ) -> bool {
+    pub fn in_field(&self, t: &[u8], start: usize, rule: u32, place: &Place<'_>, c: &Coords<'_>) -> bool {
         let Some(i) = self.slots.iter().position(|s| s.rule == rule) else { return false };
         // back to the start of the value: the delimiter that opens it
         let lo = start.saturating_sub(MAX_KEY);
@@ -399,8 +403,8 @@ impl Fields {
                 return true;
             }
             let mut lazy = Lazy::default();
-            if let Some(k) = key_before(t, p) {
-                return self.slots_at(t, k, place, orig, &mut lazy) >> i & 1 == 1;
+            if let Some(k) = key_within(t, (c.floor)(p), p) {
+                return self.slots_at(t, k, place, c, &mut lazy) >> i & 1 == 1;
             }
         }
         false
@@ -532,6 +536,17 @@ fn ideo_run_back(t: &[u8], end: usize, max: usize) -> usize {
     s
 }
 
+/// The key the value starting at `p` stands under, read no further back than `lo`.
+fn key_within(t: &[u8], lo: usize, p: usize) -> Option<Key<'_>> {
+    match key_before(&t[lo..], p - lo)? {
+        // no line start within the window: a line of unknown start, unless the text starts there
+        Key::Cell(0, _) if lo > 0 => None,
+        Key::Cell(line, at) => Some(Key::Cell(line + lo, at + lo)),
+        Key::TableCell(td, _) => Some(Key::TableCell(td + lo, lo)),
+        k => Some(k),
+    }
+}
+
 /// The key the value starting at `p` stands under, from the syntax just before it.
 fn key_before(t: &[u8], p: usize) -> Option<Key<'_>> {
     let mut i = p;
@@ -618,7 +633,7 @@ fn element(t: &[u8], gt: usize) -> Option<Key<'_>> {
         return None;
     }
     if name.eq_ignore_ascii_case(b"td") {
-        return Some(Key::TableCell(lt));
+        return Some(Key::TableCell(lt, 0));
     }
     // a namespace prefix is not part of the field's name
     let local = name.iter().rposition(|&b| b == b':').map_or(name, |c| &name[c + 1..]);
@@ -634,43 +649,50 @@ fn tags<'a>(h: &'a [u8], tag: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
         .filter(move |&i| h.get(i + tag.len()).is_some_and(|&b| matches!(b, b'>' | b' ' | b'\t' | b'\n' | b'\r')))
 }
 
-/// The header rows of the HTML tables in `t`: each row of `<th>` cells, where it ends, and the
-/// text of each cell (its first text, inside any inline markup).
-fn table_headers(t: &[u8]) -> Vec<HeaderRow<'_>> {
-    let mut rows: Vec<(usize, usize, Vec<&[u8]>)> = Vec::new(); // (row start, end, cells)
-    let row_starts: Vec<usize> = tags(t, b"<tr").collect();
-    for th in tags(t, b"<th") {
-        let row = row_starts.partition_point(|&r| r < th).checked_sub(1).map_or(0, |i| row_starts[i]);
-        // the cell's text: past its start tag and any inline tags
-        let mut i = th;
-        let text = loop {
-            let Some(gt) = memchr::memchr(b'>', &t[i..]).map(|g| i + g + 1) else { break &t[0..0] };
-            let end = memchr::memchr(b'<', &t[gt..]).map_or(t.len(), |l| gt + l);
-            if end > gt && !t[gt..end].trim_ascii().is_empty() || end == t.len() || t[end..].starts_with(b"</") {
-                break t[gt..end].trim_ascii();
-            }
-            i = end;
-        };
-        let end = th + text.len();
-        match rows.last_mut() {
-            Some(r) if r.0 == row => {
-                r.1 = end;
-                r.2.push(text);
-            }
-            _ => rows.push((row, end, vec![text])),
-        }
+/// The last HTML table header row in `h` (input as given), its cells' texts: what a stream keeps
+/// for the rows that come after it.
+pub(crate) fn last_table_header(h: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if memchr::memmem::find(h, b"<th").is_none() && memchr::memmem::find(h, b"<TH").is_none() {
+        return None;
     }
-    rows.into_iter().map(|(_, end, cells)| (end, cells)).collect()
+    table_headers(h).pop().map(|(_, _, cells)| cells.into_iter().map(<[u8]>::to_vec).collect())
 }
 
-/// A cell starting at `p`: where its line starts.
+/// The header rows of the HTML tables in `h` (the input as given), in order: each `<tr>` … `</tr>`
+/// of at most [`LOOK`] bytes that holds `<th>` cells, and the text of each cell (its first text,
+/// inside any inline markup).
+fn table_headers(h: &[u8]) -> Vec<HeaderRow<'_>> {
+    let mut rows = Vec::new();
+    for start in tags(h, b"<tr") {
+        let rest = &h[start..h.len().min(start + LOOK)];
+        let close = [b"</tr".as_slice(), b"</TR".as_slice()].iter().filter_map(|c| memchr::memmem::find(rest, c)).min();
+        let Some(close) = close else { continue };
+        let row = &rest[..close];
+        let cells: Vec<&[u8]> = tags(row, b"<th").map(|th| cell_text(row, th)).collect();
+        if !cells.is_empty() {
+            rows.push((start, start + close, cells));
+        }
+    }
+    rows
+}
+
+/// The text of the cell whose start tag begins at `at`: past the tag and any inline tags.
+fn cell_text(t: &[u8], at: usize) -> &[u8] {
+    let mut i = at;
+    loop {
+        let Some(gt) = memchr::memchr(b'>', &t[i..]).map(|g| i + g + 1) else { return &t[0..0] };
+        let end = memchr::memchr(b'<', &t[gt..]).map_or(t.len(), |l| gt + l);
+        if !t[gt..end].trim_ascii().is_empty() || end == t.len() || t[end..].starts_with(b"</") {
+            return t[gt..end].trim_ascii();
+        }
+        i = end;
+    }
+}
+
+/// A cell starting at `p`: where its line starts (`t` is the window looked back over; see
+/// [`key_within`]).
 fn cell(t: &[u8], p: usize) -> Option<Key<'_>> {
-    let lo = p.saturating_sub(MAX_HEADER);
-    let line = match memchr::memrchr(b'\n', &t[lo..p]) {
-        Some(n) => lo + n + 1,
-        None if lo == 0 => 0,
-        None => return None,
-    };
+    let line = memchr::memrchr(b'\n', &t[..p]).map_or(0, |n| n + 1);
     Some(Key::Cell(line, p))
 }
 
@@ -690,15 +712,28 @@ fn column(head: &[u8], sep: u8) -> usize {
 
 /// The `name="…"` of the multipart part whose body starts at `body`.
 fn multipart_name(t: &[u8], body: usize) -> Option<&[u8]> {
-    let lo = body.saturating_sub(512);
-    let head = &t[lo..body];
-    let at = memchr::memmem::rfind(head, b"name=\"")?;
-    if at >= 4 && &head[at - 4..at] == b"file" {
-        return None;
+    // the part's header lines, read back from the blank line: each `Name: value`, up to the
+    // boundary line (`--…`); the field is the `name` of its Content-Disposition
+    let head = t[..body].strip_suffix(b"\r\n\r\n").or_else(|| t[..body].strip_suffix(b"\n\n"))?;
+    for line in head.rsplit(|&b| b == b'\n').take(8) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b"--") {
+            return None;
+        }
+        let colon = memchr::memchr(b':', line)?;
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') {
+            // no header line: no header block
+            return None;
+        }
+        if !name.eq_ignore_ascii_case(b"content-disposition") {
+            continue;
+        }
+        let at = memchr::memmem::find_iter(line, b"name=\"").find(|&at| at < 4 || &line[at - 4..at] != b"file")?;
+        let rest = &line[at + 6..];
+        return memchr::memchr(b'"', rest).map(|end| &rest[..end]);
     }
-    let v = &head[at + 6..];
-    let end = memchr::memchr(b'"', v)?;
-    Some(&v[..end])
+    None
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -824,8 +859,8 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
             return None;
         }
     }
-    // an ASCII letter or digit right after: a code, not a name
-    if t.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+    // an ASCII letter or digit right after: a code, not a name; a `*`: a value masked already
+    if t.get(i).is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'*') || (p > 0 && t[p - 1] == b'*') {
         return None;
     }
     let v = &t[p..i];
@@ -1020,7 +1055,12 @@ fn house_end(t: &[u8], mut i: usize) -> usize {
         match UNITS.iter().find(|u| t[j..].starts_with(u.as_bytes())) {
             Some(u) => i = j + u.len(),
             // a bare number after a unit (`2单元1501`)
-            None if t[j..].first().is_none_or(|b| !b.is_ascii_alphanumeric()) && j - i <= 5 => return j,
+            None if j - i <= 5
+                && t[i..j].iter().all(u8::is_ascii_digit)
+                && t[j..].first().is_none_or(|&b| b != b'_' && b != b'.' && b != b'@') =>
+            {
+                return j;
+            }
             None => return i,
         }
     }
@@ -1042,7 +1082,8 @@ mod tests {
         let mut out = Vec::new();
         let mut noted = Vec::new();
         for_each_candidate(text.as_bytes(), |p, h| noted.push(p << 1 | usize::from(h)));
-        fields().scan(text.as_bytes(), &Place::start(), &noted, &|p| p, &mut out);
+        let c = Coords { raw: text.as_bytes(), orig: &|p| p, floor: &|p| p.saturating_sub(LOOK) };
+        fields().scan(text.as_bytes(), &Place::start(), &noted, &c, &mut out);
         out.iter().map(|h| (h.rule, text[h.start..h.end].to_string())).collect()
     }
 

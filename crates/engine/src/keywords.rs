@@ -74,6 +74,7 @@ impl KeywordMatcher {
                 (1..=2).map(|n| p.checked_sub(n)).take_while(|q| q.is_some_and(|q| t[q] == b' ')).flatten().last()?;
             (q >= 3 && ideo(q - 3)).then_some(q)
         };
+        // the end of the last hit: a join inside it is looked at no more
         let mut done = 0;
         for &v in values {
             let p = v >> 1;
@@ -107,7 +108,6 @@ impl KeywordMatcher {
                 }
                 m += 1;
             }
-            done = e;
             // the stretch without its spaces, and where each of its bytes came from
             let mut buf = [0u8; 3 * 2 * MAX_CHARS + 3];
             let mut from = [0usize; 3 * 2 * MAX_CHARS + 3];
@@ -123,8 +123,9 @@ impl KeywordMatcher {
             for m in self.ac.find_iter(&buf[..len]) {
                 let (a, b) = (from[m.start()], from[m.end() - 1] + 1);
                 let hit = Hit { rule: self.rule_of[m.pattern().as_usize()], start: a, end: b };
-                if b - a > m.end() - m.start() && !self.excluded(t, &hit) {
+                if b - a > m.end() - m.start() && a >= done && !self.excluded(t, &hit) {
                     out.push(hit);
+                    done = b;
                 }
             }
         }

@@ -389,7 +389,9 @@ impl RuleSet {
         }
         let values = &out.marks.values[..];
         let orig = |p: usize| norm.orig_start(p);
-        self.fields.scan(t, place, values, &orig, &mut out.hits);
+        let floor = |p: usize| norm.floor(p, fields::LOOK);
+        let coords = fields::Coords { raw: input, orig: &orig, floor: &floor };
+        self.fields.scan(t, place, values, &coords, &mut out.hits);
         if let Some(k) = &self.keywords {
             k.scan_spaced(t, values, &mut out.hits);
         }
@@ -416,7 +418,7 @@ impl RuleSet {
                 FieldRole::Found => true,
                 FieldRole::Raised => {
                     (rule.context_required || out.want_context)
-                        && self.fields.in_field(t, h.start, h.rule, place, &orig)
+                        && self.fields.in_field(t, h.start, h.rule, place, &coords)
                 }
             };
             let context = in_field

@@ -66,6 +66,23 @@ impl<'a> Normalized<'a> {
         self.seg_before(pos)
     }
 
+    /// The first normalized position at most `d` bytes of input before `pos`: a look back from
+    /// `pos` that stays within `d` bytes of the input, whatever escapes shortened.
+    pub fn floor(&self, pos: usize, d: usize) -> usize {
+        let lo = pos.saturating_sub(d);
+        if self.segs.is_empty() {
+            return lo;
+        }
+        let want = self.orig_start(pos).saturating_sub(d);
+        // orig_start grows with the position: the first q in lo..=pos that maps at or after `want`
+        let (mut a, mut b) = (lo, pos);
+        while a < b {
+            let m = a + (b - a) / 2;
+            if self.orig_start(m) >= want { b = m } else { a = m + 1 }
+        }
+        a
+    }
+
     /// True when the text is the input itself.
     pub fn is_identity(&self) -> bool {
         self.segs.is_empty()

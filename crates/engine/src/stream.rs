@@ -48,6 +48,8 @@ pub struct StreamScanner {
     /// [`super::fields::MAX_HEADER`] bytes.
     header: Vec<u8>,
     header_done: bool,
+    /// The last HTML table header row released so far (for the table's later rows).
+    table_header: Option<Vec<Vec<u8>>>,
 }
 
 impl StreamScanner {
@@ -151,10 +153,11 @@ impl StreamScanner {
         decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
     ) {
         let mut scan = std::mem::take(&mut self.scan);
+        let table_header = self.table_header.as_deref();
         let place = if self.base == 0 {
-            Place::start()
+            Place { table_header, ..Place::start() }
         } else {
-            Place { header: self.header_done.then_some(&self.header[..]), ..Place::default() }
+            Place { header: self.header_done.then_some(&self.header[..]), table_header, ..Place::default() }
         };
         rules.scan_at(&self.buf, &place, &mut scan);
         // a match across the cut (long regex/keyword): move the cut back to its start
@@ -182,6 +185,11 @@ impl StreamScanner {
         }
         out.extend_from_slice(&self.buf[cursor..cut]);
         self.scan = scan;
+        if rules.fields.wants_values() {
+            if let Some(h) = super::fields::last_table_header(&self.buf[..cut]) {
+                self.table_header = Some(h);
+            }
+        }
         // keep a lookback of released bytes as context
         let keep_from = cut.saturating_sub(LOOKBACK);
         self.buf.drain(..keep_from);
