@@ -680,7 +680,7 @@ pub(super) fn rewrite_part(
         // whole: a value across the cut may be missed, memory stays bounded
         let overgrown = cell.is_none() && (batch.text.len() >= MAX_UNIT || held >= MAX_UNIT);
         if eof || overgrown || (boundary && (batch.text.len() >= BATCH || (batch.nodes.is_empty() && held >= BATCH))) {
-            let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, headers };
+            let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, seen, headers };
             changed |= flush(tee, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
         }
         if eof {
@@ -697,6 +697,7 @@ struct Namer<'a> {
     sheet_index: u32,
     here: &'a str,
     shared: &'a SharedRef<'a>,
+    seen: &'a SharedSeen,
     headers: &'a Headers,
 }
 
@@ -734,7 +735,9 @@ fn flush<R>(
         // a cell's field is its column's header (a shared string's: of the first cell showing it)
         let field = |at: usize| match batch.loc(at) {
             Loc::Cell(r, c) => namer.headers.get(namer.sheet_index, r, c),
-            Loc::Shared(i) => (namer.shared)(i).and_then(|(s, r, c)| namer.headers.get(s, r, c)),
+            // only what the sheets read so far noted: finding the cells of every string would read
+            // the sheets again for each, where the strings come first
+            Loc::Shared(i) => namer.seen.get(i as usize).and_then(|(s, r, c)| namer.headers.get(s, r, c)),
             _ => None,
         };
         inspect(&Part { text: &batch.text, locate: &locate, maskable: true, shape: Shape::Units(Some(&field)) })

@@ -153,29 +153,54 @@ fn shared_refs(doc: &[u8], package: &Package) -> Vec<Option<(u32, u32, u32)>> {
 
 /// Each worksheet's column headers: its first row, and the shared strings that shows (read from
 /// the start of the shared-string table, no further than the highest one needed).
-fn column_headers(doc: &[u8], package: &Package) -> ooxml::Headers {
-    const MAX_READ: u64 = 16 << 20;
+fn column_headers(doc: &[u8], package: &Package, budget: &mut Budget) -> ooxml::Headers {
+    /// A first row, or the strings it shows, larger than this is no header row.
+    const MAX_READ: u64 = 1 << 20;
+    /// Sheets read for their headers (a workbook may name one part many times).
+    const MAX_SHEETS: usize = 256;
     let Ok(mut ar) = zip::ZipArchive::new(Cursor::new(doc)) else { return ooxml::Headers::default() };
-    let rows: Vec<ooxml::FirstRow> = package
-        .sheets
-        .iter()
-        .map(|(part, _)| match ar.by_name(part) {
-            Ok(f) => ooxml::first_row(std::io::BufReader::new(f.take(MAX_READ))),
+    let mut rows: Vec<ooxml::FirstRow> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (part, _) in &package.sheets {
+        // each sheet keeps its place (headers are by sheet index); a part named again, or past
+        // the cap, is not read again
+        if seen.contains(&part.as_str()) || seen.len() >= MAX_SHEETS {
+            rows.push((0, Vec::new()));
+            continue;
+        }
+        seen.push(part);
+        rows.push(match ar.by_name(part) {
+            Ok(f) => {
+                let packed = f.compressed_size();
+                let mut r = counted(f.take(MAX_READ), packed, budget);
+                let row = ooxml::first_row(std::io::BufReader::new(&mut r));
+                budget.inflated += r.read;
+                if r.over.is_some() {
+                    // past a limit: the rewrite that follows refuses the document
+                    return ooxml::Headers::default();
+                }
+                row
+            }
             Err(_) => (0, Vec::new()),
-        })
-        .collect();
+        });
+    }
     let need = rows
         .iter()
         .flat_map(|r| r.1.iter())
         .filter_map(|(_, c)| match c {
-            ooxml::HeaderCell::Shared(i) => Some(i + 1),
-            ooxml::HeaderCell::Text(_) => None,
+            ooxml::HeaderCell::Shared(i) if *i < 1 << 16 => Some(i + 1),
+            _ => None,
         })
         .max()
-        .unwrap_or(0)
-        .min(1 << 16);
+        .unwrap_or(0);
     let shared = match ar.by_name("xl/sharedStrings.xml") {
-        Ok(f) if need > 0 => ooxml::shared_prefix(std::io::BufReader::new(f.take(MAX_READ)), need),
+        Ok(f) if need > 0 => {
+            let packed = f.compressed_size();
+            let mut r = counted(f.take(MAX_READ), packed, budget);
+            let s = ooxml::shared_prefix(std::io::BufReader::new(&mut r), need);
+            budget.inflated += r.read;
+            s
+        }
         _ => Vec::new(),
     };
     ooxml::Headers::new(rows, &shared)
@@ -222,7 +247,7 @@ pub(super) fn rewrite(
         Some((s, r, c))
     };
     let headers = match package.as_ref() {
-        Some(p) if p.kind == Kind::Xlsx => column_headers(doc, p),
+        Some(p) if p.kind == Kind::Xlsx => column_headers(doc, p, budget),
         _ => ooxml::Headers::default(),
     };
     // rewritten entries are stored at a fast level: room for them to come out larger

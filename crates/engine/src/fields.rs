@@ -23,8 +23,6 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
-
 use super::Hit;
 
 /// Longest key looked at (bytes).
@@ -37,6 +35,9 @@ pub const MAX_HEADER: usize = 4096;
 pub const LOOK: usize = 512;
 /// Most characters of an address.
 const MAX_ADDRESS: usize = 64;
+/// Longest run of digits (and letters) in an address: a house, building or room number. A longer
+/// one is an identifier of its own (an ID or phone number), never part of the address.
+const MAX_NUMBER: usize = 6;
 
 /// Where a text stands, for field context.
 #[derive(Clone, Copy, Default)]
@@ -160,9 +161,27 @@ enum Key<'t> {
 /// What a scan works out once, when a value first asks: the CSV header row's columns, the header
 /// rows of HTML tables.
 #[derive(Default)]
-struct Lazy<'t> {
+pub(crate) struct Lazy<'t> {
     cols: Option<Columns>,
-    tables: Option<Vec<HeaderRow<'t>>>,
+    tables: Option<TableHeads<'t>>,
+}
+
+/// The HTML tables of a text (as given): their header rows and where each table starts.
+pub(crate) struct TableHeads<'t> {
+    rows: Vec<HeaderRow<'t>>,
+    starts: Vec<usize>,
+}
+
+impl<'t> TableHeads<'t> {
+    fn of(h: &'t [u8]) -> Self {
+        TableHeads { rows: table_headers(h), starts: tags(h, b"<table").collect() }
+    }
+
+    /// A table starts between `a` and `b`: a header row before `a` is another table's.
+    fn table_between(&self, a: usize, b: usize) -> bool {
+        let i = self.starts.partition_point(|&s| s < a);
+        self.starts.get(i).is_some_and(|&s| s < b)
+    }
 }
 
 /// An HTML header row (`<tr>` of `<th>` cells, complete with its `</tr>`, at most [`LOOK`]
@@ -266,10 +285,11 @@ impl Fields {
         m
     }
 
-    fn columns(&self, header: &[u8]) -> Columns {
-        // read as the rows are (a stream keeps its first line as it came: `，` is a comma too)
-        let norm = super::normalize::normalize(header);
-        let header = &norm.text[..];
+    /// The columns of a header row: `header` as it came (a stream's first line, normalized here
+    /// as the rows are: `，` is a comma too), or already normalized.
+    fn columns(&self, header: &[u8], normalized: bool) -> Columns {
+        let norm = (!normalized).then(|| super::normalize::normalize(header));
+        let header = norm.as_ref().map_or(header, |n| &n.text[..]);
         let header = header.strip_prefix("\u{feff}".as_bytes()).unwrap_or(header);
         let line = header.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let sep = if line.contains(&b'\t') { b'\t' } else { b',' };
@@ -283,14 +303,20 @@ impl Fields {
         match key {
             Key::Name(k) => self.slots_of(k),
             Key::TableCell(td, lo) => {
-                // this cell's row and its column in it
+                // this cell's row
                 let Some(row) = tags(&t[lo..td], b"<tr").last().map(|r| lo + r) else { return 0 };
-                let col = tags(&t[row..td], b"<td").count() + tags(&t[row..td], b"<th").count();
-                // the header row before that row, read from the input as given
+                // a header cell before it in its own row is its field (`<th>姓名</th><td>…`)
+                if let Some(th) = tags(&t[row..td], b"<th").last() {
+                    return self.slots_of(cell_text(&t[row..td], th));
+                }
+                let col = tags(&t[row..td], b"<td").count();
+                // else the header row before that row in the same table, read from the input
                 let at = (c.orig)(row);
-                let headers = lazy.tables.get_or_insert_with(|| table_headers(c.raw));
-                let text = match headers.partition_point(|h| h.1 <= at).checked_sub(1) {
-                    Some(i) => headers[i].2.get(col).copied(),
+                let tables = lazy.tables.get_or_insert_with(|| TableHeads::of(c.raw));
+                let text = match tables.rows.partition_point(|h| h.1 <= at).checked_sub(1) {
+                    Some(i) if !tables.table_between(tables.rows[i].1, at) => tables.rows[i].2.get(col).copied(),
+                    Some(_) => None,
+                    None if tables.table_between(0, at) => None,
                     None => place.table_header.and_then(|h| h.get(col)).map(Vec::as_slice),
                 };
                 text.map_or(0, |k| self.slots_of(k))
@@ -303,8 +329,8 @@ impl Fields {
             },
             Key::Cell(line, at) => {
                 let cols = lazy.cols.get_or_insert_with(|| match (place.header, place.at_start) {
-                    (Some(h), _) => self.columns(h),
-                    (None, true) => self.columns(&t[..t.len().min(MAX_HEADER)]),
+                    (Some(h), _) => self.columns(h, false),
+                    (None, true) => self.columns(&t[..t.len().min(MAX_HEADER)], true),
                     (None, false) => Columns::default(),
                 });
                 // line 0: the header row itself (no record), or a line whose start is not in the text
@@ -323,19 +349,28 @@ impl Fields {
 
     /// Find names and addresses in `t` (normalized text). `noted`: the candidates the built-in
     /// pass noted on its way (see [`super::prefilter::Marks`], [`for_each_candidate`]).
-    pub fn scan(&self, t: &[u8], place: &Place<'_>, noted: &[usize], c: &Coords<'_>, out: &mut Vec<Hit>) {
+    pub fn scan<'t>(
+        &self,
+        t: &'t [u8],
+        place: &Place<'_>,
+        noted: &[usize],
+        c: &Coords<'t>,
+        lazy: &mut Lazy<'t>,
+        out: &mut Vec<Hit>,
+    ) {
         if self.value_slots == 0 {
             return;
         }
-        let mut lazy = Lazy::default();
         let mut resume = 0;
         let whole = place.field.map_or(0, |f| self.slots_of(f) & self.value_slots);
+        // the whole text is the field's value: where it starts, past any whitespace
+        let first = t.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
         let mut each = |p: usize, house: bool| {
             if p < resume {
                 return;
             }
             // a cell, where no column is a field: nothing to look up
-            if lazy.cols.as_ref().is_some_and(|c| !c.any)
+            if lazy.cols.as_ref().is_some_and(|cols| !cols.any)
                 && place.field_at.is_none()
                 && p > 0
                 && matches!(t[p - 1], b',' | b'\t' | b'\n')
@@ -347,7 +382,7 @@ impl Fields {
             if house {
                 // a digit and then 号, 弄, 栋, 幢 or 室: an address on its own?
                 if let Some(rule) = self.address {
-                    if let Some((start, end)) = standalone_address(t, p, resume) {
+                    if let Some((start, end)) = standalone_address(t, p, resume.max((c.floor)(p))) {
                         out.push(Hit { rule, start, end });
                         resume = end;
                     }
@@ -356,8 +391,8 @@ impl Fields {
             }
             let key = key_within(t, (c.floor)(p), p);
             let (mask, in_field) = match key {
-                _ if p == 0 && whole != 0 => (whole, true),
-                Some(k) => (self.slots_at(t, k, place, c, &mut lazy) & self.value_slots, !matches!(k, Key::Label(_))),
+                _ if p == first && whole != 0 => (whole, true),
+                Some(k) => (self.slots_at(t, k, place, c, lazy) & self.value_slots, !matches!(k, Key::Label(_))),
                 None => (0, false),
             };
             if mask == 0 {
@@ -390,7 +425,16 @@ impl Fields {
 
     /// Whether the value holding `start` stands in one of `rule`'s fields (for rules with their
     /// own detector and a `fields` list).
-    pub fn in_field(&self, t: &[u8], start: usize, rule: u32, place: &Place<'_>, c: &Coords<'_>) -> bool {
+    #[allow(clippy::too_many_arguments)]
+    pub fn in_field<'t>(
+        &self,
+        t: &'t [u8],
+        start: usize,
+        rule: u32,
+        place: &Place<'_>,
+        c: &Coords<'t>,
+        lazy: &mut Lazy<'t>,
+    ) -> bool {
         let Some(i) = self.slots.iter().position(|s| s.rule == rule) else { return false };
         // back to the start of the value: the delimiter that opens it
         let lo = start.saturating_sub(MAX_KEY);
@@ -402,9 +446,8 @@ impl Fields {
             if p == 0 && place.field.is_some_and(|f| self.slots_of(f) >> i & 1 == 1) {
                 return true;
             }
-            let mut lazy = Lazy::default();
             if let Some(k) = key_within(t, (c.floor)(p), p) {
-                return self.slots_at(t, k, place, c, &mut lazy) >> i & 1 == 1;
+                return self.slots_at(t, k, place, c, lazy) >> i & 1 == 1;
             }
         }
         false
@@ -557,6 +600,16 @@ fn key_before(t: &[u8], p: usize) -> Option<Key<'_>> {
         return Some(Key::Cell(0, 0));
     }
     let spaced = i < p;
+    // pretty-printed markup: the value on a line of its own after its element's start tag
+    if matches!(t[i - 1], b'\n' | b'\r' | b'\t') || spaced {
+        let mut k = i;
+        while k > 0 && p - k < 32 && t[k - 1].is_ascii_whitespace() {
+            k -= 1;
+        }
+        if k > 0 && k < i && t[k - 1] == b'>' {
+            return element(t, k - 1);
+        }
+    }
     match t[i - 1] {
         b'"' | b'\'' if !spaced => {
             let mut j = i - 1;
@@ -565,7 +618,11 @@ fn key_before(t: &[u8], p: usize) -> Option<Key<'_>> {
             }
             match j.checked_sub(1).map(|k| t[k]) {
                 Some(b':') => json_key(t, j - 1),
-                Some(b'=') => word_before(t, j - 1).map(Key::Name),
+                // `<input name="xm" value="…">`: the field is the element's `name`
+                Some(b'=') => match word_before(t, j - 1) {
+                    Some(w) if w.eq_ignore_ascii_case(b"value") => tag_name_attr(t, j - 1).map(Key::Name),
+                    w => w.map(Key::Name),
+                },
                 Some(b',' | b'\t' | b'\n') | None => cell(t, i - 1),
                 _ => None,
             }
@@ -583,11 +640,13 @@ fn key_before(t: &[u8], p: usize) -> Option<Key<'_>> {
             }
             word_before(t, c).map(Key::Name)
         }
-        b',' | b'\t' if !spaced => cell(t, i),
+        // `, ` separates cells too
+        b',' | b'\t' => cell(t, i),
         b'\n' if !spaced => {
             let before = &t[..i];
             if before.ends_with(b"\r\n\r\n") || before.ends_with(b"\n\n") {
-                multipart_name(t, i).map(Key::Name)
+                // a multipart body, or a CSV row after a blank line
+                multipart_name(t, i).map(Key::Name).or_else(|| cell(t, i))
             } else {
                 cell(t, i)
             }
@@ -595,6 +654,21 @@ fn key_before(t: &[u8], p: usize) -> Option<Key<'_>> {
         _ if spaced && i >= 3 && ideo_at(t, i - 3) => Some(Key::Label(&t[ideo_run_back(t, i, 8)..i])),
         _ => None,
     }
+}
+
+/// The `name="…"` of the start tag holding the attribute whose `=` is at `eq`.
+fn tag_name_attr(t: &[u8], eq: usize) -> Option<&[u8]> {
+    let lo = eq.saturating_sub(256);
+    let lt = memchr::memrchr(b'<', &t[lo..eq])? + lo;
+    let tag = &t[lt..eq];
+    let at =
+        memchr::memmem::find_iter(tag, b"name=").find(|&a| a == 0 || matches!(tag[a - 1], b' ' | b'\t' | b'\n'))?;
+    let v = &tag[at + 5..];
+    let (q, v) = (*v.first()?, &v[1..]);
+    if q != b'"' && q != b'\'' {
+        return None;
+    }
+    memchr::memchr(q, v).map(|e| &v[..e])
 }
 
 /// `"key" :` with the colon at `colon`.
@@ -649,13 +723,22 @@ fn tags<'a>(h: &'a [u8], tag: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
         .filter(move |&i| h.get(i + tag.len()).is_some_and(|&b| matches!(b, b'>' | b' ' | b'\t' | b'\n' | b'\r')))
 }
 
-/// The last HTML table header row in `h` (input as given), its cells' texts: what a stream keeps
-/// for the rows that come after it.
-pub(crate) fn last_table_header(h: &[u8]) -> Option<Vec<Vec<u8>>> {
-    if memchr::memmem::find(h, b"<th").is_none() && memchr::memmem::find(h, b"<TH").is_none() {
+/// What the released input `h` says about the HTML table the rows after it belong to: the cells
+/// of its last header row (`Some(Some(…))`), a table begun since the last header row, so no header
+/// (`Some(None)`), or nothing (`None`, no table markup). A stream keeps it for the rows to come.
+pub(crate) fn table_header_after(h: &[u8]) -> Option<Option<Vec<Vec<u8>>>> {
+    let has = |tag: &[u8]| {
+        memchr::memmem::find(h, tag).is_some() || memchr::memmem::find(h, &tag.to_ascii_uppercase()).is_some()
+    };
+    if !has(b"<th") && !has(b"<table") {
         return None;
     }
-    table_headers(h).pop().map(|(_, _, cells)| cells.into_iter().map(<[u8]>::to_vec).collect())
+    let t = TableHeads::of(h);
+    match t.rows.last() {
+        Some(r) if !t.table_between(r.1, h.len()) => Some(Some(r.2.iter().map(|c| c.to_vec()).collect())),
+        _ if !t.starts.is_empty() => Some(None),
+        _ => None,
+    }
 }
 
 /// The header rows of the HTML tables in `h` (the input as given), in order: each `<tr>` … `</tr>`
@@ -779,19 +862,22 @@ fn surnames() -> &'static Surnames {
 
 /// Bytes of the surname `v` begins with (compound first), 0 when it begins with none.
 pub fn surname_len(v: &[u8]) -> usize {
-    let Ok(s) = std::str::from_utf8(&v[..v.len().min(6)]).or_else(|e| std::str::from_utf8(&v[..e.valid_up_to()]))
-    else {
-        return 0;
+    // surnames are ideographs: three bytes each in UTF-8
+    let ch = |i: usize| -> Option<char> {
+        let b = v.get(i..i + 3)?;
+        if !ideo_at(b, 0) {
+            return None;
+        }
+        char::from_u32((u32::from(b[0] & 0x0F) << 12) | (u32::from(b[1] & 0x3F) << 6) | u32::from(b[2] & 0x3F))
     };
-    let mut cs = s.chars();
-    let (Some(a), b) = (cs.next(), cs.next()) else { return 0 };
+    let Some(a) = ch(0) else { return 0 };
     let names = surnames();
-    if let Some(b) = b {
+    if let Some(b) = ch(3) {
         if names.compound.binary_search(&[a, b]).is_ok() {
-            return a.len_utf8() + b.len_utf8();
+            return 6;
         }
     }
-    if names.is_single(a) { a.len_utf8() } else { 0 }
+    if names.is_single(a) { 3 } else { 0 }
 }
 
 /// What ends a place, an organisation or an amount, not a person: a value after a name label in
@@ -799,11 +885,14 @@ pub fn surname_len(v: &[u8]) -> usize {
 const NOT_NAME_ENDINGS: &str = "省市区县路街道镇乡村元号局厅处科室部所站院校司队";
 /// What ends a place name: not a name anywhere.
 const PLACE_ENDINGS: &str = "省市区县路街镇乡村";
-/// Words that begin with a surname and are no names (checked after labels in running text).
+/// Words that begin with a surname character and are no names: places, brands, common words. A
+/// value that is one of them (exactly) is not taken for a name, in a field or after a label.
 const NOT_NAMES: &[&str] = &[
     "张家界",
     "高新",
+    "高新区",
     "黄河",
+    "黄河路",
     "万元",
     "周一",
     "周二",
@@ -815,8 +904,9 @@ const NOT_NAMES: &[&str] = &[
     "周末",
     "未知",
     "不详",
-    "无",
     "本人",
+    "国家",
+    "国家秘密",
     "王府井",
     "常州",
     "高速",
@@ -829,6 +919,33 @@ const NOT_NAMES: &[&str] = &[
     "马上",
     "江苏",
     "安全",
+    "平安",
+    "华为",
+    "方正",
+    "金山",
+    "万科",
+    "联想",
+    "海尔",
+    "格力",
+    "中国",
+    "中华",
+    "江南",
+    "东方",
+    "温馨",
+    "和平",
+    "成功",
+    "程序",
+    "文件",
+    "全部",
+    "于是",
+    "高兴",
+    "夏天",
+    "宋体",
+    "钱包",
+    "李子",
+    "白天",
+    "田野",
+    "石头",
 ];
 
 /// End of the name starting at `p`, if the run of ideographs there is one. Not `in_field`: it stands
@@ -873,11 +990,11 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
     }
     let s = std::str::from_utf8(v).ok()?;
     let last = s.chars().last().unwrap_or(' ');
-    // a place is no name, even in a name field (`郑州市`)
-    if PLACE_ENDINGS.contains(last) {
+    // a place or a common word is no name, even in a name field (`郑州市`, `黄山`, `华为`)
+    if PLACE_ENDINGS.contains(last) || NOT_NAMES.contains(&s) || divisions().at(v).is_some_and(|d| d.0 == v.len()) {
         return None;
     }
-    if !in_field && (NOT_NAME_ENDINGS.contains(last) || NOT_NAMES.iter().any(|w| s.starts_with(w))) {
+    if !in_field && NOT_NAME_ENDINGS.contains(last) {
         return None;
     }
     Some(i)
@@ -886,29 +1003,56 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
 // ---------------------------------------------------------------------------------------------
 // Addresses
 
+/// The division names (GB/T 2260, full and short forms) by their first two characters (every
+/// name has at least two): a match at a position is one hash lookup and a few comparisons.
 struct Divisions {
-    ac: AhoCorasick,
+    /// names with their level (0 province, 1 prefecture, 2 county), longest first
+    by_prefix: HashMap<[u8; 6], Vec<Division>, std::hash::BuildHasherDefault<KeyHasher>>,
+}
+
+/// A division's name and level.
+type Division = (Box<[u8]>, u8);
+
+impl Divisions {
+    /// The longest division name at the start of `v`: its length and level.
+    fn at(&self, v: &[u8]) -> Option<(usize, u8)> {
+        let key: [u8; 6] = v.get(..6)?.try_into().ok()?;
+        let names = self.by_prefix.get(&key)?;
+        names.iter().find(|n| v.starts_with(&n.0)).map(|n| (n.0.len(), n.1))
+    }
 }
 
 fn divisions() -> &'static Divisions {
     static D: OnceLock<Divisions> = OnceLock::new();
     D.get_or_init(|| {
-        let mut names: Vec<String> = Vec::new();
+        let mut names: Vec<(String, u8)> = Vec::new();
         for line in include_str!("../data/gbt2260.tsv").lines().filter(|l| !l.starts_with('#')) {
             let Some((code, name)) = line.split_once('\t') else { continue };
-            names.push(name.to_string());
+            let level = if code.ends_with("0000") {
+                0
+            } else if code.ends_with("00") {
+                1
+            } else {
+                2
+            };
+            names.push((name.to_string(), level));
             if let Some(short) = short_form(code, name) {
-                names.push(short);
+                names.push((short, level));
             }
         }
         names.sort();
-        names.dedup();
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .start_kind(StartKind::Both)
-            .build(&names)
-            .unwrap_or_else(|_| unreachable!("the division list compiles"));
-        Divisions { ac }
+        names.dedup_by(|a, b| a.0 == b.0);
+        let mut by_prefix: HashMap<[u8; 6], Vec<Division>, _> = HashMap::default();
+        for (n, level) in names {
+            let b = n.as_bytes();
+            if let Some(key) = b.get(..6).and_then(|k| <[u8; 6]>::try_from(k).ok()) {
+                by_prefix.entry(key).or_default().push((b.into(), level));
+            }
+        }
+        for v in by_prefix.values_mut() {
+            v.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
+        }
+        Divisions { by_prefix }
     })
 }
 
@@ -933,12 +1077,18 @@ fn short_form(code: &str, name: &str) -> Option<String> {
 /// Bytes of the administrative divisions `v` begins with, down to the county or district
 /// (`河南省郑州市金水区`, `郑州金水区`); 0 when it begins with none.
 pub fn division_len(v: &[u8]) -> usize {
-    let ac = &divisions().ac;
+    let d = divisions();
     let mut at = 0;
-    for _ in 0..4 {
-        match ac.find(Input::new(&v[at..]).anchored(Anchored::Yes)) {
-            Some(m) => at += m.end(),
-            None => break,
+    let mut next = 0; // the level the next division must be at least
+    while next <= 2 {
+        match d.at(&v[at..]) {
+            // province, then prefecture, then county: a name below the county (a street named
+            // after a place, `中山路`) is the street's
+            Some((n, level)) if level >= next => {
+                at += n;
+                next = level + 1;
+            }
+            _ => break,
         }
     }
     at
@@ -965,6 +1115,7 @@ fn is_address_byte(t: &[u8], i: usize) -> usize {
 fn address_at(t: &[u8], p: usize) -> Option<usize> {
     let mut i = p;
     let mut n = 0;
+    let mut run = 0; // ASCII letters and digits in a row
     while i < t.len() && n < MAX_ADDRESS {
         // `(` and `)` inside an address, e.g. `（东区）`
         let len = match is_address_byte(t, i) {
@@ -972,6 +1123,12 @@ fn address_at(t: &[u8], p: usize) -> Option<usize> {
             l => l,
         };
         if len == 0 {
+            break;
+        }
+        run = if t[i].is_ascii_alphanumeric() { run + 1 } else { 0 };
+        if run > MAX_NUMBER {
+            // an ID or phone number after the address is a value of its own
+            i -= run - 1;
             break;
         }
         i += len;
@@ -1009,14 +1166,28 @@ fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize
         back -= len;
         n += 1;
     }
+    // no street part at all: no address (checked before the divisions, which cost more)
+    let span = std::str::from_utf8(&t[back..a0]).unwrap_or("");
+    if !STREETS.iter().any(|m| span.contains(m)) {
+        return None;
+    }
     // the last division before the house number, then the divisions that end where it starts
     let mut s = usize::MAX;
     let mut first_end = 0;
     let mut chain: [(usize, usize); 8] = [(0, 0); 8];
     let mut k = 0;
-    for d in divisions().ac.find_iter(&t[back..a0]) {
-        chain[k % 8] = (back + d.start(), back + d.end());
-        k += 1;
+    // leftmost-longest, character by character
+    let d = divisions();
+    let mut i = back;
+    while i < a0 {
+        match d.at(&t[i..a0]) {
+            Some((n, _)) => {
+                chain[k % 8] = (i, i + n);
+                k += 1;
+                i += n;
+            }
+            None => i += if ideo_at(t, i) { 3 } else { 1 },
+        }
     }
     if k == 0 {
         return None;
@@ -1044,19 +1215,19 @@ fn house_end(t: &[u8], mut i: usize) -> usize {
     if t[i..].starts_with("院".as_bytes()) {
         i += 3;
     }
-    loop {
+    // a few numbered parts at most (building, unit, floor, room): an address stays short
+    for _ in 0..4 {
         let mut j = i;
-        while j < t.len() && (t[j].is_ascii_alphanumeric() || t[j] == b'-') {
+        while j < t.len() && j - i <= MAX_NUMBER && (t[j].is_ascii_alphanumeric() || t[j] == b'-') {
             j += 1;
         }
-        if j == i {
+        if j == i || j - i > MAX_NUMBER {
             return i;
         }
         match UNITS.iter().find(|u| t[j..].starts_with(u.as_bytes())) {
             Some(u) => i = j + u.len(),
             // a bare number after a unit (`2单元1501`)
-            None if j - i <= 5
-                && t[i..j].iter().all(u8::is_ascii_digit)
+            None if t[i..j].iter().all(u8::is_ascii_digit)
                 && t[j..].first().is_none_or(|&b| b != b'_' && b != b'.' && b != b'@') =>
             {
                 return j;
@@ -1064,6 +1235,7 @@ fn house_end(t: &[u8], mut i: usize) -> usize {
             None => return i,
         }
     }
+    i
 }
 
 #[cfg(test)]
@@ -1083,7 +1255,7 @@ mod tests {
         let mut noted = Vec::new();
         for_each_candidate(text.as_bytes(), |p, h| noted.push(p << 1 | usize::from(h)));
         let c = Coords { raw: text.as_bytes(), orig: &|p| p, floor: &|p| p.saturating_sub(LOOK) };
-        fields().scan(text.as_bytes(), &Place::start(), &noted, &c, &mut out);
+        fields().scan(text.as_bytes(), &Place::start(), &noted, &c, &mut Lazy::default(), &mut out);
         out.iter().map(|h| (h.rule, text[h.start..h.end].to_string())).collect()
     }
 
@@ -1147,8 +1319,23 @@ mod tests {
             <tbody><tr><td>1</td><td>张伟</td><td>郑州市金水区文化路85号</td></tr>\
             <tr><td>2</td><TD class=\"x\">欧阳娜娜</TD><td>无</td></tr></tbody></table><p>张家界</p>";
         assert_eq!(found(html), [(0, "张伟".into()), (1, "郑州市金水区文化路85号".into()), (0, "欧阳娜娜".into())]);
-        // a table without a header row names nothing
+        // a table without a header row names nothing, nor does another table's header row
         assert!(found("<table><tr><td>张伟</td></tr></table>").is_empty());
+        let two = "<table><tr><th>姓名</th></tr><tr><td>张伟</td></tr></table><table><tr><td>黄晓明</td></tr></table>";
+        assert_eq!(found(two), [(0, "张伟".into())]);
+        // a key/value table: the header cell in the same row
+        assert_eq!(
+            found("<table><tr><th>姓名</th><td>李娜</td></tr><tr><th>备注</th><td>王芳</td></tr></table>"),
+            [(0, "李娜".into())]
+        );
+    }
+
+    #[test]
+    fn values_laid_out_otherwise() {
+        assert_eq!(found("<xm>\n    张伟\n</xm>"), [(0, "张伟".into())]);
+        assert_eq!(found("<input type=\"text\" name=\"xm\" value=\"李娜\">"), [(0, "李娜".into())]);
+        assert_eq!(found("id, xm\n1, 王芳\n"), [(0, "王芳".into())]);
+        assert_eq!(found("id,xm\n1,王芳\n\n2,李娜\n"), [(0, "王芳".into()), (0, "李娜".into())]);
     }
 
     #[test]
@@ -1178,6 +1365,9 @@ mod tests {
         assert_eq!(division_len("河南省郑州市金水区文化路".as_bytes()), "河南省郑州市金水区".len());
         assert_eq!(division_len("郑州金水区文化路".as_bytes()), "郑州金水区".len());
         assert_eq!(division_len("文化路".as_bytes()), 0);
+        // a street named after a place is the street's
+        assert_eq!(division_len("广东省广州市越秀区中山路100号".as_bytes()), "广东省广州市越秀区".len());
+        assert_eq!(division_len("北京市朝阳区朝阳路1号".as_bytes()), "北京市朝阳区".len());
         assert_eq!(surname_len("欧阳娜娜".as_bytes()), 6);
         assert_eq!(surname_len("张伟".as_bytes()), 3);
         assert_eq!(surname_len("的确".as_bytes()), 0);

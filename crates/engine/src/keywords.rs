@@ -122,8 +122,15 @@ impl KeywordMatcher {
             }
             for m in self.ac.find_iter(&buf[..len]) {
                 let (a, b) = (from[m.start()], from[m.end() - 1] + 1);
-                let hit = Hit { rule: self.rule_of[m.pattern().as_usize()], start: a, end: b };
-                if b - a > m.end() - m.start() && a >= done && !self.excluded(t, &hit) {
+                let rule = self.rule_of[m.pattern().as_usize()];
+                let hit = Hit { rule, start: a, end: b };
+                // the exclusions read the stretch without its spaces too (`国 家 秘 密`)
+                let plain = Hit { rule, start: m.start(), end: m.end() };
+                if b - a > m.end() - m.start()
+                    && a >= done
+                    && !self.excluded(t, &hit)
+                    && !self.excluded(&buf[..len], &plain)
+                {
                     out.push(hit);
                     done = b;
                 }

@@ -391,7 +391,8 @@ impl RuleSet {
         let orig = |p: usize| norm.orig_start(p);
         let floor = |p: usize| norm.floor(p, fields::LOOK);
         let coords = fields::Coords { raw: input, orig: &orig, floor: &floor };
-        self.fields.scan(t, place, values, &coords, &mut out.hits);
+        let mut lazy = fields::Lazy::default();
+        self.fields.scan(t, place, values, &coords, &mut lazy, &mut out.hits);
         if let Some(k) = &self.keywords {
             k.scan_spaced(t, values, &mut out.hits);
         }
@@ -418,7 +419,7 @@ impl RuleSet {
                 FieldRole::Found => true,
                 FieldRole::Raised => {
                     (rule.context_required || out.want_context)
-                        && self.fields.in_field(t, h.start, h.rule, place, &coords)
+                        && self.fields.in_field(t, h.start, h.rule, place, &coords, &mut lazy)
                 }
             };
             let context = in_field

@@ -186,8 +186,8 @@ impl StreamScanner {
         out.extend_from_slice(&self.buf[cursor..cut]);
         self.scan = scan;
         if rules.fields.wants_values() {
-            if let Some(h) = super::fields::last_table_header(&self.buf[..cut]) {
-                self.table_header = Some(h);
+            if let Some(h) = super::fields::table_header_after(&self.buf[..cut]) {
+                self.table_header = h;
             }
         }
         // keep a lookback of released bytes as context
