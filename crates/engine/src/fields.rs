@@ -33,6 +33,10 @@ pub const MAX_HEADER: usize = 4096;
 /// scanner's lookback (and away from its start, where an escape may be cut), so that a stream reads
 /// every value as the whole text would; an HTML header row longer than this is not read.
 pub const LOOK: usize = 512;
+/// Longest CSV line, and longest distance from an HTML row's `<tr>` to its cell, over which a cell's
+/// column is known (input bytes). A stream keeps the current line or row from its start within
+/// this distance (see `StreamScanner`), so it reads every cell as the whole text would.
+pub const ROW_MAX: usize = 16 << 10;
 /// Most characters of an address.
 const MAX_ADDRESS: usize = 64;
 /// Longest run of digits (and letters) in an address: a house, building or room number. A longer
@@ -51,8 +55,10 @@ pub struct Place<'a> {
     /// The text is units a line each (a document's cells): the field of the unit starting at an
     /// offset (of the text as given), e.g. a spreadsheet cell's column header.
     pub field_at: Option<&'a dyn Fn(usize) -> Option<&'a [u8]>>,
-    /// The last HTML table header row before the text (a stream's, see [`last_table_header`]).
+    /// The last HTML table header row before the text (a stream's, see [`table_header_after`]).
     pub table_header: Option<&'a [Vec<u8>]>,
+    /// The text begins at the start of a line (a stream keeps a CSV line from its start).
+    pub line_start: bool,
 }
 
 impl std::fmt::Debug for Place<'_> {
@@ -63,6 +69,7 @@ impl std::fmt::Debug for Place<'_> {
             .field("header", &self.header.map(String::from_utf8_lossy))
             .field("field_at", &self.field_at.is_some())
             .field("table_header", &self.table_header.map(<[Vec<u8>]>::len))
+            .field("line_start", &self.line_start)
             .finish()
     }
 }
@@ -80,8 +87,9 @@ pub(crate) struct Coords<'a> {
     pub raw: &'a [u8],
     /// a normalized position → its offset in the input
     pub orig: &'a dyn Fn(usize) -> usize,
-    /// a normalized position → the first normalized position at most [`LOOK`] input bytes before it
-    pub floor: &'a dyn Fn(usize) -> usize,
+    /// (a normalized position, a distance in input bytes) → the first normalized position at most
+    /// that many input bytes before it
+    pub floor: &'a dyn Fn(usize, usize) -> usize,
 }
 
 /// What a field rule finds in its fields.
@@ -152,7 +160,7 @@ enum Key<'t> {
     Name(&'t [u8]),
     /// Ideographs before a colon or a space: a label in running text (or a Chinese key).
     Label(&'t [u8]),
-    /// A cell of a delimited table: its line's start and its own.
+    /// A cell of a delimited table (its line is found later; the first field is unused).
     Cell(usize, usize),
     /// An HTML table cell: where its `<td` starts, and how far back its row may be looked for.
     TableCell(usize, usize),
@@ -164,6 +172,45 @@ enum Key<'t> {
 pub(crate) struct Lazy<'t> {
     cols: Option<Columns>,
     tables: Option<TableHeads<'t>>,
+    /// how far the text was read for line starts, and the last line start before that
+    /// (`None`: no newline yet, the line began before or at the text's start)
+    line: Option<(usize, Option<usize>)>,
+    /// the column count so far in a line: (line start, position, column, in quotes)
+    col: Option<(usize, usize, usize, bool)>,
+}
+
+impl Lazy<'_> {
+    /// Where the line holding `p` starts (`None`: before or at the text's start). Candidates come
+    /// in order, so each byte is read once; one out of order reads back from `p`.
+    fn line_start(&mut self, t: &[u8], p: usize) -> Option<usize> {
+        let (from, mut last) = match self.line {
+            Some((upto, last)) if upto <= p => (upto, last),
+            _ => (0, None),
+        };
+        if let Some(n) = memchr::memrchr(b'\n', &t[from..p]) {
+            last = Some(from + n + 1);
+        }
+        self.line = Some((p, last));
+        last
+    }
+
+    /// The column of the cell at `p` in the line starting at `line` (separators outside quotes).
+    fn column(&mut self, t: &[u8], line: usize, p: usize, sep: u8) -> usize {
+        let (mut at, mut col, mut quoted) = match self.col {
+            Some((l, at, col, q)) if l == line && at <= p => (at, col, q),
+            _ => (line, 0, false),
+        };
+        for &b in &t[at..p] {
+            if b == b'"' {
+                quoted = !quoted;
+            } else if b == sep && !quoted {
+                col += 1;
+            }
+        }
+        at = p;
+        self.col = Some((line, at, col, quoted));
+        col
+    }
 }
 
 /// The HTML tables of a text (as given): their header rows and where each table starts.
@@ -302,9 +349,10 @@ impl Fields {
     fn slots_at<'t>(&self, t: &'t [u8], key: Key<'t>, place: &Place<'_>, c: &Coords<'t>, lazy: &mut Lazy<'t>) -> u64 {
         match key {
             Key::Name(k) => self.slots_of(k),
-            Key::TableCell(td, lo) => {
-                // this cell's row
-                let Some(row) = tags(&t[lo..td], b"<tr").last().map(|r| lo + r) else { return 0 };
+            Key::TableCell(td, _) => {
+                // this cell's row: its `<tr>` within reach of a stream (see ROW_MAX)
+                let lo = (c.floor)(td, ROW_MAX);
+                let Some(row) = last_tag(&t[lo..td], b"<tr").map(|r| lo + r) else { return 0 };
                 // a header cell before it in its own row is its field (`<th>姓名</th><td>…`)
                 if let Some(th) = tags(&t[row..td], b"<th").last() {
                     return self.slots_of(cell_text(&t[row..td], th));
@@ -323,23 +371,43 @@ impl Fields {
             }
             Key::Label(run) => self.slots_of_label(run),
             // a unit of its own (a document's cell): its field, when the caller knows it
-            Key::Cell(line, at) if place.field_at.is_some() => match place.field_at {
-                Some(field) if line == at => field((c.orig)(at)).map_or(0, |k| self.slots_of(k)),
+            Key::Cell(_, at) if place.field_at.is_some() => match place.field_at {
+                Some(field) if lazy.line_start(t, at).unwrap_or(0) == at => {
+                    field((c.orig)(at)).map_or(0, |k| self.slots_of(k))
+                }
                 _ => 0,
             },
-            Key::Cell(line, at) => {
+            Key::Cell(_, at) => {
                 let cols = lazy.cols.get_or_insert_with(|| match (place.header, place.at_start) {
                     (Some(h), _) => self.columns(h, false),
                     (None, true) => self.columns(&t[..t.len().min(MAX_HEADER)], true),
                     (None, false) => Columns::default(),
                 });
-                // line 0: the header row itself (no record), or a line whose start is not in the text
-                if !cols.any || line == 0 {
+                if !cols.any {
                     return 0;
                 }
-                cols.slots.get(column(&t[line..at], cols.sep)).copied().unwrap_or(0)
+                let sep = cols.sep;
+                let line = match lazy.line_start(t, at) {
+                    Some(l) => l,
+                    // the text's first line: the header row itself (no record), or a line of a
+                    // stream that began before the text, known only if the text starts with it
+                    None if place.line_start && !place.at_start => 0,
+                    None => return 0,
+                };
+                // a line too long to be kept by a stream: its cells have no known column
+                if (c.orig)(at) - (c.orig)(line) > ROW_MAX {
+                    return 0;
+                }
+                let col = lazy.column(t, line, at, sep);
+                lazy.cols.as_ref().and_then(|c| c.slots.get(col).copied()).unwrap_or(0)
             }
         }
+    }
+
+    /// A stream's first line is a CSV header naming a field of some rule: the stream keeps each
+    /// line from its start (see [`ROW_MAX`]).
+    pub fn header_has_fields(&self, header: &[u8]) -> bool {
+        self.value_slots != 0 && self.columns(header, false).any
     }
 
     /// Some rule finds values by their field (the built-in pass should note candidates).
@@ -382,14 +450,14 @@ impl Fields {
             if house {
                 // a digit and then 号, 弄, 栋, 幢 or 室: an address on its own?
                 if let Some(rule) = self.address {
-                    if let Some((start, end)) = standalone_address(t, p, resume.max((c.floor)(p))) {
+                    if let Some((start, end)) = standalone_address(t, p, resume.max((c.floor)(p, LOOK))) {
                         out.push(Hit { rule, start, end });
                         resume = end;
                     }
                 }
                 return;
             }
-            let key = key_within(t, (c.floor)(p), p);
+            let key = key_within(t, (c.floor)(p, LOOK), p);
             let (mask, in_field) = match key {
                 _ if p == first && whole != 0 => (whole, true),
                 Some(k) => (self.slots_at(t, k, place, c, lazy) & self.value_slots, !matches!(k, Key::Label(_))),
@@ -446,7 +514,7 @@ impl Fields {
             if p == 0 && place.field.is_some_and(|f| self.slots_of(f) >> i & 1 == 1) {
                 return true;
             }
-            if let Some(k) = key_within(t, (c.floor)(p), p) {
+            if let Some(k) = key_within(t, (c.floor)(p, LOOK), p) {
                 return self.slots_at(t, k, place, c, lazy) >> i & 1 == 1;
             }
         }
@@ -582,9 +650,8 @@ fn ideo_run_back(t: &[u8], end: usize, max: usize) -> usize {
 /// The key the value starting at `p` stands under, read no further back than `lo`.
 fn key_within(t: &[u8], lo: usize, p: usize) -> Option<Key<'_>> {
     match key_before(&t[lo..], p - lo)? {
-        // no line start within the window: a line of unknown start, unless the text starts there
-        Key::Cell(0, _) if lo > 0 => None,
-        Key::Cell(line, at) => Some(Key::Cell(line + lo, at + lo)),
+        // its line is found by the scan (see `Lazy::line_start`), not within the window
+        Key::Cell(_, at) => Some(Key::Cell(0, at + lo)),
         Key::TableCell(td, _) => Some(Key::TableCell(td + lo, lo)),
         k => Some(k),
     }
@@ -714,6 +781,27 @@ fn element(t: &[u8], gt: usize) -> Option<Key<'_>> {
     Some(Key::Name(local))
 }
 
+/// Where the last HTML row (`<tr`) in `h` starts.
+pub(crate) fn last_row_start(h: &[u8]) -> Option<usize> {
+    last_tag(h, b"<tr")
+}
+
+/// The last `tag` (`<tr`, lower case) in `h`, either case, followed by `>` or a space: read from
+/// the end, so it costs the distance to it.
+fn last_tag(h: &[u8], tag: &[u8]) -> Option<usize> {
+    let upper = tag.to_ascii_uppercase();
+    let mut end = h.len();
+    loop {
+        let a = memchr::memmem::rfind(&h[..end], tag);
+        let b = memchr::memmem::rfind(&h[..end], &upper);
+        let i = a.max(b)?;
+        if h.get(i + tag.len()).is_some_and(|&b| matches!(b, b'>' | b' ' | b'\t' | b'\n' | b'\r')) {
+            return Some(i);
+        }
+        end = i;
+    }
+}
+
 /// Where `tag` (`<tr`, lower case) occurs in `h`, either case, followed by `>` or a space.
 fn tags<'a>(h: &'a [u8], tag: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
     let upper = tag.to_ascii_uppercase();
@@ -777,20 +865,6 @@ fn cell_text(t: &[u8], at: usize) -> &[u8] {
 fn cell(t: &[u8], p: usize) -> Option<Key<'_>> {
     let line = memchr::memrchr(b'\n', &t[..p]).map_or(0, |n| n + 1);
     Some(Key::Cell(line, p))
-}
-
-/// The column a cell starts in, from the part of its line before it (separators outside quotes).
-fn column(head: &[u8], sep: u8) -> usize {
-    let mut col = 0;
-    let mut quoted = false;
-    for &b in head {
-        if b == b'"' {
-            quoted = !quoted;
-        } else if b == sep && !quoted {
-            col += 1;
-        }
-    }
-    col
 }
 
 /// The `name="…"` of the multipart part whose body starts at `body`.
@@ -1134,7 +1208,16 @@ fn address_at(t: &[u8], p: usize) -> Option<usize> {
         i += len;
         n += 1;
     }
-    while i > p && matches!(t[i - 1], b'(' | b'-' | b'#') {
+    // an ASCII run that goes on into a word (`…85号chen_jing@…`) is that word's, and trailing
+    // letters are no part of a house number
+    let mut run = i;
+    while run > p && t[run - 1].is_ascii_alphanumeric() {
+        run -= 1;
+    }
+    if run < i && t.get(i).is_some_and(|&b| matches!(b, b'_' | b'@' | b'.')) {
+        i = run;
+    }
+    while i > p && (t[i - 1].is_ascii_alphabetic() || matches!(t[i - 1], b'(' | b'-' | b'#')) {
         i -= 1;
     }
     let v = &t[p..i];
@@ -1254,7 +1337,7 @@ mod tests {
         let mut out = Vec::new();
         let mut noted = Vec::new();
         for_each_candidate(text.as_bytes(), |p, h| noted.push(p << 1 | usize::from(h)));
-        let c = Coords { raw: text.as_bytes(), orig: &|p| p, floor: &|p| p.saturating_sub(LOOK) };
+        let c = Coords { raw: text.as_bytes(), orig: &|p| p, floor: &|p, d| p.saturating_sub(d) };
         fields().scan(text.as_bytes(), &Place::start(), &noted, &c, &mut Lazy::default(), &mut out);
         out.iter().map(|h| (h.rule, text[h.start..h.end].to_string())).collect()
     }

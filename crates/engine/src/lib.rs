@@ -389,7 +389,7 @@ impl RuleSet {
         }
         let values = &out.marks.values[..];
         let orig = |p: usize| norm.orig_start(p);
-        let floor = |p: usize| norm.floor(p, fields::LOOK);
+        let floor = |p: usize, d: usize| norm.floor(p, d);
         let coords = fields::Coords { raw: input, orig: &orig, floor: &floor };
         let mut lazy = fields::Lazy::default();
         self.fields.scan(t, place, values, &coords, &mut lazy, &mut out.hits);

@@ -50,6 +50,11 @@ pub struct StreamScanner {
     header_done: bool,
     /// The last HTML table header row released so far (for the table's later rows).
     table_header: Option<Vec<Vec<u8>>>,
+    /// The first line is a CSV header naming a field: lines are kept from their start (known once
+    /// the first line is).
+    csv: Option<bool>,
+    /// `buf[0]` is the start of a line.
+    line_start: bool,
 }
 
 impl StreamScanner {
@@ -157,7 +162,12 @@ impl StreamScanner {
         let place = if self.base == 0 {
             Place { table_header, ..Place::start() }
         } else {
-            Place { header: self.header_done.then_some(&self.header[..]), table_header, ..Place::default() }
+            Place {
+                header: self.header_done.then_some(&self.header[..]),
+                table_header,
+                line_start: self.line_start,
+                ..Place::default()
+            }
         };
         rules.scan_at(&self.buf, &place, &mut scan);
         // a match across the cut (long regex/keyword): move the cut back to its start
@@ -190,8 +200,32 @@ impl StreamScanner {
                 self.table_header = h;
             }
         }
-        // keep a lookback of released bytes as context
-        let keep_from = cut.saturating_sub(LOOKBACK);
+        // keep a lookback of released bytes as context; and the current CSV line or HTML row from
+        // its start, when it began within reach (field context reads a cell by its line or row)
+        let mut keep_from = cut.saturating_sub(LOOKBACK);
+        let mut line_start = false;
+        if rules.fields.wants_values() {
+            let reach = cut.saturating_sub(super::fields::ROW_MAX);
+            if self.csv.is_none() && self.header_done {
+                self.csv = Some(rules.fields.header_has_fields(&self.header));
+            }
+            if self.csv == Some(true) {
+                match memchr::memrchr(b'\n', &self.buf[reach..cut]) {
+                    Some(n) if reach + n < keep_from => (keep_from, line_start) = (reach + n + 1, true),
+                    Some(_) => {}
+                    // no line start since the buffer began with one (within reach)
+                    None if self.line_start && reach == 0 => (keep_from, line_start) = (0, true),
+                    None => {}
+                }
+            }
+            if let Some(tr) = super::fields::last_row_start(&self.buf[reach..cut]) {
+                if reach + tr < keep_from {
+                    keep_from = reach + tr;
+                    line_start = false;
+                }
+            }
+        }
+        self.line_start = line_start;
         self.buf.drain(..keep_from);
         self.base += keep_from as u64;
         self.done = cut - keep_from;

@@ -210,4 +210,31 @@ fn streamed_names_and_addresses() {
     let out = String::from_utf8_lossy(&out);
     assert_eq!(out.matches("张*").count(), 400, "every row's name masked");
     assert!(out.starts_with("编号,姓名,备注\n"), "the header stays");
+    // a wide row (its name far past the stream's usual lookback) and an HTML table of many rows,
+    // in small chunks: read as the whole body is
+    let mut wide = String::from("备注,编号,姓名\n");
+    for i in 0..5 {
+        wide.push_str(&format!("{},{i},李秀英\n", "说明".repeat(400)));
+    }
+    let mut html = String::from("<table><tr><th>编号</th><th>姓名</th></tr>");
+    for i in 0..300 {
+        html.push_str(&format!("<tr><td>{i}</td><td>王芳</td></tr>"));
+    }
+    html.push_str("</table>");
+    for (body, masked, n) in [(wide.as_str(), "李**", 5), (html.as_str(), "王*", 300)] {
+        let mut whole = Vec::new();
+        rules.scan(body.as_bytes());
+        dlpgate_engine::stream::scan_whole(&rules, &tr, body.as_bytes(), &mut whole, &mut |_, _| Action::Mask);
+        let whole = String::from_utf8_lossy(&whole).into_owned();
+        assert_eq!(whole.matches(masked).count(), n);
+        for size in [7, 61, 500, 4096] {
+            let mut out = Vec::new();
+            let mut sc = StreamScanner::new();
+            for chunk in body.as_bytes().chunks(size) {
+                sc.push(&rules, &tr, chunk, &mut out, &mut |_, _| Action::Mask);
+            }
+            sc.finish(&rules, &tr, &mut out, &mut |_, _| Action::Mask);
+            assert_eq!(String::from_utf8_lossy(&out), whole, "chunks of {size}");
+        }
+    }
 }
