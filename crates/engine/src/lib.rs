@@ -382,10 +382,12 @@ impl RuleSet {
         let t: &[u8] = &norm.text;
         out.marks.want_values = self.fields.wants_values() || self.keywords.is_some();
         self.builtins.scan(t, &mut out.marks, &mut out.hits);
-        if out.marks.want_values && !out.marks.values_done {
-            // no built-in pass ran to note them on its way
+        if !out.marks.values_done {
+            // no built-in pass ran to note them on its way (or none was asked for)
             out.marks.values.clear();
-            fields::for_each_candidate(t, |p, house| out.marks.values.push(p << 1 | usize::from(house)));
+            if out.marks.want_values {
+                fields::for_each_candidate(t, |p, house| out.marks.values.push(p << 1 | usize::from(house)));
+            }
         }
         let values = &out.marks.values[..];
         let orig = |p: usize| norm.orig_start(p);
