@@ -1172,6 +1172,23 @@ pub fn division_len(v: &[u8]) -> usize {
 const STREET_MARKS: &[&str] =
     &["路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同"];
 
+/// Whether `v` holds one of `marks` (each one or two ideographs), read a character at a time.
+fn has_mark(v: &[u8], marks: &[&str]) -> bool {
+    let mut i = 0;
+    while i + 3 <= v.len() {
+        if ideo_at(v, i) {
+            let c = &v[i..i + 3];
+            if marks.iter().any(|m| m.as_bytes().starts_with(c) && v[i..].starts_with(m.as_bytes())) {
+                return true;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// Street parts a standalone address must have before its house number.
 const STREETS: &[&str] = &["路", "街", "道", "巷", "村", "组", "弄", "里", "胡同", "小区", "苑", "社区"];
 
@@ -1225,7 +1242,7 @@ fn address_at(t: &[u8], p: usize) -> Option<usize> {
         return None;
     }
     let dl = division_len(v);
-    let street = std::str::from_utf8(&v[dl..]).is_ok_and(|s| STREET_MARKS.iter().any(|m| s.contains(m)));
+    let street = has_mark(&v[dl..], STREET_MARKS);
     (street || (dl > 0 && v.len() - dl >= 6)).then_some(i)
 }
 
@@ -1250,8 +1267,7 @@ fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize
         n += 1;
     }
     // no street part at all: no address (checked before the divisions, which cost more)
-    let span = std::str::from_utf8(&t[back..a0]).unwrap_or("");
-    if !STREETS.iter().any(|m| span.contains(m)) {
+    if !has_mark(&t[back..a0], STREETS) {
         return None;
     }
     // the last division before the house number, then the divisions that end where it starts
@@ -1284,8 +1300,7 @@ fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize
         }
     }
     // a street part between the divisions and the number
-    let street = std::str::from_utf8(&t[first_end..a0]).unwrap_or("");
-    if !ideo_at(t, first_end) || !STREETS.iter().any(|m| street.contains(m)) {
+    if !ideo_at(t, first_end) || !has_mark(&t[first_end..a0], STREETS) {
         return None;
     }
     let a1 = a0 + 3;

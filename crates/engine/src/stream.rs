@@ -218,7 +218,10 @@ impl StreamScanner {
                     None => {}
                 }
             }
-            if let Some(tr) = super::fields::last_row_start(&self.buf[reach..cut]) {
+            // (markup at all first: most bodies have none)
+            let rows = memchr::memchr(b'<', &self.buf[reach..cut])
+                .map(|_| super::fields::last_row_start(&self.buf[reach..cut]));
+            if let Some(tr) = rows.flatten() {
                 if reach + tr < keep_from {
                     keep_from = reach + tr;
                     line_start = false;
