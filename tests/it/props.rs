@@ -221,3 +221,22 @@ fn byte_at_a_time_without_breaks_is_linear() {
     let took = t0.elapsed();
     assert!(took < std::time::Duration::from_secs(10), "byte-at-a-time streaming took {took:?}");
 }
+
+/// A CSV with a name column, its long rows kept whole as lookback (issue 14), fed a byte at a time:
+/// equal to the whole scan, and not quadratic in the kept row.
+#[test]
+fn byte_at_a_time_on_long_csv_rows_is_bounded() {
+    let mut input = b"id,xm,note\n".to_vec();
+    while input.len() < 180 * 1024 {
+        input.extend_from_slice(b"1,\xe5\xbc\xa0\xe4\xbc\x9f,");
+        for _ in 0..1500 {
+            input.extend_from_slice(b"a,");
+        }
+        input.push(b'\n');
+    }
+    let t0 = std::time::Instant::now();
+    let cuts: Vec<usize> = (1..input.len()).collect();
+    check_chunked(&input, cuts).expect("byte-at-a-time stream equals whole scan");
+    let took = t0.elapsed();
+    assert!(took < std::time::Duration::from_secs(10), "byte-at-a-time streaming took {took:?}");
+}

@@ -18,6 +18,8 @@ pub const WINDOW: usize = 256;
 /// Bytes of already-released input kept as left context: enough for the context-word window
 /// even when every context byte was written as an escape (`\\u0031` is 6 bytes for 1).
 pub const LOOKBACK: usize = super::CONTEXT_BEFORE * 12;
+/// New bytes a release waits for while a long line or row is kept as lookback.
+pub const MIN_RELEASE: usize = 4096;
 /// Most bytes held without a hard break before the cut is forced.
 pub const MAX_CARRY: usize = 64 * 1024;
 
@@ -123,7 +125,10 @@ impl StreamScanner {
     fn find_cut(&mut self) -> Option<usize> {
         let len = self.buf.len();
         let hi = len.checked_sub(WINDOW)?;
-        if hi <= self.done {
+        // with a long line or row kept as lookback (up to ROW_MAX), every release rescans it:
+        // release only once there is a good deal new, so tiny chunks cannot make that quadratic
+        let least = if self.done > LOOKBACK { MIN_RELEASE } else { 0 };
+        if hi <= self.done + least {
             return None;
         }
         // A break depends only on the bytes before it, so positions searched by an earlier push
