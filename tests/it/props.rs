@@ -81,6 +81,13 @@ const FRAGMENTS: &[&str] = &[
     "内\u{3000}部资料",
     "\r\n\r\n",
     "name=\"xm\"",
+    // escaped line and row starts, and a long cell, for the reach of a line or row
+    "&#10;",
+    "%0A",
+    "\\u003ctr\\u003e",
+    "<TR class=\"r\">",
+    "<td>欧阳娜娜</td>",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 ];
 
 fn doc() -> impl Strategy<Value = Vec<u8>> {

@@ -177,21 +177,72 @@ pub(crate) struct Lazy<'t> {
     line: Option<(usize, Option<usize>)>,
     /// the column count so far in a line: (line start, position, column, in quotes)
     col: Option<(usize, usize, usize, bool)>,
+    /// the HTML row read so far
+    row: Option<RowState>,
+}
+
+/// An HTML row as read up to `upto`.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowState {
+    upto: usize,
+    /// where the row's `<tr` is
+    tr: Option<usize>,
+    /// cells (`<td`) since it
+    tds: usize,
+    /// the last header cell (`<th`) since it
+    th: Option<usize>,
 }
 
 impl Lazy<'_> {
-    /// Where the line holding `p` starts (`None`: before or at the text's start). Candidates come
-    /// in order, so each byte is read once; one out of order reads back from `p`.
-    fn line_start(&mut self, t: &[u8], p: usize) -> Option<usize> {
+    /// Where the line holding `p` starts (`None`: before or at the text's start). Only a newline
+    /// sent as such counts (not an escaped one, `&#10;`, `\n` in JSON): a stream keeps lines by
+    /// the input's newlines. Candidates come in order, so each byte is read once; one out of
+    /// order reads back from `p`.
+    fn line_start(&mut self, t: &[u8], c: &Coords<'_>, p: usize) -> Option<usize> {
         let (from, mut last) = match self.line {
             Some((upto, last)) if upto <= p => (upto, last),
             _ => (0, None),
         };
-        if let Some(n) = memchr::memrchr(b'\n', &t[from..p]) {
-            last = Some(from + n + 1);
+        let mut end = p;
+        while let Some(n) = memchr::memrchr(b'\n', &t[from..end]) {
+            let q = from + n;
+            if c.raw.get((c.orig)(q)) == Some(&b'\n') {
+                last = Some(q + 1);
+                break;
+            }
+            end = q;
         }
         self.line = Some((p, last));
         last
+    }
+
+    /// The HTML row holding the cell whose `<td` is at `td`: where its `<tr` is (only a `<` sent
+    /// as such), how many cells come before it in the row, and the last `<th` before it in the
+    /// row. In order, each byte read once; out of order, read again from [`ROW_MAX`] back.
+    fn row(&mut self, t: &[u8], c: &Coords<'_>, td: usize) -> RowState {
+        let mut st = match self.row {
+            Some(st) if st.upto <= td => st,
+            _ => RowState { upto: (c.floor)(td, ROW_MAX), ..RowState::default() },
+        };
+        let mut i = st.upto;
+        while let Some(n) = memchr::memchr(b'<', &t[i..td]) {
+            let q = i + n;
+            let tag = |name: &[u8]| {
+                t.get(q + 1..q + 3).is_some_and(|x| x.eq_ignore_ascii_case(name))
+                    && t.get(q + 3).is_some_and(|&b| matches!(b, b'>' | b' ' | b'\t' | b'\n' | b'\r'))
+            };
+            if tag(b"tr") && c.raw.get((c.orig)(q)) == Some(&b'<') {
+                st = RowState { upto: q, tr: Some(q), tds: 0, th: None };
+            } else if tag(b"td") {
+                st.tds += 1;
+            } else if tag(b"th") {
+                st.th = Some(q);
+            }
+            i = q + 1;
+        }
+        st.upto = td;
+        self.row = Some(st);
+        st
     }
 
     /// The column of the cell at `p` in the line starting at `line` (separators outside quotes).
@@ -351,13 +402,13 @@ impl Fields {
             Key::Name(k) => self.slots_of(k),
             Key::TableCell(td, _) => {
                 // this cell's row: its `<tr>` within reach of a stream (see ROW_MAX)
-                let lo = (c.floor)(td, ROW_MAX);
-                let Some(row) = last_tag(&t[lo..td], b"<tr").map(|r| lo + r) else { return 0 };
+                let st = lazy.row(t, c, td);
+                let Some(row) = st.tr.filter(|&r| (c.orig)(td) - (c.orig)(r) <= ROW_MAX) else { return 0 };
                 // a header cell before it in its own row is its field (`<th>姓名</th><td>…`)
-                if let Some(th) = tags(&t[row..td], b"<th").last() {
-                    return self.slots_of(cell_text(&t[row..td], th));
+                if let Some(th) = st.th {
+                    return self.slots_of(cell_text(&t[..td], th));
                 }
-                let col = tags(&t[row..td], b"<td").count();
+                let col = st.tds;
                 // else the header row before that row in the same table, read from the input
                 let at = (c.orig)(row);
                 let tables = lazy.tables.get_or_insert_with(|| TableHeads::of(c.raw));
@@ -372,7 +423,7 @@ impl Fields {
             Key::Label(run) => self.slots_of_label(run),
             // a unit of its own (a document's cell): its field, when the caller knows it
             Key::Cell(_, at) if place.field_at.is_some() => match place.field_at {
-                Some(field) if lazy.line_start(t, at).unwrap_or(0) == at => {
+                Some(field) if lazy.line_start(t, c, at).unwrap_or(0) == at => {
                     field((c.orig)(at)).map_or(0, |k| self.slots_of(k))
                 }
                 _ => 0,
@@ -387,7 +438,7 @@ impl Fields {
                     return 0;
                 }
                 let sep = cols.sep;
-                let line = match lazy.line_start(t, at) {
+                let line = match lazy.line_start(t, c, at) {
                     Some(l) => l,
                     // the text's first line: the header row itself (no record), or a line of a
                     // stream that began before the text, known only if the text starts with it
@@ -435,16 +486,6 @@ impl Fields {
         let first = t.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
         let mut each = |p: usize, house: bool| {
             if p < resume {
-                return;
-            }
-            // a cell, where no column is a field: nothing to look up
-            if lazy.cols.as_ref().is_some_and(|cols| !cols.any)
-                && place.field_at.is_none()
-                && p > 0
-                && matches!(t[p - 1], b',' | b'\t' | b'\n')
-                && !t[..p].ends_with(b"\n\n")
-                && !t[..p].ends_with(b"\n\r\n")
-            {
                 return;
             }
             if house {
@@ -860,11 +901,9 @@ fn cell_text(t: &[u8], at: usize) -> &[u8] {
     }
 }
 
-/// A cell starting at `p`: where its line starts (`t` is the window looked back over; see
-/// [`key_within`]).
-fn cell(t: &[u8], p: usize) -> Option<Key<'_>> {
-    let line = memchr::memrchr(b'\n', &t[..p]).map_or(0, |n| n + 1);
-    Some(Key::Cell(line, p))
+/// A cell starting at `p` (its line is found by the scan, in order: see `Lazy::line_start`).
+fn cell(_t: &[u8], p: usize) -> Option<Key<'_>> {
+    Some(Key::Cell(0, p))
 }
 
 /// The `name="…"` of the multipart part whose body starts at `body`.

@@ -175,9 +175,10 @@ impl StreamScanner {
             }
         };
         rules.scan_at(&self.buf, &place, &mut scan);
-        // a match across the cut (long regex/keyword): move the cut back to its start
+        // a match across the cut (long regex/keyword): move the cut back to its start; one that
+        // starts where this release does is released whole, so the stream always moves on
         if let Some(f) = scan.findings.iter().find(|f| f.start >= self.done && f.start < cut && f.end > cut) {
-            cut = f.start;
+            cut = if f.start > self.done { f.start } else { f.end };
         }
         let mut cursor = self.done;
         for f in scan.findings.iter() {
@@ -210,7 +211,8 @@ impl StreamScanner {
         let mut keep_from = cut.saturating_sub(LOOKBACK);
         let mut line_start = false;
         if rules.fields.wants_values() {
-            let reach = cut.saturating_sub(super::fields::ROW_MAX);
+            // a cell at the cut may look back ROW_MAX from a little before it (its key, LOOK)
+            let reach = cut.saturating_sub(super::fields::ROW_MAX + super::fields::LOOK + 1);
             if self.csv.is_none() && self.header_done {
                 self.csv = Some(rules.fields.header_has_fields(&self.header));
             }
