@@ -498,6 +498,14 @@ impl Fields {
                 }
                 return;
             }
+            // after a comma the key is a cell's column; none is a field's: nothing to look up
+            if t[p - usize::from(p > 0)] == b','
+                && p > 0
+                && place.field_at.is_none()
+                && lazy.cols.as_ref().is_some_and(|c| !c.any)
+            {
+                return;
+            }
             let key = key_within(t, (c.floor)(p, LOOK), p);
             let (mask, in_field) = match key {
                 _ if p == first && whole != 0 => (whole, true),

@@ -391,7 +391,8 @@ impl RuleSet {
         }
         let values = &out.marks.values[..];
         let orig = |p: usize| norm.orig_start(p);
-        let floor = |p: usize, d: usize| norm.floor(p, d);
+        let hint = std::cell::Cell::new(0);
+        let floor = |p: usize, d: usize| norm.floor_near(p, d, &hint);
         let coords = fields::Coords { raw: input, orig: &orig, floor: &floor };
         let mut lazy = fields::Lazy::default();
         self.fields.scan(t, place, values, &coords, &mut lazy, &mut out.hits);

@@ -67,14 +67,62 @@ impl<'a> Normalized<'a> {
     }
 
     /// The first normalized position at most `d` bytes of input before `pos`: a look back from
-    /// `pos` that stays within `d` bytes of the input, whatever escapes shortened.
+    /// `pos` that stays within `d` bytes of the input, whatever escapes shortened. One binary
+    /// search over the replaced stretches (between them the text is the input, byte for byte).
     pub fn floor(&self, pos: usize, d: usize) -> usize {
+        self.floor_near(pos, d, &std::cell::Cell::new(0))
+    }
+
+    /// [`floor`](Self::floor), for positions that mostly come in order: `hint` keeps where the
+    /// last one was among the replaced stretches, so each costs the stretches it passes.
+    pub fn floor_near(&self, pos: usize, d: usize, hint: &std::cell::Cell<usize>) -> usize {
         let lo = pos.saturating_sub(d);
         if self.segs.is_empty() {
             return lo;
         }
+        let segs = &self.segs[..];
+        // j: stretches starting at or before `pos` (as `seg_before` counts them)
+        let mut j = hint.get().min(segs.len());
+        if j > 0 && segs[j - 1].norm > pos {
+            j = segs.partition_point(|s| s.norm <= pos);
+        } else {
+            let mut steps = 0;
+            while j < segs.len() && segs[j].norm <= pos {
+                j += 1;
+                steps += 1;
+                if steps == 64 {
+                    j = segs.partition_point(|s| s.norm <= pos);
+                    break;
+                }
+            }
+        }
+        hint.set(j);
+        let orig = match j.checked_sub(1).map(|k| &segs[k]) {
+            None => pos,
+            Some(s) if pos < s.norm + s.norm_len => s.orig,
+            Some(s) => s.orig + s.orig_len + (pos - s.norm - s.norm_len),
+        };
+        let want = orig.saturating_sub(d);
+        // i: stretches whose input ends at or before `want`, walking back from j (they are few
+        // within `d` bytes)
+        let mut i = j;
+        while i > 0 && segs[i - 1].orig + segs[i - 1].orig_len > want {
+            i -= 1;
+        }
+        let q = match (i.checked_sub(1).map(|k| &segs[k]), segs.get(i)) {
+            // `want` inside a replaced stretch: the first position after it
+            (_, Some(s)) if s.orig < want => s.norm + s.norm_len,
+            (None, _) => want,
+            (Some(prev), _) => prev.norm + prev.norm_len + (want - prev.orig - prev.orig_len),
+        };
+        q.clamp(lo, pos)
+    }
+
+    /// [`floor`](Self::floor) by its definition (a binary search over positions), for tests.
+    #[cfg(test)]
+    fn floor_slow(&self, pos: usize, d: usize) -> usize {
+        let lo = pos.saturating_sub(d);
         let want = self.orig_start(pos).saturating_sub(d);
-        // orig_start grows with the position: the first q in lo..=pos that maps at or after `want`
         let (mut a, mut b) = (lo, pos);
         while a < b {
             let m = a + (b - a) / 2;
@@ -408,6 +456,28 @@ mod tests {
         assert_eq!(n.orig_start(0), 0);
         assert_eq!(n.orig_end(2), zw.len());
         assert_eq!(n.orig_start(1), 4);
+    }
+
+    #[test]
+    fn floor_agrees_with_its_definition() {
+        let pieces = ["a", "&#49;", "%E6%9C%BA", "\\u0031", "\u{200b}", "１", "，", "张", "&amp;", "\n", "%4"];
+        let mut r = crate::synthetic::Rng(11);
+        for _ in 0..300 {
+            let n = (r.next() % 80) as usize;
+            let text: String = (0..n).map(|_| pieces[(r.next() % pieces.len() as u64) as usize]).collect();
+            let norm = normalize(text.as_bytes());
+            for pos in 0..=norm.text.len() {
+                for d in [0, 1, 3, 7, 16, 40] {
+                    assert_eq!(norm.floor(pos, d), norm.floor_slow(pos, d), "{text:?} pos {pos} d {d}");
+                }
+            }
+            // in order, and out of order, with one hint
+            let hint = std::cell::Cell::new(0);
+            let len = norm.text.len();
+            for pos in (0..=len).chain((0..=len).rev()).chain((0..=len).step_by(3)) {
+                assert_eq!(norm.floor_near(pos, 16, &hint), norm.floor_slow(pos, 16), "{text:?} pos {pos}");
+            }
+        }
     }
 
     #[test]
