@@ -1147,8 +1147,7 @@ fn divisions() -> &'static Divisions {
     static D: OnceLock<Divisions> = OnceLock::new();
     D.get_or_init(|| {
         let mut names: Vec<(String, u8)> = Vec::new();
-        for line in include_str!("../data/gbt2260.tsv").lines().filter(|l| !l.starts_with('#')) {
-            let Some((code, name)) = line.split_once('\t') else { continue };
+        for (code, name) in gbt2260() {
             let level = if code.ends_with("0000") {
                 0
             } else if code.ends_with("00") {
@@ -1175,6 +1174,11 @@ fn divisions() -> &'static Divisions {
         }
         Divisions { by_prefix }
     })
+}
+
+/// The GB/T 2260 divisions: (six-digit code, name), in code order.
+pub(crate) fn gbt2260() -> impl Iterator<Item = (&'static str, &'static str)> {
+    include_str!("../data/gbt2260.tsv").lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('\t'))
 }
 
 /// The common short form of a province or prefecture (`河南`, `郑州`, `广西`, `延边`); counties

@@ -110,12 +110,10 @@ const STREET_KINDS: &[&str] = &["路", "街", "大道", "路", "北路", "巷"];
 fn division_table() -> (Vec<(&'static str, &'static str)>, std::collections::HashMap<&'static str, &'static str>) {
     let mut counties = Vec::new();
     let mut names = std::collections::HashMap::new();
-    for line in include_str!("../data/gbt2260.tsv").lines().filter(|l| !l.starts_with('#')) {
-        if let Some((code, name)) = line.split_once('\t') {
-            names.insert(code, name);
-            if !code.ends_with("00") {
-                counties.push((code, name));
-            }
+    for (code, name) in crate::fields::gbt2260() {
+        names.insert(code, name);
+        if !code.ends_with("00") {
+            counties.push((code, name));
         }
     }
     (counties, names)
