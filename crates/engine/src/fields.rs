@@ -160,10 +160,10 @@ enum Key<'t> {
     Name(&'t [u8]),
     /// Ideographs before a colon or a space: a label in running text (or a Chinese key).
     Label(&'t [u8]),
-    /// A cell of a delimited table (its line is found later; the first field is unused).
-    Cell(usize, usize),
-    /// An HTML table cell: where its `<td` starts, and how far back its row may be looked for.
-    TableCell(usize, usize),
+    /// A cell of a delimited table, where it starts (its line is found in order, see `Lazy`).
+    Cell(usize),
+    /// An HTML table cell: where its `<td` starts (its row is found in order, see `Lazy`).
+    TableCell(usize),
 }
 
 /// What a scan works out once, when a value first asks: the CSV header row's columns, the header
@@ -400,7 +400,7 @@ impl Fields {
     fn slots_at<'t>(&self, t: &'t [u8], key: Key<'t>, place: &Place<'_>, c: &Coords<'t>, lazy: &mut Lazy<'t>) -> u64 {
         match key {
             Key::Name(k) => self.slots_of(k),
-            Key::TableCell(td, _) => {
+            Key::TableCell(td) => {
                 // this cell's row: its `<tr>` within reach of a stream (see ROW_MAX)
                 let st = lazy.row(t, c, td);
                 let Some(row) = st.tr.filter(|&r| (c.orig)(td) - (c.orig)(r) <= ROW_MAX) else { return 0 };
@@ -422,13 +422,13 @@ impl Fields {
             }
             Key::Label(run) => self.slots_of_label(run),
             // a unit of its own (a document's cell): its field, when the caller knows it
-            Key::Cell(_, at) if place.field_at.is_some() => match place.field_at {
+            Key::Cell(at) if place.field_at.is_some() => match place.field_at {
                 Some(field) if lazy.line_start(t, c, at).unwrap_or(0) == at => {
                     field((c.orig)(at)).map_or(0, |k| self.slots_of(k))
                 }
                 _ => 0,
             },
-            Key::Cell(_, at) => {
+            Key::Cell(at) => {
                 let cols = lazy.cols.get_or_insert_with(|| match (place.header, place.at_start) {
                     (Some(h), _) => self.columns(h, false),
                     (None, true) => self.columns(&t[..t.len().min(MAX_HEADER)], true),
@@ -499,11 +499,7 @@ impl Fields {
                 return;
             }
             // after a comma the key is a cell's column; none is a field's: nothing to look up
-            if t[p - usize::from(p > 0)] == b','
-                && p > 0
-                && place.field_at.is_none()
-                && lazy.cols.as_ref().is_some_and(|c| !c.any)
-            {
+            if p > 0 && t[p - 1] == b',' && place.field_at.is_none() && lazy.cols.as_ref().is_some_and(|c| !c.any) {
                 return;
             }
             let key = key_within(t, (c.floor)(p, LOOK), p);
@@ -700,8 +696,8 @@ fn ideo_run_back(t: &[u8], end: usize, max: usize) -> usize {
 fn key_within(t: &[u8], lo: usize, p: usize) -> Option<Key<'_>> {
     match key_before(&t[lo..], p - lo)? {
         // its line is found by the scan (see `Lazy::line_start`), not within the window
-        Key::Cell(_, at) => Some(Key::Cell(0, at + lo)),
-        Key::TableCell(td, _) => Some(Key::TableCell(td + lo, lo)),
+        Key::Cell(at) => Some(Key::Cell(at + lo)),
+        Key::TableCell(td) => Some(Key::TableCell(td + lo)),
         k => Some(k),
     }
 }
@@ -713,7 +709,7 @@ fn key_before(t: &[u8], p: usize) -> Option<Key<'_>> {
         i -= 1;
     }
     if i == 0 {
-        return Some(Key::Cell(0, 0));
+        return Some(Key::Cell(0));
     }
     let spaced = i < p;
     // pretty-printed markup: the value on a line of its own after its element's start tag
@@ -823,7 +819,7 @@ fn element(t: &[u8], gt: usize) -> Option<Key<'_>> {
         return None;
     }
     if name.eq_ignore_ascii_case(b"td") {
-        return Some(Key::TableCell(lt, 0));
+        return Some(Key::TableCell(lt));
     }
     // a namespace prefix is not part of the field's name
     let local = name.iter().rposition(|&b| b == b':').map_or(name, |c| &name[c + 1..]);
@@ -867,7 +863,8 @@ pub(crate) fn table_header_after(h: &[u8]) -> Option<Option<Vec<Vec<u8>>>> {
     let has = |tag: &[u8]| {
         memchr::memmem::find(h, tag).is_some() || memchr::memmem::find(h, &tag.to_ascii_uppercase()).is_some()
     };
-    if !has(b"<th") && !has(b"<table") {
+    // no markup at all (most bodies): nothing to read
+    if memchr::memchr(b'<', h).is_none() || (!has(b"<th") && !has(b"<table")) {
         return None;
     }
     let t = TableHeads::of(h);
@@ -911,7 +908,7 @@ fn cell_text(t: &[u8], at: usize) -> &[u8] {
 
 /// A cell starting at `p` (its line is found by the scan, in order: see `Lazy::line_start`).
 fn cell(_t: &[u8], p: usize) -> Option<Key<'_>> {
-    Some(Key::Cell(0, p))
+    Some(Key::Cell(p))
 }
 
 /// The `name="…"` of the multipart part whose body starts at `body`.
