@@ -204,7 +204,7 @@ pub fn edits(
         if !action.rewrites() {
             continue;
         }
-        let mut with = Vec::new();
+        let mut with = Vec::with_capacity(if maskable { value.len() + 8 } else { 0 });
         if maskable {
             tr.render(&rules.rules()[f.rule], action, value, &mut with);
         }

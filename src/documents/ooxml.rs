@@ -27,7 +27,10 @@ const MAX_UNIT: usize = 16 << 20;
 
 /// Text gathered before the units so far are inspected and written out: bounds what a part of
 /// any size holds in memory (units are never split).
-const BATCH: usize = 256 << 10;
+const BATCH: usize = 128 << 10;
+
+/// A part is read and parsed this many bytes at a time.
+const BLOCK: usize = 128 << 10;
 
 /// What the package is, and what its sheets are called.
 #[derive(Debug)]
@@ -149,12 +152,28 @@ pub(super) fn shared_cells(xml: impl BufRead, sheet: u32, refs: &mut Vec<Option<
 /// `B12` → (row 11, column 1), zero-based.
 fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
     let letters = r.iter().take_while(|b| b.is_ascii_alphabetic()).count();
-    if letters == 0 || letters > 3 || letters == r.len() {
+    if letters == 0 || letters > 3 || letters == r.len() || r.len() - letters > 9 {
         return None;
     }
     let col = r[..letters].iter().fold(0u32, |c, b| c * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1)) - 1;
-    let row: u32 = std::str::from_utf8(&r[letters..]).ok()?.parse().ok()?;
+    let row = r[letters..].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))?;
     Some((row.checked_sub(1)?, col))
+}
+
+/// The attributes of a start tag (its bytes after the name), as (name, raw value): read in place,
+/// for the one tag every cell has. A malformed rest ends the list.
+fn cell_attributes(mut a: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    std::iter::from_fn(move || {
+        let name_at = a.iter().position(|b| !b.is_ascii_whitespace())?;
+        let eq = name_at + memchr::memchr(b'=', &a[name_at..])?;
+        let name = a[name_at..eq].trim_ascii();
+        let q = eq + 1 + a[eq + 1..].iter().position(|b| !b.is_ascii_whitespace())?;
+        let quote = *a.get(q).filter(|c| matches!(c, b'"' | b'\''))?;
+        let close = q + 1 + memchr::memchr(quote, &a[q + 1..])?;
+        let value = &a[q + 1..close];
+        a = &a[close + 1..];
+        Some((name, value))
+    })
 }
 
 fn each_start(xml: &[u8], mut f: impl FnMut(&BytesStart<'_>)) {
@@ -247,8 +266,12 @@ enum Loc {
 
 /// The first cell showing each shared string, noted while the worksheets are rewritten (they come
 /// before the shared strings in the files Office writes): `(sheet << 40) | (row << 16) | column`.
+/// Kept in blocks of [`SEEN_BLOCK`] entries: a table of any length grows without a copy.
 #[derive(Debug, Default)]
-pub(super) struct SharedSeen(std::cell::RefCell<Vec<u64>>);
+pub(super) struct SharedSeen(std::cell::RefCell<Vec<Box<[u64]>>>);
+
+/// Shared strings per block of [`SharedSeen`].
+const SEEN_BLOCK: usize = 8192;
 
 impl SharedSeen {
     fn note(&self, index: usize, sheet: u32, row: u32, col: u32) {
@@ -256,17 +279,18 @@ impl SharedSeen {
             return;
         }
         let mut v = self.0.borrow_mut();
-        if v.len() <= index {
-            v.resize(index + 1, u64::MAX);
+        let (b, i) = (index / SEEN_BLOCK, index % SEEN_BLOCK);
+        while v.len() <= b {
+            v.push(vec![u64::MAX; SEEN_BLOCK].into_boxed_slice());
         }
-        if let Some(slot) = v.get_mut(index).filter(|s| **s == u64::MAX) {
+        if let Some(slot) = v[b].get_mut(i).filter(|s| **s == u64::MAX) {
             *slot = (u64::from(sheet) << 40) | (u64::from(row) << 16) | u64::from(col & 0xFFFF);
         }
     }
 
     /// (sheet, row, column) of the first cell showing shared string `index`.
     pub(super) fn get(&self, index: usize) -> Option<(u32, u32, u32)> {
-        let v = *self.0.borrow().get(index)?;
+        let v = *self.0.borrow().get(index / SEEN_BLOCK)?.get(index % SEEN_BLOCK)?;
         (v != u64::MAX).then_some(((v >> 40) as u32, ((v >> 16) & 0xFF_FFFF) as u32, (v & 0xFFFF) as u32))
     }
 }
@@ -430,39 +454,39 @@ pub(super) fn shared_prefix(xml: impl BufRead, n: usize) -> Vec<Vec<u8>> {
     out
 }
 
-/// A part's bytes as they are read, kept from the last write on: the reader consumes them, the
-/// rewrite copies them out with the edits spliced in.
-struct Tee<R> {
-    inner: std::io::BufReader<R>,
-    log: Vec<u8>,
-    /// stream offset of `log[0]`
+/// The part's bytes from the last write on, read block by block. The markup of each block is
+/// parsed in place (events borrow from here, nothing is copied per event), and the rewrite copies
+/// it out with the edits spliced in.
+struct Window<R> {
+    input: R,
+    buf: Vec<u8>,
+    /// stream offset of `buf[0]`
     base: u64,
+    /// the part is read to its end
+    eof: bool,
 }
 
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.log.extend_from_slice(&buf[..n]);
-        Ok(n)
+impl<R: Read> Window<R> {
+    /// Read one more block (or what is left of the part).
+    fn more(&mut self) -> std::io::Result<()> {
+        let n = (&mut self.input).take(BLOCK as u64).read_to_end(&mut self.buf)?;
+        self.eof = n < BLOCK;
+        Ok(())
     }
 }
 
-impl<R: Read> BufRead for Tee<R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-    fn consume(&mut self, amt: usize) {
-        let b = self.inner.buffer();
-        self.log.extend_from_slice(&b[..amt.min(b.len())]);
-        self.inner.consume(amt);
-    }
-}
-
-impl<R> Tee<R> {
+impl<R> Window<R> {
     fn bytes(&self, r: Range<u64>) -> &[u8] {
-        let s = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.log.len());
-        let e = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.log.len());
-        &self.log[s..e.max(s)]
+        let s = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.buf.len());
+        let e = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.buf.len());
+        &self.buf[s..e.max(s)]
+    }
+
+    /// Let go of the bytes before stream offset `upto` (written out).
+    fn release(&mut self, upto: u64) {
+        let n = usize::try_from(upto.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.buf.len());
+        self.buf.drain(..n);
+        self.base += n as u64;
     }
 }
 
@@ -473,6 +497,13 @@ struct Batch {
     nodes: Vec<Node>,
     cells: Vec<Cell>,
     units: Vec<(u32, Loc)>,
+    /// Room reused from batch to batch for the rewrite: the new bytes of the nodes and cells that
+    /// change (`replaced` ranges into `arena`), and the batch's output, written at once.
+    arena: Vec<u8>,
+    replaced: Vec<(Range<u64>, Range<usize>)>,
+    cells_done: Vec<bool>,
+    scratch: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl Batch {
@@ -522,9 +553,7 @@ pub(super) fn rewrite_part(
         _ => Role::Text,
     };
     let sheet = package.sheet_name(name).unwrap_or(here).to_string();
-    let tee = Tee { inner: std::io::BufReader::with_capacity(64 << 10, input), log: Vec::new(), base: 0 };
-    let mut reader = quick_xml::Reader::from_reader(tee);
-    let mut buf = Vec::new();
+    let mut win = Window { input, buf: Vec::with_capacity(2 * BLOCK), base: 0, eof: false };
     let mut batch = Batch::default();
     let mut changed = false;
     // unit elements open around the current position; paragraphs and shared strings so far
@@ -537,155 +566,185 @@ pub(super) fn rewrite_part(
     let (mut in_v, mut in_f) = (false, false);
     // a run of text and entity events: where it began
     let mut pending: Option<u64> = None;
-    let mut pos = 0u64;
+    // stream offsets: markup parsed up to `pos`, the part written up to `written`
+    let (mut pos, mut written) = (0u64, 0u64);
     let corrupt = |e: &dyn std::fmt::Display| DocError::Corrupt(format!("{here}: {e}"));
-    loop {
-        let ev = reader.read_event_into(&mut buf).map_err(|e| corrupt(&e))?;
-        let start = pos;
-        let end = reader.buffer_position();
-        pos = end;
-        if matches!(ev, Event::Text(_) | Event::GeneralRef(_)) {
-            pending.get_or_insert(start);
-            buf.clear();
-            continue;
+    'blocks: loop {
+        if !win.eof {
+            win.more().map_err(|e| corrupt(&e))?;
         }
-        if let Some(s) = pending.take() {
-            // the text run `s..start` ended: keep it when it is content here
-            let scanned = match role {
-                Role::Skip | Role::Workbook => false,
-                Role::Sheet if in_f => false,
-                Role::Sheet if in_v => cell.is_some_and(|c| c.2),
-                _ => true,
+        // this round parses up to the last `<` read: every tag before it is whole (a comment or
+        // CDATA section cut there fails to parse, and is read again with the next block)
+        let from = usize::try_from(pos - win.base).unwrap_or(usize::MAX).min(win.buf.len());
+        if win.buf.len() - from > MAX_UNIT {
+            return Err(DocError::Limit("XML text or markup past 16 MiB without a tag"));
+        }
+        let cut = match memchr::memrchr(b'<', &win.buf[from..]) {
+            _ if win.eof => win.buf.len(),
+            Some(i) if i > 0 => from + i,
+            _ => continue,
+        };
+        let frag_base = pos;
+        let mut reader = quick_xml::Reader::from_reader(&win.buf[from..cut]);
+        // an element may have begun in an earlier round
+        reader.config_mut().check_end_names = false;
+        reader.config_mut().allow_unmatched_ends = true;
+        loop {
+            let ev = match reader.read_event() {
+                Ok(ev) => ev,
+                // cut short at the end of the round: parsed again with more
+                Err(_) if !win.eof => break,
+                Err(e) => return Err(corrupt(&e)),
             };
-            let raw = reader.get_ref().bytes(s..start);
-            if role == Role::Sheet && in_v && shared_cell {
-                // a shared string's index: remember the first cell that shows it
-                if let (Some(c), Some(i)) =
-                    (cell, std::str::from_utf8(raw).ok().and_then(|t| t.trim().parse::<usize>().ok()))
-                {
-                    seen.note(i, sheet_index, c.0, c.1);
-                }
+            let start = pos;
+            let end = frag_base + reader.buffer_position();
+            if matches!(ev, Event::Eof) && !win.eof {
+                break;
             }
-            if scanned && !raw.iter().all(u8::is_ascii_whitespace) {
-                // copied once, into the batch (unescaped only where there is an entity)
-                let value: Option<std::borrow::Cow<'_, [u8]>> = if raw.contains(&b'&') {
-                    unescaped(raw).map(|v| v.into_bytes().into())
-                } else {
-                    std::str::from_utf8(raw).ok().map(|_| raw.into())
+            pos = end;
+            if matches!(ev, Event::Text(_) | Event::GeneralRef(_)) {
+                pending.get_or_insert(start);
+                continue;
+            }
+            if let Some(s) = pending.take() {
+                // the text run `s..start` ended: keep it when it is content here
+                let scanned = match role {
+                    Role::Skip | Role::Workbook => false,
+                    Role::Sheet if in_f => false,
+                    Role::Sheet if in_v => cell.is_some_and(|c| c.2),
+                    _ => true,
                 };
-                if let Some(value) = value {
-                    if depth == 0 {
-                        // a unit of its own
-                        batch.unit(cell.map_or(Loc::Part, |c| Loc::Cell(c.0, c.1)));
+                let raw = win.bytes(s..start);
+                if role == Role::Sheet && in_v && shared_cell {
+                    // a shared string's index: remember the first cell that shows it
+                    if let (Some(c), Some(i)) = (cell, ascii_number(raw)) {
+                        seen.note(i, sheet_index, c.0, c.1);
                     }
-                    let numeric = if in_v { cell.map_or(u32::MAX, |c| c.3) } else { u32::MAX };
-                    batch.node(s..start, &value, numeric, false);
                 }
-            }
-        }
-        let mut boundary = false;
-        match &ev {
-            Event::Start(e) => {
-                let local = e.local_name();
-                let local = local.as_ref();
-                if role == Role::Sheet && local == b"c" {
-                    // `r` and `t` read in place: this runs for every cell
-                    let (mut t, mut rc) = (None, (0, 0));
-                    for a in e.attributes().with_checks(false).flatten() {
-                        match a.key.as_ref() {
-                            b"t" => t = Some(a.value),
-                            b"r" => rc = parse_ref(&a.value).unwrap_or((0, 0)),
-                            _ => {}
-                        }
-                    }
-                    let (row, col) = rc;
-                    let numeric = matches!(t.as_deref(), None | Some(b"n"));
-                    let scanned = matches!(t.as_deref(), None | Some(b"n" | b"str" | b"inlineStr" | b"d"));
-                    let idx = if numeric {
-                        batch.cells.push(Cell { element: start..start, tag: start..end });
-                        batch.cells.len() as u32 - 1
+                if scanned && !raw.iter().all(u8::is_ascii_whitespace) {
+                    // copied once, into the batch (unescaped only where there is an entity)
+                    let value: Option<std::borrow::Cow<'_, [u8]>> = if raw.contains(&b'&') {
+                        unescaped(raw).map(|v| v.into_bytes().into())
                     } else {
-                        u32::MAX
+                        std::str::from_utf8(raw).ok().map(|_| raw.into())
                     };
-                    cell = Some((row, col, scanned, idx));
-                    shared_cell = t.as_deref() == Some(b"s");
-                } else if local == b"v" {
-                    in_v = true;
-                } else if local == b"f" {
-                    in_f = true;
-                } else if unit_element(local) && role != Role::Skip {
-                    if depth == 0 {
-                        batch.unit(match (role, cell) {
-                            (_, Some(c)) => Loc::Cell(c.0, c.1),
-                            (Role::Shared, _) => Loc::Shared(shared_n),
-                            _ => Loc::Paragraph(paragraphs + 1),
-                        });
-                    }
-                    depth += 1;
-                }
-            }
-            Event::End(e) => {
-                let local = e.local_name();
-                let local = local.as_ref();
-                if role == Role::Sheet && local == b"c" {
-                    if let Some(c) = cell.take().and_then(|c| batch.cells.get_mut(c.3 as usize)) {
-                        c.element = c.tag.start..end;
-                    }
-                    boundary = depth == 0;
-                } else if local == b"v" {
-                    in_v = false;
-                } else if local == b"f" {
-                    in_f = false;
-                } else if unit_element(local) && depth > 0 && role != Role::Skip {
-                    depth -= 1;
-                    if depth == 0 {
-                        if local == b"si" {
-                            shared_n += 1;
-                        } else {
-                            paragraphs += 1;
+                    if let Some(value) = value {
+                        if depth == 0 {
+                            // a unit of its own
+                            batch.unit(cell.map_or(Loc::Part, |c| Loc::Cell(c.0, c.1)));
                         }
-                        boundary = cell.is_none();
+                        let numeric = if in_v { cell.map_or(u32::MAX, |c| c.3) } else { u32::MAX };
+                        batch.node(s..start, &value, numeric, false);
                     }
-                } else {
-                    boundary = depth == 0 && cell.is_none();
                 }
             }
-            Event::Empty(e) => {
-                let local = e.local_name();
-                let local = local.as_ref();
-                if depth > 0 && matches!(local, b"tab" | b"br" | b"cr") {
-                    // a tab or break between runs separates words
-                    batch.text.push(b' ');
-                } else if role == Role::Sheet && local == b"c" {
-                    cell = None;
-                } else if role == Role::Workbook && local == b"sheet" {
-                    // a sheet name: an attribute value of the tag
-                    let tag = reader.get_ref().bytes(start..end).to_vec();
-                    if let Some((raw, value)) = attribute_value(&tag, start, b"name") {
-                        batch.unit(Loc::SheetName);
-                        batch.node(raw, value.as_bytes(), u32::MAX, true);
+            let mut boundary = false;
+            match &ev {
+                Event::Start(e) => {
+                    let local = e.local_name();
+                    let local = local.as_ref();
+                    if role == Role::Sheet && local == b"c" {
+                        // `r` and `t` read in place: this runs for every cell
+                        let (mut t, mut rc) = (None, (0, 0));
+                        for (key, value) in cell_attributes(e.attributes_raw()) {
+                            match key {
+                                b"t" => t = Some(value),
+                                b"r" => rc = parse_ref(value).unwrap_or((0, 0)),
+                                _ => {}
+                            }
+                        }
+                        let (row, col) = rc;
+                        let numeric = matches!(t, None | Some(b"n"));
+                        let scanned = matches!(t, None | Some(b"n" | b"str" | b"inlineStr" | b"d"));
+                        let idx = if numeric {
+                            batch.cells.push(Cell { element: start..start, tag: start..end });
+                            batch.cells.len() as u32 - 1
+                        } else {
+                            u32::MAX
+                        };
+                        cell = Some((row, col, scanned, idx));
+                        shared_cell = t == Some(b"s");
+                    } else if local == b"v" {
+                        in_v = true;
+                    } else if local == b"f" {
+                        in_f = true;
+                    } else if unit_element(local) && role != Role::Skip {
+                        if depth == 0 {
+                            batch.unit(match (role, cell) {
+                                (_, Some(c)) => Loc::Cell(c.0, c.1),
+                                (Role::Shared, _) => Loc::Shared(shared_n),
+                                _ => Loc::Paragraph(paragraphs + 1),
+                            });
+                        }
+                        depth += 1;
                     }
-                } else if local == b"si" && depth == 0 && role == Role::Shared {
-                    shared_n += 1;
                 }
+                Event::End(e) => {
+                    let local = e.local_name();
+                    let local = local.as_ref();
+                    if role == Role::Sheet && local == b"c" {
+                        if let Some(c) = cell.take().and_then(|c| batch.cells.get_mut(c.3 as usize)) {
+                            c.element = c.tag.start..end;
+                        }
+                        boundary = depth == 0;
+                    } else if local == b"v" {
+                        in_v = false;
+                    } else if local == b"f" {
+                        in_f = false;
+                    } else if unit_element(local) && depth > 0 && role != Role::Skip {
+                        depth -= 1;
+                        if depth == 0 {
+                            if local == b"si" {
+                                shared_n += 1;
+                            } else {
+                                paragraphs += 1;
+                            }
+                            boundary = cell.is_none();
+                        }
+                    } else {
+                        boundary = depth == 0 && cell.is_none();
+                    }
+                }
+                Event::Empty(e) => {
+                    let local = e.local_name();
+                    let local = local.as_ref();
+                    if depth > 0 && matches!(local, b"tab" | b"br" | b"cr") {
+                        // a tab or break between runs separates words
+                        batch.text.push(b' ');
+                    } else if role == Role::Sheet && local == b"c" {
+                        cell = None;
+                    } else if role == Role::Workbook && local == b"sheet" {
+                        // a sheet name: an attribute value of the tag
+                        let tag = win.bytes(start..end).to_vec();
+                        if let Some((raw, value)) = attribute_value(&tag, start, b"name") {
+                            batch.unit(Loc::SheetName);
+                            batch.node(raw, value.as_bytes(), u32::MAX, true);
+                        }
+                    } else if local == b"si" && depth == 0 && role == Role::Shared {
+                        shared_n += 1;
+                    }
+                }
+                _ => {}
             }
-            _ => {}
+            let eof = matches!(ev, Event::Eof);
+            drop(ev);
+            let held = usize::try_from(end - written).unwrap_or(usize::MAX);
+            // a unit (a paragraph, a string) far larger than any real one is cut rather than held
+            // whole: a value across the cut may be missed, memory stays bounded
+            let overgrown = cell.is_none() && (batch.text.len() >= MAX_UNIT || held >= MAX_UNIT);
+            if eof
+                || overgrown
+                // markup held for a batch is bounded too: a sheet's text is a fraction of its bytes
+                || (boundary && (batch.text.len() >= BATCH || held >= if batch.nodes.is_empty() { BATCH } else { 2 * BATCH }))
+            {
+                let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, seen, headers };
+                changed |= flush(&win, &mut written, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
+            }
+            if eof {
+                break 'blocks;
+            }
         }
-        let eof = matches!(ev, Event::Eof);
-        drop(ev);
-        buf.clear();
-        let tee = reader.get_mut();
-        let held = tee.log.len();
-        // a unit (a paragraph, a string) far larger than any real one is cut rather than held
-        // whole: a value across the cut may be missed, memory stays bounded
-        let overgrown = cell.is_none() && (batch.text.len() >= MAX_UNIT || held >= MAX_UNIT);
-        if eof || overgrown || (boundary && (batch.text.len() >= BATCH || (batch.nodes.is_empty() && held >= BATCH))) {
-            let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, seen, headers };
-            changed |= flush(tee, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
-        }
-        if eof {
-            break;
-        }
+        win.release(written);
     }
     Ok(changed)
 }
@@ -721,7 +780,8 @@ impl Namer<'_> {
 /// Inspect the batch, and write the part up to stream offset `upto` with its edits; the batch and
 /// the bytes written are let go. Whether anything changed.
 fn flush<R>(
-    tee: &mut Tee<R>,
+    win: &Window<R>,
+    written: &mut u64,
     batch: &mut Batch,
     upto: u64,
     (out, replay, started): (&mut dyn Write, &mut Replay<'_>, bool),
@@ -743,12 +803,13 @@ fn flush<R>(
         inspect(&Part { text: &batch.text, locate: &locate, maskable: true, shape: Shape::Units(Some(&field)) })
     };
     // the new bytes of each node (or whole numeric cell) that changed
-    let mut replaced: Vec<(Range<u64>, Vec<u8>)> = Vec::new();
+    let Batch { text, nodes, cells, units, arena, replaced, cells_done, scratch, out: pending } = batch;
     if !edits.is_empty() {
-        let mut cells_done = vec![false; batch.cells.len()];
+        cells_done.clear();
+        cells_done.resize(cells.len(), false);
         // nodes and edits are both in text order: one pass over each
         let mut first = 0;
-        for n in &batch.nodes {
+        for n in nodes.iter() {
             let range = n.text.start as usize..n.text.end as usize;
             while edits.get(first).is_some_and(|e| e.end <= range.start) {
                 first += 1;
@@ -756,22 +817,29 @@ fn flush<R>(
             if edits.get(first).is_none_or(|e| e.start >= range.end) {
                 continue;
             }
-            let Some(new) = node_text(&batch.text, range, &edits[first..]) else { continue };
-            let new = String::from_utf8_lossy(&new).into_owned();
-            match batch.cells.get(n.cell as usize).filter(|c| c.element.end > c.element.start) {
+            scratch.clear();
+            if !node_text(text, range, &edits[first..], scratch) {
+                continue;
+            }
+            let new = String::from_utf8_lossy(scratch);
+            let a0 = arena.len();
+            match cells.get(n.cell as usize).filter(|c| c.element.end > c.element.start) {
                 Some(c) => {
-                    if !cells_done[n.cell as usize] {
-                        cells_done[n.cell as usize] = true;
-                        replaced.push((c.element.clone(), inline_cell(tee.bytes(c.tag.clone()), &new)));
+                    if cells_done[n.cell as usize] {
+                        continue;
                     }
+                    cells_done[n.cell as usize] = true;
+                    inline_cell(win.bytes(c.tag.clone()), &new, arena);
+                    replaced.push((c.element.clone(), a0..arena.len()));
                 }
                 None => {
                     let esc = if n.attribute {
-                        escape_attr(&new)
+                        quick_xml::escape::escape(&*new)
                     } else {
-                        quick_xml::escape::partial_escape(&new).into_owned()
+                        quick_xml::escape::partial_escape(&*new)
                     };
-                    replaced.push((n.raw.clone(), esc.into_bytes()));
+                    arena.extend_from_slice(esc.as_bytes());
+                    replaced.push((n.raw.clone(), a0..arena.len()));
                 }
             }
         }
@@ -780,28 +848,42 @@ fn flush<R>(
     let changed = !replaced.is_empty();
     let io = |e: std::io::Error| DocError::Corrupt(format!("{}: {e}", namer.here));
     if changed && !started {
-        replay(tee.base, out).map_err(io)?;
-    }
-    let mut at = tee.base;
-    for (range, bytes) in replaced {
-        if range.start < at {
-            continue; // inside a cell already rewritten whole
-        }
-        out.write_all(tee.bytes(at..range.start)).map_err(io)?;
-        out.write_all(&bytes).map_err(io)?;
-        at = range.end;
+        replay(*written, out).map_err(io)?;
     }
     if changed || started {
-        out.write_all(tee.bytes(at..upto)).map_err(io)?;
+        // the batch's bytes with the new ones spliced in, written at once (each write is a
+        // compressor call)
+        let mut at = *written;
+        pending.clear();
+        for (range, bytes) in replaced.iter() {
+            if range.start < at {
+                continue; // inside a cell already rewritten whole
+            }
+            pending.extend_from_slice(win.bytes(at..range.start));
+            pending.extend_from_slice(&arena[bytes.clone()]);
+            at = range.end;
+        }
+        pending.extend_from_slice(win.bytes(at..upto));
+        out.write_all(pending).map_err(io)?;
     }
-    let used = usize::try_from(upto.saturating_sub(tee.base)).unwrap_or(usize::MAX).min(tee.log.len());
-    tee.log.drain(..used);
-    tee.base = upto;
-    batch.text.clear();
-    batch.nodes.clear();
-    batch.cells.clear();
-    batch.units.clear();
+    *written = upto;
+    for v in [text, arena, scratch, pending] {
+        v.clear();
+    }
+    nodes.clear();
+    cells.clear();
+    units.clear();
+    replaced.clear();
     Ok(changed)
+}
+
+/// The number written in ASCII digits in `b`, around which there may be whitespace.
+fn ascii_number(b: &[u8]) -> Option<usize> {
+    let b = b.trim_ascii();
+    if b.is_empty() || b.len() > 12 {
+        return None;
+    }
+    b.iter().try_fold(0usize, |n, &d| d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0')))
 }
 
 /// Elements whose text nodes form one unit.
@@ -812,10 +894,6 @@ fn unit_element(local: &[u8]) -> bool {
 fn unescaped(raw: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(raw).ok()?;
     quick_xml::escape::unescape(s).ok().map(|c| c.into_owned())
-}
-
-fn escape_attr(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
 }
 
 /// The value of attribute `name` in the tag `t` (which starts at stream offset `at`): its raw byte
@@ -847,11 +925,11 @@ fn attribute_value(t: &[u8], at: u64, name: &[u8]) -> Option<(Range<u64>, String
 
 /// A cell whose number was masked, as an inline string cell: the start tag's attributes but `t`,
 /// then `t="inlineStr"` and the text.
-fn inline_cell(raw: &[u8], text: &str) -> Vec<u8> {
+fn inline_cell(raw: &[u8], text: &str, out: &mut Vec<u8>) {
     let inner = raw.strip_prefix(b"<").unwrap_or(raw);
     let inner = inner.strip_suffix(b">").unwrap_or(inner);
-    let start = BytesStart::from_content(String::from_utf8_lossy(inner).into_owned(), 1);
-    let mut out = b"<c".to_vec();
+    let start = BytesStart::from_content(String::from_utf8_lossy(inner), 1);
+    out.extend_from_slice(b"<c");
     for a in start.attributes().flatten() {
         if a.key.as_ref() == b"t" {
             continue;
@@ -865,7 +943,6 @@ fn inline_cell(raw: &[u8], text: &str) -> Vec<u8> {
     out.extend_from_slice(b" t=\"inlineStr\"><is><t>");
     out.extend_from_slice(quick_xml::escape::partial_escape(text).as_bytes());
     out.extend_from_slice(b"</t></is></c>");
-    out
 }
 
 /// The new text of the node at `range` of the unit text, or `None` when no edit touches it.
@@ -874,10 +951,9 @@ fn inline_cell(raw: &[u8], text: &str) -> Vec<u8> {
 /// nodes character by character (each run keeps the masked form of its own characters); any other
 /// replacement goes whole into the node where the value starts, and the value's characters in
 /// later nodes are removed.
-fn node_text(text: &[u8], range: Range<usize>, edits: &[Edit]) -> Option<Vec<u8>> {
-    let first = edits.partition_point(|e| e.end <= range.start);
-    let touching = edits[first..].iter().take_while(|e| e.start < range.end);
-    let mut out = Vec::new();
+fn node_text(text: &[u8], range: Range<usize>, edits: &[Edit], out: &mut Vec<u8>) -> bool {
+    // the caller passes the edits from the first that may touch the node on: skipped linearly
+    let touching = edits.iter().skip_while(|e| e.end <= range.start).take_while(|e| e.start < range.end);
     let mut at = range.start;
     let mut changed = false;
     for e in touching {
@@ -898,11 +974,10 @@ fn node_text(text: &[u8], range: Range<usize>, edits: &[Edit]) -> Option<Vec<u8>
         at = t;
         changed = true;
     }
-    if !changed {
-        return None;
+    if changed {
+        out.extend_from_slice(&text[at..range.end]);
     }
-    out.extend_from_slice(&text[at..range.end]);
-    Some(out)
+    changed
 }
 
 fn char_count(b: &[u8]) -> usize {
@@ -921,6 +996,11 @@ fn char_slice(b: &[u8], from: usize, to: usize) -> &[u8] {
 mod tests {
     use super::*;
 
+    fn node(text: &[u8], range: Range<usize>, edits: &[Edit]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        node_text(text, range, edits, &mut out).then_some(out)
+    }
+
     fn edit(start: usize, end: usize, with: &str) -> Edit {
         Edit { start, end, with: with.as_bytes().to_vec() }
     }
@@ -930,26 +1010,26 @@ mod tests {
         // "ID 110105" held as "ID 11" | "01" | "05"
         let text = b"ID 110105";
         let e = [edit(3, 9, "11**05")];
-        assert_eq!(node_text(text, 0..5, &e).as_deref(), Some(&b"ID 11"[..]));
-        assert_eq!(node_text(text, 5..7, &e).as_deref(), Some(&b"**"[..]));
-        assert_eq!(node_text(text, 7..9, &e).as_deref(), Some(&b"05"[..]));
+        assert_eq!(node(text, 0..5, &e).as_deref(), Some(&b"ID 11"[..]));
+        assert_eq!(node(text, 5..7, &e).as_deref(), Some(&b"**"[..]));
+        assert_eq!(node(text, 7..9, &e).as_deref(), Some(&b"05"[..]));
     }
 
     #[test]
     fn a_label_goes_where_the_value_began() {
         let text = b"ID 110105";
         let e = [edit(3, 9, "[ID]")];
-        assert_eq!(node_text(text, 0..5, &e).as_deref(), Some(&b"ID [ID]"[..]));
-        assert_eq!(node_text(text, 5..7, &e).as_deref(), Some(&b""[..]));
-        assert_eq!(node_text(text, 7..9, &e).as_deref(), Some(&b""[..]));
+        assert_eq!(node(text, 0..5, &e).as_deref(), Some(&b"ID [ID]"[..]));
+        assert_eq!(node(text, 5..7, &e).as_deref(), Some(&b""[..]));
+        assert_eq!(node(text, 7..9, &e).as_deref(), Some(&b""[..]));
     }
 
     #[test]
     fn multibyte_characters_are_spread_by_character() {
         let text = "张伟".as_bytes();
         let e = [edit(0, 6, "张*")];
-        assert_eq!(node_text(text, 0..3, &e).as_deref(), Some("张".as_bytes()));
-        assert_eq!(node_text(text, 3..6, &e).as_deref(), Some("*".as_bytes()));
+        assert_eq!(node(text, 0..3, &e).as_deref(), Some("张".as_bytes()));
+        assert_eq!(node(text, 3..6, &e).as_deref(), Some("*".as_bytes()));
     }
 
     #[test]
@@ -969,6 +1049,16 @@ mod tests {
         assert_eq!(parse_ref(b"A0"), None);
         assert_eq!(parse_ref(b"17"), None);
         assert_eq!(parse_ref(b"ABCD1"), None);
+        assert_eq!(parse_ref(b"A99999999999"), None);
+    }
+
+    #[test]
+    fn cell_attributes_are_read_in_place() {
+        let all: Vec<_> = cell_attributes(br#" r="C17" s = '2'  t="inlineStr""#).collect();
+        assert_eq!(all, [(&b"r"[..], &b"C17"[..]), (b"s", b"2"), (b"t", b"inlineStr")]);
+        // a value that is not closed ends the list
+        assert_eq!(cell_attributes(br#" r="C17" t="s"#).count(), 1);
+        assert_eq!(cell_attributes(b" r=C17").count(), 0);
     }
 
     /// A part far larger than a batch: every value found and rewritten, whichever batch it falls
@@ -1054,7 +1144,8 @@ mod tests {
     #[test]
     fn numeric_cell_becomes_inline_string() {
         let xml = br#"<c r="C17" s="2" t="n">"#;
-        let out = inline_cell(xml, "138****8000");
+        let mut out = Vec::new();
+        inline_cell(xml, "138****8000", &mut out);
         assert_eq!(String::from_utf8_lossy(&out), r#"<c r="C17" s="2" t="inlineStr"><is><t>138****8000</t></is></c>"#);
     }
 }

@@ -1126,6 +1126,13 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
 struct Divisions {
     /// names with their level (0 province, 1 prefecture, 2 county), longest first
     by_prefix: HashMap<[u8; 6], Vec<Division>, std::hash::BuildHasherDefault<KeyHasher>>,
+    /// a 4096-bit filter of the names' first characters: most positions need no hash lookup
+    first: Box<[u64; 64]>,
+}
+
+/// The filter bit of the character in `c` (its UTF-8 bytes).
+fn first_bit(c: [u8; 3]) -> usize {
+    (u32::from_le_bytes([c[0], c[1], c[2], 0]).wrapping_mul(0x9E37_79B1) >> 20) as usize
 }
 
 /// A division's name and level.
@@ -1135,6 +1142,10 @@ impl Divisions {
     /// The longest division name at the start of `v`: its length and level.
     fn at(&self, v: &[u8]) -> Option<(usize, u8)> {
         let key: [u8; 6] = v.get(..6)?.try_into().ok()?;
+        let bit = first_bit([key[0], key[1], key[2]]);
+        if self.first[bit / 64] >> (bit % 64) & 1 == 0 {
+            return None;
+        }
         let names = self.by_prefix.get(&key)?;
         names.iter().find(|n| v.starts_with(&n.0)).map(|n| (n.0.len(), n.1))
     }
@@ -1166,10 +1177,13 @@ fn divisions() -> &'static Divisions {
                 by_prefix.entry(key).or_default().push((b.into(), level));
             }
         }
-        for v in by_prefix.values_mut() {
+        let mut first = Box::new([0u64; 64]);
+        for (key, v) in &mut by_prefix {
             v.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
+            let bit = first_bit([key[0], key[1], key[2]]);
+            first[bit / 64] |= 1 << (bit % 64);
         }
-        Divisions { by_prefix }
+        Divisions { by_prefix, first }
     })
 }
 
@@ -1216,18 +1230,41 @@ pub fn division_len(v: &[u8]) -> usize {
     at
 }
 
-/// What marks the street or house part of an address.
-const STREET_MARKS: &[&str] =
-    &["路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同"];
+/// Words of one or two ideographs looked for a character at a time: a character whose last byte
+/// no word's first character ends with is passed over at the cost of one bit test.
+struct Marks {
+    words: &'static [&'static str],
+    /// bit `b & 63` for the last byte `b` of each word's first character
+    last: u64,
+}
 
-/// Whether `v` holds one of `marks` (each one or two ideographs), read a character at a time.
-fn has_mark(v: &[u8], marks: &[&str]) -> bool {
+impl Marks {
+    const fn new(words: &'static [&'static str]) -> Marks {
+        let mut last = 0u64;
+        let mut i = 0;
+        while i < words.len() {
+            last |= 1 << (words[i].as_bytes()[2] & 63);
+            i += 1;
+        }
+        Marks { words, last }
+    }
+}
+
+/// What marks the street or house part of an address.
+const STREET_MARKS: Marks = Marks::new(&[
+    "路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同",
+]);
+
+/// Whether `v` holds one of `marks`, read a character at a time.
+fn has_mark(v: &[u8], marks: &Marks) -> bool {
     let mut i = 0;
     while i + 3 <= v.len() {
         if ideo_at(v, i) {
-            let c = &v[i..i + 3];
-            if marks.iter().any(|m| m.as_bytes().starts_with(c) && v[i..].starts_with(m.as_bytes())) {
-                return true;
+            if marks.last & (1 << (v[i + 2] & 63)) != 0 {
+                let c = &v[i..i + 3];
+                if marks.words.iter().any(|m| m.as_bytes().starts_with(c) && v[i..].starts_with(m.as_bytes())) {
+                    return true;
+                }
             }
             i += 3;
         } else {
@@ -1238,7 +1275,7 @@ fn has_mark(v: &[u8], marks: &[&str]) -> bool {
 }
 
 /// Street parts a standalone address must have before its house number.
-const STREETS: &[&str] = &["路", "街", "道", "巷", "村", "组", "弄", "里", "胡同", "小区", "苑", "社区"];
+const STREETS: Marks = Marks::new(&["路", "街", "道", "巷", "村", "组", "弄", "里", "胡同", "小区", "苑", "社区"]);
 
 fn is_address_byte(t: &[u8], i: usize) -> usize {
     if ideo_at(t, i) {
@@ -1290,7 +1327,7 @@ fn address_at(t: &[u8], p: usize) -> Option<usize> {
         return None;
     }
     let dl = division_len(v);
-    let street = has_mark(&v[dl..], STREET_MARKS);
+    let street = has_mark(&v[dl..], &STREET_MARKS);
     (street || (dl > 0 && v.len() - dl >= 6)).then_some(i)
 }
 
@@ -1315,7 +1352,7 @@ fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize
         n += 1;
     }
     // no street part at all: no address (checked before the divisions, which cost more)
-    if !has_mark(&t[back..a0], STREETS) {
+    if !has_mark(&t[back..a0], &STREETS) {
         return None;
     }
     // the last division before the house number, then the divisions that end where it starts
@@ -1348,7 +1385,7 @@ fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize
         }
     }
     // a street part between the divisions and the number
-    if !ideo_at(t, first_end) || !has_mark(&t[first_end..a0], STREETS) {
+    if !ideo_at(t, first_end) || !has_mark(&t[first_end..a0], &STREETS) {
         return None;
     }
     let a1 = a0 + 3;
