@@ -622,11 +622,12 @@ pub(super) fn rewrite_part(
                     }
                 }
                 if scanned && !raw.iter().all(u8::is_ascii_whitespace) {
-                    // copied once, into the batch (unescaped only where there is an entity)
+                    // copied once, into the batch (unescaped only where there is an entity); bytes
+                    // that are not UTF-8 are scanned too: the engine reads bytes
                     let value: Option<std::borrow::Cow<'_, [u8]>> = if raw.contains(&b'&') {
                         unescaped(raw).map(|v| v.into_bytes().into())
                     } else {
-                        std::str::from_utf8(raw).ok().map(|_| raw.into())
+                        Some(raw.into())
                     };
                     if let Some(value) = value {
                         if depth == 0 {
@@ -821,7 +822,10 @@ fn flush<R>(
             if !node_text(text, range, &edits[first..], scratch) {
                 continue;
             }
-            let new = String::from_utf8_lossy(scratch);
+            let new = match std::str::from_utf8(scratch) {
+                Ok(t) => std::borrow::Cow::Borrowed(t),
+                Err(_) => String::from_utf8_lossy(scratch),
+            };
             let a0 = arena.len();
             match cells.get(n.cell as usize).filter(|c| c.element.end > c.element.start) {
                 Some(c) => {
@@ -833,12 +837,7 @@ fn flush<R>(
                     replaced.push((c.element.clone(), a0..arena.len()));
                 }
                 None => {
-                    let esc = if n.attribute {
-                        quick_xml::escape::escape(&*new)
-                    } else {
-                        quick_xml::escape::partial_escape(&*new)
-                    };
-                    arena.extend_from_slice(esc.as_bytes());
+                    escape_into(&new, n.attribute, arena);
                     replaced.push((n.raw.clone(), a0..arena.len()));
                 }
             }
@@ -875,6 +874,21 @@ fn flush<R>(
     units.clear();
     replaced.clear();
     Ok(changed)
+}
+
+/// `s` escaped for XML text (`attribute`: for an attribute value, quotes too) onto `out`; most
+/// values need no escaping, and are copied as they are.
+fn escape_into(s: &str, attribute: bool, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    let special =
+        memchr::memchr3(b'<', b'>', b'&', b).is_some() || (attribute && memchr::memchr2(b'"', b'\'', b).is_some());
+    if !special {
+        out.extend_from_slice(b);
+    } else if attribute {
+        out.extend_from_slice(quick_xml::escape::escape(s).as_bytes());
+    } else {
+        out.extend_from_slice(quick_xml::escape::partial_escape(s).as_bytes());
+    }
 }
 
 /// The number written in ASCII digits in `b`, around which there may be whitespace.
@@ -941,7 +955,7 @@ fn inline_cell(raw: &[u8], text: &str, out: &mut Vec<u8>) {
         out.push(b'"');
     }
     out.extend_from_slice(b" t=\"inlineStr\"><is><t>");
-    out.extend_from_slice(quick_xml::escape::partial_escape(text).as_bytes());
+    escape_into(text, false, out);
     out.extend_from_slice(b"</t></is></c>");
 }
 

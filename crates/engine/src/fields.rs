@@ -1126,13 +1126,15 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
 struct Divisions {
     /// names with their level (0 province, 1 prefecture, 2 county), longest first
     by_prefix: HashMap<[u8; 6], Vec<Division>, std::hash::BuildHasherDefault<KeyHasher>>,
-    /// a 4096-bit filter of the names' first characters: most positions need no hash lookup
-    first: Box<[u64; 64]>,
+    /// a 65,536-bit filter of the names' first two characters: most positions need no hash
+    /// lookup
+    first: Box<[u64; 1024]>,
 }
 
-/// The filter bit of the character in `c` (its UTF-8 bytes).
-fn first_bit(c: [u8; 3]) -> usize {
-    (u32::from_le_bytes([c[0], c[1], c[2], 0]).wrapping_mul(0x9E37_79B1) >> 20) as usize
+/// The filter bit of a name's first two characters (their UTF-8 bytes).
+fn first_bit(c: &[u8; 6]) -> usize {
+    let k = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], 0, 0]);
+    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize
 }
 
 /// A division's name and level.
@@ -1142,7 +1144,7 @@ impl Divisions {
     /// The longest division name at the start of `v`: its length and level.
     fn at(&self, v: &[u8]) -> Option<(usize, u8)> {
         let key: [u8; 6] = v.get(..6)?.try_into().ok()?;
-        let bit = first_bit([key[0], key[1], key[2]]);
+        let bit = first_bit(&key);
         if self.first[bit / 64] >> (bit % 64) & 1 == 0 {
             return None;
         }
@@ -1177,10 +1179,10 @@ fn divisions() -> &'static Divisions {
                 by_prefix.entry(key).or_default().push((b.into(), level));
             }
         }
-        let mut first = Box::new([0u64; 64]);
+        let mut first = Box::new([0u64; 1024]);
         for (key, v) in &mut by_prefix {
             v.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
-            let bit = first_bit([key[0], key[1], key[2]]);
+            let bit = first_bit(key);
             first[bit / 64] |= 1 << (bit % 64);
         }
         Divisions { by_prefix, first }
@@ -1231,51 +1233,62 @@ pub fn division_len(v: &[u8]) -> usize {
 }
 
 /// Words of one or two ideographs looked for a character at a time: a character whose last byte
-/// no word's first character ends with is passed over at the cost of one bit test.
-struct Marks {
-    words: &'static [&'static str],
+/// no word's first character ends with is passed over at the cost of one bit test, the others
+/// are compared as numbers.
+struct Marks<const N: usize> {
+    words: [&'static str; N],
+    /// each word's first character as a number (its three UTF-8 bytes)
+    firsts: [u32; N],
     /// bit `b & 63` for the last byte `b` of each word's first character
     last: u64,
 }
 
-impl Marks {
-    const fn new(words: &'static [&'static str]) -> Marks {
+const fn char_code(b: &[u8]) -> u32 {
+    (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32
+}
+
+impl<const N: usize> Marks<N> {
+    const fn new(words: [&'static str; N]) -> Marks<N> {
         let mut last = 0u64;
+        let mut firsts = [0u32; N];
         let mut i = 0;
-        while i < words.len() {
-            last |= 1 << (words[i].as_bytes()[2] & 63);
+        while i < N {
+            let b = words[i].as_bytes();
+            last |= 1 << (b[2] & 63);
+            firsts[i] = char_code(b);
             i += 1;
         }
-        Marks { words, last }
+        Marks { words, firsts, last }
     }
 }
 
 /// What marks the street or house part of an address.
-const STREET_MARKS: Marks = Marks::new(&[
-    "路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同",
-]);
+const STREET_MARKS: Marks<17> =
+    Marks::new(["路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同"]);
 
 /// Whether `v` holds one of `marks`, read a character at a time.
-fn has_mark(v: &[u8], marks: &Marks) -> bool {
+fn has_mark<const N: usize>(v: &[u8], marks: &Marks<N>) -> bool {
     let mut i = 0;
     while i + 3 <= v.len() {
-        if ideo_at(v, i) {
-            if marks.last & (1 << (v[i + 2] & 63)) != 0 {
-                let c = &v[i..i + 3];
-                if marks.words.iter().any(|m| m.as_bytes().starts_with(c) && v[i..].starts_with(m.as_bytes())) {
+        if !ideo_at(v, i) {
+            i += 1;
+            continue;
+        }
+        if marks.last >> (v[i + 2] & 63) & 1 != 0 {
+            let c = char_code(&v[i..i + 3]);
+            for (w, &f) in marks.words.iter().zip(&marks.firsts) {
+                if f == c && v[i..].starts_with(w.as_bytes()) {
                     return true;
                 }
             }
-            i += 3;
-        } else {
-            i += 1;
         }
+        i += 3;
     }
     false
 }
 
 /// Street parts a standalone address must have before its house number.
-const STREETS: Marks = Marks::new(&["路", "街", "道", "巷", "村", "组", "弄", "里", "胡同", "小区", "苑", "社区"]);
+const STREETS: Marks<12> = Marks::new(["路", "街", "道", "巷", "村", "组", "弄", "里", "胡同", "小区", "苑", "社区"]);
 
 fn is_address_byte(t: &[u8], i: usize) -> usize {
     if ideo_at(t, i) {
