@@ -1120,6 +1120,80 @@ mod tests {
         assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
     }
 
+    /// Markup is parsed a block at a time, up to the last `<` read: a comment or CDATA section
+    /// holding `<` that a block boundary cuts is read again whole with the next block.
+    #[test]
+    fn markup_cut_by_a_block_boundary_is_read_whole() {
+        let mut xml = String::from("<w:document><w:body>");
+        let mut i = 0;
+        // paragraphs up to exactly `at` bytes
+        let mut pad_to = |xml: &mut String, at: usize| {
+            while xml.len() + 100 < at {
+                xml.push_str(&format!("<w:p><w:r><w:t>row {i}</w:t></w:r></w:p>"));
+                i += 1;
+            }
+            let fill = at - xml.len() - "<w:p><w:r><w:t></w:t></w:r></w:p>".len();
+            xml.push_str(&format!("<w:p><w:r><w:t>{}</w:t></w:r></w:p>", "y".repeat(fill)));
+        };
+        // a comment with `<` inside across the first block boundary, a CDATA section across
+        // the second
+        pad_to(&mut xml, BLOCK - 20);
+        let comment = xml.len();
+        xml.push_str("<!-- a < b, and <w:t>SECRET</w:t> is no text here -->");
+        assert!(comment < BLOCK && xml.len() > BLOCK);
+        // the boundary right after `<z` inside the section
+        pad_to(&mut xml, 2 * BLOCK - 32);
+        xml.push_str("<w:p><w:r><w:t><![CDATA[x < y <z> ]]> SECRET</w:t></w:r></w:p>");
+        assert_eq!(&xml[2 * BLOCK - 2..2 * BLOCK], "<z");
+        xml.push_str("<w:p><w:r><w:t>last SECRET</w:t></w:r></w:p></w:body></w:document>");
+        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
+        let mut inspect = |part: &Part<'_>| {
+            memchr::memmem::find_iter(part.text, b"SECRET")
+                .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
+                .collect()
+        };
+        let mut out = Vec::new();
+        let whole = xml.clone();
+        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&whole.as_bytes()[..n as usize]);
+        let changed = rewrite_part(
+            &package,
+            "word/document.xml",
+            xml.as_bytes(),
+            &mut out,
+            &mut replay,
+            "doc",
+            (&|_| None, &SharedSeen::default(), &Headers::default()),
+            &mut inspect,
+        )
+        .expect("rewrite");
+        assert!(changed);
+        // the comment is not text: it stays as it was; the text after the CDATA is masked
+        let expected = xml.replace("]]> SECRET", "]]> ******").replace("last SECRET", "last ******");
+        assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
+    }
+
+    /// A text node larger than any unit, without a tag to end it, is refused rather than held.
+    #[test]
+    fn a_text_node_without_end_is_refused() {
+        let mut xml = String::from("<w:document><w:body><w:p><w:r><w:t>");
+        xml.push_str(&"x".repeat(MAX_UNIT + 2 * BLOCK));
+        xml.push_str("</w:t></w:r></w:p></w:body></w:document>");
+        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
+        let mut inspect = |_: &Part<'_>| Vec::new();
+        let mut replay = |_: u64, _: &mut dyn Write| Ok(());
+        let r = rewrite_part(
+            &package,
+            "word/document.xml",
+            xml.as_bytes(),
+            &mut Vec::new(),
+            &mut replay,
+            "doc",
+            (&|_| None, &SharedSeen::default(), &Headers::default()),
+            &mut inspect,
+        );
+        assert!(matches!(r, Err(DocError::Limit(_))), "{r:?}");
+    }
+
     /// One paragraph larger than any real one is inspected in pieces, not held whole.
     #[test]
     fn an_overgrown_unit_is_cut() {

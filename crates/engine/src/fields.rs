@@ -1263,8 +1263,9 @@ impl<const N: usize> Marks<N> {
 }
 
 /// What marks the street or house part of an address.
-const STREET_MARKS: Marks<17> =
-    Marks::new(["路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同"]);
+const STREET_MARKS: Marks<17> = Marks::new([
+    "路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同",
+]);
 
 /// Whether `v` holds one of `marks`, read a character at a time.
 fn has_mark<const N: usize>(v: &[u8], marks: &Marks<N>) -> bool {
