@@ -6,7 +6,8 @@
 //! document when the scan begins (the gateway's allocator keeps freed memory for reuse: garbage
 //! from building the fixture would blur the figure).
 //!
-//! Run: `cargo bench --bench documents` (`ROWS=…` to change the size).
+//! Run: `cargo bench --bench documents` (`ROWS=…` to change the size, `HEADER=1` for a header
+//! row: the names below `姓名` are then masked too).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -31,7 +32,19 @@ fn xlsx(rows: usize) -> Vec<u8> {
     );
     let surnames = ["张", "王", "李", "赵", "刘", "陈"];
     let mut si = 0;
-    for row in 1..=rows {
+    let header = std::env::var("HEADER").is_ok_and(|v| v == "1");
+    if header {
+        // a header row, as real exports have: the name column is then a name field, and its
+        // names are masked too
+        sheet.push_str(r#"<row r="1">"#);
+        for (col, h) in
+            ["A", "B", "C", "D", "E", "F"].iter().zip(["姓名", "身份证号", "手机号", "银行卡号", "地址", "金额"])
+        {
+            sheet.push_str(&format!(r#"<c r="{col}1" t="inlineStr"><is><t>{h}</t></is></c>"#));
+        }
+        sheet.push_str("</row>");
+    }
+    for row in (1 + usize::from(header))..=rows {
         let name = format!("{}{}", surnames[row % 6], ["伟", "芳", "娜", "敏", "静"][row % 5]);
         let addr = format!(
             "河南省郑州市金水区文化路{}号{}号楼{}单元{}室 备注{}",

@@ -310,6 +310,11 @@ pub(super) struct Headers {
 type ColumnHeader = (u32, Vec<u8>);
 
 impl Headers {
+    /// No sheet has a header.
+    pub fn is_empty(&self) -> bool {
+        self.sheets.iter().all(|(_, cols)| cols.is_empty())
+    }
+
     /// The header of the cell at (`sheet`, `row`, `col`), for a cell below the header row.
     pub fn get(&self, sheet: u32, row: u32, col: u32) -> Option<&[u8]> {
         let (header_row, cols) = self.sheets.get(sheet as usize)?;
@@ -801,7 +806,9 @@ fn flush<R>(
             Loc::Shared(i) => namer.seen.get(i as usize).and_then(|(s, r, c)| namer.headers.get(s, r, c)),
             _ => None,
         };
-        inspect(&Part { text: &batch.text, locate: &locate, maskable: true, shape: Shape::Units(Some(&field)) })
+        // a workbook without header rows (or a document) has no fields: none is looked up
+        let shape = if namer.headers.is_empty() { Shape::Units(None) } else { Shape::Units(Some(&field)) };
+        inspect(&Part { text: &batch.text, locate: &locate, maskable: true, shape })
     };
     // the new bytes of each node (or whole numeric cell) that changed
     let Batch { text, nodes, cells, units, arena, replaced, cells_done, scratch, out: pending } = batch;
