@@ -1026,6 +1026,24 @@ mod tests {
         Edit { start, end, with: with.as_bytes().to_vec() }
     }
 
+    /// `SECRET` masked wherever it is in a unit's text.
+    fn mask_secret(part: &Part<'_>) -> Vec<Edit> {
+        memchr::memmem::find_iter(part.text, b"SECRET")
+            .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
+            .collect()
+    }
+
+    /// `xml` rewritten as a Word document's body: whether it changed, and the new part.
+    fn rewrite_docx(xml: &str, inspect: &mut Inspector<'_>) -> Result<(bool, Vec<u8>), DocError> {
+        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
+        let mut out = Vec::new();
+        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&xml.as_bytes()[..n as usize]);
+        let shared = (&(|_| None) as &SharedRef<'_>, &SharedSeen::default(), &Headers::default());
+        let changed =
+            rewrite_part(&package, "word/document.xml", xml.as_bytes(), &mut out, &mut replay, "doc", shared, inspect)?;
+        Ok((changed, out))
+    }
+
     #[test]
     fn a_masked_value_is_spread_over_the_runs_that_held_it() {
         // "ID 110105" held as "ID 11" | "01" | "05"
@@ -1099,28 +1117,12 @@ mod tests {
         }
         xml.push_str("</w:body></w:document>");
         assert!(xml.len() > 2 * BATCH);
-        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
         let mut calls = 0;
         let mut inspect = |part: &Part<'_>| {
             calls += 1;
-            memchr::memmem::find_iter(part.text, b"SECRET")
-                .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
-                .collect()
+            mask_secret(part)
         };
-        let mut out = Vec::new();
-        let whole = xml.clone();
-        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&whole.as_bytes()[..n as usize]);
-        let changed = rewrite_part(
-            &package,
-            "word/document.xml",
-            xml.as_bytes(),
-            &mut out,
-            &mut replay,
-            "doc",
-            (&|_| None, &SharedSeen::default(), &Headers::default()),
-            &mut inspect,
-        )
-        .expect("rewrite");
+        let (changed, out) = rewrite_docx(&xml, &mut inspect).expect("rewrite");
         assert!(changed);
         assert!(calls > 1, "one batch only");
         let expected = xml.replace("SEC</w:t>", "***</w:t>").replace("<w:t>RET end", "<w:t>*** end");
@@ -1153,26 +1155,7 @@ mod tests {
         xml.push_str("<w:p><w:r><w:t><![CDATA[x < y <z> ]]> SECRET</w:t></w:r></w:p>");
         assert_eq!(&xml[2 * BLOCK - 2..2 * BLOCK], "<z");
         xml.push_str("<w:p><w:r><w:t>last SECRET</w:t></w:r></w:p></w:body></w:document>");
-        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
-        let mut inspect = |part: &Part<'_>| {
-            memchr::memmem::find_iter(part.text, b"SECRET")
-                .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
-                .collect()
-        };
-        let mut out = Vec::new();
-        let whole = xml.clone();
-        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&whole.as_bytes()[..n as usize]);
-        let changed = rewrite_part(
-            &package,
-            "word/document.xml",
-            xml.as_bytes(),
-            &mut out,
-            &mut replay,
-            "doc",
-            (&|_| None, &SharedSeen::default(), &Headers::default()),
-            &mut inspect,
-        )
-        .expect("rewrite");
+        let (changed, out) = rewrite_docx(&xml, &mut mask_secret).expect("rewrite");
         assert!(changed);
         // the comment is not text: it stays as it was; the text after the CDATA is masked
         let expected = xml.replace("]]> SECRET", "]]> ******").replace("last SECRET", "last ******");
@@ -1185,19 +1168,7 @@ mod tests {
         let mut xml = String::from("<w:document><w:body><w:p><w:r><w:t>");
         xml.push_str(&"x".repeat(MAX_UNIT + 2 * BLOCK));
         xml.push_str("</w:t></w:r></w:p></w:body></w:document>");
-        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
-        let mut inspect = |_: &Part<'_>| Vec::new();
-        let mut replay = |_: u64, _: &mut dyn Write| Ok(());
-        let r = rewrite_part(
-            &package,
-            "word/document.xml",
-            xml.as_bytes(),
-            &mut Vec::new(),
-            &mut replay,
-            "doc",
-            (&|_| None, &SharedSeen::default(), &Headers::default()),
-            &mut inspect,
-        );
+        let r = rewrite_docx(&xml, &mut |_: &Part<'_>| Vec::new());
         assert!(matches!(r, Err(DocError::Limit(_))), "{r:?}");
     }
 
@@ -1209,29 +1180,12 @@ mod tests {
             xml.push_str("<w:r><w:t>text SECRET more text and more text</w:t></w:r>");
         }
         xml.push_str("</w:p></w:body></w:document>");
-        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
         let mut largest = 0;
         let mut inspect = |part: &Part<'_>| {
             largest = largest.max(part.text.len());
-            memchr::memmem::find_iter(part.text, b"SECRET")
-                .map(|at| Edit { start: at, end: at + 6, with: b"******".to_vec() })
-                .collect()
+            mask_secret(part)
         };
-        let mut out = Vec::new();
-        let whole = xml.clone();
-        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&whole.as_bytes()[..n as usize]);
-        let seen = SharedSeen::default();
-        rewrite_part(
-            &package,
-            "word/document.xml",
-            xml.as_bytes(),
-            &mut out,
-            &mut replay,
-            "doc",
-            (&|_| None, &seen, &Headers::default()),
-            &mut inspect,
-        )
-        .expect("rewrite");
+        let (_, out) = rewrite_docx(&xml, &mut inspect).expect("rewrite");
         assert!(largest <= MAX_UNIT + 64, "a piece of {largest} bytes");
         assert_eq!(String::from_utf8(out).expect("utf-8"), xml.replace("SECRET", "******"));
     }
