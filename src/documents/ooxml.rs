@@ -472,10 +472,10 @@ struct Window<R> {
 }
 
 impl<R: Read> Window<R> {
-    /// Read one more block (or what is left of the part).
-    fn more(&mut self) -> std::io::Result<()> {
-        let n = (&mut self.input).take(BLOCK as u64).read_to_end(&mut self.buf)?;
-        self.eof = n < BLOCK;
+    /// Read `n` more bytes (or what is left of the part).
+    fn more(&mut self, n: usize) -> std::io::Result<()> {
+        let got = (&mut self.input).take(n as u64).read_to_end(&mut self.buf)?;
+        self.eof = got < n;
         Ok(())
     }
 }
@@ -575,12 +575,14 @@ pub(super) fn rewrite_part(
     let (mut pos, mut written) = (0u64, 0u64);
     let corrupt = |e: &dyn std::fmt::Display| DocError::Corrupt(format!("{here}: {e}"));
     'blocks: loop {
-        if !win.eof {
-            win.more().map_err(|e| corrupt(&e))?;
-        }
         // this round parses up to the last `<` read: every tag before it is whole (a comment or
         // CDATA section cut there fails to parse, and is read again with the next block)
         let from = usize::try_from(pos - win.base).unwrap_or(usize::MAX).min(win.buf.len());
+        if !win.eof {
+            // what is still unparsed at least doubles: markup read again round after round
+            // costs its length a few times over, not its square
+            win.more(BLOCK.max(win.buf.len() - from)).map_err(|e| corrupt(&e))?;
+        }
         if win.buf.len() - from > MAX_UNIT {
             return Err(DocError::Limit("XML text or markup past 16 MiB without a tag"));
         }
@@ -1162,13 +1164,21 @@ mod tests {
         assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
     }
 
-    /// A text node larger than any unit, without a tag to end it, is refused rather than held.
+    /// A text node (or comment) larger than any unit, without an end, is refused rather than held.
     #[test]
     fn a_text_node_without_end_is_refused() {
         let mut xml = String::from("<w:document><w:body><w:p><w:r><w:t>");
         xml.push_str(&"x".repeat(MAX_UNIT + 2 * BLOCK));
         xml.push_str("</w:t></w:r></w:p></w:body></w:document>");
         let r = rewrite_docx(&xml, &mut |_: &Part<'_>| Vec::new());
+        assert!(matches!(r, Err(DocError::Limit(_))), "{r:?}");
+        // a comment that never ends, with tags inside: read again round after round, as far as
+        // the limit
+        let mut xml = String::from("<w:document><w:body><!-- ");
+        while xml.len() < MAX_UNIT + 2 * BLOCK {
+            xml.push_str("<w:p><w:t>SECRET</w:t></w:p>");
+        }
+        let r = rewrite_docx(&xml, &mut mask_secret);
         assert!(matches!(r, Err(DocError::Limit(_))), "{r:?}");
     }
 
