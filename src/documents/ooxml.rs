@@ -156,7 +156,7 @@ fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
         return None;
     }
     let col = r[..letters].iter().fold(0u32, |c, b| c * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1)) - 1;
-    let row = r[letters..].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))?;
+    let row = u32::try_from(ascii_number(&r[letters..])?).ok()?;
     Some((row.checked_sub(1)?, col))
 }
 
@@ -951,16 +951,17 @@ fn attribute_value(t: &[u8], at: u64, name: &[u8]) -> Option<(Range<u64>, String
 fn inline_cell(raw: &[u8], text: &str, out: &mut Vec<u8>) {
     let inner = raw.strip_prefix(b"<").unwrap_or(raw);
     let inner = inner.strip_suffix(b">").unwrap_or(inner);
-    let start = BytesStart::from_content(String::from_utf8_lossy(inner), 1);
+    // the attributes follow the element's name
+    let attributes = &inner[inner.iter().position(u8::is_ascii_whitespace).unwrap_or(inner.len())..];
     out.extend_from_slice(b"<c");
-    for a in start.attributes().flatten() {
-        if a.key.as_ref() == b"t" {
+    for (key, value) in cell_attributes(attributes) {
+        if key == b"t" {
             continue;
         }
         out.push(b' ');
-        out.extend_from_slice(a.key.as_ref());
+        out.extend_from_slice(key);
         out.extend_from_slice(b"=\"");
-        out.extend_from_slice(&a.value);
+        out.extend_from_slice(value);
         out.push(b'"');
     }
     out.extend_from_slice(b" t=\"inlineStr\"><is><t>");
