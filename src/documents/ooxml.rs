@@ -162,14 +162,16 @@ fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
 
 /// The attributes of a start tag (its bytes after the name), as (name, raw value): read in place,
 /// for the one tag every cell has. A malformed rest ends the list.
+/// Spans here are a few bytes: they are searched byte by byte, not by `memchr` (a call per
+/// search, costlier than such a span).
 fn cell_attributes(mut a: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     std::iter::from_fn(move || {
         let name_at = a.iter().position(|b| !b.is_ascii_whitespace())?;
-        let eq = name_at + memchr::memchr(b'=', &a[name_at..])?;
+        let eq = name_at + a[name_at..].iter().position(|&b| b == b'=')?;
         let name = a[name_at..eq].trim_ascii();
         let q = eq + 1 + a[eq + 1..].iter().position(|b| !b.is_ascii_whitespace())?;
         let quote = *a.get(q).filter(|c| matches!(c, b'"' | b'\''))?;
-        let close = q + 1 + memchr::memchr(quote, &a[q + 1..])?;
+        let close = q + 1 + a[q + 1..].iter().position(|&b| b == quote)?;
         let value = &a[q + 1..close];
         a = &a[close + 1..];
         Some((name, value))
@@ -526,9 +528,26 @@ impl Batch {
         self.nodes.push(Node { raw, text: t0..self.text.len() as u32, cell, attribute });
     }
 
-    fn loc(&self, at: usize) -> Loc {
-        let i = self.units.partition_point(|(s, _)| *s as usize <= at);
-        i.checked_sub(1).and_then(|i| self.units.get(i)).map_or(Loc::Part, |u| u.1)
+    /// Where text offset `at` is. The engine asks in text order, mostly: `hint` (the unit of the
+    /// last answer) is tried first, then its successor, before a binary search.
+    fn loc(&self, at: usize, hint: &std::cell::Cell<usize>) -> Loc {
+        let holds = |i: usize| {
+            self.units.get(i).is_some_and(|u| u.0 as usize <= at)
+                && self.units.get(i + 1).is_none_or(|u| u.0 as usize > at)
+        };
+        let h = hint.get();
+        let i = if holds(h) {
+            h
+        } else if holds(h + 1) {
+            h + 1
+        } else {
+            match self.units.partition_point(|(s, _)| *s as usize <= at).checked_sub(1) {
+                Some(i) => i,
+                None => return Loc::Part,
+            }
+        };
+        hint.set(i);
+        self.units.get(i).map_or(Loc::Part, |u| u.1)
     }
 }
 
@@ -649,8 +668,7 @@ pub(super) fn rewrite_part(
             let mut boundary = false;
             match &ev {
                 Event::Start(e) => {
-                    let local = e.local_name();
-                    let local = local.as_ref();
+                    let local = local_name(e.name().into_inner());
                     if role == Role::Sheet && local == b"c" {
                         // `r` and `t` read in place: this runs for every cell
                         let (mut t, mut rc) = (None, (0, 0));
@@ -688,8 +706,7 @@ pub(super) fn rewrite_part(
                     }
                 }
                 Event::End(e) => {
-                    let local = e.local_name();
-                    let local = local.as_ref();
+                    let local = local_name(e.name().into_inner());
                     if role == Role::Sheet && local == b"c" {
                         if let Some(c) = cell.take().and_then(|c| batch.cells.get_mut(c.3 as usize)) {
                             c.element = c.tag.start..end;
@@ -714,8 +731,7 @@ pub(super) fn rewrite_part(
                     }
                 }
                 Event::Empty(e) => {
-                    let local = e.local_name();
-                    let local = local.as_ref();
+                    let local = local_name(e.name().into_inner());
                     if depth > 0 && matches!(local, b"tab" | b"br" | b"cr") {
                         // a tab or break between runs separates words
                         batch.text.push(b' ');
@@ -799,9 +815,10 @@ fn flush<R>(
     let edits = if batch.nodes.is_empty() {
         Vec::new()
     } else {
-        let locate = |at: usize| namer.name(batch.loc(at));
+        let (hint_l, hint_f) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+        let locate = |at: usize| namer.name(batch.loc(at, &hint_l));
         // a cell's field is its column's header (a shared string's: of the first cell showing it)
-        let field = |at: usize| match batch.loc(at) {
+        let field = |at: usize| match batch.loc(at, &hint_f) {
             Loc::Cell(r, c) => namer.headers.get(namer.sheet_index, r, c),
             // only what the sheets read so far noted: finding the cells of every string would read
             // the sheets again for each, where the strings come first
@@ -831,10 +848,9 @@ fn flush<R>(
             if !node_text(text, range, &edits[first..], scratch) {
                 continue;
             }
-            let new = match std::str::from_utf8(scratch) {
-                Ok(t) => std::borrow::Cow::Borrowed(t),
-                Err(_) => String::from_utf8_lossy(scratch),
-            };
+            // bytes that are not UTF-8 (from a node that was not) are written as replacement
+            // characters; most masked values are ASCII (`138****8000`) and need no check
+            let new = if scratch.is_ascii() { std::borrow::Cow::Borrowed(&scratch[..]) } else { lossy(scratch) };
             let a0 = arena.len();
             match cells.get(n.cell as usize).filter(|c| c.element.end > c.element.start) {
                 Some(c) => {
@@ -885,18 +901,32 @@ fn flush<R>(
     Ok(changed)
 }
 
-/// `s` escaped for XML text (`attribute`: for an attribute value, quotes too) onto `out`; most
+/// `b` as UTF-8: as it is when it is, with replacement characters where it is not.
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match std::str::from_utf8(b) {
+        Ok(_) => std::borrow::Cow::Borrowed(b),
+        Err(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(b).into_owned().into_bytes()),
+    }
+}
+
+/// `b` escaped for XML text (`attribute`: for an attribute value, quotes too) onto `out`; most
 /// values need no escaping, and are copied as they are.
-fn escape_into(s: &str, attribute: bool, out: &mut Vec<u8>) {
-    let b = s.as_bytes();
-    let special =
-        memchr::memchr3(b'<', b'>', b'&', b).is_some() || (attribute && memchr::memchr2(b'"', b'\'', b).is_some());
+fn escape_into(b: &[u8], attribute: bool, out: &mut Vec<u8>) {
+    // a short value is searched byte by byte: cheaper than a `memchr` call
+    let special = if b.len() < 32 {
+        b.iter().any(|&c| matches!(c, b'<' | b'>' | b'&') || (attribute && matches!(c, b'"' | b'\'')))
+    } else {
+        memchr::memchr3(b'<', b'>', b'&', b).is_some() || (attribute && memchr::memchr2(b'"', b'\'', b).is_some())
+    };
     if !special {
         out.extend_from_slice(b);
-    } else if attribute {
-        out.extend_from_slice(quick_xml::escape::escape(s).as_bytes());
+        return;
+    }
+    let s = String::from_utf8_lossy(b);
+    if attribute {
+        out.extend_from_slice(quick_xml::escape::escape(s.as_ref()).as_bytes());
     } else {
-        out.extend_from_slice(quick_xml::escape::partial_escape(s).as_bytes());
+        out.extend_from_slice(quick_xml::escape::partial_escape(s.as_ref()).as_bytes());
     }
 }
 
@@ -907,6 +937,12 @@ fn ascii_number(b: &[u8]) -> Option<usize> {
         return None;
     }
     b.iter().try_fold(0usize, |n, &d| d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0')))
+}
+
+/// An element's name without its namespace prefix (`w:p` → `p`): what quick-xml's `local_name`
+/// gives, without a `memchr` call for a name of a few bytes (this runs for every tag).
+fn local_name(name: &[u8]) -> &[u8] {
+    name.iter().position(|&b| b == b':').map_or(name, |i| &name[i + 1..])
 }
 
 /// Elements whose text nodes form one unit.
@@ -948,7 +984,7 @@ fn attribute_value(t: &[u8], at: u64, name: &[u8]) -> Option<(Range<u64>, String
 
 /// A cell whose number was masked, as an inline string cell: the start tag's attributes but `t`,
 /// then `t="inlineStr"` and the text.
-fn inline_cell(raw: &[u8], text: &str, out: &mut Vec<u8>) {
+fn inline_cell(raw: &[u8], text: &[u8], out: &mut Vec<u8>) {
     let inner = raw.strip_prefix(b"<").unwrap_or(raw);
     let inner = inner.strip_suffix(b">").unwrap_or(inner);
     // the attributes follow the element's name
@@ -1205,7 +1241,7 @@ mod tests {
     fn numeric_cell_becomes_inline_string() {
         let xml = br#"<c r="C17" s="2" t="n">"#;
         let mut out = Vec::new();
-        inline_cell(xml, "138****8000", &mut out);
+        inline_cell(xml, b"138****8000", &mut out);
         assert_eq!(String::from_utf8_lossy(&out), r#"<c r="C17" s="2" t="inlineStr"><is><t>138****8000</t></is></c>"#);
     }
 }
