@@ -150,14 +150,27 @@ pub(super) fn shared_cells(xml: impl BufRead, sheet: u32, refs: &mut Vec<Option<
 }
 
 /// `B12` → (row 11, column 1), zero-based.
+/// One pass, as this runs for every cell: up to three letters, then up to nine digits.
 fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
-    let letters = r.iter().take_while(|b| b.is_ascii_alphabetic()).count();
-    if letters == 0 || letters > 3 || letters == r.len() || r.len() - letters > 9 {
+    let (mut col, mut row, mut letters) = (0u32, 0u32, 0);
+    for &b in r.iter().take_while(|b| b.is_ascii_alphabetic()) {
+        if letters == 3 {
+            return None;
+        }
+        col = col * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1);
+        letters += 1;
+    }
+    let digits = &r[letters..];
+    if letters == 0 || digits.is_empty() || digits.len() > 9 {
         return None;
     }
-    let col = r[..letters].iter().fold(0u32, |c, b| c * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1)) - 1;
-    let row = u32::try_from(ascii_number(&r[letters..])?).ok()?;
-    Some((row.checked_sub(1)?, col))
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        row = row * 10 + u32::from(d - b'0');
+    }
+    Some((row.checked_sub(1)?, col - 1))
 }
 
 /// The attributes of a start tag (its bytes after the name), as (name, raw value): read in place,
