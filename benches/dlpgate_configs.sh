@@ -12,7 +12,7 @@ pid $W/up.pidfile;
 error_log $W/up-error.log;
 events { worker_connections 4096; }
 http { access_log off; default_type application/json; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; root $W/www; location / { try_files \$uri =404; } } }
+  server { listen 127.0.0.1:$UP backlog=4096; root $W/www; location / { try_files \$uri =404; } } }
 NGINX
   taskset -c 1 nginx -c "$W/up.conf"
 }

@@ -125,6 +125,15 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Bytes of room it holds (what keeping it between scans costs).
+    pub fn room(&self) -> usize {
+        use std::mem::size_of;
+        self.findings.capacity() * size_of::<Finding>()
+            + self.values.capacity()
+            + self.hits.capacity() * size_of::<Hit>()
+            + (self.marks.at.capacity() + self.marks.values.capacity()) * size_of::<usize>()
+    }
+
     /// The normalized value of a finding (decoded, full-width folded, zero-width removed).
     /// Use it for masking and fingerprints; never log it.
     pub fn value(&self, f: &Finding) -> &[u8] {

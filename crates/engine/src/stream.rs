@@ -23,6 +23,35 @@ pub const MIN_RELEASE: usize = 4096;
 /// Most bytes held without a hard break before the cut is forced.
 pub const MAX_CARRY: usize = 64 * 1024;
 
+/// Room a stream keeps for its carry between chunks (more is let go after each release).
+const KEEP_ROOM: usize = 16 * 1024;
+
+/// One [`Scan`] per thread for the streams it serves: a scan runs to its end inside one
+/// `release`, so streams never need it at once.
+mod scan_room {
+    use crate::Scan;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static ROOM: RefCell<Option<Scan>> = const { RefCell::new(None) };
+    }
+
+    /// Rooms larger than this (a huge chunk's findings) are not kept on the thread.
+    const MAX_KEPT: usize = 4 << 20;
+
+    pub(super) fn take(want_context: bool) -> Scan {
+        let mut scan = ROOM.with(|r| r.borrow_mut().take()).unwrap_or_default();
+        scan.want_context = want_context;
+        scan
+    }
+
+    pub(super) fn give(scan: Scan) {
+        if scan.room() <= MAX_KEPT {
+            ROOM.with(|r| *r.borrow_mut() = Some(scan));
+        }
+    }
+}
+
 /// A finding reported by the stream, with offsets from the start of the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamFinding {
@@ -43,7 +72,8 @@ pub struct StreamScanner {
     done: usize,
     /// `buf` positions in `done..=searched` are known to hold no break (see `find_cut`)
     searched: usize,
-    scan: Scan,
+    /// evaluate context words for every finding (see [`StreamScanner::with_context`])
+    want_context: bool,
     forced: u64,
     total: u64,
     /// The stream's first line (a CSV header row names the columns of every later line), up to
@@ -66,13 +96,18 @@ impl StreamScanner {
 
     /// Also evaluate context words for every finding (`StreamFinding::context`).
     pub fn with_context(mut self) -> Self {
-        self.scan.want_context = true;
+        self.want_context = true;
         self
     }
 
     /// Bytes currently held (carry plus lookback).
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes of room the stream holds between chunks (what a thousand idle streams cost).
+    pub fn room(&self) -> usize {
+        self.buf.capacity() + self.header.capacity()
     }
 
     /// Total bytes pushed so far.
@@ -162,7 +197,9 @@ impl StreamScanner {
         out: &mut Vec<u8>,
         decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
     ) {
-        let mut scan = std::mem::take(&mut self.scan);
+        // the scan's room (findings, values, marks: tens of KiB for a chunk) is the thread's, not
+        // the stream's: a thousand slow streams do not each keep one (see `scan_room`)
+        let mut scan = scan_room::take(self.want_context);
         let table_header = self.table_header.as_deref();
         let place = if self.base == 0 {
             Place { table_header, ..Place::start() }
@@ -200,7 +237,7 @@ impl StreamScanner {
             }
         }
         out.extend_from_slice(&self.buf[cursor..cut]);
-        self.scan = scan;
+        scan_room::give(scan);
         if rules.fields.wants_values() {
             if let Some(h) = super::fields::table_header_after(&self.buf[..cut]) {
                 self.table_header = h;
@@ -237,6 +274,10 @@ impl StreamScanner {
         }
         self.line_start = line_start;
         self.buf.drain(..keep_from);
+        // what is kept is a carry of a few KiB: room for a whole chunk is not kept between chunks
+        if self.buf.capacity() > KEEP_ROOM && self.buf.capacity() > 4 * self.buf.len() {
+            self.buf.shrink_to(KEEP_ROOM.max(2 * self.buf.len()));
+        }
         self.base += keep_from as u64;
         self.done = cut - keep_from;
         self.searched = self.done;
@@ -328,4 +369,43 @@ pub fn scan_whole_at(
         out,
     );
     scan.findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{Rng, id_card, mobile};
+    use crate::{HashKey, default_rules, fields};
+
+    /// A stream fed 64 KiB chunks (what Pingora reads) keeps a carry of a few KiB between them,
+    /// not a chunk's worth, and still masks exactly as the whole body is masked.
+    #[test]
+    fn a_stream_keeps_little_room_between_chunks() {
+        let rules = default_rules().expect("rules");
+        let tr = Transformer::new(HashKey::new("k"));
+        let mut r = Rng(5);
+        let mut body = String::from("[");
+        while body.len() < 1 << 20 {
+            body.push_str(&format!(
+                "{{\"sfzh\":\"{}\",\"lxdh\":\"{}\",\"bz\":\"ok\"}},\n",
+                id_card(&mut r),
+                mobile(&mut r)
+            ));
+        }
+        body.push_str("{}]");
+        let mut whole = Vec::new();
+        scan_whole(&rules, &tr, body.as_bytes(), &mut whole, &mut |_, _| Action::Mask);
+        let mut sc = StreamScanner::new();
+        let mut out = Vec::new();
+        let mut most = 0;
+        for chunk in body.as_bytes().chunks(64 * 1024) {
+            sc.push(&rules, &tr, chunk, &mut out, &mut |_, _| Action::Mask);
+            most = most.max(sc.room());
+            assert!(sc.room() <= KEEP_ROOM + fields::MAX_HEADER, "room kept between chunks: {}", sc.room());
+        }
+        sc.finish(&rules, &tr, &mut out, &mut |_, _| Action::Mask);
+        assert!(most > 0);
+        assert_eq!(out, whole, "the stream's output differs from the whole body's");
+        assert!(out.windows(4).any(|w| w == b"****"));
+    }
 }
