@@ -5,6 +5,7 @@
 #
 #   benches/cpu_per_request.sh      # needs: nginx libnginx-mod-http-lua wrk python3 (apt-get install -y …)
 #   DURATION=10 CONNS=16 benches/cpu_per_request.sh
+#   SIZES=1k benches/cpu_per_request.sh     # one size only
 #
 # Each proxy runs on CPU 0 alone (one worker / one thread); wrk and the upstream (nginx serving the
 # payloads of benches/gen_pii_dense.py) run on CPU 1. A proxy's CPU time is read from /proc (user +
@@ -57,7 +58,7 @@ ticks() { local s=0; for p in $(pids "$1"); do s=$((s + $(awk '{print $14 + $15}
 HZ=$(getconf CLK_TCK)
 declare -A PORT=([ngx]=$NGX [off]=$GW0 [gw]=$GW [lua]=$LUA)
 printf '%-6s %14s %14s %14s %14s   (µs of proxy CPU per request)\n' size "plain nginx" "dlpgate off" dlpgate "nginx+Lua"
-for size in 1k 16k 256k; do
+for size in ${SIZES:-1k 16k 256k}; do
   row="$size"
   for t in ngx off gw lua; do
     taskset -c 1 wrk -t1 -c$CONNS -d1s http://127.0.0.1:${PORT[$t]}/$size.json >/dev/null 2>&1 || true
