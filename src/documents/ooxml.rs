@@ -175,20 +175,61 @@ fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
 
 /// The attributes of a start tag (its bytes after the name), as (name, raw value): read in place,
 /// for the one tag every cell has. A malformed rest ends the list.
-/// Spans here are a few bytes: they are searched byte by byte, not by `memchr` (a call per
-/// search, costlier than such a span).
-fn cell_attributes(mut a: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    std::iter::from_fn(move || {
-        let name_at = a.iter().position(|b| !b.is_ascii_whitespace())?;
-        let eq = name_at + a[name_at..].iter().position(|&b| b == b'=')?;
-        let name = a[name_at..eq].trim_ascii();
-        let q = eq + 1 + a[eq + 1..].iter().position(|b| !b.is_ascii_whitespace())?;
-        let quote = *a.get(q).filter(|c| matches!(c, b'"' | b'\''))?;
-        let close = q + 1 + a[q + 1..].iter().position(|&b| b == quote)?;
-        let value = &a[q + 1..close];
-        a = &a[close + 1..];
-        Some((name, value))
-    })
+fn cell_attributes(a: &[u8]) -> Attributes<'_> {
+    Attributes { a, i: 0 }
+}
+
+/// See [`cell_attributes`]. Spans here are a few bytes: they are walked by index, not searched by
+/// `memchr` (a call per search, costlier than such a span), and the walk inlines into its caller.
+struct Attributes<'a> {
+    a: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (a, n) = (self.a, self.a.len());
+        let mut i = self.i;
+        let skip = |mut i: usize| {
+            while i < n && a[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            i
+        };
+        i = skip(i);
+        let name_at = i;
+        while i < n && a[i] != b'=' && !a[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let name = &a[name_at..i];
+        i = skip(i);
+        if i >= n || a[i] != b'=' || name.is_empty() {
+            self.i = n;
+            return None;
+        }
+        i = skip(i + 1);
+        let quote = match a.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => {
+                self.i = n;
+                return None;
+            }
+        };
+        let start = i + 1;
+        let mut end = start;
+        while end < n && a[end] != quote {
+            end += 1;
+        }
+        if end >= n {
+            self.i = n;
+            return None;
+        }
+        self.i = end + 1;
+        Some((name, &a[start..end]))
+    }
 }
 
 fn each_start(xml: &[u8], mut f: impl FnMut(&BytesStart<'_>)) {
