@@ -66,18 +66,19 @@ fn xlsx(rows: usize) -> Vec<u8> {
         for s in &strings {
             shared.push_str(&format!("<si><t>{s}</t></si>"));
         }
-        if excel {
-            // as Excel writes an export: row spans and height, a style on every cell
-            sheet.push_str(&format!(
-                r#"<row r="{row}" spans="1:6" x14ac:dyDescent="0.25"><c r="A{row}" s="1" t="s"><v>{}</v></c><c r="B{row}" s="2" t="s"><v>{}</v></c><c r="C{row}" s="3"><v>{}</v></c><c r="D{row}" s="2" t="s"><v>{}</v></c><c r="E{row}" s="1" t="s"><v>{}</v></c><c r="F{row}" s="4"><v>{}.{:02}</v></c></row>"#,
-                si, si + 1, mobile(&mut r), si + 2, si + 3, r.next() % 100_000, r.next() % 100
-            ));
+        // as Excel writes an export (`EXCEL=1`): row spans and height, a style on every cell
+        let (spans, [sa, sb, sc, sd, se, sf]) = if excel {
+            (
+                r#" spans="1:6" x14ac:dyDescent="0.25""#,
+                [r#" s="1""#, r#" s="2""#, r#" s="3""#, r#" s="2""#, r#" s="1""#, r#" s="4""#],
+            )
         } else {
-            sheet.push_str(&format!(
-                r#"<row r="{row}"><c r="A{row}" t="s"><v>{}</v></c><c r="B{row}" t="s"><v>{}</v></c><c r="C{row}"><v>{}</v></c><c r="D{row}" t="s"><v>{}</v></c><c r="E{row}" t="s"><v>{}</v></c><c r="F{row}"><v>{}.{:02}</v></c></row>"#,
-                si, si + 1, mobile(&mut r), si + 2, si + 3, r.next() % 100_000, r.next() % 100
-            ));
-        }
+            ("", [""; 6])
+        };
+        sheet.push_str(&format!(
+            r#"<row r="{row}"{spans}><c r="A{row}"{sa} t="s"><v>{}</v></c><c r="B{row}"{sb} t="s"><v>{}</v></c><c r="C{row}"{sc}><v>{}</v></c><c r="D{row}"{sd} t="s"><v>{}</v></c><c r="E{row}"{se} t="s"><v>{}</v></c><c r="F{row}"{sf}><v>{}.{:02}</v></c></row>"#,
+            si, si + 1, mobile(&mut r), si + 2, si + 3, r.next() % 100_000, r.next() % 100
+        ));
         si += 4;
     }
     shared.push_str("</sst>");

@@ -194,32 +194,9 @@ pub fn edits(
         Shape::File => Place::start(),
         Shape::Units(field_at) => Place { field_at, ..Place::default() },
     };
-    thread_local! {
-        /// A document is inspected batch by batch: one scan's room serves them all.
-        static SCAN: std::cell::RefCell<Scan> = std::cell::RefCell::default();
-    }
-    let mut own = Scan::default();
-    if part.text.len() > 1 << 20 {
-        // a large text (a whole archive entry) does not leave its room behind on the thread
-        return edits_with(rules, tr, part, &place, &mut own, decide);
-    }
-    SCAN.with(|scan| {
-        // a call inside `decide` (none today) would find the room taken: it gets its own
-        let mut held = scan.try_borrow_mut();
-        let scan = held.as_deref_mut().unwrap_or(&mut own);
-        edits_with(rules, tr, part, &place, scan, decide)
-    })
-}
-
-fn edits_with(
-    rules: &RuleSet,
-    tr: &Transformer,
-    part: &Part<'_>,
-    place: &Place<'_>,
-    scan: &mut Scan,
-    decide: &mut dyn FnMut(&Finding, &[u8]) -> Action,
-) -> Vec<Edit> {
-    rules.scan_at(part.text, place, scan);
+    // a document is inspected batch by batch: the thread's scan room serves them all
+    let mut scan = Scan::take_room();
+    rules.scan_at(part.text, &place, &mut scan);
     let maskable = part.maskable;
     let mut out = Vec::with_capacity(scan.findings.len());
     for f in &scan.findings {
@@ -234,6 +211,7 @@ fn edits_with(
         }
         out.push(Edit { start: f.start, end: f.end, with });
     }
+    scan.give_room();
     out
 }
 

@@ -124,9 +124,35 @@ pub struct Scan {
     marks: prefilter::Marks,
 }
 
+thread_local! {
+    /// The thread's scan room (see [`Scan::take_room`]).
+    static ROOM: std::cell::RefCell<Option<Scan>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Rooms larger than this (a huge text's findings) are not kept on the thread.
+const MAX_ROOM_KEPT: usize = 4 << 20;
+
 impl Scan {
+    /// The calling thread's scan room: the vectors of its last scan, emptied by the next
+    /// `scan_at`. Streams and document batches scan one at a time on a thread, so one room
+    /// serves them all; nothing is kept per stream between chunks. A nested call (none today)
+    /// gets a new room. Give it back with [`Scan::give_room`].
+    pub fn take_room() -> Scan {
+        let mut scan = ROOM.with(|r| r.borrow_mut().take()).unwrap_or_default();
+        scan.want_context = false;
+        scan
+    }
+
+    /// Keep this scan's room for the thread's next [`Scan::take_room`], unless it grew past
+    /// [`MAX_ROOM_KEPT`].
+    pub fn give_room(self) {
+        if self.room() <= MAX_ROOM_KEPT {
+            ROOM.with(|r| *r.borrow_mut() = Some(self));
+        }
+    }
+
     /// Bytes of room it holds (what keeping it between scans costs).
-    pub fn room(&self) -> usize {
+    fn room(&self) -> usize {
         use std::mem::size_of;
         self.findings.capacity() * size_of::<Finding>()
             + self.values.capacity()

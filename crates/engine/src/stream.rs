@@ -26,32 +26,6 @@ pub const MAX_CARRY: usize = 64 * 1024;
 /// Room a stream keeps for its carry between chunks (more is let go after each release).
 const KEEP_ROOM: usize = 16 * 1024;
 
-/// One [`Scan`] per thread for the streams it serves: a scan runs to its end inside one
-/// `release`, so streams never need it at once.
-mod scan_room {
-    use crate::Scan;
-    use std::cell::RefCell;
-
-    thread_local! {
-        static ROOM: RefCell<Option<Scan>> = const { RefCell::new(None) };
-    }
-
-    /// Rooms larger than this (a huge chunk's findings) are not kept on the thread.
-    const MAX_KEPT: usize = 4 << 20;
-
-    pub(super) fn take(want_context: bool) -> Scan {
-        let mut scan = ROOM.with(|r| r.borrow_mut().take()).unwrap_or_default();
-        scan.want_context = want_context;
-        scan
-    }
-
-    pub(super) fn give(scan: Scan) {
-        if scan.room() <= MAX_KEPT {
-            ROOM.with(|r| *r.borrow_mut() = Some(scan));
-        }
-    }
-}
-
 /// A finding reported by the stream, with offsets from the start of the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamFinding {
@@ -198,8 +172,9 @@ impl StreamScanner {
         decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
     ) {
         // the scan's room (findings, values, marks: tens of KiB for a chunk) is the thread's, not
-        // the stream's: a thousand slow streams do not each keep one (see `scan_room`)
-        let mut scan = scan_room::take(self.want_context);
+        // the stream's: a thousand slow streams do not each keep one
+        let mut scan = Scan::take_room();
+        scan.want_context = self.want_context;
         let table_header = self.table_header.as_deref();
         let place = if self.base == 0 {
             Place { table_header, ..Place::start() }
@@ -237,7 +212,7 @@ impl StreamScanner {
             }
         }
         out.extend_from_slice(&self.buf[cursor..cut]);
-        scan_room::give(scan);
+        scan.give_room();
         if rules.fields.wants_values() {
             if let Some(h) = super::fields::table_header_after(&self.buf[..cut]) {
                 self.table_header = h;
