@@ -192,16 +192,16 @@ impl<'a> Iterator for Attributes<'a> {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (a, n) = (self.a, self.a.len());
-        let mut i = self.i;
+        // white space in a tag is ' ', tab, CR or LF: bytes below '!' (no other is allowed there)
         let skip = |mut i: usize| {
-            while i < n && a[i].is_ascii_whitespace() {
+            while i < n && a[i] <= b' ' {
                 i += 1;
             }
             i
         };
-        i = skip(i);
+        let mut i = skip(self.i);
         let name_at = i;
-        while i < n && a[i] != b'=' && !a[i].is_ascii_whitespace() {
+        while i < n && a[i] != b'=' && a[i] > b' ' {
             i += 1;
         }
         let name = &a[name_at..i];
@@ -1076,6 +1076,13 @@ fn node_text(text: &[u8], range: Range<usize>, edits: &[Edit], out: &mut Vec<u8>
             continue;
         }
         out.extend_from_slice(&text[at..s]);
+        at = t;
+        changed = true;
+        if (s, t) == (e.start, e.end) {
+            // the value is all in this node (the usual case): its replacement goes whole
+            out.extend_from_slice(&e.with);
+            continue;
+        }
         let orig = &text[e.start..e.end];
         let orig_chars = char_count(orig);
         if orig_chars == char_count(&e.with) {
@@ -1085,8 +1092,6 @@ fn node_text(text: &[u8], range: Range<usize>, edits: &[Edit], out: &mut Vec<u8>
         } else if s == e.start {
             out.extend_from_slice(&e.with);
         }
-        at = t;
-        changed = true;
     }
     if changed {
         out.extend_from_slice(&text[at..range.end]);
