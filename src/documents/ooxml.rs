@@ -1001,15 +1001,9 @@ fn parsed_token(b: &[u8], eof: bool) -> Result<Option<(Tok<'_>, usize)>, quick_x
 /// such spans have, and tokenizing was a third of rewriting a workbook.
 fn plain_token(b: &[u8]) -> Option<(Tok<'_>, usize)> {
     if *b.first()? != b'<' {
-        let mut i = 0;
-        while i < b.len() && b[i] != b'<' {
-            if b[i] == b'&' {
-                return None;
-            }
-            i += 1;
-        }
         // text to the end of `b` is left to quick-xml (it is followed by the end of the part)
-        return (i < b.len()).then_some((Tok::Text, i));
+        let i = find_any(b, 0, [b'<', b'&'])?;
+        return (b[i] == b'<').then_some((Tok::Text, i));
     }
     let end_tag = *b.get(1)? == b'/';
     let name_at = 1 + usize::from(end_tag);
@@ -1055,6 +1049,27 @@ fn plain_token(b: &[u8]) -> Option<(Tok<'_>, usize)> {
     let content_end = close - usize::from(empty);
     let (name, attributes) = (&b[name_at..name_end.min(content_end)], &b[name_end.min(content_end)..content_end]);
     Some((if empty { Tok::Empty(name, attributes) } else { Tok::Start(name, attributes) }, close + 1))
+}
+
+/// Where the first byte of `set` is in `b` from `i` on, eight bytes at a time: spans here are a few
+/// bytes to a few dozen, for which a `memchr` call costs more than the search.
+#[inline]
+fn find_any<const N: usize>(b: &[u8], mut i: usize, set: [u8; N]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(w) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(w.try_into().ok()?);
+        // the high bit of each byte equal to one of `set`: exact up to the first such byte
+        let hit = set.iter().fold(0, |hit, &c| {
+            let x = w ^ (LO * u64::from(c));
+            hit | (x.wrapping_sub(LO) & !x & HI)
+        });
+        if hit != 0 {
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?.iter().position(|c| set.contains(c)).map(|p| i + p)
 }
 
 /// A whole tag (`<` to `>`) as a token, named and split as quick-xml does: the name ends at the
@@ -1434,7 +1449,7 @@ mod tests {
             4 => (name, prop::collection::vec(attr, 0..3), ws, prop_oneof![Just(">"), Just("/>")])
                 .prop_map(|(n, a, w, close)| format!("<{n}{}{w}{close}", a.concat())),
             3 => (name, ws).prop_map(|(n, w)| format!("</{n}{w}>")),
-            4 => "[a1 \u{4e2d}\t\n>\"'/=]{1,6}",
+            4 => "[a1 \u{4e2d}\t\n>\"'/=]{1,20}",
             1 => prop_oneof![Just("&amp;"), Just("&#38;"), Just("&"), Just("&lt")].prop_map(String::from),
             1 => prop_oneof![
                 Just("<!-- a > b <c> -->"),
@@ -1486,6 +1501,16 @@ mod tests {
                 }
                 at += len;
             }
+        }
+
+        /// The word-at-a-time search finds what a byte-by-byte one finds.
+        #[test]
+        fn find_any_finds_the_first(
+            b in prop::collection::vec(prop_oneof![Just(b'<'), Just(b'&'), Just(0x80u8), Just(b'a'), any::<u8>()], 0..40),
+            i in 0usize..40,
+        ) {
+            let naive = b.iter().enumerate().skip(i).find(|(_, c)| matches!(c, b'<' | b'&')).map(|(p, _)| p);
+            proptest::prop_assert_eq!(find_any(&b, i, [b'<', b'&']), naive);
         }
 
         /// A part read token by token (as the rewrite does) gives the tokens, offsets and errors
