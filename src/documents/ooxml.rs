@@ -520,8 +520,11 @@ pub(super) fn shared_prefix(xml: impl BufRead, n: usize) -> Vec<Vec<u8>> {
 /// it out with the edits spliced in.
 struct Window<R> {
     input: R,
-    buf: Vec<u8>,
-    /// stream offset of `buf[0]`
+    /// the bytes held are `room[..len]`; the rest was written by earlier reads and is reused as it
+    /// is (a read into a fresh `Vec`'s spare room zeroes it first, every block)
+    room: Vec<u8>,
+    len: usize,
+    /// stream offset of `room[0]`
     base: u64,
     /// the part is read to its end
     eof: bool,
@@ -530,23 +533,40 @@ struct Window<R> {
 impl<R: Read> Window<R> {
     /// Read `n` more bytes (or what is left of the part).
     fn more(&mut self, n: usize) -> std::io::Result<()> {
-        let got = (&mut self.input).take(n as u64).read_to_end(&mut self.buf)?;
-        self.eof = got < n;
+        let want = self.len + n;
+        if self.room.len() < want {
+            self.room.resize(want, 0);
+        }
+        while self.len < want {
+            match self.input.read(&mut self.room[self.len..want]) {
+                Ok(0) => break,
+                Ok(got) => self.len += got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.eof = self.len < want;
         Ok(())
     }
 }
 
 impl<R> Window<R> {
+    /// The bytes held.
+    fn held(&self) -> &[u8] {
+        &self.room[..self.len]
+    }
+
     fn bytes(&self, r: Range<u64>) -> &[u8] {
-        let s = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.buf.len());
-        let e = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.buf.len());
-        &self.buf[s..e.max(s)]
+        let s = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.len);
+        let e = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.len);
+        &self.room[s..e.max(s)]
     }
 
     /// Let go of the bytes before stream offset `upto` (written out).
     fn release(&mut self, upto: u64) {
-        let n = usize::try_from(upto.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.buf.len());
-        self.buf.drain(..n);
+        let n = usize::try_from(upto.saturating_sub(self.base)).unwrap_or(usize::MAX).min(self.len);
+        self.room.copy_within(n..self.len, 0);
+        self.len -= n;
         self.base += n as u64;
     }
 }
@@ -631,7 +651,7 @@ pub(super) fn rewrite_part(
         _ => Role::Text,
     };
     let sheet = package.sheet_name(name).unwrap_or(here).to_string();
-    let mut win = Window { input, buf: Vec::with_capacity(2 * BLOCK), base: 0, eof: false };
+    let mut win = Window { input, room: Vec::new(), len: 0, base: 0, eof: false };
     let mut batch = Batch::default();
     let mut changed = false;
     // unit elements open around the current position; paragraphs and shared strings so far
@@ -650,23 +670,23 @@ pub(super) fn rewrite_part(
     'blocks: loop {
         // this round parses up to the last `<` read: every tag before it is whole (a comment or
         // CDATA section cut there fails to parse, and is read again with the next block)
-        let from = usize::try_from(pos - win.base).unwrap_or(usize::MAX).min(win.buf.len());
+        let from = usize::try_from(pos - win.base).unwrap_or(usize::MAX).min(win.len);
         if !win.eof {
             // what is still unparsed at least doubles: markup read again round after round
             // costs its length a few times over, not its square
-            win.more(BLOCK.max(win.buf.len() - from)).map_err(|e| corrupt(&e))?;
+            win.more(BLOCK.max(win.len - from)).map_err(|e| corrupt(&e))?;
         }
-        if win.buf.len() - from > MAX_UNIT {
+        if win.len - from > MAX_UNIT {
             return Err(DocError::Limit("XML text or markup past 16 MiB without a tag"));
         }
-        let cut = match memchr::memrchr(b'<', &win.buf[from..]) {
-            _ if win.eof => win.buf.len(),
+        let cut = match memchr::memrchr(b'<', &win.held()[from..]) {
+            _ if win.eof => win.len,
             Some(i) if i > 0 => from + i,
             _ => continue,
         };
         let mut at = from;
         loop {
-            let (tok, len) = match token(&win.buf[at..cut], win.eof) {
+            let (tok, len) = match token(&win.held()[at..cut], win.eof) {
                 Ok(Some(t)) => t,
                 // cut short at the end of the round: read again with more
                 Ok(None) => break,
