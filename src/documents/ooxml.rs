@@ -1005,6 +1005,8 @@ fn parsed_token(b: &[u8], eof: bool) -> Result<Option<(Tok<'_>, usize)>, quick_x
     // what it read (quick-xml's position leaves out a byte order mark it skipped)
     let len = b.len() - reader.get_ref().len();
     let tok = match ev {
+        // all it read was a byte order mark it skipped: text
+        Event::Eof if len > 0 => Tok::Text,
         Event::Eof if !eof => return Ok(None),
         Event::Eof => Tok::Eof,
         Event::Text(_) | Event::GeneralRef(_) => Tok::Text,
@@ -1018,7 +1020,9 @@ fn parsed_token(b: &[u8], eof: bool) -> Result<Option<(Tok<'_>, usize)>, quick_x
 /// or text up to a tag without an entity reference; `None` for anything else. Where it answers,
 /// it answers as quick-xml does (`tokens_read_here_are_quick_xml_tokens`), in a few instructions a
 /// byte: quick-xml calls `memchr` for each quote and each text node, costlier than the few bytes
-/// such spans have, and tokenizing was a third of rewriting a workbook.
+/// such spans have, and tokenizing was a third of rewriting a workbook. One exception, on purpose:
+/// a byte order mark before a tag is text here, where a new quick-xml reader skips it and reads
+/// the tag with it (its bytes are kept either way).
 fn plain_token(b: &[u8]) -> Option<(Tok<'_>, usize)> {
     if *b.first()? != b'<' {
         // text to the end of `b` is left to quick-xml (it is followed by the end of the part)
@@ -1455,21 +1459,21 @@ mod tests {
     /// `>` and the other quote), white space of every kind, text with and without entity
     /// references (good, bad, lone), comments, CDATA, declarations, and stray markup characters.
     fn xmlish() -> impl Strategy<Value = Vec<u8>> {
-        let name = "(x:)?[a-z_][a-z0-9:._-]{0,5}";
+        let name = "(x:)?[a-zA-Z_\u{4e2d}][a-zA-Z0-9:._\u{4e2d}-]{0,5}";
         let ws = "[ \t\r\n]{0,2}";
         let value = "[a1 >/<&\u{4e2d}'\"]{0,6}";
         let attr = (ws, name, ws, ws, prop_oneof![Just('"'), Just('\'')], value, any::<bool>()).prop_map(
             |(w, n, w1, w2, q, v, close): (String, String, String, String, char, String, bool)| {
                 let v: String = v.chars().filter(|&c| c != q).collect();
                 let end = if close { q.to_string() } else { String::new() };
-                format!("{}{n}{w1}={w2}{q}{v}{end}", if w.is_empty() { " ".into() } else { w })
+                format!("{w}{n}{w1}={w2}{q}{v}{end}")
             },
         );
         let piece = prop_oneof![
-            4 => (name, prop::collection::vec(attr, 0..3), ws, prop_oneof![Just(">"), Just("/>")])
+            4 => (name, prop::collection::vec(attr.clone(), 0..3), ws, prop_oneof![Just(">"), Just("/>")])
                 .prop_map(|(n, a, w, close)| format!("<{n}{}{w}{close}", a.concat())),
-            3 => (name, ws).prop_map(|(n, w)| format!("</{n}{w}>")),
-            4 => "[a1 \u{4e2d}\t\n>\"'/=]{1,20}",
+            3 => (name, ws, prop::collection::vec(attr, 0..2)).prop_map(|(n, w, a)| format!("</{n}{w}{}>", a.concat())),
+            4 => "[a1 \u{4e2d}\t\r\n>\"'/=]{1,20}",
             1 => prop_oneof![Just("&amp;"), Just("&#38;"), Just("&"), Just("&lt")].prop_map(String::from),
             1 => prop_oneof![
                 Just("<!-- a > b <c> -->"),
@@ -1481,6 +1485,13 @@ mod tests {
                 Just("<1>"),
                 Just("</>"),
                 Just("<a"),
+                Just("<a/ >"),
+                Just("<a/b>"),
+                Just("<!-- open"),
+                Just("<![CDATA[ open"),
+                Just("<?pi open"),
+                Just("<!DOCTYPE x [<!ENTITY e \"v\">]>"),
+                Just("\u{FEFF}"),
             ]
             .prop_map(String::from),
         ];
@@ -1488,14 +1499,18 @@ mod tests {
     }
 
     /// Tokens as (token, start, end) from `next` (given where it is: the token and its length, or
-    /// `None` at the end), ending with the error's start if there is one.
+    /// `None` at the end), ending with the error's start if there is one. Text tokens in a row are
+    /// one (the rewrite reads them as one run: quick-xml splits text at entity references).
     fn tokens_of(mut next: impl FnMut(usize) -> Result<Option<(String, usize)>, ()>) -> Vec<(String, usize, usize)> {
-        let (mut at, mut out) = (0, Vec::new());
+        let (mut at, mut out) = (0, Vec::<(String, usize, usize)>::new());
         loop {
             match next(at) {
                 Ok(None) => return out,
                 Ok(Some((t, len))) => {
-                    out.push((t, at, at + len));
+                    match out.last_mut() {
+                        Some(last) if t == "Text" && last.0 == "Text" => last.2 = at + len,
+                        _ => out.push((t, at, at + len)),
+                    }
                     at += len;
                 }
                 Err(()) => {
@@ -1515,7 +1530,8 @@ mod tests {
                 if t == Tok::Eof {
                     break;
                 }
-                if let Some(p) = plain_token(&xml[at..]) {
+                // the one difference on purpose: a byte order mark before a tag (see `plain_token`)
+                if let Some(p) = plain_token(&xml[at..]).filter(|_| !xml[at..].starts_with("\u{FEFF}".as_bytes())) {
                     let q = parsed_token(&xml[at..], true).ok().flatten();
                     proptest::prop_assert_eq!(Some(p), q, "at {} of {:?}", at, String::from_utf8_lossy(&xml));
                 }
@@ -1523,10 +1539,33 @@ mod tests {
             }
         }
 
+        /// A round cut at a `<` and read before the rest has come (not `eof`) gives the tokens the
+        /// whole part gives up to there, and stops at or before the cut.
+        #[test]
+        fn a_round_cut_short_reads_a_prefix(xml in xmlish(), at in any::<prop::sample::Index>()) {
+            let cuts: Vec<usize> = xml.iter().enumerate().filter(|(_, c)| **c == b'<').map(|(i, _)| i).collect();
+            if cuts.is_empty() {
+                return Ok(());
+            }
+            let cut = cuts[at.index(cuts.len())];
+            let read = |b: &[u8], eof: bool| {
+                tokens_of(|at| match token(&b[at..], eof) {
+                    Ok(Some((Tok::Eof, _))) | Ok(None) => Ok(None),
+                    Ok(Some((t, len))) => Ok(Some((format!("{t:?}"), len))),
+                    Err(_) => Err(()),
+                })
+            };
+            let whole = read(&xml, true);
+            let part = read(&xml[..cut], false);
+            proptest::prop_assert!(part.last().is_none_or(|t| t.2 <= cut));
+            proptest::prop_assert!(part.iter().all(|t| t.0 != "error"), "{:?}", part);
+            proptest::prop_assert_eq!(&whole[..part.len().min(whole.len())], &part[..]);
+        }
+
         /// The word-at-a-time search finds what a byte-by-byte one finds.
         #[test]
         fn find_any_finds_the_first(
-            b in prop::collection::vec(prop_oneof![Just(b'<'), Just(b'&'), Just(0x80u8), Just(b'a'), any::<u8>()], 0..40),
+            b in prop::collection::vec(prop_oneof![Just(b'<'), Just(b'&'), Just(b'='), Just(b'\''), Just(0x80u8), Just(b'a'), any::<u8>()], 0..40),
             i in 0usize..40,
         ) {
             let naive = b.iter().enumerate().skip(i).find(|(_, c)| matches!(c, b'<' | b'&')).map(|(p, _)| p);
@@ -1537,6 +1576,11 @@ mod tests {
         /// one quick-xml reader gives over the whole part.
         #[test]
         fn a_part_reads_as_one_quick_xml_reader_reads_it(xml in xmlish()) {
+            // a byte order mark is where the two differ on purpose (see `plain_token`; the rewrite
+            // of parts holding one is tested apart)
+            if memchr::memmem::find(&xml, "\u{FEFF}".as_bytes()).is_some() {
+                return Ok(());
+            }
             let ours = tokens_of(|at| match token(&xml[at..], true) {
                 Ok(Some((Tok::Eof, _))) => Ok(None),
                 Ok(Some((t, len))) => Ok(Some((format!("{t:?}"), len))),
