@@ -1100,7 +1100,7 @@ fn find_any<const N: usize>(b: &[u8], mut i: usize, set: [u8; N]) -> Option<usiz
 /// first XML white space; an end tag's name loses white space after it.
 fn tag(raw: &[u8]) -> Tok<'_> {
     let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
-    let inner = &raw[1..raw.len().saturating_sub(1).max(1)];
+    let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default();
     if let Some(c) = inner.strip_prefix(b"/") {
         let n = c.iter().rposition(|b| !ws(b)).map_or(c.len(), |p| p + 1);
         return Tok::End(&c[..n]);
