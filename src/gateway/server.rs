@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
-use pingora::listeners::TcpSocketOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora::server::ShutdownWatch;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::{BackgroundService, background_service};
@@ -18,6 +18,11 @@ use super::proxy::Gateway;
 use super::state::{Active, Store};
 use crate::config::{self};
 use crate::telemetry::AuditWriter;
+
+/// Read buffer of a client connection. Pingora's default is 64 KiB per connection, held for the
+/// connection's life; request heads and bodies are read into buffers of their own, so a client
+/// connection reads through unbuffered (a stream waiting on a slow client holds none).
+const CLIENT_READ_BUFFER: usize = 0;
 
 /// SIGHUP → reload; SIGUSR1 → reopen audit files.
 struct Signals {
@@ -225,14 +230,15 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 sock.so_reuseport = Some(true);
             }
             let addr = listen_key(l.addr, i);
-            match &l.tls {
-                Some(t) => {
-                    let settings = super::listener_tls::settings(t, l.h2, &store, &l.name)
-                        .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
-                    svc.add_tls_with_settings(&addr, Some(sock), settings);
-                }
-                None => svc.add_tcp_with_settings(&addr, sock),
+            let mut endpoint = ListenerConfig::tcp(addr.as_str())
+                .tcp_socket_options(sock)
+                .l4_buffer(L4BufferSettings::default().read(CLIENT_READ_BUFFER));
+            if let Some(t) = &l.tls {
+                let settings = super::listener_tls::settings(t, l.h2, &store, &l.name)
+                    .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
+                endpoint = endpoint.tls(settings);
             }
+            svc.add_listener(endpoint);
             server.add_service(svc);
         }
     }
