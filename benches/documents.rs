@@ -9,14 +9,16 @@
 //! Run: `cargo bench --bench documents` (`ROWS=…` to change the size, `HEADER=1` for a header
 //! row: the names below `姓名` are then masked too; `EXCEL=1` for rows and cells as Excel writes
 //! them, with spans and a style on every cell: about 1.2× the XML; `INLINE=1` for text written in
-//! its cells as inline strings, as streaming writers write exports, rather than shared).
+//! its cells as inline strings, as streaming writers write exports, rather than shared; `VARIED=1`
+//! for names and addresses as varied as a real register's, from every district and county: about
+//! 1.25× the bytes).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::{Cursor, Write};
 use std::time::Instant;
 
-use dlpgate::engine::synthetic::{Rng, card, id_card, mobile};
+use dlpgate::engine::synthetic::{Rng, address, card, id_card, mobile, name};
 use dlpgate::gateway::inspect::{BodyRules, FindingLog, Scope, scan_document};
 use dlpgate::policy::Direction;
 
@@ -37,6 +39,7 @@ fn xlsx(rows: usize) -> Vec<u8> {
     let header = std::env::var("HEADER").is_ok_and(|v| v == "1");
     let excel = std::env::var("EXCEL").is_ok_and(|v| v == "1");
     let inline = std::env::var("INLINE").is_ok_and(|v| v == "1");
+    let varied = std::env::var("VARIED").is_ok_and(|v| v == "1");
     if excel {
         sheet = String::from(
             r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -55,15 +58,23 @@ fn xlsx(rows: usize) -> Vec<u8> {
         sheet.push_str("</row>");
     }
     for row in (1 + usize::from(header))..=rows {
-        let name = format!("{}{}", surnames[row % 6], ["伟", "芳", "娜", "敏", "静"][row % 5]);
-        let addr = format!(
-            "河南省郑州市金水区文化路{}号{}号楼{}单元{}室 备注{}",
-            r.next() % 300,
-            r.next() % 30,
-            r.next() % 6,
-            r.next() % 3000,
-            r.digits(8)
-        );
+        let (name, addr) = if varied {
+            // names and addresses as varied as a real register's: every district and county,
+            // streets, buildings, villages
+            (name(&mut r), format!("{} 备注{}", address(&mut r), r.digits(8)))
+        } else {
+            (
+                format!("{}{}", surnames[row % 6], ["伟", "芳", "娜", "敏", "静"][row % 5]),
+                format!(
+                    "河南省郑州市金水区文化路{}号{}号楼{}单元{}室 备注{}",
+                    r.next() % 300,
+                    r.next() % 30,
+                    r.next() % 6,
+                    r.next() % 3000,
+                    r.digits(8)
+                ),
+            )
+        };
         let strings = [name, id_card(&mut r), card(&mut r), addr];
         // as Excel writes an export (`EXCEL=1`): row spans and height, a style on every cell
         let (spans, [sa, sb, sc, sd, se, sf]) = if excel {
