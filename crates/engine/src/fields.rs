@@ -622,7 +622,7 @@ fn ideo_at(t: &[u8], i: usize) -> bool {
 }
 
 /// Call `f(p, false)` for every `p` where an ideograph starts right after a delimiter byte (or at
-/// 0): where a value may start; and `f(p, true)` where one of 号, 弄, 栋, 幢, 室 follows an ASCII
+/// 0): where a value may start; and `f(p, true)` where one of 号, 弄, 栋, 幢, 室, 组 follows an ASCII
 /// digit: where a house number may end. In order; sixteen bytes at a time (SSE2/NEON through
 /// `wide`), so text without ideographs costs one pass of compares.
 pub(crate) fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
@@ -634,7 +634,7 @@ pub(crate) fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
         let mut buf = [0u8; 64];
         let n = (t.len() - w).min(64);
         buf[..n].copy_from_slice(&t[w..w + n]);
-        let (mut lead, mut delim, mut digit, mut e56) = (0u64, 0u64, 0u64, 0u64);
+        let (mut lead, mut delim, mut digit, mut house_lead) = (0u64, 0u64, 0u64, 0u64);
         for (j, c) in buf.chunks_exact(16).enumerate() {
             let mut a = [0u8; 16];
             a.copy_from_slice(c);
@@ -649,11 +649,11 @@ pub(crate) fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
             lead |= u64::from(l.to_bitmask()) << sh;
             delim |= u64::from(d.to_bitmask()) << sh;
             digit |= u64::from(g.to_bitmask()) << sh;
-            e56 |= u64::from((eq(0xE5) | eq(0xE6)).to_bitmask()) << sh;
+            house_lead |= u64::from((eq(0xE5) | eq(0xE6) | eq(0xE7)).to_bitmask()) << sh;
         }
         if lead != 0 {
             let starts = lead & ((delim << 1) | carry);
-            let house = e56 & ((digit << 1) | digit_carry);
+            let house = house_lead & ((digit << 1) | digit_carry);
             let mut s = starts | house;
             while s != 0 {
                 let bit = s.trailing_zeros();
@@ -674,8 +674,8 @@ pub(crate) fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
     }
 }
 
-/// What ends a house number.
-const HOUSE: [&str; 5] = ["号", "弄", "栋", "幢", "室"];
+/// What ends a house number (or a village's group number, `张湾村3组`).
+const HOUSE: [&str; 6] = ["号", "弄", "栋", "幢", "室", "组"];
 
 fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$' | b'@')
@@ -1291,6 +1291,9 @@ fn has_mark<const N: usize>(v: &[u8], marks: &Marks<N>) -> bool {
 /// Street parts a standalone address must have before its house number.
 const STREETS: Marks<12> = Marks::new(["路", "街", "道", "巷", "村", "组", "弄", "里", "胡同", "小区", "苑", "社区"]);
 
+/// What a village's part of an address holds before a group number.
+const VILLAGES: Marks<2> = Marks::new(["村", "社区"]);
+
 fn is_address_byte(t: &[u8], i: usize) -> usize {
     if ideo_at(t, i) {
         3
@@ -1400,6 +1403,10 @@ fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize
     }
     // a street part between the divisions and the number
     if !ideo_at(t, first_end) || !has_mark(&t[first_end..a0], &STREETS) {
+        return None;
+    }
+    // a group number (`3组`) is a village's: the street part names the village
+    if t[a0..].starts_with("组".as_bytes()) && !has_mark(&t[first_end..a0], &VILLAGES) {
         return None;
     }
     let a1 = a0 + 3;
@@ -1555,6 +1562,16 @@ mod tests {
         assert_eq!(found("郑州大学老师家住金水区文化路85号"), [(1, "金水区文化路85号".into())]);
         assert!(found("豫政办〔2019〕40号").is_empty());
         assert!(found("河南省第3号文件").is_empty());
+        // a village's group number ends an address as a house number does
+        assert_eq!(
+            found("他家在河南省信阳市平桥区五里店街道张湾村3组,电话"),
+            [(1, "河南省信阳市平桥区五里店街道张湾村3组".into())]
+        );
+        assert_eq!(found("住在固始县城关镇李庄村12组"), [(1, "固始县城关镇李庄村12组".into())]);
+        // a group that is no village's is no address
+        assert!(found("河南省郑州市代表分成3组讨论").is_empty());
+        assert!(found("北京市朝阳区第一小组3组").is_empty());
+        assert!(found("全班分为3组").is_empty());
     }
 
     #[test]

@@ -92,8 +92,8 @@ pub(crate) struct Window {
     lead: u64,
     /// what may stand before a value: `"` `'` `>` `=` `:` `,` tab, newline, space
     delim: u64,
-    /// `E5`/`E6`: the first byte of 号, 弄, 栋, 幢, 室
-    e56: u64,
+    /// `E5`–`E7`: the first byte of 号, 弄, 栋, 幢, 室, 组 (the house marks of `fields`)
+    house_lead: u64,
 }
 
 /// Positions the pass notes on its way for the detectors that are not digit runs.
@@ -117,7 +117,7 @@ const DELIM_HI: [u8; 16] = [1, 0, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// Computes a [`Window`]; one implementation per instruction set, all giving the same bitmaps.
 pub(crate) trait Classify: Copy {
-    /// `V`: also the bitmaps for value candidates (`lead`, `delim`, `e56`).
+    /// `V`: also the bitmaps for value candidates (`lead`, `delim`, `house_lead`).
     fn classify<const V: bool>(self, w: &[u8; 64]) -> Window;
 }
 
@@ -187,7 +187,7 @@ impl Classify for pulp::x86::V3 {
                 avx2._mm256_and_si256(avx2._mm256_shuffle_epi8(delim_lo, lo), avx2._mm256_shuffle_epi8(delim_hi, hi));
             let none = avx2._mm256_cmpeq_epi8(d, splat(0));
             m.delim |= (!bits(none) & u64::from(u32::MAX)) << sh;
-            m.e56 |= bits(or(eq(0xE5), eq(0xE6))) << sh;
+            m.house_lead |= bits(or(or(eq(0xE5), eq(0xE6)), eq(0xE7))) << sh;
         }
         m
     }
@@ -225,7 +225,7 @@ impl Window {
             m.lead |= u64::from(ix.min(u8x16::splat(5)).simd_eq(ix).to_bitmask()) << sh;
             let d = eq(b'"') | eq(b'\'') | eq(b'>') | eq(b'=') | eq(b':') | eq(b',') | eq(b'\t') | eq(b'\n') | eq(b' ');
             m.delim |= u64::from(d.to_bitmask()) << sh;
-            m.e56 |= u64::from((eq(0xE5) | eq(0xE6)).to_bitmask()) << sh;
+            m.house_lead |= u64::from((eq(0xE5) | eq(0xE6) | eq(0xE7)).to_bitmask()) << sh;
         }
         m
     }
@@ -296,7 +296,7 @@ pub(crate) fn for_each_hot_run<const V: bool>(
         }
         if V && m.lead != 0 {
             let starts = m.lead & ((m.delim << 1) | (prev.delim >> 63) | u64::from(w == 0));
-            let house = m.e56 & ((d << 1) | (prev.digit >> 63));
+            let house = m.house_lead & ((d << 1) | (prev.digit >> 63));
             let mut v = starts | house;
             while v != 0 {
                 let bit = v.trailing_zeros();

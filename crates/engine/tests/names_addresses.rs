@@ -121,8 +121,8 @@ fn names_and_addresses_on_a_labelled_set() {
         let (text, tally) = match i % 4 {
             0 | 1 => (record(i, ADDRESS_KEYS[i % ADDRESS_KEYS.len()], &a), &mut addr_fields),
             2 => (format!("登记信息：{}{a}，邮编450000。", ADDRESS_LABELS[i % ADDRESS_LABELS.len()]), &mut addr_labels),
-            // on its own: only an address with a house number is one
-            _ if a.contains('号') => (format!("该户现居于{a}，已核实。"), &mut addr_alone),
+            // on its own: only an address with a house number (or a village's group number) is one
+            _ if a.contains('号') || a.ends_with('组') => (format!("该户现居于{a}，已核实。"), &mut addr_alone),
             _ => continue,
         };
         tally.total += 1;
