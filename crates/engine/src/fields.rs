@@ -529,7 +529,7 @@ impl Fields {
         };
         for &v in noted {
             let (p, house) = (v >> 1, v & 1 == 1);
-            let real = if house { HOUSE.iter().any(|h| t[p..].starts_with(h.as_bytes())) } else { ideo_at(t, p) };
+            let real = if house { HOUSE.at(t, p) } else { ideo_at(t, p) };
             if real {
                 each(p, house);
             }
@@ -660,7 +660,7 @@ pub(crate) fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
                 s &= s - 1;
                 let p = w + bit as usize;
                 if house >> bit & 1 == 1 {
-                    if HOUSE.iter().any(|h| t[p..].starts_with(h.as_bytes())) {
+                    if HOUSE.at(t, p) {
                         f(p, true);
                     }
                 } else if ideo_at(t, p) {
@@ -675,7 +675,7 @@ pub(crate) fn for_each_candidate(t: &[u8], mut f: impl FnMut(usize, bool)) {
 }
 
 /// What ends a house number (or a village's group number, `张湾村3组`).
-const HOUSE: [&str; 6] = ["号", "弄", "栋", "幢", "室", "组"];
+const HOUSE: Marks<6> = Marks::new(["号", "弄", "栋", "幢", "室", "组"]);
 
 fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$' | b'@')
@@ -1066,6 +1066,20 @@ const NOT_NAMES: &[&str] = &[
     "石头",
 ];
 
+/// One of [`NOT_NAMES`]: a binary search (every name candidate asks, a scan of the list compared
+/// each word in turn).
+fn not_name(s: &str) -> bool {
+    static SORTED: OnceLock<Vec<&'static str>> = OnceLock::new();
+    SORTED
+        .get_or_init(|| {
+            let mut v = NOT_NAMES.to_vec();
+            v.sort_unstable();
+            v
+        })
+        .binary_search(&s)
+        .is_ok()
+}
+
 /// End of the name starting at `p`, if the run of ideographs there is one. Not `in_field`: it stands
 /// after a label in running text, where decoy words are refused.
 fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
@@ -1109,7 +1123,7 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
     let s = std::str::from_utf8(v).ok()?;
     let last = s.chars().last().unwrap_or(' ');
     // a place or a common word is no name, even in a name field (`郑州市`, `黄山`, `华为`)
-    if PLACE_ENDINGS.contains(last) || NOT_NAMES.contains(&s) || divisions().at(v).is_some_and(|d| d.0 == v.len()) {
+    if PLACE_ENDINGS.contains(last) || not_name(s) || divisions().at(v).is_some_and(|d| d.0 == v.len()) {
         return None;
     }
     if !in_field && NOT_NAME_ENDINGS.contains(last) {
@@ -1262,6 +1276,21 @@ impl<const N: usize> Marks<N> {
     }
 }
 
+impl<const N: usize> Marks<N> {
+    /// The first of the words (in their order) that starts at `p`: its first character is compared
+    /// as a number, the rest only where that matches.
+    #[inline]
+    fn word_at(&self, t: &[u8], p: usize) -> Option<&'static str> {
+        let c = char_code(t.get(p..p + 3)?);
+        self.words.iter().zip(&self.firsts).find(|&(w, &f)| f == c && t[p..].starts_with(w.as_bytes())).map(|(w, _)| *w)
+    }
+
+    #[inline]
+    fn at(&self, t: &[u8], p: usize) -> bool {
+        self.word_at(t, p).is_some()
+    }
+}
+
 /// What marks the street or house part of an address.
 const STREET_MARKS: Marks<17> = Marks::new([
     "路", "街", "道", "巷", "号", "栋", "幢", "单元", "室", "村", "组", "弄", "里", "楼", "小区", "苑", "胡同",
@@ -1275,13 +1304,8 @@ fn has_mark<const N: usize>(v: &[u8], marks: &Marks<N>) -> bool {
             i += 1;
             continue;
         }
-        if marks.last >> (v[i + 2] & 63) & 1 != 0 {
-            let c = char_code(&v[i..i + 3]);
-            for (w, &f) in marks.words.iter().zip(&marks.firsts) {
-                if f == c && v[i..].starts_with(w.as_bytes()) {
-                    return true;
-                }
-            }
+        if marks.last >> (v[i + 2] & 63) & 1 != 0 && marks.at(v, i) {
+            return true;
         }
         i += 3;
     }
@@ -1415,7 +1439,7 @@ fn standalone_address(t: &[u8], a0: usize, floor: usize) -> Option<(usize, usize
 
 /// Past the first house number: further numbered parts (`3号楼2单元1501室`).
 fn house_end(t: &[u8], mut i: usize) -> usize {
-    const UNITS: &[&str] = &["号楼", "号院", "号", "栋", "幢", "单元", "层", "楼", "室", "户", "座", "弄"];
+    const UNITS: Marks<12> = Marks::new(["号楼", "号院", "号", "栋", "幢", "单元", "层", "楼", "室", "户", "座", "弄"]);
     if t[i..].starts_with("院".as_bytes()) {
         i += 3;
     }
@@ -1428,7 +1452,7 @@ fn house_end(t: &[u8], mut i: usize) -> usize {
         if j == i || j - i > MAX_NUMBER {
             return i;
         }
-        match UNITS.iter().find(|u| t[j..].starts_with(u.as_bytes())) {
+        match UNITS.word_at(t, j) {
             Some(u) => i = j + u.len(),
             // a bare number after a unit (`2单元1501`)
             None if t[i..j].iter().all(u8::is_ascii_digit)
@@ -1493,17 +1517,14 @@ mod tests {
                 let t = t.as_bytes();
                 let mut own = Vec::new();
                 for_each_candidate(t, |p, h| own.push((p, h)));
-                let filter =
-                    |marks: &Marks| -> Vec<(usize, bool)> {
-                        marks
-                            .values
-                            .iter()
-                            .map(|&v| (v >> 1, v & 1 == 1))
-                            .filter(|&(p, h)| {
-                                if h { HOUSE.iter().any(|x| t[p..].starts_with(x.as_bytes())) } else { ideo_at(t, p) }
-                            })
-                            .collect()
-                    };
+                let filter = |marks: &Marks| -> Vec<(usize, bool)> {
+                    marks
+                        .values
+                        .iter()
+                        .map(|&v| (v >> 1, v & 1 == 1))
+                        .filter(|&(p, h)| if h { HOUSE.at(t, p) } else { ideo_at(t, p) })
+                        .collect()
+                };
                 let mut marks = Marks { want_values: true, ..Marks::default() };
                 for_each_hot_run::<true>(Portable, t, &mut marks, |_, _, _| {});
                 assert_eq!(filter(&marks), own, "{:?}", String::from_utf8_lossy(t));
