@@ -18,7 +18,7 @@
 use std::io::{Cursor, Write};
 use std::time::Instant;
 
-use dlpgate::engine::synthetic::{Rng, address, card, id_card, mobile, name};
+use dlpgate::engine::synthetic::{self, Rng, card, id_card, mobile};
 use dlpgate::gateway::inspect::{BodyRules, FindingLog, Scope, scan_document};
 use dlpgate::policy::Direction;
 
@@ -61,7 +61,7 @@ fn xlsx(rows: usize) -> Vec<u8> {
         let (name, addr) = if varied {
             // names and addresses as varied as a real register's: every district and county,
             // streets, buildings, villages
-            (name(&mut r), format!("{} 备注{}", address(&mut r), r.digits(8)))
+            (synthetic::name(&mut r), format!("{} 备注{}", synthetic::address(&mut r), r.digits(8)))
         } else {
             (
                 format!("{}{}", surnames[row % 6], ["伟", "芳", "娜", "敏", "静"][row % 5]),

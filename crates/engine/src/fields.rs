@@ -1569,28 +1569,33 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(
-            found(r#"{"zz":"河南省郑州市金水区文化路85号3号楼2单元1501室"}"#),
-            [(1, "河南省郑州市金水区文化路85号3号楼2单元1501室".into())]
-        );
-        assert_eq!(found("住址:郑州金水区文化路85号"), [(1, "郑州金水区文化路85号".into())]);
-        assert_eq!(
-            found("他家住在河南省郑州市金水区文化路85号院,门口"),
-            [(1, "河南省郑州市金水区文化路85号院".into())]
-        );
-        assert_eq!(found("郑州大学老师家住金水区文化路85号"), [(1, "金水区文化路85号".into())]);
-        assert!(found("豫政办〔2019〕40号").is_empty());
-        assert!(found("河南省第3号文件").is_empty());
-        // a village's group number ends an address as a house number does
-        assert_eq!(
-            found("他家在河南省信阳市平桥区五里店街道张湾村3组,电话"),
-            [(1, "河南省信阳市平桥区五里店街道张湾村3组".into())]
-        );
-        assert_eq!(found("住在固始县城关镇李庄村12组"), [(1, "固始县城关镇李庄村12组".into())]);
-        // a group that is no village's is no address
-        assert!(found("河南省郑州市代表分成3组讨论").is_empty());
-        assert!(found("北京市朝阳区第一小组3组").is_empty());
-        assert!(found("全班分为3组").is_empty());
+        // (text, the address found in it)
+        let found_in = [
+            (
+                r#"{"zz":"河南省郑州市金水区文化路85号3号楼2单元1501室"}"#,
+                "河南省郑州市金水区文化路85号3号楼2单元1501室",
+            ),
+            ("住址:郑州金水区文化路85号", "郑州金水区文化路85号"),
+            ("他家住在河南省郑州市金水区文化路85号院,门口", "河南省郑州市金水区文化路85号院"),
+            ("郑州大学老师家住金水区文化路85号", "金水区文化路85号"),
+            // a village's group number ends an address as a house number does
+            ("他家在河南省信阳市平桥区五里店街道张湾村3组,电话", "河南省信阳市平桥区五里店街道张湾村3组"),
+            ("住在固始县城关镇李庄村12组", "固始县城关镇李庄村12组"),
+        ];
+        for (text, address) in found_in {
+            assert_eq!(found(text), [(1, address.to_string())], "{text}");
+        }
+        let none = [
+            "豫政办〔2019〕40号",
+            "河南省第3号文件",
+            // a group that is no village's is no address
+            "河南省郑州市代表分成3组讨论",
+            "北京市朝阳区第一小组3组",
+            "全班分为3组",
+        ];
+        for text in none {
+            assert!(found(text).is_empty(), "{text}");
+        }
     }
 
     #[test]
