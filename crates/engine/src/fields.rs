@@ -1136,34 +1136,66 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
 // Addresses
 
 /// The division names (GB/T 2260, full and short forms) by their first two characters (every
-/// name has at least two): a match at a position is one hash lookup and a few comparisons.
+/// name has at least two). A match at a position is a bit test, and for the few positions that
+/// pass it a probe of a small open-addressed table and a comparison of a few bytes: the whole
+/// table is a few dozen KiB in three arrays (it is read for every address, between a
+/// compressor's and a decompressor's tables when a document is rewritten; scattered across a
+/// hash map of boxed names it cost three cache misses a lookup).
 struct Divisions {
-    /// names with their level (0 province, 1 prefecture, 2 county), longest first
-    by_prefix: HashMap<[u8; 6], Vec<Division>, std::hash::BuildHasherDefault<KeyHasher>>,
-    /// a 65,536-bit filter of the names' first two characters: most positions need no hash
-    /// lookup
+    /// open addressing by [`slot_hash`]: the first six bytes (bit 63 set: a used slot) and, in
+    /// `groups`, the names beginning with them
+    keys: Box<[u64]>,
+    /// per slot: the first of its names in `names`, and how many there are
+    groups: Box<[(u32, u32)]>,
+    /// every name's bytes after its first six (`tails`: start, length) and level (0 province,
+    /// 1 prefecture, 2 county); a slot's names are together, longest first
+    names: Vec<(u32, u8, u8)>,
+    tails: Vec<u8>,
+    /// a 65,536-bit filter of the names' first two characters: most positions need no probe
     first: Box<[u64; 1024]>,
 }
 
-/// The filter bit of a name's first two characters (their UTF-8 bytes).
-fn first_bit(c: &[u8; 6]) -> usize {
-    let k = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], 0, 0]);
+/// The filter bit of a name's first two characters (their UTF-8 bytes, as a number).
+fn first_bit(k: u64) -> usize {
     (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize
 }
 
-/// A division's name and level.
-type Division = (Box<[u8]>, u8);
+/// The first slot probed for a name's first two characters, in a table of `1 << bits` slots.
+fn slot_hash(k: u64, bits: u32) -> usize {
+    (k.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - bits)) as usize
+}
+
+/// A name's first six bytes as a number, bit 63 set.
+fn prefix_key(v: &[u8]) -> Option<u64> {
+    let k: [u8; 6] = v.get(..6)?.try_into().ok()?;
+    Some(u64::from_le_bytes([k[0], k[1], k[2], k[3], k[4], k[5], 0, 0x80]))
+}
 
 impl Divisions {
     /// The longest division name at the start of `v`: its length and level.
     fn at(&self, v: &[u8]) -> Option<(usize, u8)> {
-        let key: [u8; 6] = v.get(..6)?.try_into().ok()?;
-        let bit = first_bit(&key);
+        let key = prefix_key(v)?;
+        let bit = first_bit(key);
         if self.first[bit / 64] >> (bit % 64) & 1 == 0 {
             return None;
         }
-        let names = self.by_prefix.get(&key)?;
-        names.iter().find(|n| v.starts_with(&n.0)).map(|n| (n.0.len(), n.1))
+        let mask = self.keys.len() - 1;
+        let mut i = slot_hash(key, self.keys.len().trailing_zeros());
+        loop {
+            match self.keys[i] {
+                k if k == key => break,
+                0 => return None,
+                _ => i = (i + 1) & mask,
+            }
+        }
+        let (first, n) = self.groups[i];
+        let rest = &v[6..];
+        self.names[first as usize..(first + n) as usize].iter().find_map(|&(at, len, level)| {
+            let tail = &self.tails[at as usize..at as usize + usize::from(len)];
+            // names are short: compared in line rather than by a `memcmp` call
+            let same = rest.len() >= tail.len() && tail.iter().zip(rest).all(|(a, b)| a == b);
+            same.then_some((6 + tail.len(), level))
+        })
     }
 }
 
@@ -1186,20 +1218,37 @@ fn divisions() -> &'static Divisions {
         }
         names.sort();
         names.dedup_by(|a, b| a.0 == b.0);
-        let mut by_prefix: HashMap<[u8; 6], Vec<Division>, _> = HashMap::default();
-        for (n, level) in names {
-            let b = n.as_bytes();
-            if let Some(key) = b.get(..6).and_then(|k| <[u8; 6]>::try_from(k).ok()) {
-                by_prefix.entry(key).or_default().push((b.into(), level));
+        // by their first six bytes, longest first
+        names.retain(|n| n.0.len() >= 6);
+        names.sort_by(|a, b| a.0.as_bytes()[..6].cmp(&b.0.as_bytes()[..6]).then(b.0.len().cmp(&a.0.len())));
+        let groups_n = names.chunk_by(|a, b| a.0.as_bytes()[..6] == b.0.as_bytes()[..6]).count();
+        // at most half full: a probe finds its slot or an empty one within a step or two
+        let bits = (groups_n * 2).next_power_of_two().trailing_zeros();
+        let mut d = Divisions {
+            keys: vec![0; 1 << bits].into_boxed_slice(),
+            groups: vec![(0, 0); 1 << bits].into_boxed_slice(),
+            names: Vec::with_capacity(names.len()),
+            tails: Vec::new(),
+            first: Box::new([0u64; 1024]),
+        };
+        for group in names.chunk_by(|a, b| a.0.as_bytes()[..6] == b.0.as_bytes()[..6]) {
+            let Some(key) = prefix_key(group[0].0.as_bytes()) else { continue };
+            let mut i = slot_hash(key, bits);
+            while d.keys[i] != 0 {
+                i = (i + 1) & ((1 << bits) - 1);
             }
-        }
-        let mut first = Box::new([0u64; 1024]);
-        for (key, v) in &mut by_prefix {
-            v.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
+            d.keys[i] = key;
+            d.groups[i] = (d.names.len() as u32, group.len() as u32);
+            for (n, level) in group {
+                let tail = &n.as_bytes()[6..];
+                // names are a few dozen bytes at most
+                d.names.push((d.tails.len() as u32, tail.len() as u8, *level));
+                d.tails.extend_from_slice(tail);
+            }
             let bit = first_bit(key);
-            first[bit / 64] |= 1 << (bit % 64);
+            d.first[bit / 64] |= 1 << (bit % 64);
         }
-        Divisions { by_prefix, first }
+        d
     })
 }
 
@@ -1596,6 +1645,44 @@ mod tests {
         for text in none {
             assert!(found(text).is_empty(), "{text}");
         }
+    }
+
+    #[test]
+    fn every_division_is_found_whole_and_nothing_shorter_or_cut() {
+        let d = divisions();
+        let mut n = 0;
+        for (code, name) in gbt2260() {
+            let level = if code.ends_with("0000") {
+                0
+            } else if code.ends_with("00") {
+                1
+            } else {
+                2
+            };
+            let text = format!("{name}文化路1号");
+            // the longest name at the start: this one, or one it begins (`朝阳区` in `朝阳区…`
+            // never is: names are sorted longest first within their first two characters)
+            let (len, l) = d.at(text.as_bytes()).unwrap_or_else(|| panic!("{name} not found"));
+            assert!(len >= name.len() && text[..len].starts_with(name), "{name}: {}", &text[..len]);
+            if len == name.len() {
+                assert_eq!(l, level, "{name}");
+            }
+            // cut before its last character, a name is not this one
+            let cut = &name[..name.len() - name.chars().last().map_or(0, char::len_utf8)];
+            if let Some((len, _)) = d.at(cut.as_bytes()) {
+                assert!(len <= cut.len(), "{name} found in {cut}");
+            }
+            n += 1;
+        }
+        assert!(n > 3000, "{n} divisions");
+        // the short forms too, and words that share a name's first two characters are not names
+        assert_eq!(d.at("河南人".as_bytes()), Some(("河南".len(), 0)));
+        assert_eq!(d.at("金水区".as_bytes()), Some(("金水区".len(), 2)));
+        assert_eq!(d.at("金水路".as_bytes()), None);
+        assert_eq!(d.at("郑州大学".as_bytes()), Some(("郑州".len(), 1)));
+        assert_eq!(d.at("广西壮族自治区".as_bytes()), Some(("广西壮族自治区".len(), 0)));
+        assert_eq!(d.at("文化".as_bytes()), None);
+        assert_eq!(d.at("河".as_bytes()), None);
     }
 
     #[test]
