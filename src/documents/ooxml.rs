@@ -153,11 +153,16 @@ pub(super) fn shared_cells(xml: impl BufRead, sheet: u32, refs: &mut Vec<Option<
 /// One pass, as this runs for every cell: up to three letters, then up to nine digits.
 fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
     let (mut col, mut row, mut letters) = (0u32, 0u32, 0);
-    for &b in r.iter().take_while(|b| b.is_ascii_alphabetic()) {
+    while let Some(&b) = r.get(letters) {
+        // ASCII letters, either case, to 1..=26 (no other byte lands there)
+        let l = (b | 0x20).wrapping_sub(b'a');
+        if l >= 26 {
+            break;
+        }
         if letters == 3 {
             return None;
         }
-        col = col * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1);
+        col = col * 26 + u32::from(l) + 1;
         letters += 1;
     }
     let digits = &r[letters..];
@@ -165,10 +170,11 @@ fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
         return None;
     }
     for &d in digits {
-        if !d.is_ascii_digit() {
+        let v = d.wrapping_sub(b'0');
+        if v > 9 {
             return None;
         }
-        row = row * 10 + u32::from(d - b'0');
+        row = row * 10 + u32::from(v);
     }
     Some((row.checked_sub(1)?, col - 1))
 }
@@ -1353,6 +1359,11 @@ mod tests {
         assert_eq!(parse_ref(b"17"), None);
         assert_eq!(parse_ref(b"ABCD1"), None);
         assert_eq!(parse_ref(b"A99999999999"), None);
+        assert_eq!(parse_ref(b"xfd1048576"), Some((1_048_575, 16_383)));
+        // bytes next to the letters' (`@`, `[`, `` ` ``, `{`) and a letter after the digits
+        for r in [&b"@1"[..], b"[1", b"`1", b"{1", b"A1B", b"A 1"] {
+            assert_eq!(parse_ref(r), None, "{}", String::from_utf8_lossy(r));
+        }
     }
 
     #[test]
@@ -1362,6 +1373,11 @@ mod tests {
         // a value that is not closed ends the list
         assert_eq!(cell_attributes(br#" r="C17" t="s"#).count(), 1);
         assert_eq!(cell_attributes(b" r=C17").count(), 0);
+        // any white space around names and `=`; an empty value; a name without a value ends it
+        let all: Vec<_> = cell_attributes(b"\tr\n=\r\"A1\"\n\nt=''  s").collect();
+        assert_eq!(all, [(&b"r"[..], &b"A1"[..]), (b"t", b"")]);
+        assert_eq!(cell_attributes(b"  ").count(), 0);
+        assert_eq!(cell_attributes(b" =\"x\"").count(), 0);
     }
 
     /// A part far larger than a batch: every value found and rewritten, whichever batch it falls
