@@ -209,7 +209,7 @@ fn inspect_document(
             decide(f.rule)
         })
     };
-    crate::documents::rewrite(doc, &crate::documents::Limits::default(), &mut inspect)
+    crate::documents::rewrite(doc, &crate::documents::Limits::default(), &|h| rules.names_field(h), &mut inspect)
         .with_context(|| format!("{}", path.display()))
 }
 

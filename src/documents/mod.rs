@@ -172,6 +172,10 @@ pub enum Shape<'a> {
 /// overlapping.
 pub type Inspector<'a> = dyn FnMut(&Part<'_>) -> Vec<Edit> + 'a;
 
+/// Whether a column header names a field of some rule (`姓名`, `address`): only such headers are
+/// passed on with the cells below them (a workbook whose headers name none asks nothing per cell).
+pub type FieldTest<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
 /// A name (a file, an archive entry, a path) as the rules should read it: `_` is the separator it
 /// is there, where the engine would otherwise take it for part of a word (`导出_110105…X.xlsx`).
 /// Same length as `name`, so offsets found in it apply to the name.
@@ -216,10 +220,15 @@ pub fn edits(
 }
 
 /// Read `doc`, let `inspect` decide on every text in it, and write the edits back.
-pub fn rewrite(doc: &[u8], limits: &Limits, inspect: &mut Inspector<'_>) -> Result<Outcome, DocError> {
+pub fn rewrite(
+    doc: &[u8],
+    limits: &Limits,
+    fields: &FieldTest<'_>,
+    inspect: &mut Inspector<'_>,
+) -> Result<Outcome, DocError> {
     match sniff(doc) {
         Some(Format::Zip) => {
-            let mut budget = zipfile::Budget::new(limits);
+            let mut budget = zipfile::Budget::new(limits, fields);
             zipfile::rewrite(doc, "", 1, &mut budget, inspect)
         }
         Some(Format::Ole2) => read_xls(doc, inspect),
@@ -442,7 +451,7 @@ mod tests {
                 })
                 .collect()
         };
-        let out = rewrite(&doc, &Limits::default(), &mut inspect).expect("rewrite");
+        let out = rewrite(&doc, &Limits::default(), &|_| true, &mut inspect).expect("rewrite");
         assert_eq!(out.kind, Kind::Docx);
         let bytes = out.bytes.expect("changed");
         for (name, original) in &parts[1..7] {

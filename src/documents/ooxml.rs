@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::{DocError, Edit, Inspector, Kind, Part, Shape, cell_ref};
+use super::{DocError, Edit, FieldTest, Inspector, Kind, Part, Shape, cell_ref};
 
 /// Shared strings named by cell up to this index (the table is one entry per string: a made-up
 /// index must not make it large); past it a finding is named by its part and number.
@@ -386,8 +386,9 @@ impl Headers {
         cols.binary_search_by_key(&col, |c| c.0).ok().map(|i| cols[i].1.as_slice())
     }
 
-    /// From each sheet's first row (see [`first_row`]) and the shared strings they show.
-    pub fn new(rows: Vec<FirstRow>, shared: &[Vec<u8>]) -> Headers {
+    /// From each sheet's first row (see [`first_row`]) and the shared strings they show: the
+    /// headers that name a field (`fields`); the others would change nothing.
+    pub fn new(rows: Vec<FirstRow>, shared: &[Vec<u8>], fields: &FieldTest<'_>) -> Headers {
         let sheets = rows
             .into_iter()
             .map(|(row, cells)| {
@@ -397,6 +398,7 @@ impl Headers {
                         HeaderCell::Shared(i) => shared.get(i).map(|t| (col, t.clone())),
                         HeaderCell::Text(t) => Some((col, t)),
                     })
+                    .filter(|(_, t)| fields(t))
                     .collect();
                 cols.sort_by_key(|c| c.0);
                 (row, cols)
@@ -1637,6 +1639,26 @@ mod tests {
         assert!(out.starts_with("\u{FEFF}<w:document>"), "{out}");
         assert!(out.contains("<w:t>代码 ****** 在此</w:t>"), "{out}");
         assert!(out.contains("<w:t>\u{FEFF}&amp; ******</w:t>"), "{out}");
+    }
+
+    #[test]
+    fn only_headers_that_name_a_field_are_kept() {
+        let rows = || {
+            vec![(
+                0,
+                vec![(0, HeaderCell::Text("姓名".into())), (1, HeaderCell::Shared(0)), (2, HeaderCell::Shared(9))],
+            )]
+        };
+        let shared = vec![b"\xe5\xa4\x87\xe6\xb3\xa8".to_vec()]; // 备注
+        let name_only = |h: &[u8]| h == "姓名".as_bytes();
+        let h = Headers::new(rows(), &shared, &name_only);
+        assert_eq!(h.get(0, 1, 0), Some("姓名".as_bytes()));
+        assert_eq!(h.get(0, 1, 1), None, "a header naming no field is dropped");
+        assert_eq!(h.get(0, 0, 0), None, "the header row itself stands in no field");
+        assert!(!h.is_empty());
+        // headers that name no field: none is kept, and none is asked for per cell
+        assert!(Headers::new(rows(), &shared, &|_| false).is_empty());
+        assert_eq!(Headers::new(rows(), &shared, &|_| true).get(0, 5, 1), Some("备注".as_bytes()));
     }
 
     #[test]

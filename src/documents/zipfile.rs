@@ -11,19 +11,21 @@ use std::collections::HashSet;
 use std::io::{Cursor, Read, Write};
 
 use super::ooxml::{self, Package};
-use super::{DocError, Edit, Format, Inspector, Kind, Limits, Outcome, sniff, text_entry};
+use super::{DocError, Edit, FieldTest, Format, Inspector, Kind, Limits, Outcome, sniff, text_entry};
 
-/// What is left of the limits while one document is read (nested archives share it).
-#[derive(Debug)]
-pub(super) struct Budget {
+/// What is left of the limits while one document is read (nested archives share it), and what
+/// the rules ask of its headers.
+pub(super) struct Budget<'a> {
     limits: Limits,
     entries: usize,
     inflated: u64,
+    /// which column headers are worth passing on (carried down nested archives with the limits)
+    fields: &'a FieldTest<'a>,
 }
 
-impl Budget {
-    pub(super) fn new(limits: &Limits) -> Budget {
-        Budget { limits: *limits, entries: 0, inflated: 0 }
+impl<'a> Budget<'a> {
+    pub(super) fn new(limits: &Limits, fields: &'a FieldTest<'a>) -> Budget<'a> {
+        Budget { limits: *limits, entries: 0, inflated: 0, fields }
     }
 }
 
@@ -35,7 +37,7 @@ type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
 
 /// Refuse, before inflating anything, what no reading should start on: too many entries,
 /// encrypted, duplicate or overlapping entries, a declared ratio past the limit.
-fn check(ar: &mut Archive<'_>, budget: &mut Budget) -> Result<(), DocError> {
+fn check(ar: &mut Archive<'_>, budget: &mut Budget<'_>) -> Result<(), DocError> {
     let n = ar.len();
     budget.entries += n;
     if budget.entries > budget.limits.max_entries {
@@ -93,7 +95,7 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-fn counted<R: Read>(inner: R, packed: u64, budget: &Budget) -> Counted<R> {
+fn counted<R: Read>(inner: R, packed: u64, budget: &Budget<'_>) -> Counted<R> {
     Counted {
         inner,
         read: 0,
@@ -105,7 +107,7 @@ fn counted<R: Read>(inner: R, packed: u64, budget: &Budget) -> Counted<R> {
 }
 
 /// Entry `i` inflated whole, within the budget.
-fn read_entry(ar: &mut Archive<'_>, i: usize, budget: &mut Budget) -> Result<Vec<u8>, DocError> {
+fn read_entry(ar: &mut Archive<'_>, i: usize, budget: &mut Budget<'_>) -> Result<Vec<u8>, DocError> {
     let f = ar.by_index(i).map_err(corrupt)?;
     let packed = f.compressed_size();
     let cap = usize::try_from(f.size().min(64 << 20)).unwrap_or(0);
@@ -159,7 +161,7 @@ fn shared_refs(doc: &[u8], package: &Package) -> Vec<Option<(u32, u32, u32)>> {
 
 /// Each worksheet's column headers: its first row, and the shared strings that shows (read from
 /// the start of the shared-string table, no further than the highest one needed).
-fn column_headers(doc: &[u8], package: &Package, budget: &mut Budget) -> ooxml::Headers {
+fn column_headers(doc: &[u8], package: &Package, budget: &mut Budget<'_>) -> ooxml::Headers {
     /// A first row, or the strings it shows, larger than this is no header row.
     const MAX_READ: u64 = 1 << 20;
     /// Sheets read for their headers (a workbook may name one part many times).
@@ -209,7 +211,7 @@ fn column_headers(doc: &[u8], package: &Package, budget: &mut Budget) -> ooxml::
         }
         _ => Vec::new(),
     };
-    ooxml::Headers::new(rows, &shared)
+    ooxml::Headers::new(rows, &shared, budget.fields)
 }
 
 /// Rewrite a zip (at nesting `depth`; `prefix` names it in locations). Entries the inspector does
@@ -218,7 +220,7 @@ pub(super) fn rewrite(
     doc: &[u8],
     prefix: &str,
     depth: usize,
-    budget: &mut Budget,
+    budget: &mut Budget<'_>,
     inspect: &mut Inspector<'_>,
 ) -> Result<Outcome, DocError> {
     if depth > budget.limits.max_depth {
@@ -324,7 +326,7 @@ pub(super) fn rewrite(
                 }
                 Some(_) => {
                     // a legacy Office file or PDF inside: what it holds cannot be rewritten in place
-                    match super::rewrite(&data, &budget.limits, inspect) {
+                    match super::rewrite(&data, &budget.limits, budget.fields, inspect) {
                         Ok(o) => unmaskable |= o.unmaskable,
                         Err(DocError::Unreadable(_)) => {}
                         Err(e) => return Err(e),

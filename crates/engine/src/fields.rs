@@ -335,6 +335,11 @@ impl Fields {
         Ok(())
     }
 
+    /// `key` names a field of some rule.
+    pub fn names_field(&self, key: &[u8]) -> bool {
+        self.slots_of(key) != 0
+    }
+
     /// Slots whose fields include `key` (ASCII case folded).
     fn slots_of(&self, key: &[u8]) -> u64 {
         let n = key.len();

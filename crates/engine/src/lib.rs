@@ -395,6 +395,12 @@ impl RuleSet {
         self.by_id.get(id).copied()
     }
 
+    /// Whether `key` names a field of some rule (`姓名`, `address`): a value under it is read as
+    /// that field's (ASCII case folded, as field names are matched everywhere).
+    pub fn names_field(&self, key: &[u8]) -> bool {
+        self.fields.names_field(key)
+    }
+
     /// Scan `input` (any bytes; invalid UTF-8 is fine) and return its findings in order.
     pub fn scan(&self, input: &[u8]) -> Scan {
         let mut s = Scan::default();

@@ -258,7 +258,7 @@ pub fn scan_document(
             a
         })
     };
-    let r = documents::rewrite(doc, &rules.archive, &mut inspect);
+    let r = documents::rewrite(doc, &rules.archive, &|h| snap.rules.names_field(h), &mut inspect);
     if let Ok(o) = &r {
         log.document = Some(o.kind);
     }
