@@ -28,6 +28,52 @@ pub struct Active {
     pub verifiers: std::collections::HashMap<String, Arc<dyn pingora::tls::ClientCertVerifier>>,
     /// Per route: upstream addresses with health and round-robin state.
     pub pools: Vec<Arc<super::pool::Pool>>,
+    /// The request series of every route and department, resolved once.
+    pub series: RequestSeries,
+}
+
+/// The request counters and duration histograms of every (route, department) of a configuration,
+/// looked up by label once, when it is loaded: a request adds to its own series by index (a label
+/// lookup hashes every label and takes a lock, for each request).
+#[derive(Debug)]
+pub struct RequestSeries {
+    departments: usize,
+    /// per route, then per department: one counter per status class, in [`STATUS_CLASSES`] order
+    requests: Vec<[prometheus::IntCounter; STATUS_CLASSES.len()]>,
+    /// per route
+    duration: Vec<prometheus::Histogram>,
+}
+
+/// The status classes of `dlpgate_requests_total`, as `status_class` names them.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+impl RequestSeries {
+    fn new(snap: &Snapshot) -> RequestSeries {
+        let m = Metrics::get();
+        let mut requests = Vec::with_capacity(snap.routes.len() * snap.departments.len());
+        for r in &snap.routes {
+            for d in &snap.departments {
+                requests.push(STATUS_CLASSES.map(|c| m.requests.with_label_values(&[r.id.as_str(), d.id.as_str(), c])));
+            }
+        }
+        let duration = snap.routes.iter().map(|r| m.request_duration.with_label_values(&[r.id.as_str()])).collect();
+        RequestSeries { departments: snap.departments.len(), requests, duration }
+    }
+
+    /// The counter of requests on `route` from `department` that ended with `status`.
+    pub fn requests(&self, route: usize, department: usize, status: u16) -> Option<&prometheus::IntCounter> {
+        let class = crate::telemetry::metrics::status_class(status);
+        let c = STATUS_CLASSES.iter().position(|s| *s == class)?;
+        if department >= self.departments {
+            return None;
+        }
+        self.requests.get(route * self.departments + department).map(|s| &s[c])
+    }
+
+    /// The duration histogram of requests on `route`.
+    pub fn duration(&self, route: usize) -> Option<&prometheus::Histogram> {
+        self.duration.get(route)
+    }
 }
 
 impl Deref for Active {
@@ -112,7 +158,8 @@ impl Active {
             return Err(errs);
         }
         let pools = snap.routes.iter().map(|r| Arc::new(super::pool::Pool::new(r.upstream.addrs.clone()))).collect();
-        Ok(Active { snap, cas, certs, sm2_certs, verifiers, pools })
+        let series = RequestSeries::new(&snap);
+        Ok(Active { snap, cas, certs, sm2_certs, verifiers, pools, series })
     }
 }
 
