@@ -42,7 +42,16 @@ pub struct RequestSeries {
     requests: Vec<[prometheus::IntCounter; STATUS_CLASSES.len()]>,
     /// per route
     duration: Vec<prometheus::Histogram>,
+    /// per rule, direction, action and department: the findings counter, resolved the first
+    /// time it counts (most combinations never do)
+    findings: Box<[std::sync::OnceLock<prometheus::IntCounter>]>,
 }
+
+/// Actions, in the order of their slots in [`RequestSeries::findings`].
+const ACTIONS: usize = 6;
+
+/// At most this many findings series are held resolved.
+const MAX_FINDING_SLOTS: usize = 1 << 17;
 
 /// The status classes of `dlpgate_requests_total`, as `status_class` names them.
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
@@ -57,7 +66,45 @@ impl RequestSeries {
             }
         }
         let duration = snap.routes.iter().map(|r| m.request_duration.with_label_values(&[r.id.as_str()])).collect();
-        RequestSeries { departments: snap.departments.len(), requests, duration }
+        // a slot is a few dozen bytes: past a few MiB (thousands of rules and departments) the
+        // findings are counted by label instead
+        let slots = snap.rules.rules().len() * 2 * ACTIONS * snap.departments.len();
+        let findings =
+            (0..if slots <= MAX_FINDING_SLOTS { slots } else { 0 }).map(|_| std::sync::OnceLock::new()).collect();
+        RequestSeries { departments: snap.departments.len(), requests, duration, findings }
+    }
+
+    /// The counter of findings of `rule` in `dir` on which `action` was taken, from `department`.
+    pub fn findings(
+        &self,
+        snap: &Snapshot,
+        rule: usize,
+        dir: crate::policy::Direction,
+        action: crate::engine::Action,
+        department: usize,
+    ) -> Option<&prometheus::IntCounter> {
+        use crate::engine::Action;
+        let a = match action {
+            Action::Allow => 0,
+            Action::Alert => 1,
+            Action::Mask => 2,
+            Action::Redact => 3,
+            Action::Hash => 4,
+            Action::Block => 5,
+        };
+        let d = usize::from(dir == crate::policy::Direction::Response);
+        let r = snap.rules.rules().get(rule)?;
+        let dept = snap.departments.get(department)?;
+        let slot = self.findings.get(((rule * 2 + d) * ACTIONS + a) * self.departments + department)?;
+        Some(slot.get_or_init(|| {
+            Metrics::get().findings.with_label_values(&[
+                &r.id,
+                r.level.as_str(),
+                dir.as_str(),
+                dept.id.as_str(),
+                action.as_str(),
+            ])
+        }))
     }
 
     /// The counter of requests on `route` from `department` that ended with `status`.
@@ -276,4 +323,46 @@ pub fn loaded(a: &Active) {
 
 pub(crate) fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Action;
+    use crate::policy::Direction;
+
+    #[test]
+    fn each_rule_direction_action_and_department_has_its_own_findings_series() {
+        let dir = std::env::temp_dir().join(format!("dlpgate-series-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("dlpgate.yaml");
+        std::fs::write(
+            &path,
+            "listeners: [{name: l, addr: \"127.0.0.1:18999\"}]\n\
+             policies: [{id: p}]\n\
+             routes: [{id: r, path_prefix: /, policy: p, upstream: {addrs: [\"127.0.0.1:9\"]}}]\n",
+        )
+        .expect("config");
+        let a = Active::new(config::load(&path).expect("load")).expect("active");
+        let s = &a.series;
+        let dept = a.unknown.0;
+        let c = |rule, dir, action| s.findings(&a, rule, dir, action, dept).expect("series").clone();
+        let others = || {
+            [
+                c(0, Direction::Request, Action::Mask),
+                c(0, Direction::Response, Action::Redact),
+                c(1, Direction::Response, Action::Mask),
+            ]
+            .map(|o| o.get())
+        };
+        // (the registry is the process's: compared before and after, not with zero)
+        let (before, others_before) = (c(0, Direction::Response, Action::Mask).get(), others());
+        c(0, Direction::Response, Action::Mask).inc_by(5);
+        // the same series again; any other coordinate is another series
+        assert_eq!(c(0, Direction::Response, Action::Mask).get(), before + 5);
+        assert_eq!(others(), others_before);
+        assert!(s.findings(&a, a.rules.rules().len(), Direction::Response, Action::Mask, dept).is_none());
+        assert!(s.findings(&a, 0, Direction::Response, Action::Mask, a.departments.len()).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -100,15 +100,22 @@ impl FindingLog {
         self.entries.push(LogEntry { dir, rule, action, count: 1, sample, fingerprints, locations });
     }
 
-    /// Count every recorded finding in `dlpgate_findings_total` (once per request).
-    pub fn count(&self, snap: &Snapshot, dept: DeptId) {
-        let m = Metrics::get();
-        let dept = snap.departments.get(dept.0).map(|d| d.id.as_str()).unwrap_or("unknown");
+    /// Count every recorded finding in `dlpgate_findings_total` (once per request), through the
+    /// series the configuration resolved.
+    pub fn count(&self, active: &crate::gateway::state::Active, dept: DeptId) {
+        let snap: &Snapshot = active;
         for e in &self.entries {
-            let r = &snap.rules.rules()[e.rule];
-            m.findings
-                .with_label_values(&[&r.id, r.level.as_str(), e.dir.as_str(), dept, e.action.as_str()])
-                .inc_by(e.count);
+            match active.series.findings(snap, e.rule.0, e.dir, e.action, dept.0) {
+                Some(c) => c.inc_by(e.count),
+                None => {
+                    let r = &snap.rules.rules()[e.rule];
+                    let d = snap.departments.get(dept.0).map(|d| d.id.as_str()).unwrap_or("unknown");
+                    Metrics::get()
+                        .findings
+                        .with_label_values(&[&r.id, r.level.as_str(), e.dir.as_str(), d, e.action.as_str()])
+                        .inc_by(e.count);
+                }
+            }
         }
     }
 
