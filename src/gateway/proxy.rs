@@ -265,14 +265,14 @@ impl Gateway {
         } else {
             respond::final_written(session).map(|r| r.status.as_u16()).unwrap_or(0)
         };
-        // a known route and department: their series, resolved when the configuration loaded
-        match ctx.route.and_then(|r| snap.series.requests(r.0, ctx.dept.0, status)) {
+        // a known route and department: their series, held by the configuration
+        match ctx.route.and_then(|r| snap.series.requests(&snap, r.0, ctx.dept.0, status)) {
             Some(c) => c.inc(),
             None => m.requests.with_label_values(&[route_id, dept_id, status_class(status)]).inc(),
         }
         if let Some(t) = ctx.start {
             let secs = t.elapsed().as_secs_f64();
-            match ctx.route.and_then(|r| snap.series.duration(r.0)) {
+            match ctx.route.and_then(|r| snap.series.duration(&snap, r.0)) {
                 Some(h) => h.observe(secs),
                 None => m.request_duration.with_label_values(&[route_id]).observe(secs),
             }

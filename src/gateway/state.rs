@@ -4,7 +4,7 @@
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -32,46 +32,45 @@ pub struct Active {
     pub series: RequestSeries,
 }
 
-/// The request counters and duration histograms of every (route, department) of a configuration,
-/// looked up by label once, when it is loaded: a request adds to its own series by index (a label
-/// lookup hashes every label and takes a lock, for each request).
+/// The request, duration and findings series of a configuration's routes, departments and rules,
+/// each looked up by label the first time it counts and then held: a request adds to its own
+/// series by index (a label lookup hashes every label and takes a lock, for each request). Series
+/// that never count are never created here (`loaded` creates the ones shown at zero).
 #[derive(Debug)]
 pub struct RequestSeries {
     departments: usize,
-    /// per route, then per department: one counter per status class, in [`STATUS_CLASSES`] order
-    requests: Vec<[prometheus::IntCounter; STATUS_CLASSES.len()]>,
+    /// per route, then per department, then per status class in [`STATUS_CLASSES`] order
+    requests: Box<[OnceLock<prometheus::IntCounter>]>,
     /// per route
-    duration: Vec<prometheus::Histogram>,
-    /// per rule, direction, action and department: the findings counter, resolved the first
-    /// time it counts (most combinations never do)
-    findings: Box<[std::sync::OnceLock<prometheus::IntCounter>]>,
+    duration: Box<[OnceLock<prometheus::Histogram>]>,
+    /// per rule, direction, action and department
+    findings: Box<[OnceLock<prometheus::IntCounter>]>,
 }
 
 /// Actions, in the order of their slots in [`RequestSeries::findings`].
 const ACTIONS: usize = 6;
 
-/// At most this many findings series are held resolved.
+/// At most this many findings series are held (a slot is a few dozen bytes): past it, thousands
+/// of rules and departments, findings are counted by label.
 const MAX_FINDING_SLOTS: usize = 1 << 17;
 
 /// The status classes of `dlpgate_requests_total`, as `status_class` names them.
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
+fn slots<T>(n: usize) -> Box<[OnceLock<T>]> {
+    (0..n).map(|_| OnceLock::new()).collect()
+}
+
 impl RequestSeries {
     fn new(snap: &Snapshot) -> RequestSeries {
-        let m = Metrics::get();
-        let mut requests = Vec::with_capacity(snap.routes.len() * snap.departments.len());
-        for r in &snap.routes {
-            for d in &snap.departments {
-                requests.push(STATUS_CLASSES.map(|c| m.requests.with_label_values(&[r.id.as_str(), d.id.as_str(), c])));
-            }
+        let departments = snap.departments.len();
+        let findings = snap.rules.rules().len() * 2 * ACTIONS * departments;
+        RequestSeries {
+            departments,
+            requests: slots(snap.routes.len() * departments * STATUS_CLASSES.len()),
+            duration: slots(snap.routes.len()),
+            findings: slots(if findings <= MAX_FINDING_SLOTS { findings } else { 0 }),
         }
-        let duration = snap.routes.iter().map(|r| m.request_duration.with_label_values(&[r.id.as_str()])).collect();
-        // a slot is a few dozen bytes: past a few MiB (thousands of rules and departments) the
-        // findings are counted by label instead
-        let slots = snap.rules.rules().len() * 2 * ACTIONS * snap.departments.len();
-        let findings =
-            (0..if slots <= MAX_FINDING_SLOTS { slots } else { 0 }).map(|_| std::sync::OnceLock::new()).collect();
-        RequestSeries { departments: snap.departments.len(), requests, duration, findings }
     }
 
     /// The counter of findings of `rule` in `dir` on which `action` was taken, from `department`.
@@ -108,18 +107,25 @@ impl RequestSeries {
     }
 
     /// The counter of requests on `route` from `department` that ended with `status`.
-    pub fn requests(&self, route: usize, department: usize, status: u16) -> Option<&prometheus::IntCounter> {
+    pub fn requests(
+        &self,
+        snap: &Snapshot,
+        route: usize,
+        department: usize,
+        status: u16,
+    ) -> Option<&prometheus::IntCounter> {
         let class = crate::telemetry::metrics::status_class(status);
         let c = STATUS_CLASSES.iter().position(|s| *s == class)?;
-        if department >= self.departments {
-            return None;
-        }
-        self.requests.get(route * self.departments + department).map(|s| &s[c])
+        let (r, d) = (snap.routes.get(route)?, snap.departments.get(department)?);
+        let slot = self.requests.get((route * self.departments + department) * STATUS_CLASSES.len() + c)?;
+        Some(slot.get_or_init(|| Metrics::get().requests.with_label_values(&[r.id.as_str(), d.id.as_str(), class])))
     }
 
     /// The duration histogram of requests on `route`.
-    pub fn duration(&self, route: usize) -> Option<&prometheus::Histogram> {
-        self.duration.get(route)
+    pub fn duration(&self, snap: &Snapshot, route: usize) -> Option<&prometheus::Histogram> {
+        let r = snap.routes.get(route)?;
+        let slot = self.duration.get(route)?;
+        Some(slot.get_or_init(|| Metrics::get().request_duration.with_label_values(&[r.id.as_str()])))
     }
 }
 
