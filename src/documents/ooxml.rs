@@ -694,8 +694,19 @@ pub(super) fn rewrite_part(
         };
         let mut at = from;
         loop {
-            // Excel's commonest shapes (a shared string; a cell's value or inline string, and the
-            // cell's end) are read in one step: the same as their tokens, read one by one
+            // Excel's commonest shapes (a cell's start tag; a shared string; a cell's value or
+            // inline string, and the cell's end) are read in one step: the same as their tokens,
+            // read one by one
+            if role == Role::Sheet && cell.is_none() && pending.is_none() && forms_in_one_step() {
+                if let Some((t, rc, len)) = plain_cell(&win.held()[at..cut]) {
+                    let start = pos;
+                    at += len;
+                    pos += len as u64;
+                    // a cell opened: no unit ends here, nothing to write yet
+                    (cell, shared_cell) = open_cell(&mut batch, t, rc, start..pos);
+                    continue;
+                }
+            }
             let fast = match role {
                 _ if !forms_in_one_step() => None,
                 Role::Shared if depth == 0 && pending.is_none() => plain_element(&win.held()[at..cut], Form::Shared),
@@ -767,17 +778,7 @@ pub(super) fn rewrite_part(
                                     _ => {}
                                 }
                             }
-                            let (row, col) = rc;
-                            let numeric = matches!(t, None | Some(b"n"));
-                            let scanned = matches!(t, None | Some(b"n" | b"str" | b"inlineStr" | b"d"));
-                            let idx = if numeric {
-                                batch.cells.push(Cell { element: start..start, tag: start..end });
-                                batch.cells.len() as u32 - 1
-                            } else {
-                                u32::MAX
-                            };
-                            cell = Some((row, col, scanned, idx));
-                            shared_cell = t == Some(b"s");
+                            (cell, shared_cell) = open_cell(&mut batch, t, rc, start..end);
                         } else if local == b"v" {
                             in_v = true;
                         } else if local == b"f" {
@@ -901,6 +902,75 @@ fn text_run(
             }
             let numeric = if in_v { cell.map_or(u32::MAX, |c| c.3) } else { u32::MAX };
             batch.node(at, &value, numeric, false);
+        }
+    }
+}
+
+/// The cell a start tag (at stream offsets `tag`) opens, given its `t` and its `r` as (row,
+/// column): the cell being read (row, column, scanned, numeric cell index in the batch) and whether
+/// it shows a shared string.
+#[inline(always)]
+fn open_cell(
+    batch: &mut Batch,
+    t: Option<&[u8]>,
+    (row, col): (u32, u32),
+    tag: Range<u64>,
+) -> (Option<(u32, u32, bool, u32)>, bool) {
+    let numeric = matches!(t, None | Some(b"n"));
+    let scanned = matches!(t, None | Some(b"n" | b"str" | b"inlineStr" | b"d"));
+    let idx = if numeric {
+        batch.cells.push(Cell { element: tag.start..tag.start, tag });
+        batch.cells.len() as u32 - 1
+    } else {
+        u32::MAX
+    };
+    (Some((row, col, scanned, idx)), t == Some(b"s"))
+}
+
+/// A cell's start tag read: its `t`, its `r` as (row, column), and its length.
+type CellTag<'a> = (Option<&'a [u8]>, (u32, u32), usize);
+
+/// A cell's start tag as Excel writes it at the start of `b`: `<c`, then attributes, each after a
+/// white space character, as `name="value"` (or `'value'`), then `>`. Its `t`, its `r` as (row,
+/// column), and its length; `None` for any other tag, which is read as a token. Where it answers,
+/// [`plain_token`] reads the same tag and [`cell_attributes`] the same attributes.
+#[inline]
+fn plain_cell(b: &[u8]) -> Option<CellTag<'_>> {
+    if b.len() < 3 || b[0] != b'<' || b[1] != b'c' || !xml_space(b[2]) {
+        return None;
+    }
+    let (mut t, mut rc) = (None, (0, 0));
+    let mut i = 3;
+    loop {
+        let name_at = i;
+        loop {
+            match *b.get(i)? {
+                b'=' => break,
+                b'>' if i == name_at => return Some((t, rc, i + 1)),
+                c if c <= b' ' || matches!(c, b'>' | b'/' | b'<' | b'"' | b'\'') => return None,
+                _ => i += 1,
+            }
+        }
+        let name = &b[name_at..i];
+        let quote = *b.get(i + 1)?;
+        if name.is_empty() || (quote != b'"' && quote != b'\'') {
+            return None;
+        }
+        let v0 = i + 2;
+        i = v0;
+        while *b.get(i)? != quote {
+            i += 1;
+        }
+        match name {
+            b"t" => t = Some(&b[v0..i]),
+            b"r" => rc = parse_ref(&b[v0..i]).unwrap_or((0, 0)),
+            _ => {}
+        }
+        i += 1;
+        match *b.get(i)? {
+            b'>' => return Some((t, rc, i + 1)),
+            c if xml_space(c) => i += 1,
+            _ => return None,
         }
     }
 }
@@ -1636,9 +1706,20 @@ mod tests {
     fn workbookish() -> impl Strategy<Value = Vec<u8>> {
         let text = "[0-9a \u{4e2d}\n]{0,12}";
         let piece = prop_oneof![
-            3 => (0u32..4, 1u32..30, 0u8..5).prop_map(|(c, r, t)| {
-                let t = ["", " t=\"s\"", " t=\"inlineStr\"", " t=\"n\" s=\"1\"", " t=\"str\""][t as usize];
-                format!("<c r=\"{}{r}\"{t}>", ["A", "B", "AB", "c"][c as usize])
+            4 => (0u32..4, 1u32..30, 0u8..6, 0u8..12).prop_map(|(c, r, t, form)| {
+                let t = ["", " t=\"s\"", " t=\"inlineStr\"", " t=\"n\" s=\"1\"", " t=\"str\"", " t='s'"][t as usize];
+                let r = format!("{}{r}", ["A", "B", "AB", "c"][c as usize]);
+                match form {
+                    // as Excel writes it, and what comes close
+                    0..=4 => format!("<c r=\"{r}\"{t}>"),
+                    5 => format!("<c{t} r='{r}' >"),
+                    6 => format!("<c\tr=\"{r}\"{t} x14ac:dy=\"0.25\" t=\"n\">"),
+                    7 => format!("<c  r=\"{r}\"{t}>"),
+                    8 => format!("<c r = \"{r}\"{t}>"),
+                    9 => format!("<c r=\"{r}\"{t}/>"),
+                    10 => format!("<c r=\"{r}\"t=\"s\">"),
+                    _ => format!("<cx r=\"{r}\"{t}>"),
+                }
             }),
             3 => text.prop_map(|t| format!("<v>{t}</v></c>")),
             // a shared string's index
