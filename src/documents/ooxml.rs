@@ -1701,6 +1701,64 @@ mod tests {
         prop::collection::vec(piece, 0..24).prop_map(|p| p.concat().into_bytes())
     }
 
+    /// What reading workbook part `name` gives (forms in one step, or `token_by_token`): the result,
+    /// the part written, each batch's text with where its units are, and the shared strings noted.
+    #[allow(clippy::type_complexity)]
+    fn read_workbook_part(
+        name: &str,
+        xml: &[u8],
+        token_by_token: bool,
+    ) -> (Result<bool, String>, String, Vec<(Vec<u8>, Vec<String>)>, Vec<Option<(u32, u32, u32)>>) {
+        TOKEN_BY_TOKEN.with(|c| c.set(token_by_token));
+        let package = Package { kind: Kind::Xlsx, sheets: vec![("xl/worksheets/sheet1.xml".into(), "表".into())] };
+        let (mut out, mut seen_by_engine) = (Vec::new(), Vec::new());
+        let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&xml[..n as usize]);
+        let seen = SharedSeen::default();
+        let refs = (&(|_| None) as &SharedRef<'_>, &seen, &Headers::default());
+        let mut inspect = |part: &Part<'_>| {
+            // each unit's text and where it is; runs of three digits or more masked
+            let units = std::iter::once(0).chain(memchr::memchr_iter(b'\n', part.text).map(|i| i + 1));
+            seen_by_engine.push((part.text.to_vec(), units.map(|u| (part.locate)(u)).collect::<Vec<_>>()));
+            let mut edits = Vec::new();
+            let mut i = 0;
+            while i < part.text.len() {
+                let n = part.text[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if n >= 3 {
+                    edits.push(Edit { start: i, end: i + n, with: vec![b'*'; n] });
+                }
+                i += n.max(1);
+            }
+            edits
+        };
+        let r = rewrite_part(&package, name, xml, &mut out, &mut replay, name, refs, &mut inspect)
+            .map_err(|e| e.to_string());
+        TOKEN_BY_TOKEN.with(|c| c.set(false));
+        let noted: Vec<_> = (0..4096).map(|i| seen.get(i)).collect();
+        (r, String::from_utf8_lossy(&out).into_owned(), seen_by_engine, noted)
+    }
+
+    /// Parts far larger than a block read the same both ways: forms cut by the end of a round
+    /// are read token by token or with the next round, never half.
+    #[test]
+    fn large_parts_read_the_same_with_forms_in_one_step() {
+        let (mut sheet, mut strings) = (String::from("<worksheet><sheetData>"), String::from("<sst>"));
+        for row in 1..12_000 {
+            sheet.push_str(&format!(r#"<row r="{row}"><c r="A{row}" s="1" t="s"><v>{}</v></c>"#, row % 4096));
+            sheet.push_str(&format!(r#"<c r="B{row}"><v>13{row:09}</v></c><c r="C{row}" t="inlineStr">"#));
+            sheet.push_str(&format!("<is><t>卡 62{row:014}</t></is></c></row>"));
+            strings.push_str(&format!("<si><t>号码 {row:06}</t></si>"));
+        }
+        sheet.push_str("</sheetData></worksheet>");
+        strings.push_str("</sst>");
+        for (name, xml) in [("xl/worksheets/sheet1.xml", sheet), ("xl/sharedStrings.xml", strings)] {
+            assert!(xml.len() > 2 * BLOCK, "{name}: {} bytes", xml.len());
+            let one_step = read_workbook_part(name, xml.as_bytes(), false);
+            assert_eq!(one_step.0, Ok(true), "{name}");
+            assert!(one_step.2.len() > 1, "{name}: one batch only");
+            assert_eq!(one_step, read_workbook_part(name, xml.as_bytes(), true), "{name}");
+        }
+    }
+
     /// Markup as a workbook's sheets and shared strings hold it: the forms read in one step
     /// ([`Form`]), what comes close to them, and what breaks them.
     fn workbookish() -> impl Strategy<Value = Vec<u8>> {
@@ -1837,36 +1895,7 @@ mod tests {
         #[test]
         fn a_part_reads_the_same_with_forms_in_one_step(xml in workbookish(), shared in any::<bool>()) {
             let name = if shared { "xl/sharedStrings.xml" } else { "xl/worksheets/sheet1.xml" };
-            let read = |token_by_token: bool| {
-                TOKEN_BY_TOKEN.with(|c| c.set(token_by_token));
-                let package =
-                    Package { kind: Kind::Xlsx, sheets: vec![("xl/worksheets/sheet1.xml".into(), "表".into())] };
-                let (mut out, mut seen_by_engine) = (Vec::new(), Vec::new());
-                let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&xml[..n as usize]);
-                let seen = SharedSeen::default();
-                let refs = (&(|_| None) as &SharedRef<'_>, &seen, &Headers::default());
-                let mut inspect = |part: &Part<'_>| {
-                    // each unit's text and where it is; runs of three digits or more masked
-                    let units = std::iter::once(0).chain(memchr::memchr_iter(b'\n', part.text).map(|i| i + 1));
-                    seen_by_engine.push((part.text.to_vec(), units.map(|u| (part.locate)(u)).collect::<Vec<_>>()));
-                    let mut edits = Vec::new();
-                    let mut i = 0;
-                    while i < part.text.len() {
-                        let n = part.text[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-                        if n >= 3 {
-                            edits.push(Edit { start: i, end: i + n, with: vec![b'*'; n] });
-                        }
-                        i += n.max(1);
-                    }
-                    edits
-                };
-                let r = rewrite_part(&package, name, &xml[..], &mut out, &mut replay, name, refs, &mut inspect)
-                    .map_err(|e| e.to_string());
-                TOKEN_BY_TOKEN.with(|c| c.set(false));
-                let noted: Vec<_> = (0..12).map(|i| seen.get(i)).collect();
-                (r, String::from_utf8_lossy(&out).into_owned(), seen_by_engine, noted)
-            };
-            let (one_step, by_token) = (read(false), read(true));
+            let (one_step, by_token) = (read_workbook_part(name, &xml, false), read_workbook_part(name, &xml, true));
             proptest::prop_assert_eq!(one_step, by_token, "{}", String::from_utf8_lossy(&xml));
         }
 
