@@ -664,8 +664,7 @@ pub(super) fn rewrite_part(
     let mut changed = false;
     // unit elements open around the current position; paragraphs and shared strings so far
     let (mut depth, mut paragraphs, mut shared_n) = (0usize, 0u32, 0u32);
-    // the cell being read: (row, column, scanned, numeric cell index in the batch)
-    let mut cell: Option<(u32, u32, bool, u32)> = None;
+    let mut cell: Option<CellRead> = None;
     // the cell being read shows a shared string
     let mut shared_cell = false;
     let sheet_index = package.sheets.iter().position(|(p, _)| p == name).unwrap_or(0) as u32;
@@ -738,9 +737,7 @@ pub(super) fn rewrite_part(
                         paragraphs += 1;
                     }
                     // `</c>` ends the cell
-                    if let Some(c) = cell.take().and_then(|c| batch.cells.get_mut(c.3 as usize)) {
-                        c.element = c.tag.start..pos;
-                    }
+                    close_cell(&mut batch, cell.take(), pos);
                 }
                 (pos, true, false)
             } else {
@@ -772,11 +769,7 @@ pub(super) fn rewrite_part(
                             // `r` and `t` read in place: this runs for every cell
                             let (mut t, mut rc) = (None, (0, 0));
                             for (key, value) in cell_attributes(attributes) {
-                                match key {
-                                    b"t" => t = Some(value),
-                                    b"r" => rc = parse_ref(value).unwrap_or((0, 0)),
-                                    _ => {}
-                                }
+                                cell_attribute(key, value, &mut t, &mut rc);
                             }
                             (cell, shared_cell) = open_cell(&mut batch, t, rc, start..end);
                         } else if local == b"v" {
@@ -797,9 +790,7 @@ pub(super) fn rewrite_part(
                     Tok::End(name) => {
                         let local = local_name(name);
                         if role == Role::Sheet && local == b"c" {
-                            if let Some(c) = cell.take().and_then(|c| batch.cells.get_mut(c.3 as usize)) {
-                                c.element = c.tag.start..end;
-                            }
+                            close_cell(&mut batch, cell.take(), end);
                             boundary = depth == 0;
                         } else if local == b"v" {
                             in_v = false;
@@ -865,7 +856,10 @@ pub(super) fn rewrite_part(
 /// Where a run of text stands: the part's role; inside `<v>`, inside `<f>`; the cell around it
 /// (row, column, scanned, numeric cell index); whether that cell shows a shared string; the unit
 /// elements open around it.
-type Reading = (Role, bool, bool, Option<(u32, u32, bool, u32)>, bool, usize);
+type Reading = (Role, bool, bool, Option<CellRead>, bool, usize);
+
+/// The cell being read: (row, column, scanned, numeric cell index in the batch).
+type CellRead = (u32, u32, bool, u32);
 
 /// A run of text that ended (its raw bytes, at stream offsets `at`): noted when it is a shared
 /// string's index, and kept for the engine when it is content here.
@@ -910,12 +904,7 @@ fn text_run(
 /// column): the cell being read (row, column, scanned, numeric cell index in the batch) and whether
 /// it shows a shared string.
 #[inline(always)]
-fn open_cell(
-    batch: &mut Batch,
-    t: Option<&[u8]>,
-    (row, col): (u32, u32),
-    tag: Range<u64>,
-) -> (Option<(u32, u32, bool, u32)>, bool) {
+fn open_cell(batch: &mut Batch, t: Option<&[u8]>, (row, col): (u32, u32), tag: Range<u64>) -> (Option<CellRead>, bool) {
     let numeric = matches!(t, None | Some(b"n"));
     let scanned = matches!(t, None | Some(b"n" | b"str" | b"inlineStr" | b"d"));
     let idx = if numeric {
@@ -925,6 +914,24 @@ fn open_cell(
         u32::MAX
     };
     (Some((row, col, scanned, idx)), t == Some(b"s"))
+}
+
+/// A cell's attribute `key` with its raw `value`: its `t` and its `r` as (row, column) kept.
+#[inline(always)]
+fn cell_attribute<'a>(key: &[u8], value: &'a [u8], t: &mut Option<&'a [u8]>, rc: &mut (u32, u32)) {
+    match key {
+        b"t" => *t = Some(value),
+        b"r" => *rc = parse_ref(value).unwrap_or((0, 0)),
+        _ => {}
+    }
+}
+
+/// The cell being read ended at stream offset `end`: a numeric cell's element is known whole.
+#[inline(always)]
+fn close_cell(batch: &mut Batch, cell: Option<CellRead>, end: u64) {
+    if let Some(c) = cell.and_then(|c| batch.cells.get_mut(c.3 as usize)) {
+        c.element = c.tag.start..end;
+    }
 }
 
 /// A cell's start tag read: its `t`, its `r` as (row, column), and its length.
@@ -961,11 +968,7 @@ fn plain_cell(b: &[u8]) -> Option<CellTag<'_>> {
         while *b.get(i)? != quote {
             i += 1;
         }
-        match name {
-            b"t" => t = Some(&b[v0..i]),
-            b"r" => rc = parse_ref(&b[v0..i]).unwrap_or((0, 0)),
-            _ => {}
-        }
+        cell_attribute(name, &b[v0..i], &mut t, &mut rc);
         i += 1;
         match *b.get(i)? {
             b'>' => return Some((t, rc, i + 1)),
