@@ -235,16 +235,18 @@ fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
     })
 }
 
-/// Stream `input` through the scanner in 64 KiB reads.
+/// Stream `input` through the scanner in 64 KiB reads; `context`: evaluate context words for every
+/// finding (`scan` reports them; `mask`, like the gateway, needs them only for rules that require
+/// them, and leaves the rest out: about an eighth of its work on dense data).
 fn stream(
     rules: &RuleSet,
     tr: &Transformer,
-    input: &PathBuf,
+    (input, context): (&PathBuf, bool),
     out: &mut dyn Write,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Result<()> {
     let mut r = open_input(input)?;
-    let mut sc = StreamScanner::new().with_context();
+    let mut sc = if context { StreamScanner::new().with_context() } else { StreamScanner::new() };
     let mut buf = vec![0u8; 64 * 1024];
     let mut o = Vec::with_capacity(buf.len());
     loop {
@@ -324,7 +326,7 @@ fn scan(a: ScanArgs) -> Result<()> {
         }
         Action::Allow
     };
-    stream(&rules, &tr, &a.input, &mut io::sink(), &mut decide)?;
+    stream(&rules, &tr, (&a.input, true), &mut io::sink(), &mut decide)?;
     w.write_all(&lines)?;
     if matches!(a.format, Format::Text) {
         writeln!(w, "{count} finding(s)")?;
@@ -357,7 +359,7 @@ fn mask(a: MaskArgs) -> Result<()> {
         return Ok(());
     }
     let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&rules, &tr, &a.input, &mut w, &mut decide)?;
+    stream(&rules, &tr, (&a.input, false), &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
 }
@@ -401,7 +403,7 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
         return Ok(());
     }
     let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&snap.rules, &snap.transformer, &a.input, &mut w, &mut decide)?;
+    stream(&snap.rules, &snap.transformer, (&a.input, false), &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
 }

@@ -62,6 +62,20 @@ fn mask_streams_files_and_survives_binary_input() {
     assert!(out.starts_with(b"\xff\xfe\x00binary\x00 138****8000 \xc3\x28"));
 }
 
+/// `mask` delivers what the gateway would: a rule that requires a context word still finds its
+/// values next to one (and only there), though `mask` does not evaluate context for the others.
+#[test]
+fn mask_finds_values_that_require_context_only_next_to_it() {
+    // the order number stands well past the context window of the permit's word
+    let filler = "-".repeat(80);
+    let input = format!("往来港澳通行证：C12345678\n{filler}\n订单编号 C12345678\n");
+    let (code, out, err) = run(&["mask", "-"], Some(input.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["往来港澳通行证：C*****678", filler.as_str(), "订单编号 C12345678"], "{out}");
+}
+
 #[test]
 fn errors_are_one_line_with_a_non_zero_exit() {
     let (code, _, err) = run(&["scan", "/nonexistent/file"], None);
