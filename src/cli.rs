@@ -241,7 +241,8 @@ fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
 fn stream(
     rules: &RuleSet,
     tr: &Transformer,
-    (input, context): (&PathBuf, bool),
+    input: &PathBuf,
+    context: bool,
     out: &mut dyn Write,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Result<()> {
@@ -326,7 +327,7 @@ fn scan(a: ScanArgs) -> Result<()> {
         }
         Action::Allow
     };
-    stream(&rules, &tr, (&a.input, true), &mut io::sink(), &mut decide)?;
+    stream(&rules, &tr, &a.input, true, &mut io::sink(), &mut decide)?;
     w.write_all(&lines)?;
     if matches!(a.format, Format::Text) {
         writeln!(w, "{count} finding(s)")?;
@@ -359,7 +360,7 @@ fn mask(a: MaskArgs) -> Result<()> {
         return Ok(());
     }
     let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&rules, &tr, (&a.input, false), &mut w, &mut decide)?;
+    stream(&rules, &tr, &a.input, false, &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
 }
@@ -403,7 +404,7 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
         return Ok(());
     }
     let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&snap.rules, &snap.transformer, (&a.input, false), &mut w, &mut decide)?;
+    stream(&snap.rules, &snap.transformer, &a.input, false, &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
 }

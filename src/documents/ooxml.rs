@@ -715,6 +715,7 @@ pub(super) fn rewrite_part(
                 }
                 _ => None,
             };
+            let reading = Reading { role, in_v, in_f, cell, shared_cell, depth };
             let (end, boundary, eof) = if let Some((form, text, len)) = fast {
                 let start = pos;
                 at += len;
@@ -724,16 +725,16 @@ pub(super) fn rewrite_part(
                 if form == Form::Shared {
                     // `<si>` opens the unit, `<t>` holds its text, `</si>` ends it
                     batch.unit(Loc::Shared(shared_n));
-                    text_run(&mut batch, raw, run, (role, in_v, in_f, cell, shared_cell, 1), seen, sheet_index);
+                    text_run(&mut batch, raw, run, Reading { depth: 1, ..reading }, seen, sheet_index);
                     shared_n += 1;
                 } else {
                     if form == Form::Value {
                         // `<v>` holds the cell's value
-                        text_run(&mut batch, raw, run, (role, true, in_f, cell, shared_cell, 0), seen, sheet_index);
+                        text_run(&mut batch, raw, run, Reading { in_v: true, ..reading }, seen, sheet_index);
                     } else {
                         // `<is>` opens the cell's unit, `<t>` holds its text, `</is>` ends it
                         batch.unit(cell.map_or(Loc::Part, |c| Loc::Cell(c.0, c.1)));
-                        text_run(&mut batch, raw, run, (role, false, in_f, cell, shared_cell, 1), seen, sheet_index);
+                        text_run(&mut batch, raw, run, Reading { depth: 1, ..reading }, seen, sheet_index);
                         paragraphs += 1;
                     }
                     // `</c>` ends the cell
@@ -758,7 +759,6 @@ pub(super) fn rewrite_part(
                 if let Some(s) = pending.take() {
                     // the text run `s..start` ended: keep it when it is content here
                     let raw = win.bytes(s..start);
-                    let reading = (role, in_v, in_f, cell, shared_cell, depth);
                     text_run(&mut batch, raw, s..start, reading, seen, sheet_index);
                 }
                 let mut boundary = false;
@@ -853,10 +853,20 @@ pub(super) fn rewrite_part(
     Ok(changed)
 }
 
-/// Where a run of text stands: the part's role; inside `<v>`, inside `<f>`; the cell around it
-/// (row, column, scanned, numeric cell index); whether that cell shows a shared string; the unit
-/// elements open around it.
-type Reading = (Role, bool, bool, Option<CellRead>, bool, usize);
+/// Where a run of text stands.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    role: Role,
+    /// inside `<v>`, inside `<f>`
+    in_v: bool,
+    in_f: bool,
+    /// the cell around it
+    cell: Option<CellRead>,
+    /// that cell shows a shared string
+    shared_cell: bool,
+    /// unit elements open around it
+    depth: usize,
+}
 
 /// The cell being read: (row, column, scanned, numeric cell index in the batch).
 type CellRead = (u32, u32, bool, u32);
@@ -868,7 +878,7 @@ fn text_run(
     batch: &mut Batch,
     raw: &[u8],
     at: Range<u64>,
-    (role, in_v, in_f, cell, shared_cell, depth): Reading,
+    Reading { role, in_v, in_f, cell, shared_cell, depth }: Reading,
     seen: &SharedSeen,
     sheet_index: u32,
 ) {
