@@ -95,9 +95,9 @@ pub async fn run(
         upstream::prepare_upstream(&mut req, ctx, active)?;
         if !oversize {
             // the whole (possibly rewritten) body is known: send it with its own length
-            req.remove_header("transfer-encoding");
+            req.remove_header(&http::header::TRANSFER_ENCODING);
             if body.is_empty() {
-                req.remove_header("content-length");
+                req.remove_header(&http::header::CONTENT_LENGTH);
             } else {
                 req.insert_header("content-length", body.len().to_string())?;
             }

@@ -160,7 +160,7 @@ impl Gateway {
             snap.identity.department_header.as_str(),
         ];
         for name in req.headers.keys() {
-            if skip.contains(&name.as_str()) || CLIENT_IDENTITY_HEADERS.contains(&name.as_str()) {
+            if skip.contains(&name.as_str()) || CLIENT_IDENTITY_HEADERS.contains(name) {
                 continue;
             }
             // every value of the field, collected only once one of them is rewritten

@@ -110,7 +110,8 @@ pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
 /// Drop the headers that no longer describe a decoded, rewritten body (length, coding, ranges,
 /// validators) and answer HTTP/1.1, so an h1 client gets chunked framing.
 pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
-    for h in ["content-length", "content-encoding", "transfer-encoding", "accept-ranges", "etag"] {
+    use http::header::{ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, ETAG, TRANSFER_ENCODING};
+    for h in &[CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING, ACCEPT_RANGES, ETAG] {
         resp.remove_header(h);
     }
     resp.set_version(http::Version::HTTP_11);
@@ -121,8 +122,8 @@ pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
 /// go, `private` is added (unless the upstream already forbids storing it at all).
 pub fn private_cache(resp: &mut ResponseHeader) {
     // the CDN-specific ones would let a CDN in front keep it all the same
-    resp.remove_header("cdn-cache-control");
-    resp.remove_header("surrogate-control");
+    resp.remove_header(&http::HeaderName::from_static("cdn-cache-control"));
+    resp.remove_header(&http::HeaderName::from_static("surrogate-control"));
     if !resp.headers.contains_key(http::header::CACHE_CONTROL) {
         // the common case, without parsing or allocating
         let _ = resp.insert_header(http::header::CACHE_CONTROL, "private");

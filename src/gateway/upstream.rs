@@ -1,6 +1,7 @@
 //! The upstream side of an exchange: which address, fail-over, the request head the upstream
 //! gets, and relaying the rest of a response.
 
+use http::header::{self, HeaderName};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,7 +17,21 @@ use crate::config::Snapshot;
 
 /// Request fields that say who the client is. The client's own are never forwarded: the
 /// upstream gets the department header and `X-Forwarded-For` from the gateway instead.
-pub const CLIENT_IDENTITY_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+pub const CLIENT_IDENTITY_HEADERS: [HeaderName; 3] =
+    [HeaderName::from_static("x-forwarded-for"), header::FORWARDED, HeaderName::from_static("x-real-ip")];
+
+/// Hop-by-hop fields: not forwarded to the upstream. (Names, not strings: a name given as a
+/// string is parsed again on every removal.)
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::EXPECT,
+    HeaderName::from_static("http2-settings"),
+];
 
 /// How long a released upstream connection may wait in the pool.
 pub const POOL_IDLE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
@@ -84,10 +99,10 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
         }
     }
     if ctx.continued {
-        req.remove_header("expect");
+        req.remove_header(&header::EXPECT);
     }
     // identity: the client's own claims are dropped, the gateway's resolution is sent
-    for name in CLIENT_IDENTITY_HEADERS {
+    for name in &CLIENT_IDENTITY_HEADERS {
         req.remove_header(name);
     }
     req.remove_header(snap.identity.api_key_header.as_str());
@@ -113,9 +128,9 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
         }
         if snap.routes[route].inspect.response {
             // ask for identity and whole bodies: partial or encoded bodies cannot be scanned reliably
-            req.remove_header("accept-encoding");
-            req.remove_header("range");
-            req.remove_header("if-range");
+            req.remove_header(&header::ACCEPT_ENCODING);
+            req.remove_header(&header::RANGE);
+            req.remove_header(&header::IF_RANGE);
         }
     }
     if ctx.req_decoded {
@@ -127,7 +142,7 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
         }
         ReqBody::Stream(_) | ReqBody::Hold(_) => {
             // the body may change length: send it chunked
-            req.remove_header("content-length");
+            req.remove_header(&header::CONTENT_LENGTH);
         }
         _ => {}
     }
@@ -156,8 +171,7 @@ pub fn h1_upstream_head(req: &mut RequestHeader) -> Result<()> {
     for name in nominated {
         req.remove_header(name.as_str());
     }
-    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect", "http2-settings"]
-    {
+    for name in &HOP_BY_HOP {
         req.remove_header(name);
     }
     Ok(())

@@ -1297,6 +1297,44 @@ fn upstream_pools_round_robin_and_fail_over() {
     assert!(noticed(&log), "{log}");
 }
 
+/// Hop-by-hop fields, those the client's `Connection` names, and the client's own identity claims
+/// do not reach the upstream, on both paths (GET: the gateway's own exchange; POST: Pingora's).
+#[test]
+fn hop_by_hop_fields_stay_with_the_gateway() {
+    let (gw, up) = start("hop", "none", "allow");
+    let sent = [
+        "Keep-Alive: timeout=5",
+        "Proxy-Connection: keep-alive",
+        "TE: trailers",
+        "Trailer: x-sum",
+        "HTTP2-Settings: AAMAAABkAAQAAP__",
+        "Connection: X-Drop-Me",
+        "X-Drop-Me: 1",
+        "X-Real-IP: 203.0.113.9",
+        "Forwarded: for=203.0.113.9",
+        "X-Kept: 1",
+    ];
+    for method in ["GET", "POST"] {
+        let mut args = vec!["-X", method];
+        for h in &sent {
+            args.extend(["-H", h]);
+        }
+        let u = url(&gw, "/stream/etag");
+        args.push(&u);
+        let r = curl(&args);
+        assert_eq!(r.status, 200, "{method}: {}", r.text());
+    }
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    for q in &reqs {
+        for h in ["keep-alive", "proxy-connection", "te", "trailer", "http2-settings", "x-drop-me", "forwarded"] {
+            assert!(q.header(h).is_none(), "{h} reached the upstream: {q:?}");
+        }
+        assert_ne!(q.header("x-real-ip"), Some("203.0.113.9"), "{q:?}");
+        assert_eq!(q.header("x-kept"), Some("1"), "an end-to-end field is forwarded: {q:?}");
+    }
+}
+
 /// Ranges, validators, caches and body-less responses on an inspected route, on both paths (GET:
 /// the gateway's own exchange; POST: Pingora's).
 #[test]
