@@ -51,7 +51,7 @@ pub struct Ctx {
     pub continued: bool,
     pub route: Option<RouteId>,
     pub dept: DeptId,
-    pub incident: String,
+    pub incident: Incident,
     pub start: Option<Instant>,
     pub client_ip: Option<IpAddr>,
     pub peer_ip: Option<IpAddr>,
@@ -103,8 +103,8 @@ impl Ctx {
         AuditEvent {
             ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
             event,
-            incident: self.incident.clone(),
-            request_id: self.incident.clone(),
+            incident: self.incident.to_string(),
+            request_id: self.incident.to_string(),
             listener: self.listener.clone(),
             route: route.to_string(),
             department: department.to_string(),
@@ -122,13 +122,28 @@ impl Ctx {
     }
 }
 
-pub fn new_incident() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let pid = *PID.get_or_init(std::process::id);
-    format!("{:x}-{:x}-{:x}", t.as_secs(), pid, SEQ.fetch_add(1, Ordering::Relaxed))
+/// A request's incident id (`<unix seconds>-<pid>-<sequence>`, hex): taken for every request, and
+/// written out only for those an audit event or a refusal names.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Incident {
+    secs: u64,
+    seq: u64,
+}
+
+impl Incident {
+    pub fn new() -> Incident {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Incident { secs: t.as_secs(), seq: SEQ.fetch_add(1, Ordering::Relaxed) }
+    }
+}
+
+impl std::fmt::Display for Incident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        write!(f, "{:x}-{:x}-{:x}", self.secs, PID.get_or_init(std::process::id), self.seq)
+    }
 }
 
 /// The next chunk of the client's request body. A failure here (a malformed or truncated body, a

@@ -234,7 +234,7 @@ fn binary_refusal(ctx: &mut Ctx, dir: Direction) -> Verdict {
 
 pub fn block(ctx: &mut Ctx, snap: &Snapshot, dir: Direction) -> Verdict {
     ctx.block_dir = Some(dir);
-    Verdict::Blocked { incident: ctx.incident.clone(), rules: ctx.log.blocked_rules(snap) }
+    Verdict::Blocked { incident: ctx.incident.to_string(), rules: ctx.log.blocked_rules(snap) }
 }
 
 /// A body of a type that cannot be scanned: pass (counted) or block, per route.

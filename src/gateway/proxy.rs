@@ -18,9 +18,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use super::conn::Timed;
-use super::ctx::{
-    Ctx, EARLY_BODY_LIMIT, ReqBody, WHOLE_BODY_LIMIT, continue_if_expected, new_incident, read_client_body,
-};
+use super::ctx::{Ctx, EARLY_BODY_LIMIT, Incident, ReqBody, WHOLE_BODY_LIMIT, continue_if_expected, read_client_body};
 use super::decide::{self, BodyDecision, ResponsePlan};
 use super::head;
 use super::inspect::{self, BodyInspector, BodyRules, FindingLog, Scope, Uninspectable};
@@ -374,7 +372,7 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> Ctx {
         let log = FindingLog { brief: !self.audit.enabled(), ..FindingLog::default() };
-        Ctx { start: Some(Instant::now()), incident: new_incident(), log, ..Ctx::default() }
+        Ctx { start: Some(Instant::now()), incident: Incident::new(), log, ..Ctx::default() }
     }
 
     fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {

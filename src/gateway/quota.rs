@@ -277,7 +277,7 @@ pub fn report_crossing(audit: &AuditWriter, q: &Quota, dept: &str, total: u64, e
         // the request whose count crossed it, when this replica kept its context (it keeps it
         // only for counts near a limit, see quota_store); otherwise the quota and department alone
         let ev = event.unwrap_or_else(|| {
-            let incident = super::ctx::new_incident();
+            let incident = super::ctx::Incident::new().to_string();
             AuditEvent {
                 ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
                 event: "dlp.quota",

@@ -75,12 +75,32 @@ pub fn peer(snap: &Active, route: RouteId, failed: &[SocketAddr]) -> Box<HttpPee
     Box::new(peer)
 }
 
+/// `ip` as text: an IPv4 address without the formatting machinery (every request forwards its
+/// client's), others through `Display`.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
 /// Headers for the upstream: resolved department, forwarded-for, rewritten query and values.
 pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> Result<()> {
     let peer_trusted = ctx.peer_ip.is_some_and(|p| snap.identity.trusted_proxies.iter().any(|c| c.contains(p)));
     let xff = match (peer_trusted, ctx.forwarded_for.as_deref(), ctx.peer_ip) {
         (true, Some(prev), Some(p)) => format!("{prev}, {p}"),
-        (_, _, Some(p)) => p.to_string(),
+        (_, _, Some(p)) => ip_text(p),
         _ => String::new(),
     };
     // rewritten values first, so that nothing a client sent can replace what the gateway sets
@@ -196,6 +216,18 @@ pub async fn relay_rest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        for o in [0u8, 1, 9, 10, 11, 99, 100, 101, 109, 110, 199, 200, 250, 255] {
+            for ip in [Ipv4Addr::new(o, 0, 255, o), Ipv4Addr::new(127, o, 10, 1), Ipv4Addr::new(o, o, o, o)] {
+                assert_eq!(ip_text(IpAddr::V4(ip)), ip.to_string());
+            }
+        }
+        let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        assert_eq!(ip_text(v6), "2001:db8::1");
+    }
 
     #[test]
     fn an_h1_upstream_gets_none_of_the_client_connection_fields() {
