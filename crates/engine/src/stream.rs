@@ -330,7 +330,9 @@ pub fn scan_whole_at(
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Vec<Finding> {
     debug_assert_eq!(view.len(), input.len());
-    let mut scan = Scan::default();
+    // the thread's room: a small body (most API responses) does not grow four vectors from
+    // nothing each time
+    let mut scan = Scan::take_room();
     rules.scan_at(view, place, &mut scan);
     let mut actions = Vec::with_capacity(scan.findings.len());
     for f in &scan.findings {
@@ -349,7 +351,9 @@ pub fn scan_whole_at(
         },
         out,
     );
-    scan.findings
+    let findings = scan.findings.clone();
+    scan.give_room();
+    findings
 }
 
 #[cfg(test)]
