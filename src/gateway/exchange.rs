@@ -38,7 +38,7 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> 
 }
 
 pub async fn run(
-    connector: &pingora::connectors::http::Connector,
+    conns: &super::idle::Connections,
     session: &mut Session,
     ctx: &mut Ctx,
     active: &Active,
@@ -78,9 +78,7 @@ pub async fn run(
     let mut retries = 0;
     let (mut up, peer) = loop {
         let peer = upstream::peer(active, route, &ctx.connect_failed);
-        // boxed: connecting (a TLS handshake's state included) is 8.8 KB of future, which would
-        // otherwise be held in every exchange's own state for as long as its response streams
-        let (mut up, reused) = match Box::pin(connector.get_http_session(&*peer)).await {
+        let (mut up, reused) = match conns.session(&peer).await {
             Ok(s) => s,
             Err(e) if upstream::fail_over(ctx, active, route, &peer, &e) => continue,
             Err(e) => {
@@ -164,10 +162,10 @@ pub async fn run(
             let no_body = decide::without_body(&method, resp.status);
             session.write_response_header(Box::new(resp), no_body).await?;
             if no_body {
-                connector.release_http_session(up, &*peer, upstream::POOL_IDLE).await;
+                conns.release(up, &peer).await;
                 return Ok(());
             }
-            return upstream::relay_rest(connector, session, up, &peer).await;
+            return upstream::relay_rest(conns, session, up, &peer).await;
         }
         ResponsePlan::Refuse(v) => {
             up.shutdown().await;
@@ -235,7 +233,7 @@ pub async fn run(
             // uninspected (counted), its coding and length untouched
             session.write_response_header(Box::new(resp), false).await?;
             session.write_response_body(Some(Bytes::from(raw)), false).await?;
-            return upstream::relay_rest(connector, session, up, &peer).await;
+            return upstream::relay_rest(conns, session, up, &peer).await;
         }
         if insp.blocked {
             if streaming {
@@ -279,7 +277,7 @@ pub async fn run(
             session.write_response_body(Some(Bytes::from(std::mem::take(&mut held))), false).await?;
         }
     }
-    connector.release_http_session(up, &*peer, upstream::POOL_IDLE).await;
+    conns.release(up, &peer).await;
     Ok(())
 }
 

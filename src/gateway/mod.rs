@@ -8,7 +8,8 @@
 //! - `inspect`: per-request inspection state, the finding log, decompression;
 //! - `exchange`: the buffered exchange used when a response may have to be blocked;
 //! - `conn`: client connections and their header, body and keep-alive timeouts;
-//! - `pool`: upstream addresses, round robin and health state;
+//! - `pool`: upstream addresses, round robin and health state; `idle`: idle upstream
+//!   connections kept between exchanges;
 //! - `quota`: bulk-exfiltration quotas, sliding-window counts per department; `quota_store`:
 //!   the same counts shared by replicas through Redis;
 //! - `respond`: the one place that maps verdicts and errors to statuses and JSON bodies;
@@ -24,6 +25,7 @@ pub mod decide;
 pub mod demo;
 pub mod exchange;
 pub mod head;
+pub mod idle;
 pub mod inspect;
 pub mod listener_tls;
 pub mod pool;

@@ -38,7 +38,8 @@ use crate::telemetry::{AuditEvent, AuditWriter, Metrics};
 pub struct Gateway {
     pub store: Store,
     pub audit: AuditWriter,
-    pub connector: pingora::connectors::http::Connector,
+    /// Upstream connections for the gateway's own exchanges (this event loop's).
+    pub conns: super::idle::Connections,
     /// Quota counters, shared by every thread and kept across reloads.
     pub quotas: Arc<super::quota::Counters>,
 }
@@ -427,7 +428,7 @@ impl ProxyHttp for Gateway {
             if let Some(route) = route {
                 let r = &snap.routes[route];
                 if let Some(hold) = exchange_hold(session, ctx, r) {
-                    super::exchange::run(&self.connector, session, ctx, &snap, route, hold).await?;
+                    super::exchange::run(&self.conns, session, ctx, &snap, route, hold).await?;
                     return Ok(true);
                 }
                 verdict = self.plan_request_body(session, ctx, &snap, route).await?;

@@ -217,7 +217,7 @@ pub fn run_server(path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 store: store.clone(),
                 audit: audit.clone(),
                 quotas: quotas.clone(),
-                connector: pingora::connectors::http::Connector::new(None),
+                conns: Default::default(),
             };
             let mut proxy = pingora::proxy::http_proxy(&server.configuration, gw);
             let mut o = HttpServerOptions::default();

@@ -33,9 +33,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("http2-settings"),
 ];
 
-/// How long a released upstream connection may wait in the pool.
-pub const POOL_IDLE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
-
 /// A connection to `peer` failed before anything was sent: take the address out of rotation
 /// until its health check passes, and say whether another address may be tried.
 pub fn fail_over(ctx: &mut Ctx, snap: &Active, route: RouteId, peer: &HttpPeer, e: &Error) -> bool {
@@ -200,7 +197,7 @@ pub fn h1_upstream_head(req: &mut RequestHeader) -> Result<()> {
 /// Copy the rest of the upstream body to the client as it comes, end the response, and return the
 /// connection to the pool.
 pub async fn relay_rest(
-    connector: &pingora::connectors::http::Connector,
+    conns: &super::idle::Connections,
     session: &mut Session,
     mut up: pingora::protocols::http::client::HttpSession,
     peer: &HttpPeer,
@@ -209,7 +206,7 @@ pub async fn relay_rest(
         session.write_response_body(Some(c), false).await?;
     }
     session.write_response_body(None, true).await?;
-    connector.release_http_session(up, peer, POOL_IDLE).await;
+    conns.release(up, peer).await;
     Ok(())
 }
 

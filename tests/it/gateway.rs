@@ -1107,6 +1107,105 @@ fn a_pooled_connection_closed_by_the_upstream_is_retried() {
     assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
+/// An upstream that answers one request per connection with keep-alive and closes its side 300 ms
+/// later (as one whose idle timeout fired does), still reading: what arrives on each connection
+/// after the answer, and whether the gateway has closed it.
+struct HalfClosing {
+    port: u16,
+    /// per connection: requests after the first, and whether the gateway has closed it
+    conns: std::sync::Arc<std::sync::Mutex<Vec<(usize, bool)>>>,
+}
+
+fn half_closing_upstream() -> HalfClosing {
+    use std::io::{BufRead, BufReader};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let conns: std::sync::Arc<std::sync::Mutex<Vec<(usize, bool)>>> = std::sync::Arc::default();
+    let c2 = conns.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let conns = c2.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().expect("clone");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return; // a health check's connect
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let me = {
+                    let mut c = conns.lock().expect("lock");
+                    c.push((0, false));
+                    c.len() - 1
+                };
+                let body = format!("{{\"sfzh\":\"{ID}\"}}");
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = w.write_all(head.as_bytes());
+                let _ = w.write_all(body.as_bytes());
+                // a little later: the gateway has taken the connection back by then
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = w.shutdown(std::net::Shutdown::Write);
+                // anything after this is a request sent on a connection the upstream closed
+                let mut rest = Vec::new();
+                let _ = r.read_to_end(&mut rest);
+                let mut c = conns.lock().expect("lock");
+                c[me].0 = String::from_utf8_lossy(&rest).matches("HTTP/1.1\r\n").count();
+                c[me].1 = true;
+            });
+        }
+    });
+    HalfClosing { port, conns }
+}
+
+/// The gateway keeps its upstream connections between exchanges, and lets go of those the
+/// upstream closed: one is not used for the next request (no request is lost on it, none
+/// retried), and one left idle is closed by the gateway within a few seconds, not kept until
+/// the next request.
+#[test]
+fn idle_upstream_connections_the_upstream_closed_are_let_go() {
+    let up = upstream();
+    let half = half_closing_upstream();
+    let routes = format!(
+        "routes:\n  - {{id: half, path_prefix: /half/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\"]}}}}\n",
+        half.port
+    );
+    let cfg = config(up.port, "none", "allow").replacen("routes:\n", &routes, 1);
+    let gw = start_gateway(&setup("halfclosed"), &cfg);
+    let closed = |i: usize| half.conns.lock().expect("lock").get(i).is_some_and(|&(_, closed)| closed);
+    for i in 0..2 {
+        let r = curl(&[&url(&gw, "/half/x")]);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.text(), format!("{{\"sfzh\":\"{ID_MASKED}\"}}"));
+        // kept, and then closed by the upstream while idle
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(!closed(i), "connection {i} kept: {:?}", half.conns.lock().expect("lock"));
+    }
+    // the first was let go when the second request looked for an idle connection
+    let t = Instant::now();
+    while !closed(0) && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(closed(0), "{:?}", half.conns.lock().expect("lock"));
+    // the second, left idle, by the sweep (every 5 s)
+    while !closed(1) && t.elapsed() < Duration::from_secs(9) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = half.conns.lock().expect("lock").clone();
+    assert_eq!(c.len(), 2, "one connection a request: {c:?}");
+    assert!(
+        c.iter().all(|&(after, closed)| after == 0 && closed),
+        "nothing sent on a closed connection, each closed: {c:?}"
+    );
+}
+
 /// A request that times out on a pooled connection is not sent again: the upstream may be
 /// working on it, and each new try would cost the client another read timeout. The client gets
 /// 504 after one timeout.
