@@ -1168,7 +1168,7 @@ fn half_closing_upstream() -> HalfClosing {
 /// The gateway keeps its upstream connections between exchanges, and lets go of those the
 /// upstream closed: one is not used for the next request (no request is lost on it, none
 /// retried), and one left idle is closed by the gateway within a few seconds, not kept until
-/// the next request.
+/// the next request. (Idle connections are an event loop's own: `config` runs one.)
 #[test]
 fn idle_upstream_connections_the_upstream_closed_are_let_go() {
     let up = upstream();
