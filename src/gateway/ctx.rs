@@ -100,11 +100,12 @@ impl Ctx {
     /// An audit event about this request: who, where, what, and the status sent. The caller
     /// fills in direction, action, reason and findings.
     pub fn audit_event(&self, event: &'static str, route: &str, department: &str, status: u16) -> AuditEvent {
+        let incident = self.incident.to_string();
         AuditEvent {
             ts: crate::telemetry::rfc3339(std::time::SystemTime::now()),
             event,
-            incident: self.incident.to_string(),
-            request_id: self.incident.to_string(),
+            request_id: incident.clone(),
+            incident,
             listener: self.listener.clone(),
             route: route.to_string(),
             department: department.to_string(),
