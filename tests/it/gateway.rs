@@ -1035,20 +1035,20 @@ fn a_request_smuggled_behind_conflicting_framing_never_reaches_the_upstream() {
     assert!(reqs.iter().all(|q| q.path != "/smuggled/echo"), "the smuggled request is not forwarded");
 }
 
-/// An upstream that answers the first request on each connection (keep-alive) and leaves the
-/// second unanswered: it closes the connection at once, as an upstream does whose idle timeout
-/// fired while the request was on its way, or, with `stall`, only after `stall`. Returns the
-/// port and the counts of (answered, unanswered) requests.
-fn second_request_upstream(stall: Option<Duration>) -> (u16, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>) {
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::atomic::Ordering::SeqCst;
+/// An upstream on a port of its own that answers the first request on each connection with
+/// `{"sfzh": ID}` (keep-alive), calling `answering` just before the answer leaves, and then hands
+/// the connection (its reader and its writer) to `then`. Returns the port.
+fn answer_once_upstream(
+    answering: impl Fn() + Send + Sync + 'static,
+    then: impl Fn(std::io::BufReader<std::net::TcpStream>, std::net::TcpStream) + Send + Sync + 'static,
+) -> u16 {
+    use std::io::{BufRead, BufReader};
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
-    let counts: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]> = std::sync::Arc::default();
-    let c2 = counts.clone();
+    let hooks = std::sync::Arc::new((answering, then));
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
-            let counts = c2.clone();
+            let hooks = hooks.clone();
             std::thread::spawn(move || {
                 let mut w = s.try_clone().expect("clone");
                 let mut r = BufReader::new(s);
@@ -1068,22 +1068,42 @@ fn second_request_upstream(stall: Option<Duration>) -> (u16, std::sync::Arc<[std
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                     body.len()
                 );
-                // counted before the answer leaves: the client may see it (and the test read the
-                // count) before this thread runs on
-                counts[0].fetch_add(1, SeqCst);
+                (hooks.0)();
                 let _ = w.write_all(head.as_bytes());
                 let _ = w.write_all(body.as_bytes());
-                // the next request on this connection is not answered
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) > 0 {
-                    counts[1].fetch_add(1, SeqCst);
-                    if let Some(d) = stall {
-                        std::thread::sleep(d);
-                    }
-                }
+                (hooks.1)(r, w);
             });
         }
     });
+    port
+}
+
+/// An upstream that answers the first request on each connection (keep-alive) and leaves the
+/// second unanswered: it closes the connection at once, as an upstream does whose idle timeout
+/// fired while the request was on its way, or, with `stall`, only after `stall`. Returns the
+/// port and the counts of (answered, unanswered) requests.
+fn second_request_upstream(stall: Option<Duration>) -> (u16, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>) {
+    use std::io::BufRead;
+    use std::sync::atomic::Ordering::SeqCst;
+    let counts: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]> = std::sync::Arc::default();
+    let (c1, c2) = (counts.clone(), counts.clone());
+    let port = answer_once_upstream(
+        // counted before the answer leaves: the client may see it (and the test read the count)
+        // before this thread runs on
+        move || {
+            c1[0].fetch_add(1, SeqCst);
+        },
+        move |mut r, _w| {
+            // the next request on this connection is not answered
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) > 0 {
+                c2[1].fetch_add(1, SeqCst);
+                if let Some(d) = stall {
+                    std::thread::sleep(d);
+                }
+            }
+        },
+    );
     (port, counts)
 }
 
@@ -1117,51 +1137,27 @@ struct HalfClosing {
 }
 
 fn half_closing_upstream() -> HalfClosing {
-    use std::io::{BufRead, BufReader};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
     let conns: std::sync::Arc<std::sync::Mutex<Vec<(usize, bool)>>> = std::sync::Arc::default();
-    let c2 = conns.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let conns = c2.clone();
-            std::thread::spawn(move || {
-                let mut w = s.try_clone().expect("clone");
-                let mut r = BufReader::new(s);
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return; // a health check's connect
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let me = {
-                    let mut c = conns.lock().expect("lock");
-                    c.push((0, false));
-                    c.len() - 1
-                };
-                let body = format!("{{\"sfzh\":\"{ID}\"}}");
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = w.write_all(head.as_bytes());
-                let _ = w.write_all(body.as_bytes());
-                // a little later: the gateway has taken the connection back by then
-                std::thread::sleep(Duration::from_millis(300));
-                let _ = w.shutdown(std::net::Shutdown::Write);
-                // anything after this is a request sent on a connection the upstream closed
-                let mut rest = Vec::new();
-                let _ = r.read_to_end(&mut rest);
-                let mut c = conns.lock().expect("lock");
-                c[me].0 = String::from_utf8_lossy(&rest).matches("HTTP/1.1\r\n").count();
-                c[me].1 = true;
-            });
-        }
-    });
+    let c = conns.clone();
+    let port = answer_once_upstream(
+        || {},
+        move |mut r, w| {
+            let me = {
+                let mut c = c.lock().expect("lock");
+                c.push((0, false));
+                c.len() - 1
+            };
+            // a little later: the gateway has taken the connection back by then
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = w.shutdown(std::net::Shutdown::Write);
+            // anything after this is a request sent on a connection the upstream closed
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest);
+            let mut c = c.lock().expect("lock");
+            c[me].0 = String::from_utf8_lossy(&rest).matches("HTTP/1.1\r\n").count();
+            c[me].1 = true;
+        },
+    );
     HalfClosing { port, conns }
 }
 
