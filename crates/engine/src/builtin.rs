@@ -247,24 +247,23 @@ impl Builtins {
     fn chain_candidates(&self, t: &[u8], c: &Chain, out: &mut Vec<Hit>) -> Option<usize> {
         let k = c.groups;
         let mut taken: [bool; MAX_GROUPS] = [false; MAX_GROUPS];
-        let mut canon = [0u8; 48];
+        // digits before each group: a stretch's length without looking at its bytes
+        let mut before = [0usize; MAX_GROUPS + 1];
+        for (g, &(a, b)) in c.g[..k].iter().enumerate() {
+            before[g + 1] = before[g] + (b - a);
+        }
+        let mut canon = [0u8; 19];
         for len in (1..=k).rev() {
             for lo in 0..=(k - len) {
                 let hi = lo + len - 1;
-                if taken[lo..=hi].iter().any(|&x| x) {
+                let n = before[hi + 1] - before[lo];
+                if !(10..=19).contains(&n) || taken[lo..=hi].iter().any(|&x| x) {
                     continue;
                 }
-                let mut n = 0;
-                for g in lo..=hi {
-                    for &b in &t[c.g[g].0..c.g[g].1] {
-                        if n < canon.len() {
-                            canon[n] = b;
-                        }
-                        n += 1;
-                    }
-                }
-                if !(10..=19).contains(&n) {
-                    continue;
+                let mut at = 0;
+                for &(a, b) in &c.g[lo..=hi] {
+                    canon[at..at + (b - a)].copy_from_slice(&t[a..b]);
+                    at += b - a;
                 }
                 let start = c.g[lo].0 - usize::from(lo == 0 && c.paren);
                 // an X set apart from the digits is a check character only if it checks
