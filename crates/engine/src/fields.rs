@@ -136,11 +136,97 @@ impl std::hash::Hasher for KeyHasher {
 
 type KeyMap = HashMap<Vec<u8>, u64, std::hash::BuildHasherDefault<KeyHasher>>;
 
+/// The exact keys of up to [`ShortKeys::MAX`] bytes (nearly all), folded and packed into two
+/// words with their length: a lookup hashes and compares two numbers, with no byte compare and
+/// no call. Open addressing, at most half full.
+#[derive(Debug, Default)]
+struct ShortKeys {
+    /// (first eight bytes, next seven bytes and the length in the top byte, slots); an empty
+    /// entry is all zero (a key has a length)
+    table: Vec<(u64, u64, u64)>,
+    len: usize,
+}
+
+impl ShortKeys {
+    const MAX: usize = 15;
+
+    /// `key` folded (ASCII lower case) and packed, if it is short enough.
+    #[inline]
+    fn pack(key: &[u8]) -> Option<(u64, u64)> {
+        if key.is_empty() || key.len() > Self::MAX {
+            return None;
+        }
+        let mut w = [0u8; 16];
+        for (d, &b) in w.iter_mut().zip(key) {
+            *d = b.to_ascii_lowercase();
+        }
+        w[15] = key.len() as u8;
+        let (a, b) = w.split_at(8);
+        Some((u64::from_le_bytes(a.try_into().ok()?), u64::from_le_bytes(b.try_into().ok()?)))
+    }
+
+    #[inline]
+    fn slot(&self, (a, b): (u64, u64)) -> usize {
+        let h = (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 40) as usize & (self.table.len() - 1)
+    }
+
+    /// Add `bits` to the slots of `key` (already folded); false if it is too long for this table.
+    fn add(&mut self, key: &[u8], bits: u64) -> bool {
+        let Some(k) = Self::pack(key) else { return false };
+        if (self.len + 1) * 2 > self.table.len() {
+            let old = std::mem::take(&mut self.table);
+            self.table = vec![(0, 0, 0); (old.len() * 2).max(64)];
+            for e in old.into_iter().filter(|e| e.1 != 0) {
+                let mut i = self.slot((e.0, e.1));
+                while self.table[i].1 != 0 {
+                    i = (i + 1) & (self.table.len() - 1);
+                }
+                self.table[i] = e;
+            }
+        }
+        let mut i = self.slot(k);
+        loop {
+            let e = &mut self.table[i];
+            if e.1 == 0 {
+                *e = (k.0, k.1, bits);
+                self.len += 1;
+                return true;
+            }
+            if (e.0, e.1) == k {
+                e.2 |= bits;
+                return true;
+            }
+            i = (i + 1) & (self.table.len() - 1);
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: (u64, u64)) -> u64 {
+        if self.table.is_empty() {
+            return 0;
+        }
+        let mut i = self.slot(k);
+        loop {
+            let e = self.table[i];
+            if e.1 == 0 {
+                return 0;
+            }
+            if (e.0, e.1) == k {
+                return e.2;
+            }
+            i = (i + 1) & (self.table.len() - 1);
+        }
+    }
+}
+
 /// The field rules of a rule set: which keys belong to which rules.
 #[derive(Debug, Default)]
 pub(crate) struct Fields {
     slots: Vec<Slot>,
+    /// exact keys longer than [`ShortKeys::MAX`] bytes
     exact: KeyMap,
+    short: ShortKeys,
     /// shortest and longest exact key, and shortest glob core: a key outside is looked up no further
     exact_len: (usize, usize),
     /// one bit per exact key, by [`bloom_bit`]
@@ -312,12 +398,14 @@ impl Fields {
             }
             match (starts, ends) {
                 (false, false) => {
-                    let (lo, hi) = if self.exact.is_empty() { (usize::MAX, 0) } else { self.exact_len };
+                    let (lo, hi) = if self.bloom.is_empty() { (usize::MAX, 0) } else { self.exact_len };
                     self.exact_len = (lo.min(core.len()), hi.max(core.len()));
                     let b = bloom_bit(&core);
                     self.bloom.resize(BLOOM_BITS / 64, 0);
                     self.bloom[b / 64] |= 1 << (b % 64);
-                    *self.exact.entry(core).or_default() |= bit;
+                    if !self.short.add(&core, bit) {
+                        *self.exact.entry(core).or_default() |= bit;
+                    }
                 }
                 (true, false) => self.globs.push((core, Glob::Suffix, bit)),
                 (false, true) => self.globs.push((core, Glob::Prefix, bit)),
@@ -353,11 +441,16 @@ impl Fields {
         }
         let mut m = 0;
         if exact {
-            let mut buf = [0u8; MAX_KEY];
-            let k = &mut buf[..n];
-            k.copy_from_slice(key);
-            k.make_ascii_lowercase();
-            m = self.exact.get(&k[..]).copied().unwrap_or(0);
+            m = match ShortKeys::pack(key) {
+                Some(k) => self.short.get(k),
+                None => {
+                    let mut buf = [0u8; MAX_KEY];
+                    let k = &mut buf[..n];
+                    k.copy_from_slice(key);
+                    k.make_ascii_lowercase();
+                    self.exact.get(&k[..]).copied().unwrap_or(0)
+                }
+            };
         }
         for (g, how, bit) in self.globs.iter().filter(|g| g.0.len() <= n) {
             let hit = match how {
@@ -795,8 +888,9 @@ fn json_key(t: &[u8], colon: usize) -> Option<Key<'_>> {
         j -= 1;
     }
     let close = j.checked_sub(1).filter(|&c| t[c] == b'"')?;
+    // keys are short: a plain loop back beats a vector search's setup
     let lo = close.saturating_sub(MAX_KEY);
-    let open = memchr::memrchr(b'"', &t[lo..close])? + lo;
+    let open = t[lo..close].iter().rposition(|&b| b == b'"')? + lo;
     Some(Key::Name(&t[open + 1..close]))
 }
 
@@ -1370,6 +1464,7 @@ const STREETS: Marks<12> = Marks::new(["路", "街", "道", "巷", "村", "组",
 /// What a village's part of an address holds before a group number.
 const VILLAGES: Marks<2> = Marks::new(["村", "社区"]);
 
+#[inline]
 fn is_address_byte(t: &[u8], i: usize) -> usize {
     if ideo_at(t, i) {
         3
@@ -1528,6 +1623,45 @@ mod tests {
         f.add(0, Kind::Name, &s(&["xm", "name", "姓名", "*_name"]), &s(&["姓名", "联系人"])).unwrap();
         f.add(1, Kind::Address, &s(&["zz", "address", "地址"]), &s(&["地址", "住址"])).unwrap();
         f
+    }
+
+    /// Keys of every length, short and long, in one table that grows as they come: each is
+    /// found in any ASCII case with its own rules' bits, and no near miss is.
+    #[test]
+    fn field_keys_of_every_length() {
+        let mut f = Fields::default();
+        let keys: Vec<String> =
+            (1..=MAX_KEY).map(|n| (0..n).map(|i| (b'a' + ((i * 7 + n) % 26) as u8) as char).collect()).collect();
+        let bit = |i: usize| 1u64 << (i % 8);
+        for slot in 0..8 {
+            let mine: Vec<String> =
+                keys.iter().enumerate().filter(|(i, _)| i % 8 == slot).map(|k| k.1.clone()).collect();
+            f.add(slot as u32, Kind::Other, &mine, &[]).unwrap();
+        }
+        f.add(8, Kind::Other, &["姓名".to_string(), "Ab".to_string()], &[]).unwrap();
+        let want = |k: &[u8]| {
+            keys.iter().position(|x| x.as_bytes().eq_ignore_ascii_case(k)).map_or(0, bit)
+                | if k == "姓名".as_bytes() || k.eq_ignore_ascii_case(b"ab") { 1 << 8 } else { 0 }
+        };
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(f.slots_of(k.as_bytes()), bit(i), "{k}");
+            assert_eq!(f.slots_of(k.to_ascii_uppercase().as_bytes()), bit(i), "{k}");
+            let mut near = k.clone().into_bytes();
+            near[0] = b'0';
+            assert_eq!(f.slots_of(&near), 0, "{k}");
+            let longer = format!("{k}z");
+            assert_eq!(f.slots_of(longer.as_bytes()), want(longer.as_bytes()), "{longer}");
+        }
+        // keys alike in their first eight bytes and in what the filter reads, half of them a field's
+        let alike: Vec<String> = (0..400).map(|i| format!("customer{i:03}x")).collect();
+        let even: Vec<String> = alike.iter().step_by(2).cloned().collect();
+        f.add(9, Kind::Other, &even, &[]).unwrap();
+        for (i, k) in alike.iter().enumerate() {
+            assert_eq!(f.slots_of(k.as_bytes()), if i % 2 == 0 { 1 << 9 } else { 0 }, "{k}");
+        }
+        assert_eq!(f.slots_of("姓名".as_bytes()), 1 << 8);
+        assert_eq!(f.slots_of(b"aB"), 1 << 8);
+        assert_eq!(f.slots_of("姓".as_bytes()), 0);
     }
 
     fn found(text: &str) -> Vec<(u32, String)> {
