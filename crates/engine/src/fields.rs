@@ -1481,21 +1481,24 @@ fn address_at(t: &[u8], p: usize) -> Option<usize> {
     let mut n = 0;
     let mut run = 0; // ASCII letters and digits in a row
     while i < t.len() && n < MAX_ADDRESS {
-        // `(` and `)` inside an address, e.g. `（东区）`
-        let len = match is_address_byte(t, i) {
-            0 if matches!(t[i], b'(' | b')') => 1,
-            l => l,
-        };
-        if len == 0 {
-            break;
+        let b = t[i];
+        if b.is_ascii_alphanumeric() {
+            run += 1;
+            if run > MAX_NUMBER {
+                // an ID or phone number after the address is a value of its own
+                i -= run - 1;
+                break;
+            }
+            i += 1;
+        } else {
+            // an ideograph, or `-`, `#`, and `(` `)` inside an address, e.g. `（东区）`
+            match b {
+                0xE4..=0xE9 if ideo_at(t, i) => i += 3,
+                b'-' | b'#' | b'(' | b')' => i += 1,
+                _ => break,
+            }
+            run = 0;
         }
-        run = if t[i].is_ascii_alphanumeric() { run + 1 } else { 0 };
-        if run > MAX_NUMBER {
-            // an ID or phone number after the address is a value of its own
-            i -= run - 1;
-            break;
-        }
-        i += len;
         n += 1;
     }
     // an ASCII run that goes on into a word (`…85号chen_jing@…`) is that word's, and trailing
