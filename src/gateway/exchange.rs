@@ -165,7 +165,8 @@ pub async fn run(
                 conns.release(up, &peer).await;
                 return Ok(());
             }
-            return upstream::relay_rest(conns, session, up, &peer).await;
+            // boxed, as below: a relayed body's loop is not carried in every exchange's future
+            return Box::pin(upstream::relay_rest(conns, session, up, &peer)).await;
         }
         ResponsePlan::Refuse(v) => {
             up.shutdown().await;
@@ -233,7 +234,7 @@ pub async fn run(
             // uninspected (counted), its coding and length untouched
             session.write_response_header(Box::new(resp), false).await?;
             session.write_response_body(Some(Bytes::from(raw)), false).await?;
-            return upstream::relay_rest(conns, session, up, &peer).await;
+            return Box::pin(upstream::relay_rest(conns, session, up, &peer)).await;
         }
         if insp.blocked {
             if streaming {

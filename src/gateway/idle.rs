@@ -65,8 +65,9 @@ impl Connections {
     /// response was read to the end and neither side asked to close.
     pub async fn release(&self, up: ClientSession, peer: &HttpPeer) {
         let ClientSession::H1(mut h1) = up else {
-            // not one of ours (an HTTP/2 upstream): Pingora's pool keeps it
-            return self.connector.release_http_session(up, peer, Some(IDLE_FOR)).await;
+            // not one of ours (an HTTP/2 upstream): Pingora's pool keeps it. Boxed: its future
+            // (3 KB) would otherwise be part of every exchange's, copied with it per request
+            return Box::pin(self.connector.release_http_session(up, peer, Some(IDLE_FOR))).await;
         };
         h1.respect_keepalive();
         let Some(mut stream) = h1.reuse().await else { return };
