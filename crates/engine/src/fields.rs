@@ -1181,7 +1181,7 @@ const NOT_NAMES: &[&str] = &[
 
 /// One of [`NOT_NAMES`]: a binary search (every name candidate asks, a scan of the list compared
 /// each word in turn).
-fn not_name(s: &str) -> bool {
+fn not_name(v: &[u8]) -> bool {
     static SORTED: OnceLock<Vec<&'static str>> = OnceLock::new();
     SORTED
         .get_or_init(|| {
@@ -1189,8 +1189,14 @@ fn not_name(s: &str) -> bool {
             v.sort_unstable();
             v
         })
-        .binary_search(&s)
+        .binary_search_by(|w| w.as_bytes().cmp(v))
         .is_ok()
+}
+
+/// Whether `v` ends with one of the ideographs of `chars` (each three bytes in UTF-8), compared
+/// as bytes.
+fn ends_with_one_of(v: &[u8], chars: &str) -> bool {
+    chars.as_bytes().chunks_exact(3).any(|c| v.ends_with(c))
 }
 
 /// End of the name starting at `p`, if the run of ideographs there is one. Not `in_field`: it stands
@@ -1233,13 +1239,11 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
     if sl == 0 || !(2..=4).contains(&n) || !(1..=3).contains(&(n - sl)) {
         return None;
     }
-    let s = std::str::from_utf8(v).ok()?;
-    let last = s.chars().last().unwrap_or(' ');
     // a place or a common word is no name, even in a name field (`郑州市`, `黄山`, `华为`)
-    if PLACE_ENDINGS.contains(last) || not_name(s) || divisions().at(v).is_some_and(|d| d.0 == v.len()) {
+    if ends_with_one_of(v, PLACE_ENDINGS) || not_name(v) || divisions().at(v).is_some_and(|d| d.0 == v.len()) {
         return None;
     }
-    if !in_field && NOT_NAME_ENDINGS.contains(last) {
+    if !in_field && ends_with_one_of(v, NOT_NAME_ENDINGS) {
         return None;
     }
     Some(i)
@@ -1699,6 +1703,16 @@ mod tests {
             }
         }
         assert!(shortcut > 100);
+    }
+
+    /// The endings are compared three bytes at a time: each must be one ideograph of three.
+    #[test]
+    fn name_endings_are_three_byte_ideographs() {
+        for chars in [PLACE_ENDINGS, NOT_NAME_ENDINGS] {
+            assert!(chars.chars().all(|c| c.len_utf8() == 3 && ideo_at(c.to_string().as_bytes(), 0)), "{chars}");
+        }
+        assert!(ends_with_one_of("郑州市".as_bytes(), PLACE_ENDINGS));
+        assert!(!ends_with_one_of("张伟".as_bytes(), NOT_NAME_ENDINGS));
     }
 
     fn found(text: &str) -> Vec<(u32, String)> {
