@@ -211,7 +211,7 @@ pub fn edits(
         }
         let mut with = Vec::with_capacity(if maskable { value.len() + 8 } else { 0 });
         if maskable {
-            tr.render(&rules.rules()[f.rule], action, value, &mut with);
+            tr.render(&rules.rules()[f.rule], action, value, f.kept(), &mut with);
         }
         out.push(Edit { start: f.start, end: f.end, with });
     }

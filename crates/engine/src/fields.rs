@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::Hit;
+use super::{Hit, Kept};
 
 /// Longest key looked at (bytes).
 const MAX_KEY: usize = 64;
@@ -574,6 +574,7 @@ impl Fields {
         c: &Coords<'t>,
         lazy: &mut Lazy<'t>,
         out: &mut Vec<Hit>,
+        kept: &mut Vec<(Hit, Kept)>,
     ) {
         if self.value_slots == 0 {
             return;
@@ -613,13 +614,17 @@ impl Fields {
                 if mask >> i & 1 == 0 {
                     continue;
                 }
-                let end = match s.kind {
+                let found = match s.kind {
                     Kind::Name => name_at(t, p, in_field),
                     Kind::Address => address_at(t, p),
                     Kind::Other => None,
                 };
-                if let Some(end) = end {
-                    out.push(Hit { rule: s.rule, start: p, end });
+                if let Some((end, k)) = found {
+                    let hit = Hit { rule: s.rule, start: p, end };
+                    out.push(hit);
+                    if k != Kept::Unknown {
+                        kept.push((hit, k));
+                    }
                     resume = end;
                     break;
                 }
@@ -1201,7 +1206,7 @@ fn ends_with_one_of(v: &[u8], chars: &str) -> bool {
 
 /// End of the name starting at `p`, if the run of ideographs there is one. Not `in_field`: it stands
 /// after a label in running text, where decoy words are refused.
-fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
+fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<(usize, Kept)> {
     let mut i = p;
     let mut n = 0;
     let mut dots = 0;
@@ -1233,9 +1238,10 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
     }
     let v = &t[p..i];
     if dots > 0 {
-        return (n >= 2).then_some(i);
+        return (n >= 2).then_some((i, Kept::Unknown));
     }
-    let sl = surname_len(v) / 3;
+    let surname = surname_len(v);
+    let sl = surname / 3;
     if sl == 0 || !(2..=4).contains(&n) || !(1..=3).contains(&(n - sl)) {
         return None;
     }
@@ -1246,7 +1252,7 @@ fn name_at(t: &[u8], p: usize, in_field: bool) -> Option<usize> {
     if !in_field && ends_with_one_of(v, NOT_NAME_ENDINGS) {
         return None;
     }
-    Some(i)
+    Some((i, u16::try_from(surname).map_or(Kept::Unknown, Kept::Surname)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1493,8 +1499,9 @@ fn is_address_byte(t: &[u8], i: usize) -> usize {
     }
 }
 
-/// End of the address starting at `p` in an address field or after an address label.
-fn address_at(t: &[u8], p: usize) -> Option<usize> {
+/// End of the address starting at `p` in an address field or after an address label, and its
+/// divisions' length.
+fn address_at(t: &[u8], p: usize) -> Option<(usize, Kept)> {
     let mut i = p;
     let mut n = 0;
     let mut run = 0; // ASCII letters and digits in a row
@@ -1537,7 +1544,7 @@ fn address_at(t: &[u8], p: usize) -> Option<usize> {
     }
     let dl = division_len(v);
     let street = has_mark(&v[dl..], &STREET_MARKS);
-    (street || (dl > 0 && v.len() - dl >= 6)).then_some(i)
+    (street || (dl > 0 && v.len() - dl >= 6)).then_some((i, u16::try_from(dl).map_or(Kept::Unknown, Kept::Division)))
 }
 
 /// An address without a field or label around the house number at `a0`: a division chain, a
@@ -1720,7 +1727,7 @@ mod tests {
         let mut noted = Vec::new();
         for_each_candidate(text.as_bytes(), |p, h| noted.push(p << 1 | usize::from(h)));
         let c = Coords { raw: text.as_bytes(), orig: &|p| p, floor: &|p, d| p.saturating_sub(d) };
-        fields().scan(text.as_bytes(), &Place::start(), &noted, &c, &mut Lazy::default(), &mut out);
+        fields().scan(text.as_bytes(), &Place::start(), &noted, &c, &mut Lazy::default(), &mut out, &mut Vec::new());
         out.iter().map(|h| (h.rule, text[h.start..h.end].to_string())).collect()
     }
 

@@ -98,6 +98,17 @@ impl<T> std::ops::Index<RuleId> for [T] {
     }
 }
 
+/// What a name or address detector worked out about its value that a mask keeping part of it
+/// needs again: the bytes of the surname, or of the divisions. [`transform::mask_kept`] uses it
+/// only for the mask it was worked out for, and works it out itself otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kept {
+    #[default]
+    Unknown,
+    Surname(u16),
+    Division(u16),
+}
+
 /// One detected value. Offsets are bytes in the original input; `end` is exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finding {
@@ -108,6 +119,14 @@ pub struct Finding {
     /// A context word of the rule was near the value.
     pub context: bool,
     val: (u32, u32),
+    kept: Kept,
+}
+
+impl Finding {
+    /// What its detector worked out for a mask that keeps part of the value (see [`Kept`]).
+    pub fn kept(&self) -> Kept {
+        self.kept
+    }
 }
 
 /// The result of a scan, reusable across scans to avoid allocation.
@@ -120,6 +139,8 @@ pub struct Scan {
     pub want_context: bool,
     values: Vec<u8>,
     hits: Vec<Hit>,
+    /// hits of the name and address detectors with what they worked out for masking, in order
+    kept: Vec<(Hit, Kept)>,
     /// scratch for the built-in detectors (`@` positions, value candidates)
     marks: prefilter::Marks,
 }
@@ -157,6 +178,7 @@ impl Scan {
         self.findings.capacity() * size_of::<Finding>()
             + self.values.capacity()
             + self.hits.capacity() * size_of::<Hit>()
+            + self.kept.capacity() * size_of::<(Hit, Kept)>()
             + (self.marks.at.capacity() + self.marks.values.capacity()) * size_of::<usize>()
     }
 
@@ -419,6 +441,7 @@ impl RuleSet {
         out.findings.clear();
         out.values.clear();
         out.hits.clear();
+        out.kept.clear();
         let norm = normalize::normalize(input);
         let t: &[u8] = &norm.text;
         out.marks.want_values = self.fields.wants_values() || self.keywords.is_some();
@@ -436,7 +459,7 @@ impl RuleSet {
         let floor = |p: usize, d: usize| norm.floor_near(p, d, &hint);
         let coords = fields::Coords { raw: input, orig: &orig, floor: &floor };
         let mut lazy = fields::Lazy::default();
-        self.fields.scan(t, place, values, &coords, &mut lazy, &mut out.hits);
+        self.fields.scan(t, place, values, &coords, &mut lazy, &mut out.hits, &mut out.kept);
         if let Some(k) = &self.keywords {
             k.scan_spaced(t, values, &mut out.hits);
         }
@@ -455,6 +478,7 @@ impl RuleSet {
             return;
         }
         resolve_overlaps(&mut out.hits);
+        let mut kept = out.kept.iter().peekable();
         for h in &out.hits {
             let rule = &self.rules[h.rule as usize];
             let in_field = match self.field_role[h.rule as usize] {
@@ -472,6 +496,9 @@ impl RuleSet {
             if rule.context_required && !context {
                 continue;
             }
+            // the hits that have one come in order too: the one for this hit, if it stood
+            while kept.next_if(|k| k.0.start < h.start).is_some() {}
+            let k = kept.next_if(|k| k.0 == *h).map_or(Kept::Unknown, |k| k.1);
             let v0 = out.values.len() as u32;
             out.values.extend_from_slice(&t[h.start..h.end]);
             let v1 = out.values.len() as u32;
@@ -481,6 +508,7 @@ impl RuleSet {
                 end: norm.orig_end(h.end),
                 context,
                 val: (v0, v1),
+                kept: k,
             });
         }
     }
@@ -662,6 +690,25 @@ mod tests {
         let text = "rules:\n  - id: t.mark\n    name: {en: Mark}\n    category: t\n    level: core\n    detector: {keywords: [绝密, 内部资料]}\n    action: block\n    examples: {match: [绝密, \"绝 密★\", \"内　部 资料\"], no_match: [\"绝 对 机 密\"]}\n";
         let set = RuleSet::from_sources(&[(PathBuf::from("t.yaml"), text.to_string())]);
         assert!(set.is_ok(), "{:?}", set.err());
+    }
+
+    /// What the name and address detectors keep for their masks is what the masks work out for
+    /// themselves, and the findings that have it carry it.
+    #[test]
+    fn kept_for_masking_is_what_the_mask_works_out() {
+        let set = default_rules().unwrap();
+        let text = r#"{"xm":"欧阳娜娜","zz":"河南省郑州市金水区文化路85号3号楼","lxr":"阿依古丽·买买提","jtzz":"文化路85号院","name":"张伟"}"#;
+        let scan = set.scan(text.as_bytes());
+        let mut known = 0;
+        for f in &scan.findings {
+            let style = &set.rules()[f.rule].mask;
+            let (mut kept, mut again) = (Vec::new(), Vec::new());
+            transform::mask_kept(scan.value(f), style, f.kept(), &mut kept);
+            transform::mask(scan.value(f), style, &mut again);
+            assert_eq!(String::from_utf8_lossy(&kept), String::from_utf8_lossy(&again));
+            known += usize::from(f.kept() != Kept::Unknown);
+        }
+        assert_eq!(known, 4, "{:?}", scan.findings);
     }
 
     #[test]

@@ -207,7 +207,7 @@ impl StreamScanner {
             let action = decide(&sf, value);
             if action.rewrites() {
                 out.extend_from_slice(&self.buf[cursor..f.start]);
-                tr.render(&rules.rules()[f.rule], action, value, out);
+                tr.render(&rules.rules()[f.rule], action, value, f.kept(), out);
                 cursor = f.end;
             }
         }

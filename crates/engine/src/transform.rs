@@ -7,7 +7,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{Action, Finding, Keep, MaskStyle, Rule, RuleSet, Scan};
+use super::{Action, Finding, Keep, Kept, MaskStyle, Rule, RuleSet, Scan};
 
 /// Key for `hash` tokens and audit fingerprints: HMAC-SHA256, or HMAC-SM3 ([`HashKey::sm3`]).
 /// Holds the MAC already keyed, so a fingerprint costs two hash blocks for a short value instead
@@ -111,10 +111,12 @@ impl Transformer {
 
     /// Write the replacement for `value` under `action`. Returns false (and writes nothing) for
     /// actions that keep the original bytes (`allow`, `alert`, `block`).
-    pub fn render(&self, rule: &Rule, action: Action, value: &[u8], out: &mut Vec<u8>) -> bool {
+    /// `kept`: what the detector worked out for a mask that keeps part of the value
+    /// ([`Finding::kept`](crate::Finding::kept); [`Kept::Unknown`] for none).
+    pub fn render(&self, rule: &Rule, action: Action, value: &[u8], kept: Kept, out: &mut Vec<u8>) -> bool {
         match action {
             Action::Mask => {
-                mask(value, &rule.mask, out);
+                mask_kept(value, &rule.mask, kept, out);
                 true
             }
             Action::Redact => {
@@ -148,7 +150,7 @@ impl Transformer {
             }
             out.extend_from_slice(&input[cursor..f.start]);
             let rule = &rules.rules()[f.rule];
-            self.render(rule, action, scan.value(f), out);
+            self.render(rule, action, scan.value(f), f.kept(), out);
             cursor = f.end;
         }
         out.extend_from_slice(&input[cursor..]);
@@ -157,8 +159,9 @@ impl Transformer {
 
 /// A name: the surname kept (`张*`, `欧阳**`), or for a name with `·` the first character;
 /// every other character masked, the dots kept.
-fn mask_name(value: &[u8], out: &mut Vec<u8>) {
-    let sl = super::fields::surname_len(value).max(value.first().map_or(0, |&b| seq_len(b)));
+fn mask_name(value: &[u8], surname: Option<usize>, out: &mut Vec<u8>) {
+    let surname = surname.unwrap_or_else(|| super::fields::surname_len(value));
+    let sl = surname.max(value.first().map_or(0, |&b| seq_len(b)));
     let sl = sl.min(value.len());
     out.extend_from_slice(&value[..sl]);
     let mut i = sl;
@@ -188,11 +191,26 @@ fn seq_len(b: u8) -> usize {
 /// characters with `*`, keep separators. When the value is too short for the style, at least
 /// half of it is masked.
 pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
+    mask_kept(value, style, Kept::Unknown, out);
+}
+
+/// [`mask`], with what the detector worked out about the value: the surname or divisions a
+/// `keep: surname` or `keep: division` mask keeps are not looked up again.
+pub fn mask_kept(value: &[u8], style: &MaskStyle, kept: Kept, out: &mut Vec<u8>) {
     match style.keep {
-        Some(Keep::Surname) => return mask_name(value, out),
+        Some(Keep::Surname) => {
+            let surname = match kept {
+                Kept::Surname(n) => Some(usize::from(n)),
+                _ => None,
+            };
+            return mask_name(value, surname, out);
+        }
         Some(Keep::Division) => {
             // the divisions down to the district, then a fixed mask that does not tell the length
-            let keep = super::fields::division_len(value);
+            let keep = match kept {
+                Kept::Division(n) => usize::from(n).min(value.len()),
+                _ => super::fields::division_len(value),
+            };
             out.extend_from_slice(&value[..keep]);
             out.extend_from_slice(b"****");
             return;
@@ -214,14 +232,14 @@ pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
         }
         None => (value, &[][..]),
     };
+    let kept_counts = |n: usize| {
+        let (head, tail) = (style.keep_head, style.keep_tail);
+        if head + tail >= n { (head.min(n / 4), tail.min(n / 4)) } else { (head, tail) }
+    };
     if super::prefilter::all_ascii_alphanumeric(body) {
         // fast path: plain ASCII value; copy it, then star the middle
         let n = body.len();
-        let (mut head, mut tail) = (style.keep_head, style.keep_tail);
-        if head + tail >= n {
-            head = head.min(n / 4);
-            tail = tail.min(n / 4);
-        }
+        let (head, tail) = kept_counts(n);
         let at = out.len();
         out.extend_from_slice(body);
         out[at + head..at + n - tail].fill(b'*');
@@ -237,11 +255,7 @@ pub fn mask(value: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
         n += usize::from(significant(body[i]));
         i += len;
     }
-    let (mut head, mut tail) = (style.keep_head, style.keep_tail);
-    if head + tail >= n {
-        head = head.min(n / 4);
-        tail = tail.min(n / 4);
-    }
+    let (head, tail) = kept_counts(n);
     // second pass: write, replacing the middle characters
     let mut k = 0;
     let mut i = 0;
