@@ -232,20 +232,45 @@ pub fn mask_kept(value: &[u8], style: &MaskStyle, kept: Kept, out: &mut Vec<u8>)
         }
         None => (value, &[][..]),
     };
-    let kept_counts = |n: usize| {
-        let (head, tail) = (style.keep_head, style.keep_tail);
-        if head + tail >= n { (head.min(n / 4), tail.min(n / 4)) } else { (head, tail) }
-    };
     if super::prefilter::all_ascii_alphanumeric(body) {
         // fast path: plain ASCII value; copy it, then star the middle
         let n = body.len();
-        let (head, tail) = kept_counts(n);
+        let (head, tail) = kept_counts(style, n);
         let at = out.len();
         out.extend_from_slice(body);
         out[at + head..at + n - tail].fill(b'*');
         out.extend_from_slice(kept);
         return;
     }
+    if body.is_ascii() {
+        // ASCII with separators (`0371-6588-1234`): a byte is a character, no sequence lengths
+        let n = body.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+        let (head, tail) = kept_counts(style, n);
+        let mut k = 0;
+        out.extend(body.iter().map(|&b| {
+            if !b.is_ascii_alphanumeric() {
+                return b;
+            }
+            k += 1;
+            if k <= head || k > n - tail { b } else { b'*' }
+        }));
+        out.extend_from_slice(kept);
+        return;
+    }
+    mask_chars(body, style, out);
+    out.extend_from_slice(kept);
+}
+
+/// How many of `n` characters a style keeps at the head and the tail: when the value is too short
+/// for the style, at most a quarter at each end.
+fn kept_counts(style: &MaskStyle, n: usize) -> (usize, usize) {
+    let (head, tail) = (style.keep_head, style.keep_tail);
+    if head + tail >= n { (head.min(n / 4), tail.min(n / 4)) } else { (head, tail) }
+}
+
+/// Mask `body` a character at a time (any UTF-8): letters, digits and non-ASCII characters
+/// count; the style's head and tail are kept.
+fn mask_chars(body: &[u8], style: &MaskStyle, out: &mut Vec<u8>) {
     let significant = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
     // first pass: count significant characters
     let mut n = 0;
@@ -255,7 +280,7 @@ pub fn mask_kept(value: &[u8], style: &MaskStyle, kept: Kept, out: &mut Vec<u8>)
         n += usize::from(significant(body[i]));
         i += len;
     }
-    let (head, tail) = kept_counts(n);
+    let (head, tail) = kept_counts(style, n);
     // second pass: write, replacing the middle characters
     let mut k = 0;
     let mut i = 0;
@@ -274,7 +299,6 @@ pub fn mask_kept(value: &[u8], style: &MaskStyle, kept: Kept, out: &mut Vec<u8>)
         }
         i += len;
     }
-    out.extend_from_slice(kept);
 }
 
 #[cfg(test)]
@@ -285,6 +309,22 @@ mod tests {
         let mut out = Vec::new();
         mask(v.as_bytes(), &MaskStyle { keep_head: head, keep_tail: tail, keep_from: from, keep: None }, &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// ASCII values are masked by byte, others by character: the same result wherever both apply
+    /// (letters, digits, separators, keep counts longer than the value).
+    #[test]
+    fn ascii_masks_are_the_character_masks() {
+        let values = ["0371-6588-1234", "138 0013 8000", "a-b", "-", "", "ab_cd.ef", "1", "(0371)65881234", "x--y--z"];
+        for v in values {
+            for (head, tail) in [(0, 0), (3, 4), (6, 4), (1, 0), (0, 9), (20, 20)] {
+                let style = MaskStyle { keep_head: head, keep_tail: tail, keep_from: None, keep: None };
+                let (mut by_byte, mut by_char) = (Vec::new(), Vec::new());
+                mask(v.as_bytes(), &style, &mut by_byte);
+                mask_chars(v.as_bytes(), &style, &mut by_char);
+                assert_eq!(String::from_utf8_lossy(&by_byte), String::from_utf8_lossy(&by_char), "{v} {head} {tail}");
+            }
+        }
     }
 
     #[test]
