@@ -565,7 +565,9 @@ impl Fields {
     }
 
     /// Find names and addresses in `t` (normalized text). `noted`: the candidates the built-in
-    /// pass noted on its way (see [`super::prefilter::Marks`], [`for_each_candidate`]).
+    /// pass noted on its way (see [`super::prefilter::Marks`], [`for_each_candidate`]). `kept`:
+    /// the hits whose detector worked out what their mask keeps (see [`Kept`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn scan<'t>(
         &self,
         t: &'t [u8],
