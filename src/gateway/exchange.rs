@@ -26,6 +26,10 @@ use super::inspect::{Scope, Uninspectable};
 use super::respond::{self, Verdict};
 use super::state::Active;
 use super::upstream;
+
+/// The most of an upstream read scanned at once while a response streams: its masked output is
+/// written before the next piece is scanned.
+const STREAM_PIECE: usize = 16 * 1024;
 use crate::config::RouteId;
 use crate::policy::Direction;
 
@@ -187,7 +191,7 @@ pub async fn run(
     let mut raw: Option<Vec<u8>> = relayable.then(Vec::new);
     let mut streaming = false;
     let mut spare = Bytes::new();
-    loop {
+    'body: loop {
         let chunk = match next_body(&mut up, &mut spare).await {
             Ok(c) => c,
             Err(e) => {
@@ -207,75 +211,83 @@ pub async fn run(
                 r.extend_from_slice(data);
             }
         }
-        let mut out = Vec::with_capacity(data.len() + 256);
-        let res = insp.push(
-            Scope { snap: active, route, dept: ctx.dept, dir: Direction::Response },
-            &mut ctx.log,
-            data,
-            eos,
-            &mut out,
-        );
-        if let Err(reason) = res {
-            if streaming {
-                ctx.reason = Some(reason);
-                ctx.block_dir = Some(Direction::Response);
-                return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
+        // streamed, a piece's masked output waits for the client before the next piece is
+        // scanned: a slow client holds at most STREAM_PIECE of it, not a whole upstream read
+        let size = if streaming { STREAM_PIECE } else { data.len().max(1) };
+        let pieces = data.len().div_ceil(size).max(1);
+        for k in 0..pieces {
+            let piece = &data[k * size..((k + 1) * size).min(data.len())];
+            let eos = eos && k + 1 == pieces;
+            let mut out = Vec::with_capacity(piece.len() + 256);
+            let res = insp.push(
+                Scope { snap: active, route, dept: ctx.dept, dir: Direction::Response },
+                &mut ctx.log,
+                piece,
+                eos,
+                &mut out,
+            );
+            if let Err(reason) = res {
+                if streaming {
+                    ctx.reason = Some(reason);
+                    ctx.block_dir = Some(Direction::Response);
+                    return Error::e_explain(InternalError, "dlp: response could not be inspected; aborting");
+                }
+                if let Some(v) = decide::failure(ctx, active, route, Direction::Response, reason) {
+                    up.shutdown().await;
+                    return answer(session, ctx, v).await;
+                }
+                let Some(raw) = raw else {
+                    up.shutdown().await;
+                    let v = Verdict::Uninspectable { status: 502, reason: reason.message() };
+                    return answer(session, ctx, v).await;
+                };
+                // pass: nothing has been sent yet, so the response goes out as the upstream sent it,
+                // uninspected (counted), its coding and length untouched
+                session.write_response_header(Box::new(resp), false).await?;
+                session.write_response_body(Some(Bytes::from(raw)), false).await?;
+                return Box::pin(upstream::relay_rest(conns, session, up, &peer)).await;
             }
-            if let Some(v) = decide::failure(ctx, active, route, Direction::Response, reason) {
+            if insp.blocked {
+                if streaming {
+                    ctx.block_dir = Some(Direction::Response);
+                    ctx.reason = Some(Uninspectable::BlockedMidStream);
+                    return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
+                }
+                let v = decide::block(ctx, active, Direction::Response);
                 up.shutdown().await;
                 return answer(session, ctx, v).await;
             }
-            let Some(raw) = raw else {
-                up.shutdown().await;
-                let v = Verdict::Uninspectable { status: 502, reason: reason.message() };
-                return answer(session, ctx, v).await;
-            };
-            // pass: nothing has been sent yet, so the response goes out as the upstream sent it,
-            // uninspected (counted), its coding and length untouched
-            session.write_response_header(Box::new(resp), false).await?;
-            session.write_response_body(Some(Bytes::from(raw)), false).await?;
-            return Box::pin(upstream::relay_rest(conns, session, up, &peer)).await;
-        }
-        if insp.blocked {
             if streaming {
-                ctx.block_dir = Some(Direction::Response);
-                ctx.reason = Some(Uninspectable::BlockedMidStream);
-                return Error::e_explain(InternalError, "dlp: blocked response aborted mid-stream");
+                if !out.is_empty() {
+                    session.write_response_body(Some(Bytes::from(out)), false).await?;
+                }
+                if eos {
+                    session.write_response_body(None, true).await?;
+                    break 'body;
+                }
+                continue;
             }
-            let v = decide::block(ctx, active, Direction::Response);
-            up.shutdown().await;
-            return answer(session, ctx, v).await;
-        }
-        if streaming {
-            if !out.is_empty() {
-                session.write_response_body(Some(Bytes::from(out)), false).await?;
+            if held.is_empty() {
+                held = out;
+            } else {
+                held.extend_from_slice(&out);
             }
             if eos {
-                session.write_response_body(None, true).await?;
-                break;
+                respond::strip_for_rewrite(&mut resp);
+                resp.insert_header("content-length", held.len().to_string())?;
+                session.write_response_header(Box::new(resp), false).await?;
+                session.write_response_body(Some(Bytes::from(held)), true).await?;
+                break 'body;
             }
-            continue;
-        }
-        if held.is_empty() {
-            held = out;
-        } else {
-            held.extend_from_slice(&out);
-        }
-        if eos {
-            respond::strip_for_rewrite(&mut resp);
-            resp.insert_header("content-length", held.len().to_string())?;
-            session.write_response_header(Box::new(resp), false).await?;
-            session.write_response_body(Some(Bytes::from(held)), true).await?;
-            break;
-        }
-        if insp.decoded as usize > hold && !insp.holding() {
-            // past the hold: release what was scanned and stream the rest
-            streaming = true;
-            raw = None;
-            respond::strip_for_rewrite(&mut resp);
-            resp.insert_header("transfer-encoding", "chunked")?;
-            session.write_response_header(Box::new(resp.clone()), false).await?;
-            session.write_response_body(Some(Bytes::from(std::mem::take(&mut held))), false).await?;
+            if insp.decoded as usize > hold && !insp.holding() {
+                // past the hold: release what was scanned and stream the rest
+                streaming = true;
+                raw = None;
+                respond::strip_for_rewrite(&mut resp);
+                resp.insert_header("transfer-encoding", "chunked")?;
+                session.write_response_header(Box::new(resp.clone()), false).await?;
+                session.write_response_body(Some(Bytes::from(std::mem::take(&mut held))), false).await?;
+            }
         }
     }
     conns.release(up, &peer).await;
