@@ -26,12 +26,12 @@ use super::inspect::{Scope, Uninspectable};
 use super::respond::{self, Verdict};
 use super::state::Active;
 use super::upstream;
+use crate::config::RouteId;
+use crate::policy::Direction;
 
 /// The most of an upstream read scanned at once while a response streams: its masked output is
 /// written before the next piece is scanned.
 const STREAM_PIECE: usize = 16 * 1024;
-use crate::config::RouteId;
-use crate::policy::Direction;
 
 /// Answer the client ourselves with `v` and record it.
 async fn answer(session: &mut Session, ctx: &mut Ctx, v: Verdict) -> Result<()> {
