@@ -24,16 +24,7 @@ python3 benches/gen_pii_dense.py "$W/www" >/dev/null 2>&1
 UP=19181; NGX=19182; GW=19183; ADM=19184; GW0=19185; ADM0=19186; LUA=19187
 . benches/dlpgate_configs.sh
 payload_upstream "$W" $UP
-cat > $W/ngx.conf <<NGINX
-worker_processes 1;
-pid $W/ngx.pidfile;
-error_log $W/ngx-error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  upstream origin { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$NGX;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-NGINX
+nginx_proxy_conf "$W" $NGX $UP
 taskset -c 0 nginx -c $W/ngx.conf
 dlpgate_configs "$W" 1 $GW $ADM $GW0 $ADM0 $UP
 taskset -c 0 ./target/release/dlpgate run -c $W/dlpgate.yaml 2>$W/gw.log & echo $! > $W/gw.pid

@@ -1,5 +1,5 @@
-# Sourced by the proxy benchmarks: the upstream they share, and the two dlpgate configurations
-# they compare.
+# Sourced by the proxy benchmarks: the upstream they share, the two dlpgate configurations
+# they compare, and the plain nginx proxy they are measured against.
 #
 #   payload_upstream DIR PORT
 # serves DIR/www (the payloads of gen_pii_dense.py) with nginx on CPU 1; stop it with
@@ -38,4 +38,23 @@ logging: {level: warn}
 YAML
   sed "s/$GW/$GW0/; s/$ADM/$ADM0/; s|gw.pidfile|gw0.pidfile|; s|up.sock|up0.sock|; s/policy: mask, upstream/policy: mask, inspect: {request: false, response: false}, upstream/" \
     "$W/dlpgate.yaml" > "$W/off.yaml"
+}
+
+#   nginx_proxy_conf DIR PORT UPSTREAM_PORT [DIRECTIVES]
+# writes DIR/ngx.conf: plain nginx proxying to the upstream with kept connections (the limit a
+# proxy is measured against), one worker; DIRECTIVES go first (`daemon off; master_process off;`
+# runs it in the foreground as one process)
+nginx_proxy_conf() {
+  local W=$1 PORT=$2 UP=$3 TOP=${4:-}
+  cat > "$W/ngx.conf" <<NGINX
+$TOP
+worker_processes 1;
+pid $W/ngx.pidfile;
+error_log $W/ngx-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream origin { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$PORT;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+NGINX
 }

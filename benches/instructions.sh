@@ -32,18 +32,7 @@ UP=19381; NGX=19382; GW=19383; ADM=19384; GW0=19385; ADM0=19386; LUA=19387
 . benches/dlpgate_configs.sh
 payload_upstream "$W" $UP
 dlpgate_configs "$W" 1 $GW $ADM $GW0 $ADM0 $UP
-cat > "$W/ngx.conf" <<NGINX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $W/ngx.pidfile;
-error_log $W/ngx-error.log;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
-  upstream origin { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$NGX;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-NGINX
+nginx_proxy_conf "$W" $NGX $UP "daemon off; master_process off;"
 # the Lua peer's own configuration, run in the foreground as one process
 mkdir -p "$W/stub" && printf '#!/bin/sh\n' > "$W/stub/nginx" && chmod +x "$W/stub/nginx"
 PATH="$W/stub:$PATH" bash benches/nginx_lua_dlp.sh 127.0.0.1:$LUA 127.0.0.1:$UP "$W/lua"
