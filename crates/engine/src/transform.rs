@@ -246,14 +246,15 @@ pub fn mask_kept(value: &[u8], style: &MaskStyle, kept: Kept, out: &mut Vec<u8>)
         // ASCII with separators (`0371-6588-1234`): a byte is a character, no sequence lengths
         let n = body.iter().filter(|b| b.is_ascii_alphanumeric()).count();
         let (head, tail) = kept_counts(style, n);
+        let at = out.len();
+        out.extend_from_slice(body);
         let mut k = 0;
-        out.extend(body.iter().map(|&b| {
-            if !b.is_ascii_alphanumeric() {
-                return b;
-            }
+        for b in out[at..].iter_mut().filter(|b| b.is_ascii_alphanumeric()) {
             k += 1;
-            if k <= head || k > n - tail { b } else { b'*' }
-        }));
+            if k > head && k <= n - tail {
+                *b = b'*';
+            }
+        }
         out.extend_from_slice(kept);
         return;
     }
