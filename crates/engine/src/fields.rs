@@ -165,10 +165,16 @@ impl ShortKeys {
         Some((u64::from_le_bytes(a.try_into().ok()?), u64::from_le_bytes(b.try_into().ok()?)))
     }
 
+    /// Where `k` is, or the empty entry where it would go (the table is never full).
     #[inline]
-    fn slot(&self, (a, b): (u64, u64)) -> usize {
-        let h = (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> 40) as usize & (self.table.len() - 1)
+    fn find(&self, k: (u64, u64)) -> usize {
+        let mask = self.table.len() - 1;
+        let h = (k.0 ^ k.1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut i = (h >> 40) as usize & mask;
+        while self.table[i].1 != 0 && (self.table[i].0, self.table[i].1) != k {
+            i = (i + 1) & mask;
+        }
+        i
     }
 
     /// Add `bits` to the slots of `key` (already folded); false if it is too long for this table.
@@ -178,27 +184,17 @@ impl ShortKeys {
             let old = std::mem::take(&mut self.table);
             self.table = vec![(0, 0, 0); (old.len() * 2).max(64)];
             for e in old.into_iter().filter(|e| e.1 != 0) {
-                let mut i = self.slot((e.0, e.1));
-                while self.table[i].1 != 0 {
-                    i = (i + 1) & (self.table.len() - 1);
-                }
+                let i = self.find((e.0, e.1));
                 self.table[i] = e;
             }
         }
-        let mut i = self.slot(k);
-        loop {
-            let e = &mut self.table[i];
-            if e.1 == 0 {
-                *e = (k.0, k.1, bits);
-                self.len += 1;
-                return true;
-            }
-            if (e.0, e.1) == k {
-                e.2 |= bits;
-                return true;
-            }
-            i = (i + 1) & (self.table.len() - 1);
+        let i = self.find(k);
+        let e = &mut self.table[i];
+        if e.1 == 0 {
+            self.len += 1;
         }
+        *e = (k.0, k.1, e.2 | bits);
+        true
     }
 
     #[inline]
@@ -206,17 +202,7 @@ impl ShortKeys {
         if self.table.is_empty() {
             return 0;
         }
-        let mut i = self.slot(k);
-        loop {
-            let e = self.table[i];
-            if e.1 == 0 {
-                return 0;
-            }
-            if (e.0, e.1) == k {
-                return e.2;
-            }
-            i = (i + 1) & (self.table.len() - 1);
-        }
+        self.table[self.find(k)].2
     }
 }
 
