@@ -96,7 +96,7 @@ fn ip_text(ip: std::net::IpAddr) -> String {
 pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> Result<()> {
     let peer_trusted = ctx.peer_ip.is_some_and(|p| snap.identity.trusted_proxies.iter().any(|c| c.contains(p)));
     let xff = match (peer_trusted, ctx.forwarded_for.as_deref(), ctx.peer_ip) {
-        (true, Some(prev), Some(p)) => format!("{prev}, {p}"),
+        (true, Some(prev), Some(p)) => format!("{prev}, {}", ip_text(p)),
         (_, _, Some(p)) => ip_text(p),
         _ => String::new(),
     };
