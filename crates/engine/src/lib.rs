@@ -520,16 +520,22 @@ impl RuleSet {
             let mut ran = 0;
             let mut fails = Vec::new();
             let ex = &r.examples;
-            let whole = [(None, &ex.matches, &ex.no_match)];
-            let in_field = ex.in_field.iter().map(|f| (Some(f.field.as_str()), &f.matches, &f.no_match));
-            for (field, matches, no_match) in whole.into_iter().chain(in_field) {
+            let whole = [(None, false, &ex.matches, &ex.no_match)];
+            let in_field = ex.in_field.iter().map(|f| (Some(f.field.as_str()), false, &f.matches, &f.no_match));
+            let in_form = [(None, true, &ex.in_form.matches, &ex.in_form.no_match)];
+            for (field, form, matches, no_match) in whole.into_iter().chain(in_field).chain(in_form) {
                 let place = Place { field: field.map(str::as_bytes), ..Place::start() };
                 let found = |text: &str| {
                     let mut s = Scan::default();
-                    self.scan_at(text.as_bytes(), &place, &mut s);
+                    let text = if form { stream::form_view(text.as_bytes()) } else { text.as_bytes().into() };
+                    self.scan_at(&text, &place, &mut s);
                     s.findings.iter().any(|f| f.rule == i)
                 };
-                let at = field.map(|f| format!(" in field {f:?}")).unwrap_or_default();
+                let at = match field {
+                    Some(f) => format!(" in field {f:?}"),
+                    None if form => " as form data".to_string(),
+                    None => String::new(),
+                };
                 for ex in matches {
                     ran += 1;
                     if !found(ex) {
@@ -625,7 +631,10 @@ fn check_rule(r: &RawRule) -> Vec<String> {
         p.push("a name or address detector needs fields or context labels to look after".into());
     }
     match &r.examples {
-        Some(e) if !e.matches.is_empty() || e.in_field.iter().any(|f| !f.matches.is_empty()) => {}
+        Some(e)
+            if !e.matches.is_empty()
+                || e.in_field.iter().any(|f| !f.matches.is_empty())
+                || !e.in_form.matches.is_empty() => {}
         _ => p.push("rule has no examples: add examples.match (and examples.no_match)".into()),
     }
     if let Some(m) = &r.mask {

@@ -156,6 +156,20 @@ pub struct Examples {
     /// Values standing in a field, as a spreadsheet column or a form field holds them.
     #[serde(default)]
     pub in_field: Vec<FieldExamples>,
+    /// Values in form-urlencoded data (a query string, a form body), where `+` is a space:
+    /// `{match: ["tel=138+0013+8000"]}`.
+    #[serde(default)]
+    pub in_form: FormExamples,
+}
+
+/// Examples read as form-urlencoded data.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormExamples {
+    #[serde(default, rename = "match")]
+    pub matches: Vec<String>,
+    #[serde(default)]
+    pub no_match: Vec<String>,
 }
 
 /// Examples of values in one field: `{field: xm, match: [张伟], no_match: [张家界旅游局]}`.

@@ -11,6 +11,8 @@
 //! run, base64), the cut is forced at a character boundary; a value straddling a forced cut may
 //! be missed, and [`StreamScanner::forced_cuts`] counts that.
 
+use std::borrow::Cow;
+
 use super::{Action, Finding, Place, RuleSet, Scan, Transformer};
 
 /// Bytes held back from the end of the buffer before a cut (longest regex/keyword match).
@@ -356,11 +358,77 @@ pub fn scan_whole_at(
     findings
 }
 
+/// Form-urlencoded data (a query string, a form body) as the engine reads it: `+` is the space it
+/// stands for, so `138+0013+8000`, what a browser sends for `138 0013 8000`, is found.
+pub fn form_view(input: &[u8]) -> Cow<'_, [u8]> {
+    if input.contains(&b'+') {
+        Cow::Owned(input.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect())
+    } else {
+        Cow::Borrowed(input)
+    }
+}
+
+/// [`scan_whole_at`] for form-urlencoded data, matching on its [`form_view`] and appending its
+/// rewrite to `out` as form data: every byte outside a rewritten value stays as it came; in data
+/// without a literal space, a rewritten value's separators are `+` again; in data that was all
+/// ASCII, what a rewrite brought outside it (a name's kept surname, a label) is percent-encoded.
+pub fn scan_form_at(
+    rules: &RuleSet,
+    tr: &Transformer,
+    input: &[u8],
+    place: &Place<'_>,
+    out: &mut Vec<u8>,
+    decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+) -> Vec<Finding> {
+    let view = form_view(input);
+    let from = out.len();
+    let findings = scan_whole_at(rules, tr, &view, input, place, out, decide);
+    if matches!(view, Cow::Owned(_)) && !input.contains(&b' ') {
+        for b in out[from..].iter_mut().filter(|b| **b == b' ') {
+            *b = b'+';
+        }
+    }
+    if input.is_ascii() && !out[from..].is_ascii() {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let rewritten = out.split_off(from);
+        for b in rewritten {
+            if b.is_ascii() {
+                out.push(b);
+            } else {
+                out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            }
+        }
+    }
+    findings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::synthetic::{Rng, id_card, mobile};
     use crate::{HashKey, default_rules};
+
+    /// Form data is matched with `+` as a space and rewritten as form data: separators `+` again
+    /// (unless the data has literal spaces), what a rewrite brings outside ASCII percent-encoded
+    /// (unless the data was not ASCII), appended after what `out` already holds.
+    #[test]
+    fn form_data_is_rewritten_as_form_data() {
+        let rules = default_rules().expect("rules");
+        let tr = Transformer::new(HashKey::new("k"));
+        let form = |input: &str, action: Action| {
+            let mut out = b"before|".to_vec();
+            let found = scan_form_at(&rules, &tr, input.as_bytes(), &Place::start(), &mut out, &mut |_, _| action);
+            (found.len(), String::from_utf8(out).expect("utf-8"))
+        };
+        let m = Action::Mask;
+        assert_eq!(form("tel=138+0013+8000&q=a+b", m), (1, "before|tel=138+****+8000&q=a+b".into()));
+        assert_eq!(form("tel=138 0013+8000&q=a", m), (1, "before|tel=138 **** 8000&q=a".into()));
+        assert_eq!(form("tel=13800138000", m), (1, "before|tel=138****8000".into()));
+        // the label 手机号, percent-encoded
+        assert_eq!(form("tel=138+0013+8000", Action::Redact).1, "before|tel=[%E6%89%8B%E6%9C%BA%E5%8F%B7]");
+        assert_eq!(form("bz=正常&tel=138+0013+8000", Action::Redact).1, "before|bz=正常&tel=[手机号]");
+        assert_eq!(form("a=1+2&b=3", m), (0, "before|a=1+2&b=3".into()));
+    }
 
     /// A stream fed 64 KiB chunks (what Pingora reads) keeps a carry of a few KiB between them,
     /// not a chunk's worth, and still masks exactly as the whole body is masked.

@@ -54,65 +54,34 @@ pub fn scan_buffer(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec
 
 /// [`scan_buffer`] for a text that stands at `place` (a multipart form field's value).
 pub fn scan_buffer_at(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place<'_>) -> (Vec<u8>, bool) {
-    let mut out = Vec::with_capacity(input.len());
-    let mut blocked = false;
-    let mut decide_fn = deciding(scope, log, &mut blocked);
-    let (rules, tr) = (&scope.snap.rules, &scope.snap.transformer);
-    crate::engine::stream::scan_whole_at(rules, tr, input, input, place, &mut out, &mut decide_fn);
-    drop(decide_fn);
-    (out, blocked)
+    scan_with(scope, log, input, place, false)
 }
 
 /// Scan form-urlencoded data (a query string, a form body): `+` is read as the space it stands
 /// for, so `138+0013+8000`, what a browser sends for `138 0013 8000`, is found; the rewrite keeps
-/// every other byte as it came.
+/// every other byte as it came ([`crate::engine::stream::scan_form_at`], as `dlpgate scan` reads a
+/// form file).
 pub fn scan_form(scope: Scope<'_>, log: &mut FindingLog, input: &[u8]) -> (Vec<u8>, bool) {
     scan_form_at(scope, log, input, &Place::start())
 }
 
 /// [`scan_form`] for form data that stands at `place` (a multipart form field's value).
 pub fn scan_form_at(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place<'_>) -> (Vec<u8>, bool) {
-    let (out, blocked) = scan_form_as_sent(scope, log, input, place);
-    // form data is percent-encoded: a rewrite that brought characters outside ASCII (a name's
-    // kept surname, a redaction label) is encoded as the rest is
-    if input.is_ascii() && !out.is_ascii() {
-        let mut enc = Vec::with_capacity(out.len() * 2);
-        for &b in &out {
-            if b.is_ascii() {
-                enc.push(b);
-            } else {
-                enc.extend_from_slice(format!("%{b:02X}").as_bytes());
-            }
-        }
-        return (enc, blocked);
-    }
-    (out, blocked)
+    scan_with(scope, log, input, place, true)
 }
 
-fn scan_form_as_sent(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place<'_>) -> (Vec<u8>, bool) {
-    if !input.contains(&b'+') {
-        return scan_buffer_at(scope, log, input, place);
-    }
-    let view: Vec<u8> = input.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+/// A complete text (`form`: form-urlencoded data) scanned whole with the scope's decisions.
+fn scan_with(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place<'_>, form: bool) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(input.len());
     let mut blocked = false;
     let mut decide_fn = deciding(scope, log, &mut blocked);
-    crate::engine::stream::scan_whole_at(
-        &scope.snap.rules,
-        &scope.snap.transformer,
-        &view,
-        input,
-        place,
-        &mut out,
-        &mut decide_fn,
-    );
-    drop(decide_fn);
-    if !input.contains(&b' ') {
-        // a rewritten value kept its separators as spaces: in form data they are `+` again
-        for b in out.iter_mut().filter(|b| **b == b' ') {
-            *b = b'+';
-        }
+    let (rules, tr) = (&scope.snap.rules, &scope.snap.transformer);
+    if form {
+        crate::engine::stream::scan_form_at(rules, tr, input, place, &mut out, &mut decide_fn);
+    } else {
+        crate::engine::stream::scan_whole_at(rules, tr, input, input, place, &mut out, &mut decide_fn);
     }
+    drop(decide_fn);
     (out, blocked)
 }
 
