@@ -156,33 +156,68 @@ pub fn load_rules(dirs: &[PathBuf]) -> Result<RuleSet> {
 
 /// The input as text: a gzip stream (`.gz`, or what a log shipper uploads) is read decoded, as
 /// the gateway decodes a gzip body.
-fn open_input(path: &PathBuf) -> Result<Box<dyn Read>> {
-    let raw: Box<dyn Read> = if path.as_os_str() == "-" {
+/// What an input holds, told by its first bytes (the gateway tells a body by its type too).
+enum Input {
+    /// A document (xlsx, docx, pptx, zip, xls, PDF), whole: inspected inside, not as text.
+    Document(Vec<u8>),
+    /// Form-urlencoded data (a saved form body or query string), whole: `+` reads as a space.
+    Form(Vec<u8>),
+    /// Anything else, streamed as text (gzip is decompressed).
+    Text(Box<dyn Read>),
+}
+
+/// The bytes an input is told by: enough for any document signature and a form's first pairs.
+const HEAD: usize = 64 * 1024;
+
+fn open_input(path: &PathBuf) -> Result<Input> {
+    let mut raw: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
         Box::new(std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?)
     };
-    let mut r = io::BufReader::with_capacity(64 * 1024, raw);
-    let head = r.fill_buf().with_context(|| format!("{}: read error", path.display()))?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        return Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)));
+    let mut head = Vec::with_capacity(HEAD);
+    (&mut raw).take(HEAD as u64).read_to_end(&mut head).with_context(|| format!("{}: read error", path.display()))?;
+    let whole = head.len() < HEAD;
+    let doc = crate::documents::sniff(&head).is_some();
+    let form = !doc && looks_like_form(&head, whole);
+    let mut r = io::BufReader::with_capacity(HEAD, io::Cursor::new(head).chain(raw));
+    if !doc && !form {
+        if r.fill_buf().with_context(|| format!("{}: read error", path.display()))?.starts_with(&[0x1f, 0x8b]) {
+            return Ok(Input::Text(Box::new(flate2::bufread::MultiGzDecoder::new(r))));
+        }
+        return Ok(Input::Text(Box::new(r)));
     }
-    Ok(Box::new(r))
+    let mut all = Vec::new();
+    r.read_to_end(&mut all).with_context(|| format!("{}: read error", path.display()))?;
+    Ok(match () {
+        _ if doc => Input::Document(all),
+        _ if looks_like_form(&all, true) => Input::Form(all),
+        _ => Input::Text(Box::new(io::Cursor::new(all))),
+    })
 }
 
-/// The whole input when its first bytes show a document (xlsx, docx, pptx, zip, xls, PDF): such a
-/// file is inspected as the gateway inspects one, not as text.
-fn read_document(path: &PathBuf) -> Result<Option<Vec<u8>>> {
-    if path.as_os_str() == "-" {
-        return Ok(None);
+/// Whether `data` reads as form-urlencoded data, as a browser or `curl -d` sends it: `key=value`
+/// pairs joined by `&` (a leading `?` allowed), no whitespace but a final line end, keys of the
+/// characters a form carries (so JSON, CSV and prose are not taken for one). `whole`: `data` is
+/// all of the input, not its first bytes (whose last pair may be cut short, past its key if it is
+/// the first).
+fn looks_like_form(data: &[u8], whole: bool) -> bool {
+    let data = data.strip_prefix(b"?").unwrap_or(data);
+    let data = if whole { data.strip_suffix(b"\n").unwrap_or(data) } else { data };
+    let data = if whole { data.strip_suffix(b"\r").unwrap_or(data) } else { data };
+    if !data.contains(&b'=') || data.iter().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return false;
     }
-    let mut head = [0u8; crate::documents::SNIFF_LEN];
-    let mut f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let n = f.read(&mut head).with_context(|| format!("{}: read error", path.display()))?;
-    if crate::documents::sniff(&head[..n]).is_none() {
-        return Ok(None);
+    let key_byte = |b: &u8| b.is_ascii_alphanumeric() || !b.is_ascii() || b"%._-*+~[]:".contains(b);
+    let mut pairs: Vec<&[u8]> = data.split(|&b| b == b'&').filter(|p| !p.is_empty()).collect();
+    if !whole && pairs.len() > 1 {
+        pairs.pop();
     }
-    Ok(Some(std::fs::read(path).with_context(|| format!("{}: read error", path.display()))?))
+    !pairs.is_empty()
+        && pairs.iter().all(|p| match p.iter().position(|&b| b == b'=') {
+            Some(k) => k > 0 && p[..k].iter().all(key_byte),
+            None => p.iter().all(key_byte),
+        })
 }
 
 /// A finding in a document, for `scan`: where it is, and offsets in that part's text.
@@ -235,18 +270,29 @@ fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
     })
 }
 
-/// Stream `input` through the scanner in 64 KiB reads; `context`: evaluate context words for every
+/// Scan an input that is not a document: form data whole, as the gateway scans a form body; text
+/// streamed through the scanner in 64 KiB reads. `context`: evaluate context words for every
 /// finding (`scan` reports them; `mask`, like the gateway, needs them only for rules that require
 /// them, and leaves the rest out: about an eighth of its work on dense data).
 fn stream(
     rules: &RuleSet,
     tr: &Transformer,
-    input: &PathBuf,
+    input: Input,
+    name: &std::path::Path,
     context: bool,
     out: &mut dyn Write,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Result<()> {
-    let mut r = open_input(input)?;
+    let mut r = match input {
+        Input::Form(data) => {
+            let mut o = Vec::with_capacity(data.len());
+            crate::engine::stream::scan_form_at(rules, tr, &data, &crate::engine::Place::start(), &mut o, decide);
+            out.write_all(&o)?;
+            return Ok(());
+        }
+        Input::Text(r) => r,
+        Input::Document(doc) => Box::new(io::Cursor::new(doc)),
+    };
     let mut sc = if context { StreamScanner::new().with_context() } else { StreamScanner::new() };
     let mut buf = vec![0u8; 64 * 1024];
     let mut o = Vec::with_capacity(buf.len());
@@ -255,7 +301,7 @@ fn stream(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).with_context(|| format!("{}: read error", input.display())),
+            Err(e) => return Err(e).with_context(|| format!("{}: read error", name.display())),
         };
         sc.push(rules, tr, &buf[..n], &mut o, decide);
         out.write_all(&o)?;
@@ -273,7 +319,9 @@ fn scan(a: ScanArgs) -> Result<()> {
     let mut w = BufWriter::new(stdout.lock());
     let mut lines: Vec<u8> = Vec::new();
     let mut count = 0usize;
-    if let Some(doc) = read_document(&a.input)? {
+    let input = open_input(&a.input)?;
+    let form = matches!(input, Input::Form(_));
+    if let Input::Document(doc) = input {
         let mut decide = |rule: usize| rules.rules()[rule].action;
         let mut seen = |rule: usize, f: DocFinding<'_>| {
             let r = &rules.rules()[rule];
@@ -327,10 +375,10 @@ fn scan(a: ScanArgs) -> Result<()> {
         }
         Action::Allow
     };
-    stream(&rules, &tr, &a.input, true, &mut io::sink(), &mut decide)?;
+    stream(&rules, &tr, input, &a.input, true, &mut io::sink(), &mut decide)?;
     w.write_all(&lines)?;
     if matches!(a.format, Format::Text) {
-        writeln!(w, "{count} finding(s)")?;
+        writeln!(w, "{count} finding(s){}", if form { " in form data" } else { "" })?;
     }
     w.flush()?;
     Ok(())
@@ -353,14 +401,15 @@ fn mask(a: MaskArgs) -> Result<()> {
         Action::Block => Action::Redact,
         a => a,
     };
-    if let Some(doc) = read_document(&a.input)? {
+    let input = open_input(&a.input)?;
+    if let Input::Document(doc) = input {
         let out = inspect_document(&rules, &tr, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
         write_document(out, &doc, &mut w)?;
         w.flush()?;
         return Ok(());
     }
     let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&rules, &tr, &a.input, false, &mut w, &mut decide)?;
+    stream(&rules, &tr, input, &a.input, false, &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
 }
@@ -397,14 +446,15 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
         Action::Block => Action::Redact,
         act => act,
     };
-    if let Some(doc) = read_document(&a.input)? {
+    let input = open_input(&a.input)?;
+    if let Input::Document(doc) = input {
         let out = inspect_document(&snap.rules, &snap.transformer, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
         write_document(out, &doc, &mut w)?;
         w.flush()?;
         return Ok(());
     }
     let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&snap.rules, &snap.transformer, &a.input, false, &mut w, &mut decide)?;
+    stream(&snap.rules, &snap.transformer, input, &a.input, false, &mut w, &mut decide)?;
     w.flush()?;
     Ok(())
 }

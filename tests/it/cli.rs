@@ -221,6 +221,67 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     assert!(err.contains("example does not match: \"郑州市金水区\" in field \"DWFZR\""), "{err}");
 }
 
+/// One engine, two doors: a saved form body (or query string) is read by `scan` and `mask` as
+/// the gateway reads one sent as `application/x-www-form-urlencoded` (`+` a space, the rewrite
+/// form-encoded; see `form_bodies_and_queries_read_plus_as_space` in the gateway's tests), from a
+/// file or stdin; JSON and prose with a `+` stay text.
+#[test]
+fn form_data_is_read_as_the_gateway_reads_a_form_body() {
+    let dir = tempdir("cli-form");
+    let form = dir.join("body.txt");
+    std::fs::write(&form, "phone=138+0013+8000&name=a+b\n").expect("form");
+    let (code, out, err) = run(&["mask", form.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "phone=138+****+8000&name=a+b\n", "what the gateway forwards");
+    let (code, out, err) = run(&["scan", form.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("6-19\tcn.mobile\t") && out.ends_with("1 finding(s) in form data\n"), "{out}");
+    // a name in its field, percent-encoded: the kept surname goes back encoded
+    let body = "xm=%E5%BC%A0%E4%BC%9F&id=110105+1949+1231+002x&card=6217+9907+8969+2948+627";
+    let (code, out, err) = run(&["mask", "-"], Some(body.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "xm=%E5%BC%A0*&id=110105+****+****+002x&card=6217+99**+****+***8+627");
+    // not form data: the `+` is a plus
+    for text in [r#"{"tel":"138+0013+8000"}"#, "tel = 138+0013+8000", "a,b=138+0013+8000"] {
+        let (code, out, err) = run(&["scan", "-"], Some(text.as_bytes()));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(String::from_utf8_lossy(&out), "0 finding(s)\n", "{text}");
+    }
+    // a rule's examples as form data, for `rules test`
+    let rules_dir = dir.join("rules");
+    std::fs::create_dir_all(&rules_dir).expect("dir");
+    let rule = "rules:\n  - id: local.phone\n    name: {zh: 电话}\n    category: personal.phone\n    level: important\n    detector: {builtin: cn_mobile}\n    action: mask\n    examples:\n      in_form:\n        match: [\"tel=138+0013+8000\"]\n        no_match: [\"tel=138+0013+80001\"]\n";
+    std::fs::write(rules_dir.join("local.yaml"), rule).expect("rule");
+    let (code, out, err) = run(&["rules", "test", rules_dir.to_str().expect("dir")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("1 rule(s), 2 example(s), 0 failure(s)"), "{err}");
+    std::fs::write(rules_dir.join("local.yaml"), rule.replace("[\"tel=138+0013+8000\"]", "[\"tel=138+0013+800\"]"))
+        .expect("rule");
+    let (code, _, err) = run(&["rules", "test", rules_dir.to_str().expect("dir")], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("example does not match: \"tel=138+0013+800\" as form data"), "{err}");
+    // a form longer than the first bytes the input is told by
+    let long = format!("pad={}&phone=138+0013+8000", "x".repeat(100_000));
+    let (code, out, err) = run(&["mask", "-"], Some(long.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).ends_with("&phone=138+****+8000"), "{err}");
+}
+
+/// A document piped in (`curl … | dlpgate mask --department … -`) is inspected inside, as one
+/// named on the command line is, not masked as text.
+#[test]
+fn documents_on_stdin_are_inspected_inside() {
+    let xlsx = super::documents::xlsx();
+    let (code, out, err) = run(&["mask", "-"], Some(&xlsx));
+    assert_eq!(code, 0, "{err}");
+    let (_, rows) = super::documents::cells(&out);
+    assert_eq!((rows[0][0].as_str(), rows[1][0].as_str()), ("姓名", "张*"));
+    let (code, out, err) = run(&["scan", "-"], Some(&xlsx));
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("finding(s) in xlsx"), "{}", String::from_utf8_lossy(&out));
+}
+
 /// The README's rule examples load and pass `rules test` as printed.
 #[test]
 fn the_readmes_rule_examples_pass_rules_test() {
