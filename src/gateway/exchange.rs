@@ -190,6 +190,13 @@ pub async fn run(
     // relays if decoding fails (None: nothing relayable, a failure is answered 502)
     let mut raw: Option<Vec<u8>> = relayable.then(Vec::new);
     let mut streaming = false;
+    // announced longer than the hold, where no finding can refuse it whole: holding its start
+    // buys nothing (it leaves chunked all the same), so it streams from its first piece, once
+    // the inspector knows it for text, and a stream's memory is a piece, not the hold
+    let announced = resp.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let early = !relayable
+        && announced.is_some_and(|n| n > hold as u64)
+        && !active.routes[route].may_block_for(ctx.dept, Direction::Response);
     let mut spare = Bytes::new();
     'body: loop {
         let chunk = match next_body(&mut up, &mut spare).await {
@@ -213,7 +220,7 @@ pub async fn run(
         }
         // streamed, a piece's masked output waits for the client before the next piece is
         // scanned: a slow client holds at most STREAM_PIECE of it, not a whole upstream read
-        let size = if streaming { STREAM_PIECE } else { data.len().max(1) };
+        let size = if streaming || early { STREAM_PIECE } else { data.len().max(1) };
         let pieces = data.len().div_ceil(size).max(1);
         for k in 0..pieces {
             let piece = &data[k * size..((k + 1) * size).min(data.len())];
@@ -279,7 +286,7 @@ pub async fn run(
                 session.write_response_body(Some(Bytes::from(held)), true).await?;
                 break 'body;
             }
-            if insp.decoded as usize > hold && !insp.holding() {
+            if (early || insp.decoded as usize > hold) && !insp.holding() {
                 // past the hold: release what was scanned and stream the rest
                 streaming = true;
                 raw = None;

@@ -72,7 +72,8 @@ impl Received {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    /// More than one chunk: sent with chunked encoding, flushed separately.
+    /// More than one chunk: sent with chunked encoding (or, with a `content-length` header, as they
+    /// are), flushed separately, `delay` apart.
     pub chunks: Vec<Vec<u8>>,
     pub delay: Duration,
     /// Sent before the response, as is (e.g. a `103 Early Hints` head).
@@ -230,7 +231,17 @@ fn serve(
         for (k, v) in &reply.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
-        if reply.chunks.len() > 1 {
+        let announced = reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+        if reply.chunks.len() > 1 && announced {
+            // a length announced up front, the body sent in pieces apart
+            head.push_str("\r\n");
+            let _ = w.write_all(head.as_bytes());
+            for c in &reply.chunks {
+                let _ = w.write_all(c);
+                let _ = w.flush();
+                std::thread::sleep(reply.delay);
+            }
+        } else if reply.chunks.len() > 1 {
             head.push_str("transfer-encoding: chunked\r\n\r\n");
             if w.write_all(head.as_bytes()).is_err() {
                 return;
