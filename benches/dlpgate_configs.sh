@@ -21,6 +21,7 @@ NGINX
 #   dlpgate_configs DIR THREADS PORT ADMIN PORT_OFF ADMIN_OFF UPSTREAM_PORT
 # DIR/dlpgate.yaml masks every default category on one route; DIR/off.yaml is the same gateway with
 # inspection off on that route (Pingora's own cost).
+# RECEIVE_BUFFER (bytes), when set, is the route's upstream receive_buffer.
 dlpgate_configs() {
   local W=$1 THREADS=$2 GW=$3 ADM=$4 GW0=$5 ADM0=$6 UP=$7
   cat > "$W/dlpgate.yaml" <<YAML
@@ -33,7 +34,7 @@ policies:
       - {categories: [secret.marking], action: mask}
       - {categories: [secret.credential], action: redact}
 routes:
-  - {id: bench, path_prefix: /, policy: mask, upstream: {addrs: ["127.0.0.1:$UP"]}}
+  - {id: bench, path_prefix: /, policy: mask, upstream: {addrs: ["127.0.0.1:$UP"]${RECEIVE_BUFFER:+, receive_buffer: $RECEIVE_BUFFER}}}
 logging: {level: warn}
 YAML
   sed "s/$GW/$GW0/; s/$ADM/$ADM0/; s|gw.pidfile|gw0.pidfile|; s|up.sock|up0.sock|; s/policy: mask, upstream/policy: mask, inspect: {request: false, response: false}, upstream/" \

@@ -9,6 +9,7 @@
 #
 #   benches/streaming_memory.sh          # needs: nginx python3 (apt-get install -y nginx)
 #   STREAMS=200 THREADS=2 benches/streaming_memory.sh
+#   RECEIVE_BUFFER=16384 benches/streaming_memory.sh   # the route's upstream receive_buffer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STREAMS=${STREAMS:-1000}

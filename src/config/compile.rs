@@ -478,6 +478,14 @@ fn compile_routes(
                 ),
             );
         }
+        let rb = r.upstream.receive_buffer;
+        if rb != 0 && !(4096..=16 << 20).contains(&rb) {
+            c.err(
+                "receive_buffer",
+                Some(&rb.to_string()),
+                format!("route {}: receive_buffer must be 4096..=16777216 bytes, or 0 for the system's", r.id),
+            );
+        }
         let i = r.inspect;
         if i.max_buffer == 0 || i.max_buffer > 256 << 20 {
             c.err(
@@ -519,6 +527,7 @@ fn compile_routes(
                 connect_timeout: Duration::from_millis(r.upstream.connect_timeout_ms.max(1)),
                 read_timeout: Duration::from_millis(r.upstream.read_timeout_ms.max(1)),
                 health_check_interval: Duration::from_secs(r.upstream.health_check_interval_s),
+                receive_buffer: (rb != 0).then_some(rb),
             },
             inspect: Inspect {
                 request: i.request,

@@ -168,6 +168,10 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub health_check_interval: Duration,
+    /// The upstream sockets' receive buffer (`SO_RCVBUF`); `None`: the system's, which grows with
+    /// the connection. Pingora reads a response body up to 64 KiB at a time, as much as the socket
+    /// holds: a small buffer keeps each stream's reads, and so its memory, small.
+    pub receive_buffer: Option<usize>,
 }
 
 #[derive(Debug, Clone)]

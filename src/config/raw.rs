@@ -402,6 +402,8 @@ pub(crate) struct RawUpstream {
     pub(crate) read_timeout_ms: u64,
     #[serde(default = "d_hc")]
     pub(crate) health_check_interval_s: u64,
+    #[serde(default)]
+    pub(crate) receive_buffer: usize,
 }
 
 pub(crate) fn d_connect() -> u64 {

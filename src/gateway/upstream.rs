@@ -66,6 +66,7 @@ pub fn peer(snap: &Active, route: RouteId, failed: &[SocketAddr]) -> Box<HttpPee
     peer.options.read_timeout = Some(u.read_timeout);
     peer.options.write_timeout = Some(u.read_timeout);
     peer.options.idle_timeout = Some(Duration::from_secs(60));
+    peer.options.tcp_recv_buf = u.receive_buffer;
     if let Some(ca) = snap.cas.get(route.0).cloned().flatten() {
         peer.options.ca = Some(ca);
     }

@@ -85,6 +85,19 @@ pub fn upstream() -> Upstream {
             "gzip" => Reply::json(gzip(residents().as_bytes())).with_header("content-encoding", "gzip"),
             "zstd" => Reply::json(b"\x28\xb5\x2f\xfd not really zstd".to_vec()).with_header("content-encoding", "zstd"),
             "badgzip" => Reply::json(bad_gzip()).with_header("content-encoding", "gzip"),
+            "announced" => {
+                // a length announced past the hold; the first piece (an ID, and enough after it for
+                // the stream scanner to release it) well before the rest
+                let first = format!("{{\"sfzh\":\"{ID}\",\"a\":\"{}\",\"pad\":\"", "x".repeat(8192));
+                let rest = format!("\",\"note\":\"机密★1年\",\"pad2\":\"{}\"}}", "x".repeat(100 * 1024));
+                let len = (first.len() + rest.len()).to_string();
+                Reply {
+                    chunks: vec![first.into_bytes(), rest.into_bytes()],
+                    delay: Duration::from_millis(1500),
+                    ..Reply::json("")
+                }
+                .with_header("content-length", &len)
+            }
             "manyids" => Reply {
                 // past the hold, in upstream pieces far larger than the gateway scans at once
                 chunks: many_ids(ID).as_bytes().chunks(100 * 1024).map(<[u8]>::to_vec).collect(),
@@ -186,7 +199,7 @@ policies:
     overrides:
       - {{categories: [financial.bank_card], direction: request, action: block}}
 routes:
-  - {{id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"]}}}}
+  - {{id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: ["127.0.0.1:{up}"], receive_buffer: 16384}}}}
   - {{id: upload, path_prefix: /upload/, policy: upload, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 1048576}}}}
   - {{id: strict, path_prefix: /strict/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{on_binary: block}}}}
   - {{id: capped, path_prefix: /capped/, policy: strict, upstream: {{addrs: ["127.0.0.1:{up}"]}}, inspect: {{max_buffer: 65536}}}}
@@ -378,6 +391,39 @@ fn id_split_across_upstream_chunks_is_masked() {
     assert_eq!(r.status, 200);
     let want = many_ids(ID_MASKED);
     assert!(r.text() == want, "{} bytes, want {}", r.text().len(), want.len());
+}
+
+/// A response announced longer than the hold, where no finding can refuse it whole, streams from
+/// its first piece: the client has the first (masked) ID while the upstream is still sending the
+/// rest. Where a finding may refuse it, it is held as before: the marking in its second piece
+/// turns it into a 403.
+#[test]
+fn an_announced_long_response_streams_from_its_first_piece() {
+    use std::io::Read;
+    let (gw, _up) = start("announced", "none", "allow");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.http)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let asked = std::time::Instant::now();
+    s.write_all(b"GET /stream/announced HTTP/1.1\r\nHost: x\r\nX-Api-Key: civil-key\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    while !String::from_utf8_lossy(&got).contains(ID_MASKED) {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let first = asked.elapsed();
+    assert!(first < Duration::from_millis(1000), "the first piece came after {first:?}, with the rest");
+    let _ = s.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200") && got.contains("transfer-encoding: chunked"), "{got:.300}");
+    assert!(!got.contains(ID) && got.contains("\"note\":\"**★1年\""), "{:.300}", got.replace(&"x".repeat(1000), ""));
+    // a route that may refuse it: held up to its max_buffer (64 KiB), past the marking in its
+    // second piece, and refused whole
+    let r = curl(&[&url(&gw, "/capped/announced")]);
+    assert_eq!(r.status, 403, "{:.300}", r.text());
+    assert!(r.text().contains("blocked_by_dlp") && !r.text().contains(ID));
 }
 
 #[test]
@@ -704,11 +750,18 @@ fn malformed_config_exits_1_with_file_and_line() {
     assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
     assert!(err.contains("colour"), "{err}");
     // TLS to an upstream without the name to check its certificate against
-    let bad = text.replacen("addrs: [\"127.0.0.1:1\"]}}", "addrs: [\"127.0.0.1:1\"], tls: true}}", 1);
+    let bad = text.replacen("receive_buffer: 16384}}", "receive_buffer: 16384, tls: true}}", 1);
     assert_ne!(bad, text);
     let err = refused("check", "nosni", &bad);
     let line = bad.lines().position(|l| l.contains("tls: true}")).expect("route line") + 1;
     assert!(err.contains(&format!("dlpgate.yaml:{line}")) && err.contains("needs sni"), "{err}");
+    // a receive buffer too small to carry a TCP segment or two
+    let bad = text.replacen("receive_buffer: 16384", "receive_buffer: 100", 1);
+    assert_ne!(bad, text);
+    let err = refused("check", "rcvbuf", &bad);
+    let line = bad.lines().position(|l| l.contains("receive_buffer: 100")).expect("route line") + 1;
+    assert!(err.contains(&format!("dlpgate.yaml:{line}")), "{err}");
+    assert!(err.contains("route stream: receive_buffer must be 4096..=16777216 bytes, or 0 for the system's"), "{err}");
 }
 
 #[test]
@@ -814,7 +867,7 @@ fn slow_upstream_gives_504_json() {
     });
     let dir = setup("timeout");
     let cfg = config(up.port, "none", "allow").replace(
-        &format!("id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\"]}}", up.port),
+        &format!("id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\"], receive_buffer: 16384}}", up.port),
         &format!("id: stream, path_prefix: /stream/, policy: mask, upstream: {{addrs: [\"127.0.0.1:{}\"], read_timeout_ms: 300}}", up.port),
     );
     assert!(cfg.contains("read_timeout_ms: 300"));

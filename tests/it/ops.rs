@@ -718,7 +718,7 @@ fn check_reports_every_tls_problem_at_once() {
         .replace("client_ca: ca.crt", "client_ca: empty.pem")
         // 3. an upstream CA bundle without a certificate
         .replace(
-            "{id: stream, path_prefix: /stream/, policy: mask, upstream: {addrs: [\"127.0.0.1:1\"]}}",
+            "{id: stream, path_prefix: /stream/, policy: mask, upstream: {addrs: [\"127.0.0.1:1\"], receive_buffer: 16384}}",
             "{id: stream, path_prefix: /stream/, policy: mask, upstream: {addrs: [\"127.0.0.1:1\"], tls: true, sni: localhost, ca_file: empty.pem}}",
         )
         .replace("{DIR}", &dir.display().to_string());
