@@ -212,24 +212,26 @@ impl Inspect {
     /// Whether a body of this content type is scanned. A missing type is scanned (fail closed).
     pub fn scannable(&self, content_type: Option<&str>) -> bool {
         let Some(ct) = content_type else { return true };
-        let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let ct = ct.split(';').next().unwrap_or("").trim().as_bytes();
         if ct.is_empty() {
             return true;
         }
+        // ASCII case folded as compared: asked of every response, so nothing is allocated
+        let is = |t: &str| ct.eq_ignore_ascii_case(t.as_bytes());
+        let starts = |t: &str| ct.get(..t.len()).is_some_and(|h| h.eq_ignore_ascii_case(t.as_bytes()));
+        let ends = |t: &str| ct.len() >= t.len() && ct[ct.len() - t.len()..].eq_ignore_ascii_case(t.as_bytes());
         if self.content_types.is_empty() {
             DEFAULT_CONTENT_TYPES.iter().any(|t| {
                 if t.starts_with('+') {
-                    ct.ends_with(t)
+                    ends(t)
                 } else if t.ends_with('/') {
-                    ct.starts_with(t)
+                    starts(t)
                 } else {
-                    ct == *t
+                    is(t)
                 }
             })
         } else {
-            self.content_types
-                .iter()
-                .any(|t| ct == t.to_ascii_lowercase() || (t.ends_with('/') && ct.starts_with(&t.to_ascii_lowercase())))
+            self.content_types.iter().any(|t| is(t) || (t.ends_with('/') && starts(t)))
         }
     }
 }

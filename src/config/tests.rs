@@ -90,6 +90,21 @@ fn content_types() {
     assert!(!i.scannable(Some("image/png")));
     assert!(!i.scannable(Some("application/octet-stream")));
     assert!(i.scannable(None));
+    // as the header may spell it: any ASCII case, parameters, spaces
+    assert!(i.scannable(Some(" Application/JSON ;charset=UTF-8")));
+    assert!(i.scannable(Some("TEXT/Csv")));
+    assert!(i.scannable(Some("application/LD+Json")));
+    assert!(!i.scannable(Some("IMAGE/PNG")));
+    assert!(!i.scannable(Some("application/jsonx")));
+    assert!(!i.scannable(Some("json")));
+    assert!(!i.scannable(Some("text")));
+    assert!(i.scannable(Some(" ; charset=utf-8")));
+    // a route's own list: exact types and `type/` prefixes, in any case on either side
+    let own = Inspect { content_types: vec!["Application/X-Records".into(), "model/".into()], ..i };
+    assert!(own.scannable(Some("application/x-records; v=2")));
+    assert!(own.scannable(Some("MODEL/Gltf+json")));
+    assert!(!own.scannable(Some("application/json")));
+    assert!(!own.scannable(Some("application/x-records2")));
 }
 
 /// Issue 11: every unknown key and every bad value is reported, each at its own line, and the
