@@ -154,8 +154,6 @@ pub fn load_rules(dirs: &[PathBuf]) -> Result<RuleSet> {
     crate::engine::default_rules().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The input as text: a gzip stream (`.gz`, or what a log shipper uploads) is read decoded, as
-/// the gateway decodes a gzip body.
 /// What an input holds, told by its first bytes (the gateway tells a body by its type too).
 enum Input {
     /// A document (xlsx, docx, pptx, zip, xls, PDF), whole: inspected inside, not as text.
@@ -166,18 +164,33 @@ enum Input {
     Text(Box<dyn Read>),
 }
 
-/// The bytes an input is told by: enough for any document signature and a form's first pairs.
+/// Most bytes an input is told by: a document's signature, a form's first pairs.
 const HEAD: usize = 64 * 1024;
 
+/// Open a file (or stdin, `-`) and tell what it holds by what its first read brings (at least a
+/// document signature's worth): a document or form data is read whole; text streams through the
+/// scanner as it comes; a gzip stream (`.gz`, or what a log shipper uploads) is read decoded, as
+/// the gateway decodes a gzip body.
 fn open_input(path: &PathBuf) -> Result<Input> {
     let mut raw: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
         Box::new(std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?)
     };
-    let mut head = Vec::with_capacity(HEAD);
-    (&mut raw).take(HEAD as u64).read_to_end(&mut head).with_context(|| format!("{}: read error", path.display()))?;
-    let whole = head.len() < HEAD;
+    let mut head = vec![0u8; HEAD];
+    let (mut n, mut whole) = (0, false);
+    while n < crate::documents::SNIFF_LEN {
+        match raw.read(&mut head[n..]) {
+            Ok(0) => {
+                whole = true;
+                break;
+            }
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("{}: read error", path.display())),
+        }
+    }
+    head.truncate(n);
     let doc = crate::documents::sniff(&head).is_some();
     let form = !doc && looks_like_form(&head, whole);
     let mut r = io::BufReader::with_capacity(HEAD, io::Cursor::new(head).chain(raw));
@@ -200,11 +213,11 @@ fn open_input(path: &PathBuf) -> Result<Input> {
 /// pairs joined by `&` (a leading `?` allowed), no whitespace but a final line end, keys of the
 /// characters a form carries (so JSON, CSV and prose are not taken for one). `whole`: `data` is
 /// all of the input, not its first bytes (whose last pair may be cut short, past its key if it is
-/// the first).
+/// the first, and whose line end may not be the last).
 fn looks_like_form(data: &[u8], whole: bool) -> bool {
     let data = data.strip_prefix(b"?").unwrap_or(data);
-    let data = if whole { data.strip_suffix(b"\n").unwrap_or(data) } else { data };
-    let data = if whole { data.strip_suffix(b"\r").unwrap_or(data) } else { data };
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    let data = data.strip_suffix(b"\r").unwrap_or(data);
     if !data.contains(&b'=') || data.iter().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
         return false;
     }
