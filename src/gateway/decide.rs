@@ -145,6 +145,11 @@ pub fn without_body(method: &http::Method, status: http::StatusCode) -> bool {
     method == http::Method::HEAD || matches!(status.as_u16(), 204 | 304) || status.is_informational()
 }
 
+/// The body length a head announces (`Content-Length`), when it is a number.
+pub fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok())
+}
+
 /// How a response is handled, decided from its head.
 #[derive(Debug)]
 pub enum ResponsePlan {
@@ -204,9 +209,7 @@ impl ResponsePlan {
         };
         let plain = decoder.is_none();
         let mut insp = BodyInspector::new(decoder, BodyRules::of(&r.inspect), text);
-        let len: Option<usize> =
-            resp.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok());
-        if plain && text && len.is_some_and(|l| l <= hold_whole) {
+        if plain && text && announced_length(&resp.headers).is_some_and(|l| l <= hold_whole as u64) {
             insp.hold_whole(hold_whole);
         }
         ResponsePlan::Inspect(Box::new(insp))

@@ -193,9 +193,8 @@ pub async fn run(
     // announced longer than the hold, where no finding can refuse it whole: holding its start
     // buys nothing (it leaves chunked all the same), so it streams from its first piece, once
     // the inspector knows it for text, and a stream's memory is a piece, not the hold
-    let announced = resp.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let early = !relayable
-        && announced.is_some_and(|n| n > hold as u64)
+        && decide::announced_length(&resp.headers).is_some_and(|n| n > hold as u64)
         && !active.routes[route].may_block_for(ctx.dept, Direction::Response);
     let mut spare = Bytes::new();
     'body: loop {
