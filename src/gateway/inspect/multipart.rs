@@ -1,9 +1,7 @@
 //! Multipart bodies part by part, and `Content-Disposition` parameters.
 
 use super::body::BodyRules;
-use super::{
-    FindingLog, ScannedBody, Scope, Uninspectable, is_form, scan_buffer, scan_buffer_at, scan_document, scan_form_at,
-};
+use super::{FindingLog, ScannedBody, Scope, Uninspectable, is_form, scan_buffer_at, scan_document, scan_form_at};
 use crate::documents;
 use crate::engine::Place;
 
@@ -22,6 +20,23 @@ pub fn multipart_boundary(content_type: Option<&str>) -> Option<String> {
     (found.next().is_none() && !first.is_empty()).then_some(first)
 }
 
+/// What the pieces of a multipart body are handed to: the gateway's scope here, the command
+/// line's rules in `dlpgate scan` and `mask`.
+pub trait Parts {
+    /// Text at `at` in the body (a part's content, or what stands outside the parts) that stands
+    /// at `place`; `form`: form-urlencoded. Appends its rewrite to `out`; true: a finding blocks.
+    fn text(&mut self, at: usize, text: &[u8], place: &Place<'_>, form: bool, out: &mut Vec<u8>) -> bool;
+    /// A document uploaded at `at` (`file`: its file name, if it gives one). Appends its rewrite
+    /// (or the document as it came) to `out`; true: a finding blocks.
+    fn document(
+        &mut self,
+        at: usize,
+        doc: &[u8],
+        file: Option<String>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Uninspectable>;
+}
+
 /// Scan a complete multipart body part by part. Every part is scanned and rewritten except an
 /// uploaded file (a `filename` in its disposition) of a type that is not text: that is copied
 /// untouched and reported in `binary_parts`, so an image or PDF is never corrupted by masking.
@@ -36,6 +51,45 @@ pub fn scan_multipart(
     boundary: &str,
     rules: &BodyRules,
 ) -> Result<ScannedBody, Uninspectable> {
+    scan_parts(&mut Gateway { scope, log, rules }, body, boundary)
+}
+
+/// The gateway's [`Parts`]: the scope's decisions, recorded in the log.
+struct Gateway<'a, 'l> {
+    scope: Scope<'a>,
+    log: &'l mut FindingLog,
+    rules: &'l BodyRules,
+}
+
+impl Parts for Gateway<'_, '_> {
+    fn text(&mut self, _: usize, text: &[u8], place: &Place<'_>, form: bool, out: &mut Vec<u8>) -> bool {
+        let (o, b) = if form {
+            scan_form_at(self.scope, self.log, text, place)
+        } else {
+            scan_buffer_at(self.scope, self.log, text, place)
+        };
+        out.extend_from_slice(&o);
+        b
+    }
+
+    fn document(
+        &mut self,
+        _: usize,
+        doc: &[u8],
+        file: Option<String>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Uninspectable> {
+        if self.log.file.is_none() {
+            self.log.file = file;
+        }
+        let d = scan_document(self.scope, self.log, doc, self.rules)?;
+        out.extend_from_slice(d.bytes.as_deref().unwrap_or(doc));
+        Ok(d.blocked)
+    }
+}
+
+/// [`scan_multipart`] with any [`Parts`].
+pub fn scan_parts(h: &mut dyn Parts, body: &[u8], boundary: &str) -> Result<ScannedBody, Uninspectable> {
     let delim = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delim.as_bytes());
     let positions: Vec<usize> = finder
@@ -51,27 +105,24 @@ pub fn scan_multipart(
             line_start && line_end
         })
         .collect();
+    let whole = Place::start();
     if positions.len() < 2 {
-        let (o, b) = scan_buffer(scope, log, body);
-        return Ok(ScannedBody { out: o, blocked: b, binary_parts: 0 });
+        let mut out = Vec::with_capacity(body.len());
+        let blocked = h.text(0, body, &whole, false, &mut out);
+        return Ok(ScannedBody { out, blocked, binary_parts: 0 });
     }
     let mut out = Vec::with_capacity(body.len());
     let mut blocked = false;
     let mut binary = 0;
     // what a lenient parser might still read as data: the preamble, a part without a header
     // block, and what follows the last delimiter are scanned as they are
-    let scan_raw = |out: &mut Vec<u8>, log: &mut FindingLog, bytes: &[u8]| {
-        let (o, b) = scan_buffer(scope, log, bytes);
-        out.extend_from_slice(&o);
-        b
-    };
-    blocked |= scan_raw(&mut out, log, &body[..positions[0]]);
+    blocked |= h.text(0, &body[..positions[0]], &whole, false, &mut out);
     for w in positions.windows(2) {
         let (start, end) = (w[0], w[1]);
         let part = &body[start..end];
         // delimiter line, headers, blank line, content
         let Some(head_end) = memchr::memmem::find(part, b"\r\n\r\n") else {
-            blocked |= scan_raw(&mut out, log, part);
+            blocked |= h.text(start, part, &whole, false, &mut out);
             continue;
         };
         let content_start = head_end + 4;
@@ -102,37 +153,26 @@ pub fn scan_multipart(
         let doc = content.strip_suffix(b"\r\n").unwrap_or(content);
         if documents::sniff(doc).is_some() {
             // an uploaded workbook, document or archive: inspected inside, whatever its label
-            if log.file.is_none() {
-                let raw = String::from_utf8_lossy(&part[..head_end]).into_owned();
-                log.file = raw.lines().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.trim().eq_ignore_ascii_case("content-disposition").then(|| disposition_filename(v))?
-                });
-            }
-            let d = scan_document(scope, log, doc, rules)?;
-            blocked |= d.blocked;
-            out.extend_from_slice(d.bytes.as_deref().unwrap_or(doc));
+            let raw = String::from_utf8_lossy(&part[..head_end]).into_owned();
+            let name = raw.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim().eq_ignore_ascii_case("content-disposition").then(|| disposition_filename(v))?
+            });
+            blocked |= h.document(start + content_start, doc, name, &mut out)?;
             out.extend_from_slice(&content[doc.len()..]);
         } else if text {
-            let content = &part[content_start..];
             // a form field's value stands in that field (`name="xm"`): names and addresses are
             // read by it; a file is read as a file
             let name = field("content-disposition:").filter(|_| !file).and_then(field_name);
             let place = Place { field: name.as_deref().map(str::as_bytes), ..Place::start() };
-            let (o, b) = if is_form(essence) {
-                scan_form_at(scope, log, content, &place)
-            } else {
-                scan_buffer_at(scope, log, content, &place)
-            };
-            blocked |= b;
-            out.extend_from_slice(&o);
+            blocked |= h.text(start + content_start, content, &place, is_form(essence), &mut out);
         } else {
             binary += 1;
-            out.extend_from_slice(&part[content_start..]);
+            out.extend_from_slice(content);
         }
     }
     if let Some(&last) = positions.last() {
-        blocked |= scan_raw(&mut out, log, &body[last..]);
+        blocked |= h.text(last, &body[last..], &whole, false, &mut out);
     }
     Ok(ScannedBody { out, blocked, binary_parts: binary })
 }
