@@ -160,6 +160,8 @@ enum Input {
     Document(Vec<u8>),
     /// Form-urlencoded data (a saved form body or query string), whole: `+` reads as a space.
     Form(Vec<u8>),
+    /// A multipart body (a captured upload), whole, with its boundary: read part by part.
+    Multipart(Vec<u8>, String),
     /// Anything else, streamed as text (gzip is decompressed).
     Text(Box<dyn Read>),
 }
@@ -192,9 +194,10 @@ fn open_input(path: &PathBuf) -> Result<Input> {
     }
     head.truncate(n);
     let doc = crate::documents::sniff(&head).is_some();
-    let form = !doc && looks_like_form(&head, whole);
+    let multipart = !doc && multipart_boundary(&head).is_some();
+    let form = !doc && !multipart && looks_like_form(&head, whole);
     let mut r = io::BufReader::with_capacity(HEAD, io::Cursor::new(head).chain(raw));
-    if !doc && !form {
+    if !doc && !form && !multipart {
         if r.fill_buf().with_context(|| format!("{}: read error", path.display()))?.starts_with(&[0x1f, 0x8b]) {
             return Ok(Input::Text(Box::new(flate2::bufread::MultiGzDecoder::new(r))));
         }
@@ -202,11 +205,120 @@ fn open_input(path: &PathBuf) -> Result<Input> {
     }
     let mut all = Vec::new();
     r.read_to_end(&mut all).with_context(|| format!("{}: read error", path.display()))?;
-    Ok(match () {
+    Ok(match multipart_boundary(&all) {
         _ if doc => Input::Document(all),
-        _ if looks_like_form(&all, true) => Input::Form(all),
+        Some(b) if multipart => Input::Multipart(all, b),
+        _ if form && looks_like_form(&all, true) => Input::Form(all),
         _ => Input::Text(Box::new(io::Cursor::new(all))),
     })
+}
+
+/// The boundary of a multipart body, as a browser or `curl -F` sends one: a first line of `--`
+/// and the boundary (1 to 70 characters, RFC 2046), and a `Content-Disposition` in the first
+/// part's head.
+fn multipart_boundary(data: &[u8]) -> Option<String> {
+    let line = memchr::memmem::find(data, b"\r\n")?;
+    let b = data[..line].strip_prefix(b"--")?;
+    let bchar = |c: &u8| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(c);
+    if !(1..=70).contains(&b.len()) || !b.iter().all(bchar) || b.ends_with(b" ") {
+        return None;
+    }
+    let head = &data[line..line + memchr::memmem::find(&data[line..], b"\r\n\r\n")? + 2];
+    let disposition = head.windows(22).any(|w| w.eq_ignore_ascii_case(b"\r\ncontent-disposition:"));
+    disposition.then(|| String::from_utf8_lossy(b).into_owned())
+}
+
+/// What reads a document found in a multipart part (its bytes, its file name): its rewrite.
+type ReadDocument<'a> = &'a mut dyn FnMut(&[u8], &str) -> Result<Option<Vec<u8>>>;
+
+/// `scan` and `mask` as the gateway's reader of multipart parts: text parts through the engine
+/// (offsets counted from the start of the body), documents through `document`, which returns
+/// their rewrite; its first error is kept for the caller.
+struct Offline<'a> {
+    rules: &'a RuleSet,
+    tr: &'a Transformer,
+    decide: &'a mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+    document: ReadDocument<'a>,
+    failed: Option<anyhow::Error>,
+}
+
+impl crate::gateway::inspect::multipart::Parts for Offline<'_> {
+    fn text(
+        &mut self,
+        at: usize,
+        text: &[u8],
+        place: &crate::engine::Place<'_>,
+        form: bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let decide = &mut *self.decide;
+        let mut moved = |f: &StreamFinding, v: &[u8]| {
+            decide(&StreamFinding { start: f.start + at as u64, end: f.end + at as u64, ..*f }, v)
+        };
+        if form {
+            crate::engine::stream::scan_form_at(self.rules, self.tr, text, place, out, &mut moved);
+        } else {
+            crate::engine::stream::scan_whole_at(self.rules, self.tr, text, text, place, out, &mut moved);
+        }
+        false
+    }
+
+    fn document(
+        &mut self,
+        at: usize,
+        doc: &[u8],
+        file: Option<String>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, crate::gateway::inspect::Uninspectable> {
+        let name = file.unwrap_or_else(|| format!("the file at byte {at}"));
+        match (self.document)(doc, &name) {
+            Ok(bytes) => out.extend_from_slice(bytes.as_deref().unwrap_or(doc)),
+            Err(e) => {
+                self.failed.get_or_insert(e);
+                out.extend_from_slice(doc);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Read a multipart body part by part (see [`Offline`]): its rewrite.
+fn multipart(
+    rules: &RuleSet,
+    tr: &Transformer,
+    body: &[u8],
+    boundary: &str,
+    decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
+    document: ReadDocument<'_>,
+) -> Result<Vec<u8>> {
+    let mut parts = Offline { rules, tr, decide, document, failed: None };
+    let scanned = crate::gateway::inspect::multipart::scan_parts(&mut parts, body, boundary)
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    match parts.failed {
+        Some(e) => Err(e),
+        None => Ok(scanned.out),
+    }
+}
+
+/// [`multipart`] for `mask`: `act` decides, and a document that cannot be masked in place is an
+/// error, as for a document on its own.
+fn mask_multipart(
+    rules: &RuleSet,
+    tr: &Transformer,
+    body: &[u8],
+    boundary: &str,
+    act: &dyn Fn(usize) -> Action,
+    to: &mut dyn Write,
+) -> Result<()> {
+    let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
+    let mut document = |doc: &[u8], name: &str| {
+        let out = inspect_document(rules, tr, doc, std::path::Path::new(name), &mut |r| act(r), &mut |_, _| {})?;
+        let mut bytes = Vec::new();
+        write_document(out, doc, &mut bytes).with_context(|| name.to_string())?;
+        Ok(Some(bytes))
+    };
+    to.write_all(&multipart(rules, tr, body, boundary, &mut decide, &mut document)?)?;
+    Ok(())
 }
 
 /// Whether `data` reads as form-urlencoded data, as a browser or `curl -d` sends it: `key=value`
@@ -304,7 +416,8 @@ fn stream(
             return Ok(());
         }
         Input::Text(r) => r,
-        Input::Document(doc) => Box::new(io::Cursor::new(doc)),
+        // (callers read these as such; as text, they are what the gateway scans without a type)
+        Input::Document(bytes) | Input::Multipart(bytes, _) => Box::new(io::Cursor::new(bytes)),
     };
     let mut sc = if context { StreamScanner::new().with_context() } else { StreamScanner::new() };
     let mut buf = vec![0u8; 64 * 1024];
@@ -330,68 +443,76 @@ fn scan(a: ScanArgs) -> Result<()> {
     let tr = Transformer::new(crate::config::random_key().map_err(anyhow::Error::msg)?);
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
-    let mut lines: Vec<u8> = Vec::new();
-    let mut count = 0usize;
-    let input = open_input(&a.input)?;
-    let form = matches!(input, Input::Form(_));
-    if let Input::Document(doc) = input {
-        let mut decide = |rule: usize| rules.rules()[rule].action;
-        let mut seen = |rule: usize, f: DocFinding<'_>| {
-            let r = &rules.rules()[rule];
-            let mut sample = Vec::new();
-            crate::engine::transform::mask(f.value, &r.mask, &mut sample);
-            let sample = String::from_utf8_lossy(&sample);
-            count += 1;
-            let line = match a.format {
-                Format::Jsonl => serde_json::json!({
-                    "rule": r.id, "category": r.category, "level": r.level.as_str(),
-                    "location": f.location, "start": f.start, "end": f.end,
-                    "action": r.action.as_str(), "sample": sample,
-                })
-                .to_string(),
-                Format::Text => {
-                    format!("{}\t{}\t{}\t{}\t{}\t{}", f.location, r.id, r.level, r.category, r.action, sample)
-                }
-            };
-            lines.extend_from_slice(line.as_bytes());
-            lines.push(b'\n');
-        };
-        let out = inspect_document(&rules, &tr, &doc, &a.input, &mut decide, &mut seen)?;
-        w.write_all(&lines)?;
-        if matches!(a.format, Format::Text) {
-            writeln!(w, "{count} finding(s) in {}", out.kind.as_str())?;
-        }
-        w.flush()?;
-        return Ok(());
-    }
+    // the report's lines and count, written to by the text and the document findings alike
+    let report = std::cell::RefCell::new((Vec::<u8>::new(), 0usize));
+    let add = |line: String| {
+        let mut r = report.borrow_mut();
+        r.0.extend_from_slice(line.as_bytes());
+        r.0.push(b'\n');
+        r.1 += 1;
+    };
+    let sample = |rule: &crate::engine::Rule, value: &[u8]| {
+        let mut s = Vec::new();
+        crate::engine::transform::mask(value, &rule.mask, &mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    };
+    let mut decide_rule = |rule: usize| rules.rules()[rule].action;
+    let mut seen = |rule: usize, f: DocFinding<'_>| {
+        let r = &rules.rules()[rule];
+        let sample = sample(r, f.value);
+        add(match a.format {
+            Format::Jsonl => serde_json::json!({
+                "rule": r.id, "category": r.category, "level": r.level.as_str(),
+                "location": f.location, "start": f.start, "end": f.end,
+                "action": r.action.as_str(), "sample": sample,
+            })
+            .to_string(),
+            Format::Text => format!("{}\t{}\t{}\t{}\t{}\t{}", f.location, r.id, r.level, r.category, r.action, sample),
+        });
+    };
     let mut decide = |f: &StreamFinding, value: &[u8]| {
         let r = &rules.rules()[f.rule];
-        let mut sample = Vec::new();
-        crate::engine::transform::mask(value, &r.mask, &mut sample);
-        let sample = String::from_utf8_lossy(&sample);
-        count += 1;
-        match a.format {
-            Format::Jsonl => {
-                let v = serde_json::json!({
-                    "rule": r.id, "category": r.category, "level": r.level.as_str(),
-                    "start": f.start, "end": f.end, "action": r.action.as_str(),
-                    "context": f.context, "sample": sample,
-                });
-                lines.extend_from_slice(v.to_string().as_bytes());
-                lines.push(b'\n');
-            }
+        let sample = sample(r, value);
+        add(match a.format {
+            Format::Jsonl => serde_json::json!({
+                "rule": r.id, "category": r.category, "level": r.level.as_str(),
+                "start": f.start, "end": f.end, "action": r.action.as_str(),
+                "context": f.context, "sample": sample,
+            })
+            .to_string(),
             Format::Text => {
-                let line =
-                    format!("{}-{}\t{}\t{}\t{}\t{}\t{}\n", f.start, f.end, r.id, r.level, r.category, r.action, sample);
-                lines.extend_from_slice(line.as_bytes());
+                format!("{}-{}\t{}\t{}\t{}\t{}\t{}", f.start, f.end, r.id, r.level, r.category, r.action, sample)
             }
-        }
+        });
         Action::Allow
     };
-    stream(&rules, &tr, input, &a.input, true, &mut io::sink(), &mut decide)?;
+    let read_as = match open_input(&a.input)? {
+        Input::Document(doc) => {
+            let out = inspect_document(&rules, &tr, &doc, &a.input, &mut decide_rule, &mut seen)?;
+            format!(" in {}", out.kind.as_str())
+        }
+        Input::Multipart(body, boundary) => {
+            // a document in a file part: its findings' locations lead with the file's name
+            let mut document = |doc: &[u8], name: &str| {
+                let mut seen_in = |rule: usize, f: DocFinding<'_>| {
+                    seen(rule, DocFinding { location: format!("{name}: {}", f.location), ..f });
+                };
+                inspect_document(&rules, &tr, doc, std::path::Path::new(name), &mut decide_rule, &mut seen_in)?;
+                Ok(None)
+            };
+            multipart(&rules, &tr, &body, &boundary, &mut decide, &mut document)?;
+            " in multipart data".to_string()
+        }
+        input => {
+            let form = matches!(input, Input::Form(_));
+            stream(&rules, &tr, input, &a.input, true, &mut io::sink(), &mut decide)?;
+            if form { " in form data" } else { "" }.to_string()
+        }
+    };
+    let (lines, count) = report.into_inner();
     w.write_all(&lines)?;
     if matches!(a.format, Format::Text) {
-        writeln!(w, "{count} finding(s){}", if form { " in form data" } else { "" })?;
+        writeln!(w, "{count} finding(s){read_as}")?;
     }
     w.flush()?;
     Ok(())
@@ -418,6 +539,11 @@ fn mask(a: MaskArgs) -> Result<()> {
     if let Input::Document(doc) = input {
         let out = inspect_document(&rules, &tr, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
         write_document(out, &doc, &mut w)?;
+        w.flush()?;
+        return Ok(());
+    }
+    if let Input::Multipart(body, boundary) = &input {
+        mask_multipart(&rules, &tr, body, boundary, &act, &mut w)?;
         w.flush()?;
         return Ok(());
     }
@@ -463,6 +589,11 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
     if let Input::Document(doc) = input {
         let out = inspect_document(&snap.rules, &snap.transformer, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
         write_document(out, &doc, &mut w)?;
+        w.flush()?;
+        return Ok(());
+    }
+    if let Input::Multipart(body, boundary) = &input {
+        mask_multipart(&snap.rules, &snap.transformer, body, boundary, &act, &mut w)?;
         w.flush()?;
         return Ok(());
     }

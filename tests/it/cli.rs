@@ -268,6 +268,58 @@ fn form_data_is_read_as_the_gateway_reads_a_form_body() {
     assert!(String::from_utf8_lossy(&out).ends_with("&phone=138+****+8000"), "{err}");
 }
 
+/// A captured multipart upload is read part by part, as the gateway reads one: a form field's
+/// value by its field name, a text part scanned, an image part untouched, an uploaded workbook
+/// inspected inside; `scan` reports offsets in the body and a workbook's cells under its file name.
+#[test]
+fn multipart_bodies_are_read_part_by_part() {
+    let xlsx = super::documents::xlsx();
+    let png = b"\x89PNG\r\n\x1a\n 13800138000 \x00\xff".to_vec();
+    let mut body = Vec::new();
+    let part = |body: &mut Vec<u8>, head: &str, content: &[u8]| {
+        body.extend_from_slice(format!("--b0undary\r\n{head}\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    };
+    part(&mut body, "Content-Disposition: form-data; name=\"xm\"", "张伟".as_bytes());
+    part(&mut body, "Content-Disposition: form-data; name=\"note\"", b"tel 13800138000");
+    part(
+        &mut body,
+        "Content-Disposition: form-data; name=\"pic\"; filename=\"a.png\"\r\nContent-Type: image/png",
+        &png,
+    );
+    part(
+        &mut body,
+        "Content-Disposition: form-data; name=\"f\"; filename=\"export.xlsx\"\r\nContent-Type: application/octet-stream",
+        &xlsx,
+    );
+    body.extend_from_slice(b"--b0undary--\r\n");
+    let (code, out, err) = run(&["mask", "-"], Some(&body));
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("name=\"xm\"\r\n\r\n张*\r\n") && text.contains("tel 138****8000\r\n"), "{text:.400}");
+    assert!(out.windows(png.len()).any(|w| w == png.as_slice()), "the image goes through byte for byte");
+    let start = out.windows(4).position(|w| w == b"PK\x03\x04").expect("the workbook part");
+    let end = start + out[start..].windows(12).position(|w| w == b"\r\n--b0undary").expect("its end");
+    let (_, rows) = super::documents::cells(&out[start..end]);
+    assert_eq!((rows[0][0].as_str(), rows[1][0].as_str()), ("姓名", "张*"), "the workbook is masked inside");
+    let (code, out, err) = run(&["scan", "--format", "jsonl", "-"], Some(&body));
+    assert_eq!(code, 0, "{err}");
+    let found: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out).lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+    let at = |rule: &str| found.iter().find(|v| v["rule"] == rule && v["location"].is_null()).expect(rule).clone();
+    for (rule, value) in [("cn.name", "张伟".as_bytes()), ("cn.mobile", b"13800138000".as_slice())] {
+        let v = at(rule);
+        let (s, e) = (v["start"].as_u64().expect("start") as usize, v["end"].as_u64().expect("end") as usize);
+        assert_eq!(&body[s..e], value, "{v}");
+    }
+    assert!(found.iter().any(|v| v["location"].as_str().is_some_and(|l| l.starts_with("export.xlsx: "))), "{found:?}");
+    let in_text = found.iter().filter(|v| v["rule"] == "cn.mobile" && v["location"].is_null()).count();
+    assert_eq!(in_text, 1, "the note's, not the image's: {found:?}");
+    let (_, out, _) = run(&["scan", "-"], Some(&body));
+    assert!(String::from_utf8_lossy(&out).ends_with(" finding(s) in multipart data\n"));
+}
+
 /// A document piped in (`curl … | dlpgate mask --department … -`) is inspected inside, as one
 /// named on the command line is, not masked as text.
 #[test]

@@ -9,7 +9,7 @@
 mod body;
 mod decode;
 mod findings;
-mod multipart;
+pub mod multipart;
 mod outcome;
 
 use std::time::Instant;
