@@ -300,24 +300,32 @@ fn multipart(
     }
 }
 
-/// [`multipart`] for `mask`: `act` decides, and a document that cannot be masked in place is an
-/// error, as for a document on its own.
-fn mask_multipart(
+/// `mask` (for itself or as a department): the input's rewrite under `act` (rule index → action),
+/// whatever it holds; a document, on its own or uploaded in a multipart body, that cannot be
+/// masked in place is an error.
+fn mask_input(
     rules: &RuleSet,
     tr: &Transformer,
-    body: &[u8],
-    boundary: &str,
+    path: &PathBuf,
     act: &dyn Fn(usize) -> Action,
-    to: &mut dyn Write,
+    w: &mut dyn Write,
 ) -> Result<()> {
     let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    let mut document = |doc: &[u8], name: &str| {
-        let out = inspect_document(rules, tr, doc, std::path::Path::new(name), &mut |r| act(r), &mut |_, _| {})?;
+    let document = |doc: &[u8], name: &std::path::Path| {
+        let out = inspect_document(rules, tr, doc, name, &mut |r| act(r), &mut |_, _| {})?;
         let mut bytes = Vec::new();
-        write_document(out, doc, &mut bytes).with_context(|| name.to_string())?;
-        Ok(Some(bytes))
+        write_document(out, doc, &mut bytes).with_context(|| name.display().to_string())?;
+        Ok::<_, anyhow::Error>(bytes)
     };
-    to.write_all(&multipart(rules, tr, body, boundary, &mut decide, &mut document)?)?;
+    match open_input(path)? {
+        Input::Document(doc) => w.write_all(&document(&doc, path)?)?,
+        Input::Multipart(body, boundary) => {
+            let mut in_part = |doc: &[u8], name: &str| document(doc, std::path::Path::new(name)).map(Some);
+            w.write_all(&multipart(rules, tr, &body, &boundary, &mut decide, &mut in_part)?)?;
+        }
+        input => stream(rules, tr, input, path, false, w, &mut decide)?,
+    }
+    w.flush()?;
     Ok(())
 }
 
@@ -535,22 +543,7 @@ fn mask(a: MaskArgs) -> Result<()> {
         Action::Block => Action::Redact,
         a => a,
     };
-    let input = open_input(&a.input)?;
-    if let Input::Document(doc) = input {
-        let out = inspect_document(&rules, &tr, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
-        write_document(out, &doc, &mut w)?;
-        w.flush()?;
-        return Ok(());
-    }
-    if let Input::Multipart(body, boundary) = &input {
-        mask_multipart(&rules, &tr, body, boundary, &act, &mut w)?;
-        w.flush()?;
-        return Ok(());
-    }
-    let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&rules, &tr, input, &a.input, false, &mut w, &mut decide)?;
-    w.flush()?;
-    Ok(())
+    mask_input(&rules, &tr, &a.input, &act, &mut w)
 }
 
 /// `mask --department`: what the gateway would deliver to `dept` as a response body on the route.
@@ -585,22 +578,7 @@ fn mask_as(a: &MaskArgs, dept: &str) -> Result<()> {
         Action::Block => Action::Redact,
         act => act,
     };
-    let input = open_input(&a.input)?;
-    if let Input::Document(doc) = input {
-        let out = inspect_document(&snap.rules, &snap.transformer, &doc, &a.input, &mut |r| act(r), &mut |_, _| {})?;
-        write_document(out, &doc, &mut w)?;
-        w.flush()?;
-        return Ok(());
-    }
-    if let Input::Multipart(body, boundary) = &input {
-        mask_multipart(&snap.rules, &snap.transformer, body, boundary, &act, &mut w)?;
-        w.flush()?;
-        return Ok(());
-    }
-    let mut decide = |f: &StreamFinding, _: &[u8]| act(f.rule);
-    stream(&snap.rules, &snap.transformer, input, &a.input, false, &mut w, &mut decide)?;
-    w.flush()?;
-    Ok(())
+    mask_input(&snap.rules, &snap.transformer, &a.input, &act, &mut w)
 }
 
 fn rules_test(dirs: &[PathBuf]) -> Result<()> {
