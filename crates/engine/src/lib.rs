@@ -143,6 +143,8 @@ pub struct Scan {
     kept: Vec<(Hit, Kept)>,
     /// scratch for the built-in detectors (`@` positions, value candidates)
     marks: prefilter::Marks,
+    /// scratch for putting the hits in order (see [`resolve_overlaps`])
+    merged: Vec<Hit>,
 }
 
 thread_local! {
@@ -178,7 +180,8 @@ impl Scan {
         self.findings.capacity() * size_of::<Finding>()
             + self.values.capacity()
             + self.hits.capacity() * size_of::<Hit>()
-            + self.kept.capacity() * size_of::<(Hit, Kept)>()
+            + (self.kept.capacity() * size_of::<(Hit, Kept)>())
+            + self.merged.capacity() * size_of::<Hit>()
             + (self.marks.at.capacity() + self.marks.values.capacity()) * size_of::<usize>()
     }
 
@@ -477,7 +480,7 @@ impl RuleSet {
         if out.hits.is_empty() {
             return;
         }
-        resolve_overlaps(&mut out.hits);
+        resolve_overlaps(&mut out.hits, &mut out.merged);
         let mut kept = out.kept.iter().peekable();
         for h in &out.hits {
             let rule = &self.rules[h.rule as usize];
@@ -650,14 +653,76 @@ fn default_label(id: &str) -> String {
     format!("[{}]", last.to_ascii_uppercase())
 }
 
-/// Sort by start, and where hits overlap keep the longest (the earlier rule on a tie).
-fn resolve_overlaps(hits: &mut Vec<Hit>) {
-    let order = |a: &Hit, b: &Hit| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(a.rule.cmp(&b.rule));
-    // often already in order (one detector found everything); otherwise a stable merge sort,
-    // which merges the detectors' sorted runs in linear time
-    if !hits.is_sorted_by(|a, b| order(a, b).is_le()) {
-        hits.sort_by(order);
+/// Whether `a` goes before `b`: by start, the longer first, the earlier rule first.
+#[inline]
+fn before(a: &Hit, b: &Hit) -> bool {
+    (a.start, b.end, a.rule) < (b.start, a.end, b.rule)
+}
+
+/// Put `hits` in order (see [`before`]). They come as a few runs already in order, one per pass
+/// (the digit detectors, e-mail, names and addresses, keywords and patterns): those are merged
+/// pairwise through `scratch`, in linear time for each merge; many runs are sorted.
+fn sort_hits(hits: &mut Vec<Hit>, scratch: &mut Vec<Hit>) {
+    const MAX_RUNS: usize = 8;
+    let mut ends = [0usize; MAX_RUNS];
+    let mut runs = 0;
+    for i in 1..hits.len() {
+        if before(&hits[i], &hits[i - 1]) {
+            if runs == MAX_RUNS - 1 {
+                hits.sort_by(|a, b| (a.start, b.end, a.rule).cmp(&(b.start, a.end, b.rule)));
+                return;
+            }
+            ends[runs] = i;
+            runs += 1;
+        }
     }
+    if runs == 0 {
+        return;
+    }
+    ends[runs] = hits.len();
+    runs += 1;
+    // merge runs pairwise until one is left: [0, e0) with [e0, e1), [e1, e2) with [e2, e3), …
+    scratch.clear();
+    scratch.resize(hits.len(), Hit { rule: 0, start: 0, end: 0 });
+    while runs > 1 {
+        let mut from = 0;
+        let mut kept = 0;
+        let mut r = 0;
+        while r < runs {
+            if r + 1 == runs {
+                scratch[from..ends[r]].copy_from_slice(&hits[from..ends[r]]);
+            } else {
+                merge(&hits[from..ends[r]], &hits[ends[r]..ends[r + 1]], &mut scratch[from..ends[r + 1]]);
+            }
+            from = ends[(r + 1).min(runs - 1)];
+            ends[kept] = from;
+            kept += 1;
+            r += 2;
+        }
+        runs = kept;
+        std::mem::swap(hits, scratch);
+    }
+}
+
+/// Merge `a` and `b` (each in order) into `out` (as long as both); `a` first on a tie.
+fn merge(a: &[Hit], b: &[Hit], out: &mut [Hit]) {
+    let (mut i, mut j) = (0, 0);
+    for o in out.iter_mut() {
+        // take from `b` while it goes first; from `a` otherwise, or once `b` is used up
+        let from_b = j < b.len() && (i == a.len() || before(&b[j], &a[i]));
+        if from_b {
+            *o = b[j];
+            j += 1;
+        } else {
+            *o = a[i];
+            i += 1;
+        }
+    }
+}
+
+/// Sort by start, and where hits overlap keep the longest (the earlier rule on a tie).
+fn resolve_overlaps(hits: &mut Vec<Hit>, scratch: &mut Vec<Hit>) {
+    sort_hits(hits, scratch);
     // keep the longest of each overlapping group, in place
     let mut kept = 0;
     for i in 0..hits.len() {
@@ -727,7 +792,27 @@ mod tests {
             Hit { rule: 2, start: 0, end: 18 },
             Hit { rule: 3, start: 20, end: 25 },
         ];
-        resolve_overlaps(&mut hits);
+        resolve_overlaps(&mut hits, &mut Vec::new());
         assert_eq!(hits, vec![Hit { rule: 2, start: 0, end: 18 }, Hit { rule: 3, start: 20, end: 25 }]);
+    }
+
+    proptest::proptest! {
+        /// Runs in order are merged into what a full sort gives, whatever their number and lengths
+        /// (past eight runs the hits are sorted whole).
+        #[test]
+        fn hits_are_put_in_order(runs in proptest::collection::vec(
+            proptest::collection::vec((0usize..40, 0usize..6, 0u32..3), 0..12), 0..12)
+        ) {
+            let mut hits = Vec::new();
+            for run in &runs {
+                let mut r: Vec<Hit> = run.iter().map(|&(start, len, rule)| Hit { rule, start, end: start + len }).collect();
+                r.sort_by(|a, b| (a.start, b.end, a.rule).cmp(&(b.start, a.end, b.rule)));
+                hits.extend(r);
+            }
+            let mut want = hits.clone();
+            want.sort_by(|a, b| (a.start, b.end, a.rule).cmp(&(b.start, a.end, b.rule)));
+            sort_hits(&mut hits, &mut Vec::new());
+            proptest::prop_assert_eq!(hits, want);
+        }
     }
 }
