@@ -239,6 +239,8 @@ struct Offline<'a> {
     tr: &'a Transformer,
     decide: &'a mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
     document: ReadDocument<'a>,
+    /// evaluate context words for every finding (`scan` reports them)
+    context: bool,
     failed: Option<anyhow::Error>,
 }
 
@@ -256,9 +258,9 @@ impl crate::gateway::inspect::multipart::Parts for Offline<'_> {
             decide(&StreamFinding { start: f.start + at as u64, end: f.end + at as u64, ..*f }, v)
         };
         if form {
-            crate::engine::stream::scan_form_at(self.rules, self.tr, text, place, out, &mut moved);
+            crate::engine::stream::scan_form_at(self.rules, self.tr, text, place, self.context, out, &mut moved);
         } else {
-            crate::engine::stream::scan_whole_at(self.rules, self.tr, text, text, place, out, &mut moved);
+            crate::engine::stream::scan_whole_at(self.rules, self.tr, text, text, place, self.context, out, &mut moved);
         }
         false
     }
@@ -288,10 +290,11 @@ fn multipart(
     tr: &Transformer,
     body: &[u8],
     boundary: &str,
+    context: bool,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
     document: ReadDocument<'_>,
 ) -> Result<Vec<u8>> {
-    let mut parts = Offline { rules, tr, decide, document, failed: None };
+    let mut parts = Offline { rules, tr, decide, document, context, failed: None };
     let scanned = crate::gateway::inspect::multipart::scan_parts(&mut parts, body, boundary)
         .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     match parts.failed {
@@ -321,7 +324,7 @@ fn mask_input(
         Input::Document(doc) => w.write_all(&document(&doc, path)?)?,
         Input::Multipart(body, boundary) => {
             let mut in_part = |doc: &[u8], name: &str| document(doc, std::path::Path::new(name)).map(Some);
-            w.write_all(&multipart(rules, tr, &body, &boundary, &mut decide, &mut in_part)?)?;
+            w.write_all(&multipart(rules, tr, &body, &boundary, false, &mut decide, &mut in_part)?)?;
         }
         input => stream(rules, tr, input, path, false, w, &mut decide)?,
     }
@@ -419,7 +422,15 @@ fn stream(
     let mut r = match input {
         Input::Form(data) => {
             let mut o = Vec::with_capacity(data.len());
-            crate::engine::stream::scan_form_at(rules, tr, &data, &crate::engine::Place::start(), &mut o, decide);
+            crate::engine::stream::scan_form_at(
+                rules,
+                tr,
+                &data,
+                &crate::engine::Place::start(),
+                context,
+                &mut o,
+                decide,
+            );
             out.write_all(&o)?;
             return Ok(());
         }
@@ -508,7 +519,7 @@ fn scan(a: ScanArgs) -> Result<()> {
                 inspect_document(&rules, &tr, doc, std::path::Path::new(name), &mut decide_rule, &mut seen_in)?;
                 Ok(None)
             };
-            multipart(&rules, &tr, &body, &boundary, &mut decide, &mut document)?;
+            multipart(&rules, &tr, &body, &boundary, true, &mut decide, &mut document)?;
             " in multipart data".to_string()
         }
         input => {

@@ -261,6 +261,15 @@ fn form_data_is_read_as_the_gateway_reads_a_form_body() {
     let (code, _, err) = run(&["rules", "test", rules_dir.to_str().expect("dir")], None);
     assert_eq!(code, 1);
     assert!(err.contains("example does not match: \"tel=138+0013+800\" as form data"), "{err}");
+    // `scan --format jsonl` weighs context words for every finding in form data, as for text
+    let body = format!("note=%E6%89%8B%E6%9C%BA+13800138000&pad={}&x=13900139000", "x".repeat(200));
+    let (code, out, err) = run(&["scan", "--format", "jsonl", "-"], Some(body.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    let context: Vec<bool> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["context"].as_bool().expect("context"))
+        .collect();
+    assert_eq!(context, [true, false], "the mobile after 手机 has its context word, the other none");
     // a form longer than the first bytes the input is told by
     let long = format!("pad={}&phone=138+0013+8000", "x".repeat(100_000));
     let (code, out, err) = run(&["mask", "-"], Some(long.as_bytes()));

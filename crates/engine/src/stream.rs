@@ -318,16 +318,20 @@ pub fn scan_whole_as(
     out: &mut Vec<u8>,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Vec<Finding> {
-    scan_whole_at(rules, tr, view, input, &Place::start(), out, decide)
+    scan_whole_at(rules, tr, view, input, &Place::start(), false, out, decide)
 }
 
-/// [`scan_whole_as`] for a text that stands at `place` (a form field's value).
+/// [`scan_whole_as`] for a text that stands at `place` (a form field's value). `context`: evaluate
+/// context words for every finding, as [`StreamScanner::with_context`] does (a report wants them;
+/// rewriting needs them only for the rules that require them, which always get them).
+#[allow(clippy::too_many_arguments)]
 pub fn scan_whole_at(
     rules: &RuleSet,
     tr: &Transformer,
     view: &[u8],
     input: &[u8],
     place: &Place<'_>,
+    context: bool,
     out: &mut Vec<u8>,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Vec<Finding> {
@@ -335,6 +339,7 @@ pub fn scan_whole_at(
     // the thread's room: a small body (most API responses) does not grow four vectors from
     // nothing each time
     let mut scan = Scan::take_room();
+    scan.want_context = context;
     rules.scan_at(view, place, &mut scan);
     let mut actions = Vec::with_capacity(scan.findings.len());
     for f in &scan.findings {
@@ -377,12 +382,13 @@ pub fn scan_form_at(
     tr: &Transformer,
     input: &[u8],
     place: &Place<'_>,
+    context: bool,
     out: &mut Vec<u8>,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Vec<Finding> {
     let view = form_view(input);
     let from = out.len();
-    let findings = scan_whole_at(rules, tr, &view, input, place, out, decide);
+    let findings = scan_whole_at(rules, tr, &view, input, place, context, out, decide);
     if matches!(view, Cow::Owned(_)) && !input.contains(&b' ') {
         for b in out[from..].iter_mut().filter(|b| **b == b' ') {
             *b = b'+';
@@ -417,7 +423,8 @@ mod tests {
         let tr = Transformer::new(HashKey::new("k"));
         let form = |input: &str, action: Action| {
             let mut out = b"before|".to_vec();
-            let found = scan_form_at(&rules, &tr, input.as_bytes(), &Place::start(), &mut out, &mut |_, _| action);
+            let found =
+                scan_form_at(&rules, &tr, input.as_bytes(), &Place::start(), false, &mut out, &mut |_, _| action);
             (found.len(), String::from_utf8(out).expect("utf-8"))
         };
         let m = Action::Mask;

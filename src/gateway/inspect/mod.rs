@@ -77,9 +77,9 @@ fn scan_with(scope: Scope<'_>, log: &mut FindingLog, input: &[u8], place: &Place
     let mut decide_fn = deciding(scope, log, &mut blocked);
     let (rules, tr) = (&scope.snap.rules, &scope.snap.transformer);
     if form {
-        crate::engine::stream::scan_form_at(rules, tr, input, place, &mut out, &mut decide_fn);
+        crate::engine::stream::scan_form_at(rules, tr, input, place, false, &mut out, &mut decide_fn);
     } else {
-        crate::engine::stream::scan_whole_at(rules, tr, input, input, place, &mut out, &mut decide_fn);
+        crate::engine::stream::scan_whole_at(rules, tr, input, input, place, false, &mut out, &mut decide_fn);
     }
     drop(decide_fn);
     (out, blocked)
