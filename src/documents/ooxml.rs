@@ -841,7 +841,7 @@ pub(super) fn rewrite_part(
                 // markup held for a batch is bounded too: a sheet's text is a fraction of its bytes
                 || (boundary && (batch.text.len() >= BATCH || held >= if batch.nodes.is_empty() { BATCH } else { 2 * BATCH }))
             {
-                let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, seen, headers };
+                let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, headers };
                 changed |= flush(&win, &mut written, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
             }
             if eof {
@@ -1046,7 +1046,6 @@ struct Namer<'a> {
     sheet_index: u32,
     here: &'a str,
     shared: &'a SharedRef<'a>,
-    seen: &'a SharedSeen,
     headers: &'a Headers,
 }
 
@@ -1086,9 +1085,9 @@ fn flush<R>(
         // a cell's field is its column's header (a shared string's: of the first cell showing it)
         let field = |at: usize| match batch.loc(at, &hint_f) {
             Loc::Cell(r, c) => namer.headers.get(namer.sheet_index, r, c),
-            // only what the sheets read so far noted: finding the cells of every string would read
-            // the sheets again for each, where the strings come first
-            Loc::Shared(i) => namer.seen.get(i as usize).and_then(|(s, r, c)| namer.headers.get(s, r, c)),
+            // the cell the sheets read so far noted; where the strings come first (as Apache POI,
+            // and so EasyExcel, writes them), the cell found by reading the sheets once before
+            Loc::Shared(i) => (namer.shared)(i).and_then(|(s, r, c)| namer.headers.get(s, r, c)),
             _ => None,
         };
         // a workbook without header rows (or a document) has no fields: none is looked up

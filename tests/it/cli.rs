@@ -199,6 +199,11 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     assert_eq!(code, 0, "{err}");
     let (_, rows) = super::documents::cells(&std::fs::read(&masked).expect("masked"));
     assert_eq!((rows[0][0].as_str(), rows[1][0].as_str()), ("姓名", "张*"));
+    // ... also where the shared strings come before the sheet (as Apache POI writes them)
+    std::fs::write(&xlsx, super::documents::xlsx_strings_first()).expect("xlsx");
+    let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("导出数据!A2\tcn.name\t"), "{}", String::from_utf8_lossy(&out));
     // a team's own key: names under `dwfzr` (a unit's responsible person) once a rule names it
     let input = r#"{"dwfzr":"李秀英","bz":"李秀英"}"#.as_bytes();
     let (_, out, _) = run(&["mask", "-"], Some(input));
