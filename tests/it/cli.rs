@@ -218,6 +218,26 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     let (code, out, err) = run(&["rules", "test", rules_dir.to_str().expect("dir")], None);
     assert_eq!(code, 0, "{err}");
     assert!(String::from_utf8_lossy(&out).contains("local.responsible"), "{}", String::from_utf8_lossy(&out));
+    // beside the shipped rules, whose name rule uses the same detector: each finds its own fields
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let both = ["--rules", shipped, "--rules", rules_dir.to_str().expect("dir")];
+    let (code, out, err) =
+        run(&[&["mask"][..], &both, &["-"]].concat(), Some(r#"{"dwfzr":"李秀英","xm":"王芳"}"#.as_bytes()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), r#"{"dwfzr":"李**","xm":"王*"}"#);
+    let (code, out, err) = run(
+        &[&["scan", "--format", "jsonl"][..], &both, &["-"]].concat(),
+        Some(r#"{"dwfzr":"李秀英","xm":"王芳"}"#.as_bytes()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let rules: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["rule"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(rules, ["local.responsible", "cn.name"]);
+    let (code, out, err) = run(&["rules", "test", shipped, rules_dir.to_str().expect("dir")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("0 failure(s)"), "{}", String::from_utf8_lossy(&out));
     // an in_field example that fails is reported with its field
     std::fs::write(rules_dir.join("local.yaml"), own.replace("match: [李秀英]", "match: [李秀英, 郑州市金水区]"))
         .expect("rule");

@@ -97,7 +97,7 @@ impl Builtins {
     }
 
     #[inline]
-    fn rule(&self, b: Builtin) -> Option<u32> {
+    pub(crate) fn rule(&self, b: Builtin) -> Option<u32> {
         self.rule_of[b.index()]
     }
 

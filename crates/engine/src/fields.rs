@@ -403,7 +403,8 @@ impl Fields {
             self.value_slots |= bit;
         }
         if kind == Kind::Address {
-            self.address = Some(rule);
+            // an address without field or label is the first address rule's
+            self.address.get_or_insert(rule);
         }
         self.slots.push(Slot { rule, kind, labels: labels.iter().map(|l| l.as_bytes().to_vec()).collect() });
         Ok(())

@@ -312,7 +312,12 @@ impl RuleSet {
             let d = &r.detector;
             let detector = if let Some(b) = &d.builtin {
                 let Some(b) = Builtin::from_name(b) else { continue };
-                if let Some(prev) = builtins.set(b, idx) {
+                // names and addresses are found by field: a team's own rule for its own keys
+                // (`fields: [dwfzr]`) stands beside the shipped one, each with its fields
+                let by_field = matches!(b, Builtin::CnName | Builtin::CnAddress);
+                if by_field && builtins.rule(b).is_some() {
+                    // (the first rule keeps the detector; this one is a field slot of its own)
+                } else if let Some(prev) = builtins.set(b, idx) {
                     errs.push(RuleError::new(
                         &file,
                         line,
