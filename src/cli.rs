@@ -630,7 +630,12 @@ fn check(path: &std::path::Path, print: bool, connect: bool) -> Result<()> {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
-            bail!("{}: {} problem(s)", path.display(), e.0.len());
+            // (the second stage needs a configuration that reads: say it has not run yet)
+            bail!(
+                "{}: {} problem(s) (certificates, keys and CA bundles are opened once these are fixed)",
+                path.display(),
+                e.0.len()
+            );
         }
     };
     // the same second stage as run and reload: certificates, keys, upstream CA bundles

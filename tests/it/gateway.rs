@@ -755,6 +755,8 @@ fn malformed_config_exits_1_with_file_and_line() {
     let err = refused("check", "nosni", &bad);
     let line = bad.lines().position(|l| l.contains("tls: true}")).expect("route line") + 1;
     assert!(err.contains(&format!("dlpgate.yaml:{line}")) && err.contains("needs sni"), "{err}");
+    // (the certificates are not opened yet: the summary says so)
+    assert!(err.contains("1 problem(s) (certificates, keys and CA bundles are opened once these are fixed)"), "{err}");
     // a receive buffer too small to carry a TCP segment or two
     let bad = text.replacen("receive_buffer: 16384", "receive_buffer: 100", 1);
     assert_ne!(bad, text);
