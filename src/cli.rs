@@ -631,11 +631,9 @@ fn check(path: &std::path::Path, print: bool, connect: bool) -> Result<()> {
         Err(e) => {
             eprintln!("{e}");
             // (the second stage needs a configuration that reads: say it has not run yet)
-            bail!(
-                "{}: {} problem(s) (certificates, keys and CA bundles are opened once these are fixed)",
-                path.display(),
-                e.0.len()
-            );
+            let later =
+                if path.exists() { " (certificates, keys and CA bundles are opened once these are fixed)" } else { "" };
+            bail!("{}: {} problem(s){later}", path.display(), e.0.len());
         }
     };
     // the same second stage as run and reload: certificates, keys, upstream CA bundles

@@ -362,6 +362,12 @@ fn compile_departments(c: &mut Ctx<'_>, raw: Vec<RawDepartment>) -> (Vec<Departm
     (departments, unknown)
 }
 
+/// Whether `id` is a department's: a compiled one, or one in the file that did not read (its own
+/// error says why; the places that name it are not reported again).
+fn known_department(c: &Ctx<'_>, departments: &[Department], id: &str) -> bool {
+    departments.iter().any(|x| x.id == id) || c.lines.find("departments", "id", Some(id)).is_some()
+}
+
 /// `policies`: every department, route, category and rule an override names must exist.
 fn compile_policies(
     c: &mut Ctx<'_>,
@@ -382,9 +388,11 @@ fn compile_policies(
             continue;
         }
         let mut overrides = Vec::new();
-        for o in p.overrides {
+        for (k, o) in p.overrides.into_iter().enumerate() {
+            // each override its own scope: a value named in two is reported at its own line
+            c.scope = format!("policies[{n}].overrides[{k}]");
             for d in &o.departments {
-                if !departments.iter().any(|x| &x.id == d) {
+                if !known_department(c, departments, d) {
                     c.err("departments", Some(d), format!("policy {}: unknown department {d:?}", p.id));
                 }
             }
@@ -574,7 +582,7 @@ fn compile_quotas(
             c.err("id", Some(&q.id), format!("duplicate quota id {:?}", q.id));
         }
         for d in &q.departments {
-            if !departments.iter().any(|x| &x.id == d) {
+            if !known_department(c, departments, d) {
                 c.err("departments", Some(d), format!("quota {}: unknown department {d:?}", q.id));
             }
         }

@@ -171,3 +171,32 @@ fn log_levels_and_listener_timeouts_are_checked() {
     let s = load_str(Path::new("t.yaml"), &cfg("info", ", keepalive_timeout_s: 0")).expect("keep-alive off");
     assert!(s.listeners[0].timeouts.keepalive.is_zero());
 }
+
+/// A misspelt department is reported once, at its own lines, not again where a policy names it;
+/// a department that does not exist is reported at each override that names it, on that line.
+#[test]
+fn department_errors_are_reported_where_they_are() {
+    let text = "listeners: [{addr: \"127.0.0.1:8080\"}]
+departments:
+  - id: civil
+    clearence: important
+policies:
+  - id: p
+    overrides:
+      - {departments: [civil], action: mask}
+      - {departments: [civil, health], action: block}
+      - {departments: [health], action: alert}
+routes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}}]
+";
+    let e = load_str(Path::new("d.yaml"), text).expect_err("misspelt clearance").to_string();
+    assert!(e.contains("d.yaml:4: departments[0].clearence: unknown field"), "{e}");
+    assert!(!e.contains("unknown department \"civil\""), "{e}");
+    assert!(
+        e.contains("d.yaml:9: policies[0].overrides[1].departments: policy p: unknown department \"health\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("d.yaml:10: policies[0].overrides[2].departments: policy p: unknown department \"health\""),
+        "{e}"
+    );
+}
