@@ -279,10 +279,18 @@ fn compile_identity(c: &mut Ctx<'_>, raw: &RawIdentity) -> IdentitySettings {
         }
     }
 
+    // header names, checked here once rather than parsed again for every request
+    let mut name = |key: &str, value: &str| match http::HeaderName::from_bytes(value.to_ascii_lowercase().as_bytes()) {
+        Ok(n) => n,
+        Err(_) => {
+            c.err(key, Some(value), format!("{value:?} is not a header name"));
+            http::HeaderName::from_static("x-invalid")
+        }
+    };
     IdentitySettings {
-        api_key_header: raw.api_key_header.to_ascii_lowercase(),
+        api_key_header: name("identity.api_key_header", &raw.api_key_header),
         trusted_proxies: trusted,
-        department_header: raw.department_header.to_ascii_lowercase(),
+        department_header: name("identity.department_header", &raw.department_header),
         unknown: raw.unknown,
         unknown_api_key: raw.unknown_api_key,
     }

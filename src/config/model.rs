@@ -152,9 +152,9 @@ pub struct AdminSettings {
 
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
-    pub api_key_header: String,
+    pub api_key_header: http::HeaderName,
     pub trusted_proxies: Vec<Cidr>,
-    pub department_header: String,
+    pub department_header: http::HeaderName,
     pub unknown: UnknownMode,
     pub unknown_api_key: UnknownMode,
 }

@@ -200,3 +200,16 @@ routes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}}]
         "{e}"
     );
 }
+
+/// The identity header names are header names, checked when the configuration loads.
+#[test]
+fn identity_header_names_are_checked_on_load() {
+    let text = "listeners: [{addr: \"127.0.0.1:8080\"}]\nidentity:\n  api_key_header: X-Api-Key\n  department_header: \"x dept\"\npolicies: [{id: p}]\nroutes: [{id: r, policy: p, upstream: {addrs: [\"127.0.0.1:9000\"]}}]\n";
+    let e = load_str(Path::new("i.yaml"), text).expect_err("a space in a header name").to_string();
+    assert!(e.contains("i.yaml:4: identity.department_header: \"x dept\" is not a header name"), "{e}");
+    let s = load_str(Path::new("i.yaml"), &text.replace("\"x dept\"", "X-Department")).expect("valid names");
+    assert_eq!(
+        (s.identity.api_key_header.as_str(), s.identity.department_header.as_str()),
+        ("x-api-key", "x-department")
+    );
+}

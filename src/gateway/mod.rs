@@ -24,6 +24,7 @@ pub mod ctx;
 pub mod decide;
 pub mod demo;
 pub mod exchange;
+pub mod fields;
 pub mod head;
 pub mod idle;
 pub mod inspect;

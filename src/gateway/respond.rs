@@ -111,9 +111,8 @@ pub async fn send(session: &mut Session, verdict: &Verdict) -> Result<()> {
 /// validators) and answer HTTP/1.1, so an h1 client gets chunked framing.
 pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
     use http::header::{ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, ETAG, TRANSFER_ENCODING};
-    for h in &[CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING, ACCEPT_RANGES, ETAG] {
-        resp.remove_header(h);
-    }
+    let gone = [CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING, ACCEPT_RANGES, ETAG];
+    super::fields::remove_where(resp, |n| gone.contains(n));
     resp.set_version(http::Version::HTTP_11);
 }
 
@@ -122,8 +121,7 @@ pub fn strip_for_rewrite(resp: &mut ResponseHeader) {
 /// go, `private` is added (unless the upstream already forbids storing it at all).
 pub fn private_cache(resp: &mut ResponseHeader) {
     // the CDN-specific ones would let a CDN in front keep it all the same
-    resp.remove_header(&http::HeaderName::from_static("cdn-cache-control"));
-    resp.remove_header(&http::HeaderName::from_static("surrogate-control"));
+    super::fields::remove_where(resp, |n| n == "cdn-cache-control" || n == "surrogate-control");
     if !resp.headers.contains_key(http::header::CACHE_CONTROL) {
         // the common case, without parsing or allocating
         let _ = resp.insert_header(http::header::CACHE_CONTROL, "private");

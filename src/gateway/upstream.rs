@@ -116,19 +116,24 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
             Err(_) => return Error::e_explain(HTTPStatus(414), "dlp: rewritten query too long"),
         }
     }
-    if ctx.continued {
-        req.remove_header(&header::EXPECT);
-    }
-    // identity: the client's own claims are dropped, the gateway's resolution is sent
-    for name in &CLIENT_IDENTITY_HEADERS {
-        req.remove_header(name);
-    }
-    req.remove_header(snap.identity.api_key_header.as_str());
-    let dh = snap.identity.department_header.clone();
-    req.remove_header(&dh);
-    req.insert_header(dh, snap.departments[ctx.dept].id.as_str())?;
+    // identity: the client's own claims are dropped, the gateway's resolution is sent; an
+    // inspected response is asked for whole and uncompressed (partial or encoded bodies cannot be
+    // scanned reliably); a decoded or held body's framing and coding go
+    let inspect_response = ctx.route.is_some_and(|r| snap.routes[r].inspect.response);
+    let body_changes = matches!(ctx.req_body, ReqBody::Stream(_) | ReqBody::Hold(_));
+    let identity = &snap.identity;
+    super::fields::remove_where(req, |n| {
+        CLIENT_IDENTITY_HEADERS.contains(n)
+            || *n == identity.api_key_header
+            || *n == identity.department_header
+            || (ctx.continued && *n == header::EXPECT)
+            || (inspect_response && (*n == header::ACCEPT_ENCODING || *n == header::RANGE || *n == header::IF_RANGE))
+            || (ctx.req_decoded && *n == header::CONTENT_ENCODING)
+            || (body_changes && *n == header::CONTENT_LENGTH)
+    });
+    req.insert_header(identity.department_header.clone(), snap.departments[ctx.dept].id.as_str())?;
     if !xff.is_empty() {
-        req.insert_header("x-forwarded-for", xff)?;
+        req.insert_header(CLIENT_IDENTITY_HEADERS[0].clone(), xff)?;
     }
     if let Some(route) = ctx.route {
         if !req.headers.contains_key(http::header::HOST) {
@@ -144,26 +149,11 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
                 req.insert_header(http::header::HOST, h)?;
             }
         }
-        if snap.routes[route].inspect.response {
-            // ask for identity and whole bodies: partial or encoded bodies cannot be scanned reliably
-            req.remove_header(&header::ACCEPT_ENCODING);
-            req.remove_header(&header::RANGE);
-            req.remove_header(&header::IF_RANGE);
-        }
     }
-    if ctx.req_decoded {
-        req.remove_header(&http::header::CONTENT_ENCODING);
+    if let ReqBody::Decided(Some(b)) = &ctx.req_body {
+        req.insert_header(header::CONTENT_LENGTH, b.len().to_string())?;
     }
-    match &ctx.req_body {
-        ReqBody::Decided(Some(b)) => {
-            req.insert_header("content-length", b.len().to_string())?;
-        }
-        ReqBody::Stream(_) | ReqBody::Hold(_) => {
-            // the body may change length: send it chunked
-            req.remove_header(&header::CONTENT_LENGTH);
-        }
-        _ => {}
-    }
+    // (a held or streamed body may change length: it goes chunked, its length removed above)
     Ok(())
 }
 
@@ -186,12 +176,7 @@ pub fn h1_upstream_head(req: &mut RequestHeader) -> Result<()> {
         .map(|t| String::from_utf8_lossy(t.trim_ascii()).to_ascii_lowercase())
         .filter(|t| !t.is_empty() && !matches!(t.as_str(), "host" | "content-length" | "transfer-encoding"))
         .collect();
-    for name in nominated {
-        req.remove_header(name.as_str());
-    }
-    for name in &HOP_BY_HOP {
-        req.remove_header(name);
-    }
+    super::fields::remove_where(req, |n| HOP_BY_HOP.contains(n) || nominated.iter().any(|t| t == n.as_str()));
     Ok(())
 }
 
@@ -278,8 +263,8 @@ mod tests {
         // a trusted proxy's chain is kept and the proxy added
         assert_eq!(h("x-forwarded-for").as_deref(), Some("198.51.100.1, 10.1.1.1"));
         assert_eq!(h("x-real-ip"), None);
-        assert_eq!(h(&snap.identity.api_key_header), None);
-        assert_eq!(h(&snap.identity.department_header).as_deref(), Some("unknown"));
+        assert_eq!(h(snap.identity.api_key_header.as_str()), None);
+        assert_eq!(h(snap.identity.department_header.as_str()).as_deref(), Some("unknown"));
         // an inspected response is asked for whole and uncompressed
         assert_eq!(h("accept-encoding"), None);
         assert_eq!(h("range"), None);
