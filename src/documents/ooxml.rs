@@ -482,20 +482,24 @@ pub(super) fn shared_prefix(xml: impl BufRead, n: usize) -> Vec<Vec<u8>> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut buf = Vec::new();
     let mut out: Vec<Vec<u8>> = Vec::new();
-    let (mut in_si, mut in_t) = (false, false);
-    while out.len() < n {
+    let (mut in_si, mut in_t, mut in_reading) = (false, false, false);
+    // (the last one wanted is read to its end)
+    while out.len() < n || in_si {
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => match e.local_name().as_ref() {
                 b"si" => {
                     in_si = true;
                     out.push(Vec::new());
                 }
-                b"t" => in_t = in_si,
+                // a phonetic reading's text is not the string's
+                b"rPh" => in_reading = true,
+                b"t" => in_t = in_si && !in_reading,
                 _ => {}
             },
             Ok(Event::Empty(e)) if e.local_name().as_ref() == b"si" => out.push(Vec::new()),
             Ok(Event::End(e)) => match e.local_name().as_ref() {
                 b"si" => in_si = false,
+                b"rPh" => in_reading = false,
                 b"t" => in_t = false,
                 _ => {}
             },
@@ -774,7 +778,8 @@ pub(super) fn rewrite_part(
                             (cell, shared_cell) = open_cell(&mut batch, t, rc, start..end);
                         } else if local == b"v" {
                             in_v = true;
-                        } else if local == b"f" {
+                        } else if local == b"f" || local == b"rPh" {
+                            // a formula's text, or a phonetic reading, is no content of the cell
                             in_f = true;
                         } else if unit_element(local) && role != Role::Skip {
                             if depth == 0 {
@@ -794,7 +799,7 @@ pub(super) fn rewrite_part(
                             boundary = depth == 0;
                         } else if local == b"v" {
                             in_v = false;
-                        } else if local == b"f" {
+                        } else if local == b"f" || local == b"rPh" {
                             in_f = false;
                         } else if unit_element(local) && depth > 0 && role != Role::Skip {
                             depth -= 1;
@@ -857,7 +862,7 @@ pub(super) fn rewrite_part(
 #[derive(Debug, Clone, Copy)]
 struct Reading {
     role: Role,
-    /// inside `<v>`, inside `<f>`
+    /// inside `<v>`; inside `<f>` or `<rPh>` (a formula, a phonetic reading: not the cell's text)
     in_v: bool,
     in_f: bool,
     /// the cell around it
@@ -884,7 +889,7 @@ fn text_run(
 ) {
     let scanned = match role {
         Role::Skip | Role::Workbook => false,
-        Role::Sheet if in_f => false,
+        Role::Sheet | Role::Shared if in_f => false,
         Role::Sheet if in_v => cell.is_some_and(|c| c.2),
         _ => true,
     };

@@ -199,6 +199,50 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     assert_eq!(code, 0, "{err}");
     let (_, rows) = super::documents::cells(&std::fs::read(&masked).expect("masked"));
     assert_eq!((rows[0][0].as_str(), rows[1][0].as_str()), ("姓名", "张*"));
+    // ... also where `姓名` is the last shared string a header row shows (as xlsxwriter writes a
+    // sheet whose last column, or only column, holds names)
+    let sst = |strings: &[&str]| {
+        let si: String = strings.iter().map(|t| format!("<si><t>{t}</t></si>")).collect();
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{si}</sst>"#
+        )
+    };
+    let sheet = |rows: &[&[usize]]| {
+        let mut x = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+        );
+        for (r, row) in rows.iter().enumerate() {
+            x += &format!("<row r=\"{}\">", r + 1);
+            for (c, i) in row.iter().enumerate() {
+                x += &format!("<c r=\"{}{}\" t=\"s\"><v>{i}</v></c>", (b'A' + c as u8) as char, r + 1);
+            }
+            x += "</row>";
+        }
+        x + "</sheetData></worksheet>"
+    };
+    for (strings, rows, cell, rule) in [
+        (&["姓名", "张伟"][..], &[&[0usize][..], &[1]][..], "导出数据!A2", "cn.name"),
+        // a phonetic reading (`<rPh>`, as Excel keeps for East Asian text) is not part of the value
+        (
+            &["姓名", "张伟</t><rPh sb=\"0\" eb=\"1\"><t>ZW</t></rPh><t>"][..],
+            &[&[0usize][..], &[1]][..],
+            "导出数据!A2",
+            "cn.name",
+        ),
+        (
+            &["手机", "13800138000</t><rPh sb=\"0\" eb=\"1\"><t>ZZ</t></rPh><t>"][..],
+            &[&[0usize][..], &[1]][..],
+            "导出数据!A2",
+            "cn.mobile",
+        ),
+        (&["手机", "姓名", "13800138000", "张伟"][..], &[&[0usize, 1][..], &[2, 3]][..], "导出数据!B2", "cn.name"),
+    ] {
+        std::fs::write(&xlsx, super::documents::xlsx_of(&sst(strings), &sheet(rows))).expect("xlsx");
+        let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
+        assert_eq!(code, 0, "{err}");
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.contains(&format!("{cell}\t{rule}\t")), "{strings:?}: {out}");
+    }
     // ... also where the shared strings come before the sheet (as Apache POI writes them)
     std::fs::write(&xlsx, super::documents::xlsx_strings_first()).expect("xlsx");
     let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);

@@ -22,7 +22,7 @@ pub fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
 
 /// An export workbook: sheet 导出数据 with a header row, an ID in a shared string, a mobile as an
 /// inline string, a mobile stored as a number, a card in a shared string and a plain remark.
-fn xlsx_entries() -> Vec<(&'static str, Vec<u8>)> {
+fn xlsx_package(shared: String, sheet: String) -> Vec<(&'static str, Vec<u8>)> {
     let ct = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#;
     let rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -31,6 +31,17 @@ fn xlsx_entries() -> Vec<(&'static str, Vec<u8>)> {
 <workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="导出数据" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
     let wb_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#;
+    vec![
+        ("[Content_Types].xml", ct.into()),
+        ("_rels/.rels", rels.into()),
+        ("xl/workbook.xml", wb.into()),
+        ("xl/_rels/workbook.xml.rels", wb_rels.into()),
+        ("xl/worksheets/sheet1.xml", sheet.into_bytes()),
+        ("xl/sharedStrings.xml", shared.into_bytes()),
+    ]
+}
+
+fn xlsx_entries() -> Vec<(&'static str, Vec<u8>)> {
     let shared = format!(
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="6" uniqueCount="6"><si><t>姓名</t></si><si><t>身份证号</t></si><si><t>手机</t></si><si><t>张伟</t></si><si><t>{ID}</t></si><si><r><rPr><b/></rPr><t>卡号 {}</t></r><r><t>{}</t></r></si></sst>"#,
@@ -41,14 +52,12 @@ fn xlsx_entries() -> Vec<(&'static str, Vec<u8>)> {
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c><c r="C1" t="s"><v>2</v></c></row><row r="2"><c r="A2" t="s"><v>3</v></c><c r="B2" t="s"><v>4</v></c><c r="C2" t="inlineStr"><is><t>{MOBILE}</t></is></c><c r="D2"><v>{MOBILE}</v></c><c r="E2" t="s"><v>5</v></c><c r="F2"><v>42</v></c></row></sheetData></worksheet>"#
     );
-    vec![
-        ("[Content_Types].xml", ct.into()),
-        ("_rels/.rels", rels.into()),
-        ("xl/workbook.xml", wb.into()),
-        ("xl/_rels/workbook.xml.rels", wb_rels.into()),
-        ("xl/worksheets/sheet1.xml", sheet.into_bytes()),
-        ("xl/sharedStrings.xml", shared.into_bytes()),
-    ]
+    xlsx_package(shared, sheet)
+}
+
+/// A one-sheet workbook (sheet `导出数据`) of these shared strings and sheet XML, in Excel's order.
+pub fn xlsx_of(shared: &str, sheet: &str) -> Vec<u8> {
+    zip_of(&xlsx_package(shared.to_string(), sheet.to_string()))
 }
 
 /// [`xlsx_entries`] in Excel's order: the worksheets before the shared strings.
