@@ -910,9 +910,54 @@ fn text_run(
                 batch.unit(cell.map_or(Loc::Part, |c| Loc::Cell(c.0, c.1)));
             }
             let numeric = if in_v { cell.map_or(u32::MAX, |c| c.3) } else { u32::MAX };
-            batch.node(at, &value, numeric, false);
+            // a number written as a double (`1.3800138E10`, `13800138000.0`: Apache POI's way) is
+            // read as the whole number it is; a change rewrites the cell whole anyway
+            match (numeric != u32::MAX).then(|| whole_number(&value)).flatten() {
+                Some(digits) => batch.node(at, &digits, numeric, false),
+                None => batch.node(at, &value, numeric, false),
+            }
         }
     }
+}
+
+/// The digits of a whole number of up to 19 digits written with a decimal point or an exponent
+/// (`1.3800138E10`, `1.3800138E+10`, `13800138000.0`); `None` for plain digits and for anything
+/// else (a fraction, a sign, a value too large for an identifier).
+fn whole_number(v: &[u8]) -> Option<Vec<u8>> {
+    let (mantissa, exp) = match v.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(i) => {
+            let e = &v[i + 1..];
+            let e = e.strip_prefix(b"+").unwrap_or(e);
+            if e.is_empty() || e.len() > 2 || !e.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            (&v[..i], e.iter().fold(0usize, |a, &b| a * 10 + usize::from(b - b'0')))
+        }
+        None => (v, 0),
+    };
+    let (int, frac) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None if exp > 0 => (mantissa, &b""[..]),
+        // plain digits: read as they are
+        None => return None,
+    };
+    if int.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return None;
+    }
+    let point = int.len() + exp;
+    let mut digits: Vec<u8> = int.iter().chain(frac).copied().collect();
+    if point < digits.len() {
+        // past the point only zeros: a whole number
+        if !digits[point..].iter().all(|&b| b == b'0') {
+            return None;
+        }
+        digits.truncate(point);
+    } else {
+        digits.resize(point, b'0');
+    }
+    let lead = digits.iter().take_while(|&&b| b == b'0').count().min(digits.len() - 1);
+    digits.drain(..lead);
+    (digits.len() <= 19).then_some(digits)
 }
 
 /// The cell a start tag (at stream offsets `tag`) opens, given its `t` and its `r` as (row,
@@ -1978,6 +2023,30 @@ mod tests {
         // headers that name no field: none is kept, and none is asked for per cell
         assert!(Headers::new(rows(), &shared, &|_| false).is_empty());
         assert_eq!(Headers::new(rows(), &shared, &|_| true).get(0, 5, 1), Some("备注".as_bytes()));
+    }
+
+    #[test]
+    fn doubles_are_read_as_the_whole_numbers_they_are() {
+        let w = |v: &str| whole_number(v.as_bytes()).map(|d| String::from_utf8(d).expect("digits"));
+        for (v, want) in [
+            ("1.3800138E10", Some("13800138000")),
+            ("1.3800138E+10", Some("13800138000")),
+            ("1.3800138e10", Some("13800138000")),
+            ("13800138000.0", Some("13800138000")),
+            ("6.222021234567894E15", Some("6222021234567894")),
+            ("1E3", Some("1000")),
+            ("0.0", Some("0")),
+            ("13800138000", None),
+            ("1.5", None),
+            ("1.38001385E7", None),
+            ("-1.3800138E10", None),
+            ("1.3800138E-10", None),
+            ("1.0E20", None),
+            ("E10", None),
+            ("1.2.3", None),
+        ] {
+            assert_eq!(w(v).as_deref(), want, "{v}");
+        }
     }
 
     #[test]

@@ -243,6 +243,17 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
         let out = String::from_utf8_lossy(&out);
         assert!(out.contains(&format!("{cell}\t{rule}\t")), "{strings:?}: {out}");
     }
+    // a mobile number stored as a double, as Apache POI writes one: found, and masked as text
+    let poi_number = sheet(&[&[0]])
+        .replace("</row></sheetData>", "</row><row r=\"2\"><c r=\"A2\"><v>1.3800138E10</v></c></row></sheetData>");
+    std::fs::write(&xlsx, super::documents::xlsx_of(&sst(&["手机"]), &poi_number)).expect("xlsx");
+    let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("导出数据!A2\tcn.mobile\t"), "{}", String::from_utf8_lossy(&out));
+    let (code, _, err) = run(&["mask", xlsx.to_str().expect("path"), "-o", masked.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let (_, rows) = super::documents::cells(&std::fs::read(&masked).expect("masked"));
+    assert_eq!(rows[1][0], "138****8000");
     // ... also where the shared strings come before the sheet (as Apache POI writes them)
     std::fs::write(&xlsx, super::documents::xlsx_strings_first()).expect("xlsx");
     let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
