@@ -38,6 +38,8 @@ pub(super) struct Package {
     pub kind: Kind,
     /// worksheet part → sheet name, in workbook order
     pub sheets: Vec<(String, String)>,
+    /// the shared-string part, where the workbook's relationships put it
+    pub shared: String,
 }
 
 impl Package {
@@ -58,12 +60,23 @@ impl Package {
             Kind::Zip
         };
         let mut sheets = Vec::new();
+        let mut shared = SHARED_STRINGS.to_string();
         if kind == Kind::Xlsx {
             if let (Some(wb), Some(rels)) = (read("xl/workbook.xml"), read("xl/_rels/workbook.xml.rels")) {
-                sheets = sheet_names(&wb, &rels);
+                let targets = targets(&rels);
+                sheets = sheet_names(&wb, &targets);
+                if let Some((_, part, _)) = targets.iter().find(|t| t.2.ends_with("/sharedStrings")) {
+                    shared = part.clone();
+                }
             }
         }
-        Some(Package { kind, sheets })
+        Some(Package { kind, sheets, shared })
+    }
+
+    /// Whether `name` is one of the workbook's worksheets: by the workbook's relationships, or
+    /// where Excel puts them.
+    pub fn is_sheet(&self, name: &str) -> bool {
+        (self.kind == Kind::Xlsx && name.starts_with("xl/worksheets/")) || self.sheets.iter().any(|(p, _)| p == name)
     }
 
     fn sheet_name(&self, part: &str) -> Option<&str> {
@@ -71,18 +84,26 @@ impl Package {
     }
 }
 
-/// Sheet names by worksheet part, from the workbook and its relationships.
-fn sheet_names(wb: &[u8], rels: &[u8]) -> Vec<(String, String)> {
+/// Where Excel puts the shared strings.
+const SHARED_STRINGS: &str = "xl/sharedStrings.xml";
+
+/// The workbook's relationships: id, the part it points to (a path in the archive), its type.
+fn targets(rels: &[u8]) -> Vec<(String, String, String)> {
     let mut targets = Vec::new();
     each_start(rels, |e| {
         if e.local_name().as_ref() == b"Relationship" {
             if let (Some(id), Some(t)) = (attr(e, b"Id"), attr(e, b"Target")) {
                 let t = t.trim_start_matches('/');
                 let path = if t.starts_with("xl/") { t.to_string() } else { format!("xl/{t}") };
-                targets.push((id, path));
+                targets.push((id, path, attr(e, b"Type").unwrap_or_default()));
             }
         }
     });
+    targets
+}
+
+/// Sheet names by worksheet part, from the workbook and its relationships.
+fn sheet_names(wb: &[u8], targets: &[(String, String, String)]) -> Vec<(String, String)> {
     let mut sheets = Vec::new();
     each_start(wb, |e| {
         if e.local_name().as_ref() == b"sheet" {
@@ -92,7 +113,7 @@ fn sheet_names(wb: &[u8], rels: &[u8]) -> Vec<(String, String)> {
                 .flatten()
                 .find(|a| a.key.local_name().as_ref() == b"id")
                 .and_then(|a| unescaped(&a.value));
-            let part = rid.and_then(|r| targets.iter().find(|(id, _)| *id == r).map(|(_, p)| p.clone()));
+            let part = rid.and_then(|r| targets.iter().find(|(id, _, _)| *id == r).map(|(_, p, _)| p.clone()));
             if let (Some(name), Some(part)) = (name, part) {
                 sheets.push((part, name));
             }
@@ -658,8 +679,8 @@ pub(super) fn rewrite_part(
     let role = match name {
         _ if structural(name) => Role::Skip,
         "xl/workbook.xml" => Role::Workbook,
-        "xl/sharedStrings.xml" => Role::Shared,
-        _ if package.kind == Kind::Xlsx && name.starts_with("xl/worksheets/") => Role::Sheet,
+        _ if package.kind == Kind::Xlsx && name == package.shared => Role::Shared,
+        _ if package.is_sheet(name) => Role::Sheet,
         _ => Role::Text,
     };
     let sheet = package.sheet_name(name).unwrap_or(here).to_string();
@@ -1547,7 +1568,7 @@ mod tests {
 
     /// `xml` rewritten as a Word document's body: whether it changed, and the new part.
     fn rewrite_docx(xml: &str, inspect: &mut Inspector<'_>) -> Result<(bool, Vec<u8>), DocError> {
-        let package = Package { kind: Kind::Docx, sheets: Vec::new() };
+        let package = Package { kind: Kind::Docx, sheets: Vec::new(), shared: SHARED_STRINGS.into() };
         let mut out = Vec::new();
         let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&xml.as_bytes()[..n as usize]);
         let shared = (&(|_| None) as &SharedRef<'_>, &SharedSeen::default(), &Headers::default());
@@ -1772,7 +1793,11 @@ mod tests {
         token_by_token: bool,
     ) -> (Result<bool, String>, String, Vec<(Vec<u8>, Vec<String>)>, Vec<Option<(u32, u32, u32)>>) {
         TOKEN_BY_TOKEN.with(|c| c.set(token_by_token));
-        let package = Package { kind: Kind::Xlsx, sheets: vec![("xl/worksheets/sheet1.xml".into(), "表".into())] };
+        let package = Package {
+            kind: Kind::Xlsx,
+            sheets: vec![("xl/worksheets/sheet1.xml".into(), "表".into())],
+            shared: SHARED_STRINGS.into(),
+        };
         let (mut out, mut seen_by_engine) = (Vec::new(), Vec::new());
         let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&xml[..n as usize]);
         let seen = SharedSeen::default();

@@ -201,7 +201,7 @@ fn column_headers(doc: &[u8], package: &Package, budget: &mut Budget<'_>) -> oox
         })
         .max()
         .unwrap_or(0);
-    let shared = match ar.by_name("xl/sharedStrings.xml") {
+    let shared = match ar.by_name(&package.shared) {
         Ok(f) if need > 0 => {
             let packed = f.compressed_size();
             let mut r = counted(f.take(MAX_READ), packed, budget);
@@ -241,8 +241,7 @@ pub(super) fn rewrite(
     let seen = ooxml::SharedSeen::default();
     let order: Vec<&str> = (0..ar.len()).filter_map(|i| ar.name_for_index(i)).collect();
     let at = |n: &str| order.iter().position(|x| *x == n);
-    let sheets_first =
-        package.as_ref().is_some_and(|p| p.sheets.iter().all(|(part, _)| at(part) < at("xl/sharedStrings.xml")));
+    let sheets_first = package.as_ref().is_some_and(|p| p.sheets.iter().all(|(part, _)| at(part) < at(&p.shared)));
     drop(order);
     let refs = OnceCell::new();
     let shared = |i: u32| {

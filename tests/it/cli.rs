@@ -243,6 +243,27 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
         let out = String::from_utf8_lossy(&out);
         assert!(out.contains(&format!("{cell}\t{rule}\t")), "{strings:?}: {out}");
     }
+    // parts where the workbook's relationships put them, not where Excel does
+    let moved: Vec<(&str, Vec<u8>)> = super::documents::xlsx_package(sst(&["姓名", "张伟"]), sheet(&[&[0], &[1]]))
+        .into_iter()
+        .map(|(name, bytes)| {
+            let text = String::from_utf8(bytes)
+                .expect("utf-8")
+                .replace("worksheets/sheet1.xml", "/xl/sheets/Export.xml")
+                .replace("/xl//xl/sheets", "/xl/sheets")
+                .replace("sharedStrings.xml", "strings.xml");
+            let name = match name {
+                "xl/worksheets/sheet1.xml" => "xl/sheets/Export.xml",
+                "xl/sharedStrings.xml" => "xl/strings.xml",
+                n => n,
+            };
+            (name, text.into_bytes())
+        })
+        .collect();
+    std::fs::write(&xlsx, super::documents::zip_of(&moved)).expect("xlsx");
+    let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("导出数据!A2\tcn.name\t"), "{}", String::from_utf8_lossy(&out));
     // a mobile number stored as a double, as Apache POI writes one: found, and masked as text
     let poi_number = sheet(&[&[0]])
         .replace("</row></sheetData>", "</row><row r=\"2\"><c r=\"A2\"><v>1.3800138E10</v></c></row></sheetData>");

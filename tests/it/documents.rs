@@ -22,7 +22,7 @@ pub fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
 
 /// An export workbook: sheet 导出数据 with a header row, an ID in a shared string, a mobile as an
 /// inline string, a mobile stored as a number, a card in a shared string and a plain remark.
-fn xlsx_package(shared: String, sheet: String) -> Vec<(&'static str, Vec<u8>)> {
+pub fn xlsx_package(shared: String, sheet: String) -> Vec<(&'static str, Vec<u8>)> {
     let ct = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#;
     let rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
