@@ -129,19 +129,22 @@ pub(super) fn shared_cells(xml: impl BufRead, sheet: u32, refs: &mut Vec<Option<
     let mut buf = Vec::new();
     let mut cell: Option<(u32, u32)> = None;
     let mut in_v = false;
+    let mut places = Places::default();
     loop {
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => match e.local_name().as_ref() {
+                b"row" => places.row(attr(&e, b"r").and_then(|r| r.parse().ok())),
                 b"c" => {
                     let (mut shared, mut rc) = (false, None);
                     for a in e.attributes().with_checks(false).flatten() {
                         match a.key.as_ref() {
                             b"t" => shared = a.value.as_ref() == b"s",
-                            b"r" => rc = parse_ref(&a.value),
+                            b"r" => rc = Some(parse_ref(&a.value).unwrap_or((0, 0))),
                             _ => {}
                         }
                     }
-                    cell = rc.filter(|_| shared);
+                    let rc = places.cell(rc);
+                    cell = Some(rc).filter(|_| shared);
                 }
                 b"v" => in_v = true,
                 _ => {}
@@ -198,6 +201,45 @@ fn parse_ref(r: &[u8]) -> Option<(u32, u32)> {
         row = row * 10 + u32::from(v);
     }
     Some((row.checked_sub(1)?, col - 1))
+}
+
+/// A cell's place where its `r` may be left out (it is optional: Dynamics, SSRS and SpreadJS
+/// exports leave it out): the row after the last, the column after the last cell's.
+#[derive(Debug, Clone, Copy, Default)]
+struct Places {
+    /// the row being read (zero-based), and whether a row began
+    row: u32,
+    rows: bool,
+    /// the column after the last cell's
+    next_col: u32,
+}
+
+impl Places {
+    /// A `<row>` begins, with its `r` (one-based) if it has one.
+    fn row(&mut self, r: Option<u32>) {
+        self.row = match r {
+            Some(r) => r.saturating_sub(1),
+            None if self.rows => self.row + 1,
+            None => 0,
+        };
+        self.rows = true;
+        self.next_col = 0;
+    }
+
+    /// A cell begins, with its `r` if it has one: its (row, column).
+    fn cell(&mut self, rc: Option<(u32, u32)>) -> (u32, u32) {
+        let rc = rc.unwrap_or((self.row, self.next_col));
+        self.next_col = rc.1.saturating_add(1);
+        rc
+    }
+}
+
+/// A cell start tag's (row, column) when it has no `r`.
+const NO_REF: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// A `<row>` tag's `r` (its bytes after the name).
+fn row_number(attributes: &[u8]) -> Option<u32> {
+    cell_attributes(attributes).find(|(k, _)| *k == b"r").and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
 }
 
 /// The attributes of a start tag (its bytes after the name), as (name, raw value): read in place,
@@ -449,6 +491,7 @@ pub(super) fn first_row(xml: impl BufRead) -> FirstRow {
     let mut cell: Option<(u32, Vec<u8>)> = None;
     let mut text = Vec::new();
     let mut in_text = false;
+    let mut places = Places::default();
     loop {
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => match e.local_name().as_ref() {
@@ -456,8 +499,9 @@ pub(super) fn first_row(xml: impl BufRead) -> FirstRow {
                     row = Some(attr(&e, b"r").and_then(|r| r.parse::<u32>().ok()).map_or(0, |r| r.saturating_sub(1)));
                 }
                 b"c" => {
-                    let col = attr(&e, b"r").and_then(|r| parse_ref(r.as_bytes())).map(|rc| rc.1);
-                    cell = col.map(|c| (c, attr(&e, b"t").unwrap_or_default().into_bytes()));
+                    let rc = attr(&e, b"r").map(|r| parse_ref(r.as_bytes()).unwrap_or((0, 0)));
+                    let col = places.cell(rc).1;
+                    cell = Some((col, attr(&e, b"t").unwrap_or_default().into_bytes()));
                     text.clear();
                 }
                 b"v" | b"t" => in_text = true,
@@ -694,6 +738,7 @@ pub(super) fn rewrite_part(
     let mut shared_cell = false;
     let sheet_index = package.sheets.iter().position(|(p, _)| p == name).unwrap_or(0) as u32;
     let (mut in_v, mut in_f) = (false, false);
+    let mut places = Places::default();
     // a run of text and entity events: where it began
     let mut pending: Option<u64> = None;
     // stream offsets: markup parsed up to `pos`, the part written up to `written`
@@ -727,7 +772,7 @@ pub(super) fn rewrite_part(
                     at += len;
                     pos += len as u64;
                     // a cell opened: no unit ends here, nothing to write yet
-                    (cell, shared_cell) = open_cell(&mut batch, t, rc, start..pos);
+                    (cell, shared_cell) = open_cell(&mut batch, &mut places, t, rc, start..pos);
                     continue;
                 }
             }
@@ -790,13 +835,15 @@ pub(super) fn rewrite_part(
                 match tok {
                     Tok::Start(name, attributes) => {
                         let local = local_name(name);
-                        if role == Role::Sheet && local == b"c" {
+                        if role == Role::Sheet && local == b"row" {
+                            places.row(row_number(attributes));
+                        } else if role == Role::Sheet && local == b"c" {
                             // `r` and `t` read in place: this runs for every cell
-                            let (mut t, mut rc) = (None, (0, 0));
+                            let (mut t, mut rc) = (None, NO_REF);
                             for (key, value) in cell_attributes(attributes) {
                                 cell_attribute(key, value, &mut t, &mut rc);
                             }
-                            (cell, shared_cell) = open_cell(&mut batch, t, rc, start..end);
+                            (cell, shared_cell) = open_cell(&mut batch, &mut places, t, rc, start..end);
                         } else if local == b"v" {
                             in_v = true;
                         } else if local == b"f" || local == b"rPh" {
@@ -836,12 +883,17 @@ pub(super) fn rewrite_part(
                             boundary = depth == 0 && cell.is_none();
                         }
                     }
-                    Tok::Empty(name, _) => {
+                    Tok::Empty(name, attributes) => {
                         let local = local_name(name);
                         if depth > 0 && matches!(local, b"tab" | b"br" | b"cr") {
                             // a tab or break between runs separates words
                             batch.text.push(b' ');
+                        } else if role == Role::Sheet && local == b"row" {
+                            places.row(row_number(attributes));
                         } else if role == Role::Sheet && local == b"c" {
+                            // an empty cell still takes its column
+                            let r = cell_attributes(attributes).find(|(k, _)| *k == b"r");
+                            places.cell(r.map(|(_, v)| parse_ref(v).unwrap_or((0, 0))));
                             cell = None;
                         } else if role == Role::Workbook && local == b"sheet" {
                             // a sheet name: an attribute value of the tag
@@ -985,7 +1037,14 @@ fn whole_number(v: &[u8]) -> Option<Vec<u8>> {
 /// column): the cell being read (row, column, scanned, numeric cell index in the batch) and whether
 /// it shows a shared string.
 #[inline(always)]
-fn open_cell(batch: &mut Batch, t: Option<&[u8]>, (row, col): (u32, u32), tag: Range<u64>) -> (Option<CellRead>, bool) {
+fn open_cell(
+    batch: &mut Batch,
+    places: &mut Places,
+    t: Option<&[u8]>,
+    rc: (u32, u32),
+    tag: Range<u64>,
+) -> (Option<CellRead>, bool) {
+    let (row, col) = places.cell((rc != NO_REF).then_some(rc));
     let numeric = matches!(t, None | Some(b"n"));
     let scanned = matches!(t, None | Some(b"n" | b"str" | b"inlineStr" | b"d"));
     let idx = if numeric {
@@ -1003,6 +1062,7 @@ fn cell_attribute<'a>(key: &[u8], value: &'a [u8], t: &mut Option<&'a [u8]>, rc:
     match key {
         b"t" => *t = Some(value),
         b"r" => *rc = parse_ref(value).unwrap_or((0, 0)),
+        // (left `NO_REF` when the cell has none: see [`Places`])
         _ => {}
     }
 }
@@ -1027,7 +1087,7 @@ fn plain_cell(b: &[u8]) -> Option<CellTag<'_>> {
     if b.len() < 3 || b[0] != b'<' || b[1] != b'c' || !xml_space(b[2]) {
         return None;
     }
-    let (mut t, mut rc) = (None, (0, 0));
+    let (mut t, mut rc) = (None, NO_REF);
     let mut i = 3;
     loop {
         let name_at = i;

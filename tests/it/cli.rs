@@ -243,6 +243,18 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
         let out = String::from_utf8_lossy(&out);
         assert!(out.contains(&format!("{cell}\t{rule}\t")), "{strings:?}: {out}");
     }
+    // cells and rows without `r` (it is optional): placed after the cell and row before them
+    let no_r = sheet(&[&[0, 1], &[2, 3]]).replace(" r=\"1\"", "").replace(" r=\"2\"", "");
+    let no_r = ["A", "B"]
+        .iter()
+        .fold(no_r, |x, c| x.replace(&format!(" r=\"{c}1\""), "").replace(&format!(" r=\"{c}2\""), ""));
+    assert!(!no_r.contains(" r="), "{no_r}");
+    std::fs::write(&xlsx, super::documents::xlsx_of(&sst(&["手机", "姓名", "13800138000", "张伟"]), &no_r))
+        .expect("xlsx");
+    let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("导出数据!A2\tcn.mobile\t") && out.contains("导出数据!B2\tcn.name\t"), "{out}");
     // parts where the workbook's relationships put them, not where Excel does
     let moved: Vec<(&str, Vec<u8>)> = super::documents::xlsx_package(sst(&["姓名", "张伟"]), sheet(&[&[0], &[1]]))
         .into_iter()
