@@ -18,7 +18,11 @@ use crate::config::Snapshot;
 /// Request fields that say who the client is. The client's own are never forwarded: the
 /// upstream gets the department header and `X-Forwarded-For` from the gateway instead.
 pub const CLIENT_IDENTITY_HEADERS: [HeaderName; 3] =
-    [HeaderName::from_static("x-forwarded-for"), header::FORWARDED, HeaderName::from_static("x-real-ip")];
+    [X_FORWARDED_FOR, header::FORWARDED, HeaderName::from_static("x-real-ip")];
+
+/// `X-Forwarded-For`: the client's claim is dropped (or kept after a trusted proxy), the
+/// gateway's own sent.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Hop-by-hop fields: not forwarded to the upstream. (Names, not strings: a name given as a
 /// string is parsed again on every removal.)
@@ -133,7 +137,7 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &Ctx, snap: &Snapshot) -> 
     });
     req.insert_header(identity.department_header.clone(), snap.departments[ctx.dept].id.as_str())?;
     if !xff.is_empty() {
-        req.insert_header(CLIENT_IDENTITY_HEADERS[0].clone(), xff)?;
+        req.insert_header(X_FORWARDED_FOR, xff)?;
     }
     if let Some(route) = ctx.route {
         if !req.headers.contains_key(http::header::HOST) {
