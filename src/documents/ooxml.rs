@@ -1258,6 +1258,8 @@ fn flush<R>(
                     replaced.push((c.element.clone(), a0..arena.len()));
                 }
                 None => {
+                    // (the only attribute read is a sheet's name)
+                    let new = if n.attribute { sheet_name_safe(new) } else { new };
                     escape_into(&new, n.attribute, arena);
                     replaced.push((n.raw.clone(), a0..arena.len()));
                 }
@@ -1476,6 +1478,28 @@ fn escape_into(b: &[u8], attribute: bool, out: &mut Vec<u8>) {
     } else {
         out.extend_from_slice(quick_xml::escape::partial_escape(s.as_ref()).as_bytes());
     }
+}
+
+/// A rewritten sheet name as Excel allows one: `* ? / \ [ ] :` (a mask's stars, a label's
+/// brackets) become their full-width forms, or no reader opens the workbook.
+fn sheet_name_safe(name: std::borrow::Cow<'_, [u8]>) -> std::borrow::Cow<'_, [u8]> {
+    if !name.iter().any(|b| b"*?/\\[]:".contains(b)) {
+        return name;
+    }
+    let mut out = Vec::with_capacity(name.len() + 16);
+    for &b in name.iter() {
+        match b {
+            b'*' => out.extend_from_slice("＊".as_bytes()),
+            b'?' => out.extend_from_slice("？".as_bytes()),
+            b'/' => out.extend_from_slice("／".as_bytes()),
+            b'\\' => out.extend_from_slice("＼".as_bytes()),
+            b'[' => out.extend_from_slice("［".as_bytes()),
+            b']' => out.extend_from_slice("］".as_bytes()),
+            b':' => out.extend_from_slice("：".as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The number written in ASCII digits in `b`, around which there may be whitespace.

@@ -276,6 +276,21 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
     assert_eq!(code, 0, "{err}");
     assert!(String::from_utf8_lossy(&out).contains("导出数据!A2\tcn.name\t"), "{}", String::from_utf8_lossy(&out));
+    // a sheet named by a value: masked with the stars Excel allows in a sheet name (full width)
+    let named: Vec<(&str, Vec<u8>)> = super::documents::xlsx_package(sst(&["备注"]), sheet(&[&[0]]))
+        .into_iter()
+        .map(|(name, bytes)| match name {
+            "xl/workbook.xml" => {
+                (name, String::from_utf8(bytes).expect("utf-8").replace("导出数据", "13800138000").into_bytes())
+            }
+            _ => (name, bytes),
+        })
+        .collect();
+    std::fs::write(&xlsx, super::documents::zip_of(&named)).expect("xlsx");
+    let (code, _, err) = run(&["mask", xlsx.to_str().expect("path"), "-o", masked.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let (sheets, _) = super::documents::cells(&std::fs::read(&masked).expect("masked"));
+    assert_eq!(sheets, ["138＊＊＊＊8000"]);
     // a mobile number stored as a double, as Apache POI writes one: found, and masked as text
     let poi_number = sheet(&[&[0]])
         .replace("</row></sheetData>", "</row><row r=\"2\"><c r=\"A2\"><v>1.3800138E10</v></c></row></sheetData>");
