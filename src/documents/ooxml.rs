@@ -219,7 +219,7 @@ impl Places {
     fn row(&mut self, r: Option<u32>) {
         self.row = match r {
             Some(r) => r.saturating_sub(1),
-            None if self.rows => self.row + 1,
+            None if self.rows => self.row.saturating_add(1),
             None => 0,
         };
         self.rows = true;
@@ -1018,6 +1018,10 @@ fn whole_number(v: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let point = int.len() + exp;
+    if point > 19 {
+        // (nothing longer is an identifier: not copied)
+        return None;
+    }
     let mut digits: Vec<u8> = int.iter().chain(frac).copied().collect();
     if point < digits.len() {
         // past the point only zeros: a whole number
@@ -1030,7 +1034,7 @@ fn whole_number(v: &[u8]) -> Option<Vec<u8>> {
     }
     let lead = digits.iter().take_while(|&&b| b == b'0').count().min(digits.len() - 1);
     digits.drain(..lead);
-    (digits.len() <= 19).then_some(digits)
+    Some(digits)
 }
 
 /// The cell a start tag (at stream offsets `tag`) opens, given its `t` and its `r` as (row,
