@@ -1563,9 +1563,18 @@ fn attribute_value(t: &[u8], at: u64, name: &[u8]) -> Option<(Range<u64>, String
 fn inline_cell(raw: &[u8], text: &[u8], out: &mut Vec<u8>) {
     let inner = raw.strip_prefix(b"<").unwrap_or(raw);
     let inner = inner.strip_suffix(b">").unwrap_or(inner);
-    // the attributes follow the element's name
-    let attributes = &inner[inner.iter().position(u8::is_ascii_whitespace).unwrap_or(inner.len())..];
-    out.extend_from_slice(b"<c");
+    // the attributes follow the element's name, whose prefix (`x:c` in a sheet that binds the
+    // spreadsheet namespace to `x`) the new elements take too: unprefixed, they would be in no
+    // namespace a reader knows, and the cell would read empty
+    let name_end = inner.iter().position(u8::is_ascii_whitespace).unwrap_or(inner.len());
+    let (name, attributes) = inner.split_at(name_end);
+    let prefix = &name[..name.iter().position(|&b| b == b':').map_or(0, |p| p + 1)];
+    let tag = |out: &mut Vec<u8>, open: &[u8], local: &[u8]| {
+        out.extend_from_slice(open);
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(local);
+    };
+    tag(out, b"<", b"c");
     for (key, value) in cell_attributes(attributes) {
         if key == b"t" {
             continue;
@@ -1576,9 +1585,13 @@ fn inline_cell(raw: &[u8], text: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(value);
         out.push(b'"');
     }
-    out.extend_from_slice(b" t=\"inlineStr\"><is><t>");
+    out.extend_from_slice(b" t=\"inlineStr\">");
+    tag(out, b"<", b"is>");
+    tag(out, b"<", b"t>");
     escape_into(text, false, out);
-    out.extend_from_slice(b"</t></is></c>");
+    tag(out, b"</", b"t>");
+    tag(out, b"</", b"is>");
+    tag(out, b"</", b"c>");
 }
 
 /// The new text of the node at `range` of the unit text, or `None` when no edit touches it.
@@ -2168,5 +2181,12 @@ mod tests {
         let mut out = Vec::new();
         inline_cell(xml, b"138****8000", &mut out);
         assert_eq!(String::from_utf8_lossy(&out), r#"<c r="C17" s="2" t="inlineStr"><is><t>138****8000</t></is></c>"#);
+        // a sheet that binds the namespace to a prefix: the new elements are in it too
+        out.clear();
+        inline_cell(br#"<x:c r="C17" t="n">"#, b"138****8000", &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#"<x:c r="C17" t="inlineStr"><x:is><x:t>138****8000</x:t></x:is></x:c>"#
+        );
     }
 }

@@ -302,6 +302,23 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     assert_eq!(code, 0, "{err}");
     let (_, rows) = super::documents::cells(&std::fs::read(&masked).expect("masked"));
     assert_eq!(rows[1][0], "138****8000");
+    // ... in a sheet that binds the namespace to a prefix (`x:c`, as .NET writers do): the inline
+    // string takes the prefix too, or readers would show the cell empty
+    let prefixed = ["worksheet", "sheetData", "row", "c", "v"].iter().fold(poi_number, |x, t| {
+        x.replace(&format!("<{t}>"), &format!("<x:{t}>"))
+            .replace(&format!("<{t} "), &format!("<x:{t} "))
+            .replace(&format!("</{t}>"), &format!("</x:{t}>"))
+    });
+    let prefixed = prefixed.replace("<x:worksheet xmlns=", "<x:worksheet xmlns:x=");
+    assert!(!prefixed.contains("<c") && prefixed.contains("<x:c r=\"A2\"><x:v>"), "{prefixed}");
+    std::fs::write(&xlsx, super::documents::xlsx_of(&sst(&["手机"]), &prefixed)).expect("xlsx");
+    let (code, _, err) = run(&["mask", xlsx.to_str().expect("path"), "-o", masked.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(std::fs::read(&masked).expect("masked"))).expect("zip");
+    let mut part = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("xl/worksheets/sheet1.xml").expect("sheet"), &mut part)
+        .expect("read");
+    assert!(part.contains(r#"<x:c r="A2" t="inlineStr"><x:is><x:t>138****8000</x:t></x:is></x:c>"#), "{part}");
     // ... also where the shared strings come before the sheet (as Apache POI writes them)
     std::fs::write(&xlsx, super::documents::xlsx_strings_first()).expect("xlsx");
     let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
