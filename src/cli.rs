@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::charset::{Charset, Transcoder};
 use crate::engine::stream::StreamFinding;
 use crate::engine::{Action, HashKey, RuleSet, StreamScanner, Transformer};
 
@@ -162,8 +163,9 @@ enum Input {
     Form(Vec<u8>),
     /// A multipart body (a captured upload), whole, with its boundary: read part by part.
     Multipart(Vec<u8>, String),
-    /// Anything else, streamed as text (gzip is decompressed).
-    Text(Box<dyn Read>),
+    /// Anything else, streamed as text (gzip is decompressed), in the charset its first bytes
+    /// show (`None`: UTF-8).
+    Text(Box<dyn Read>, Option<Charset>),
 }
 
 /// Most bytes an input is told by: a document's signature, a form's first pairs.
@@ -197,11 +199,15 @@ fn open_input(path: &PathBuf) -> Result<Input> {
     let multipart = !doc && multipart_boundary(&head).is_some();
     let form = !doc && !multipart && looks_like_form(&head, whole);
     let mut r = io::BufReader::with_capacity(HEAD, io::Cursor::new(head).chain(raw));
+    let read_error = || format!("{}: read error", path.display());
     if !doc && !form && !multipart {
-        if r.fill_buf().with_context(|| format!("{}: read error", path.display()))?.starts_with(&[0x1f, 0x8b]) {
-            return Ok(Input::Text(Box::new(flate2::bufread::MultiGzDecoder::new(r))));
-        }
-        return Ok(Input::Text(Box::new(r)));
+        let mut text: Box<dyn BufRead> = if r.fill_buf().with_context(read_error)?.starts_with(&[0x1f, 0x8b]) {
+            Box::new(io::BufReader::with_capacity(HEAD, flate2::bufread::MultiGzDecoder::new(r)))
+        } else {
+            Box::new(r)
+        };
+        let charset = Charset::sniff(text.fill_buf().with_context(read_error)?, false);
+        return Ok(Input::Text(Box::new(text), charset));
     }
     let mut all = Vec::new();
     r.read_to_end(&mut all).with_context(|| format!("{}: read error", path.display()))?;
@@ -209,7 +215,10 @@ fn open_input(path: &PathBuf) -> Result<Input> {
         _ if doc => Input::Document(all),
         Some(b) if multipart => Input::Multipart(all, b),
         _ if form && looks_like_form(&all, true) => Input::Form(all),
-        _ => Input::Text(Box::new(io::Cursor::new(all))),
+        _ => {
+            let charset = Charset::sniff(&all, true);
+            Input::Text(Box::new(io::Cursor::new(all)), charset)
+        }
     })
 }
 
@@ -419,7 +428,7 @@ fn stream(
     out: &mut dyn Write,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
 ) -> Result<()> {
-    let mut r = match input {
+    let (mut r, mut transcoder) = match input {
         Input::Form(data) => {
             let mut o = Vec::with_capacity(data.len());
             crate::engine::stream::scan_form_at(
@@ -434,13 +443,26 @@ fn stream(
             out.write_all(&o)?;
             return Ok(());
         }
-        Input::Text(r) => r,
+        Input::Text(r, charset) => (r, charset.map(Transcoder::new)),
         // (callers read these as such; as text, they are what the gateway scans without a type)
-        Input::Document(bytes) | Input::Multipart(bytes, _) => Box::new(io::Cursor::new(bytes)),
+        Input::Document(bytes) | Input::Multipart(bytes, _) => (Box::new(io::Cursor::new(bytes)) as _, None),
     };
     let mut sc = if context { StreamScanner::new().with_context() } else { StreamScanner::new() };
     let mut buf = vec![0u8; 64 * 1024];
     let mut o = Vec::with_capacity(buf.len());
+    // text in GBK, UTF-16 …: decoded for the engine, its output encoded back
+    let mut text = Vec::new();
+    let malformed = |tc: &Transcoder| anyhow::anyhow!("{}: not {} text", name.display(), tc.charset().name());
+    let write = |tc: &mut Option<Transcoder>, o: &[u8], last: bool, out: &mut dyn Write| -> io::Result<()> {
+        match tc {
+            None => out.write_all(o),
+            Some(tc) => {
+                let mut coded = Vec::with_capacity(o.len());
+                tc.encode(o, last, &mut coded);
+                out.write_all(&coded)
+            }
+        }
+    };
     loop {
         let n = match r.read(&mut buf) {
             Ok(0) => break,
@@ -448,12 +470,25 @@ fn stream(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).with_context(|| format!("{}: read error", name.display())),
         };
-        sc.push(rules, tr, &buf[..n], &mut o, decide);
-        out.write_all(&o)?;
+        let text = match &mut transcoder {
+            None => &buf[..n],
+            Some(tc) => {
+                text.clear();
+                tc.decode(&buf[..n], false, &mut text).map_err(|_| malformed(tc))?;
+                &text[..]
+            }
+        };
+        sc.push(rules, tr, text, &mut o, decide);
+        write(&mut transcoder, &o, false, out)?;
         o.clear();
     }
+    if let Some(tc) = &mut transcoder {
+        text.clear();
+        tc.decode(&[], true, &mut text).map_err(|_| malformed(tc))?;
+        sc.push(rules, tr, &text, &mut o, decide);
+    }
     sc.finish(rules, tr, &mut o, decide);
-    out.write_all(&o)?;
+    write(&mut transcoder, &o, true, out)?;
     Ok(())
 }
 
@@ -523,9 +558,13 @@ fn scan(a: ScanArgs) -> Result<()> {
             " in multipart data".to_string()
         }
         input => {
-            let form = matches!(input, Input::Form(_));
+            let read_as = match &input {
+                Input::Form(_) => " in form data".to_string(),
+                Input::Text(_, Some(c)) => format!(" in {} text", c.name()),
+                _ => String::new(),
+            };
             stream(&rules, &tr, input, &a.input, true, &mut io::sink(), &mut decide)?;
-            if form { " in form data" } else { "" }.to_string()
+            read_as
         }
     };
     let (lines, count) = report.into_inner();

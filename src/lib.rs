@@ -12,6 +12,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod charset;
 pub mod cli;
 pub mod config;
 pub mod documents;

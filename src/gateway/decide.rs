@@ -208,7 +208,8 @@ impl ResponsePlan {
             }
         };
         let plain = decoder.is_none();
-        let mut insp = BodyInspector::new(decoder, BodyRules::of(&r.inspect), text);
+        let mut insp = BodyInspector::new(decoder, BodyRules::of(&r.inspect), text)
+            .with_charset(ct.and_then(crate::charset::Charset::of_content_type));
         if plain && text && announced_length(&resp.headers).is_some_and(|l| l <= hold_whole as u64) {
             insp.hold_whole(hold_whole);
         }

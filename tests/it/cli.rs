@@ -167,6 +167,43 @@ fn gzip_input_is_decoded_like_a_gzip_body() {
     assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2, "{}", String::from_utf8_lossy(&out));
 }
 
+/// Text in GBK (Excel's CSV on a Chinese Windows) and UTF-16 ("Unicode text") is read as the
+/// gateway reads a body in that charset: the names and markings in it are found, and `mask` writes
+/// it back in its own charset; gzip first, then the charset. Bytes that are not the charset's are
+/// an error, not a guess.
+#[test]
+fn gbk_and_utf16_files_are_read_in_their_charset() {
+    let dir = tempdir("cli-charset");
+    let gbk = |s: &str| encoding_rs::GBK.encode(s).0.into_owned();
+    let csv = "姓名,身份证号,备注\r\n张伟,11010519491231002X,内部资料\r\n";
+    let path = dir.join("名单.csv");
+    std::fs::write(&path, gbk(csv)).expect("write");
+    let (code, out, err) = run(&["scan", path.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    for rule in ["cn.name", "cn.id_card", "secret.marking"] {
+        assert!(out.contains(&format!("\t{rule}\t")), "{rule}: {out}");
+    }
+    assert!(out.ends_with("3 finding(s) in gb18030 text\n"), "{out}");
+    let (code, out, err) = run(&["mask", path.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, gbk("姓名,身份证号,备注\r\n张*,110105********002X,[密级标识]\r\n"));
+    // UTF-16 from stdin, gzipped
+    let text = "姓名\t手机\r\n张伟\t13800138000\r\n";
+    let u16 = |s: &str| [&[0xFF, 0xFE][..], &s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<_>>()].concat();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&u16(text)).expect("gzip");
+    let (code, out, err) = run(&["mask", "-"], Some(&e.finish().expect("gzip")));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, u16("姓名\t手机\r\n张*\t138****8000\r\n"));
+    // GBK that goes bad after its first 4 KiB
+    let bad = [gbk(&csv.repeat(200)), b"\xFF\r\n".to_vec()].concat();
+    std::fs::write(&path, bad).expect("write");
+    let (code, _, err) = run(&["mask", path.to_str().expect("path")], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("not gb18030 text"), "{err}");
+}
+
 /// Issue 14 offline: `mask` and `scan` read names and addresses by their field as the gateway
 /// does, in a CSV file (its header row), an xlsx (its column headers) and from stdin; a security
 /// team's own keys go in a rule file, with examples in that field.

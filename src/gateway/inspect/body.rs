@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::{DecodeLimits, Decoder, FindingLog, Scope, Uninspectable, deciding, observe};
+use crate::charset::{Charset, Transcoder};
 use crate::documents;
 use crate::engine::{Action, StreamScanner};
 use crate::telemetry::Metrics;
@@ -62,6 +63,11 @@ pub struct BodyInspector {
     plain: Vec<u8>,
     /// Held body and the most it may hold (see [`BodyInspector::hold_whole`]).
     whole: Option<(Vec<u8>, usize)>,
+    /// The charset its type declares (GBK, UTF-16 …; `None`: UTF-8, or told by its bytes).
+    charset: Option<Charset>,
+    /// Text in a charset the engine cannot read as it is: decoded for it and encoded back, with
+    /// the UTF-8 text in and out of the scanner.
+    transcoder: Option<(Box<Transcoder>, Vec<u8>, Vec<u8>)>,
 }
 
 impl BodyInspector {
@@ -79,7 +85,15 @@ impl BodyInspector {
             decoded: 0,
             plain: Vec::new(),
             whole: None,
+            charset: None,
+            transcoder: None,
         }
+    }
+
+    /// The charset the body's type declares (see [`Charset::of_content_type`]).
+    pub fn with_charset(mut self, charset: Option<Charset>) -> Self {
+        self.charset = charset;
+        self
     }
 
     /// Hold the body and scan it once at its end (for small text bodies of known length). A body
@@ -109,8 +123,14 @@ impl BodyInspector {
                 return Ok(());
             }
             let held = self.whole.take().map(|w| w.0).unwrap_or_default();
-            if eos && self.decoder.is_none() && !self.binary_label && documents::sniff(&held).is_none() {
-                // plain text, all here: one scan
+            if eos
+                && self.decoder.is_none()
+                && !self.binary_label
+                && documents::sniff(&held).is_none()
+                && self.charset.is_none()
+                && Charset::sniff(&held, true).is_none()
+            {
+                // plain UTF-8 text, all here: one scan
                 let t0 = Instant::now();
                 out.reserve(held.len());
                 let mut decide_fn = deciding(scope, log, &mut self.blocked);
@@ -176,6 +196,11 @@ impl BodyInspector {
                     }
                     Mode::Pass
                 } else {
+                    let charset = match self.charset {
+                        Some(c) => Some(c.with_bom(&head)),
+                        None => Charset::sniff(&head, eos),
+                    };
+                    self.transcoder = charset.map(|c| (Box::new(Transcoder::new(c)), Vec::new(), Vec::new()));
                     Mode::Text
                 };
                 self.take(scope, log, &head, eos, out)
@@ -206,9 +231,23 @@ impl BodyInspector {
                 let forced = self.scanner.forced_cuts();
                 let snap = scope.snap;
                 let mut decide_fn = deciding(scope, log, &mut self.blocked);
-                self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
-                if eos {
-                    self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
+                match &mut self.transcoder {
+                    None => {
+                        self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
+                        if eos {
+                            self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
+                        }
+                    }
+                    Some((tc, text, masked)) => {
+                        text.clear();
+                        masked.clear();
+                        tc.decode(data, eos, text).map_err(|_| Uninspectable::Undecodable)?;
+                        self.scanner.push(&snap.rules, &snap.transformer, text, masked, &mut decide_fn);
+                        if eos {
+                            self.scanner.finish(&snap.rules, &snap.transformer, masked, &mut decide_fn);
+                        }
+                        tc.encode(masked, eos, out);
+                    }
                 }
                 if self.scanner.forced_cuts() > forced {
                     // 64 KiB without a break: a value across that cut may have been missed; count it
