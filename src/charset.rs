@@ -51,6 +51,10 @@ impl Charset {
             return (e != encoding_rs::UTF_8 && reads_as_utf16(&head[bom..], e == UTF_16LE)).then_some(Charset(e));
         }
         let at_end = whole && head.len() < SNIFF_WINDOW;
+        // asked of every body without a declared charset: the common answer, fast
+        if simdutf8::basic::from_utf8(head).is_ok() {
+            return None;
+        }
         match std::str::from_utf8(head) {
             Ok(_) => None,
             // UTF-8 cut short at the end of the window: still UTF-8
