@@ -273,6 +273,8 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
             "cn.mobile",
         ),
         (&["手机", "姓名", "13800138000", "张伟"][..], &[&[0usize, 1][..], &[2, 3]][..], "导出数据!B2", "cn.name"),
+        // a header as an import template writes one: spaced out, marked required, with a note
+        (&["*姓　名（必填）", "张伟"][..], &[&[0usize][..], &[1]][..], "导出数据!A2", "cn.name"),
     ] {
         std::fs::write(&xlsx, super::documents::xlsx_of(&sst(strings), &sheet(rows))).expect("xlsx");
         let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
@@ -361,6 +363,9 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
     assert_eq!(code, 0, "{err}");
     assert!(String::from_utf8_lossy(&out).contains("导出数据!A2\tcn.name\t"), "{}", String::from_utf8_lossy(&out));
+    // ... and in a CSV's header row
+    let (_, out, _) = run(&["mask", "-"], Some("序号,姓 名（必填）,备注\n1,张伟,张伟\n".as_bytes()));
+    assert_eq!(String::from_utf8_lossy(&out), "序号,姓 名（必填）,备注\n1,张*,张伟\n");
     // a team's own key: names under `dwfzr` (a unit's responsible person) once a rule names it
     let input = r#"{"dwfzr":"李秀英","bz":"李秀英"}"#.as_bytes();
     let (_, out, _) = run(&["mask", "-"], Some(input));

@@ -358,6 +358,40 @@ impl<'t> TableHeads<'t> {
 /// bytes): where it starts and ends, and its cells' texts.
 type HeaderRow<'t> = (usize, usize, Vec<&'t [u8]>);
 
+/// The key in a column header as forms and templates write one, when it is not the header
+/// itself: `姓 名` and `姓　名` (spaced out to align with longer headers), `*姓名` and `姓名＊`
+/// (required), `姓名（必填）`, `姓名(中文)` and `姓名【必填】` (a note), `姓名：`, and any of these
+/// together. `None` when there is nothing to take off.
+pub(crate) fn header_key(header: &[u8]) -> Option<Vec<u8>> {
+    // asked of a sheet's every cell: most headers are no key in a form's dress (the marks are
+    // ASCII, or characters whose UTF-8 starts E3 (　【】) or EF (＊：（）))
+    if !header.iter().any(|b| matches!(b, b' ' | b'\t' | b'*' | b':' | b')' | b']' | 0xE3 | 0xEF)) {
+        return None;
+    }
+    let cjk = !header.is_ascii();
+    let text = std::str::from_utf8(header).ok()?;
+    let mut k = text.trim();
+    loop {
+        let before = k.len();
+        k = k.trim_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '＊'));
+        k = k.trim_end_matches([':', '：']);
+        for (open, close) in [('(', ')'), ('（', '）'), ('【', '】'), ('[', ']'), ('（', ')'), ('(', '）')] {
+            if let Some(inner) = k.strip_suffix(close) {
+                if let Some(at) = inner.rfind(open).filter(|&at| at > 0) {
+                    k = &inner[..at];
+                    break;
+                }
+            }
+        }
+        if k.len() == before {
+            break;
+        }
+    }
+    // spaces within a Chinese header are for alignment; in an ASCII one they are words
+    let key: Vec<u8> = if cjk { k.replace([' ', '\u{3000}'], "").into_bytes() } else { k.as_bytes().to_vec() };
+    (!key.is_empty() && key != header).then_some(key)
+}
+
 /// Columns of a CSV/TSV header row: the slots of each column.
 #[derive(Debug, Default)]
 struct Columns {
@@ -410,9 +444,18 @@ impl Fields {
         Ok(())
     }
 
-    /// `key` names a field of some rule.
-    pub fn names_field(&self, key: &[u8]) -> bool {
-        self.slots_of(key) != 0
+    /// `header` (a column's header, as a table or sheet shows it) names a field of some rule.
+    pub fn names_field(&self, header: &[u8]) -> bool {
+        self.slots_of_header(header) != 0
+    }
+
+    /// Slots of a column header, as people write headers: the key itself, or the key within
+    /// the spacing, marks and notes a form adds to it (see [`header_key`]).
+    fn slots_of_header(&self, header: &[u8]) -> u64 {
+        match self.slots_of(header) {
+            0 => header_key(header).map_or(0, |k| self.slots_of(&k)),
+            m => m,
+        }
     }
 
     /// Slots whose fields include `key` (ASCII case folded).
@@ -476,7 +519,7 @@ impl Fields {
         let header = header.strip_prefix("\u{feff}".as_bytes()).unwrap_or(header);
         let line = header.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let sep = if line.contains(&b'\t') { b'\t' } else { b',' };
-        let slots: Vec<u64> = split_cells(line, sep).map(|c| self.slots_of(c)).collect();
+        let slots: Vec<u64> = split_cells(line, sep).map(|c| self.slots_of_header(c)).collect();
         let any = slots.iter().any(|&m| m != 0);
         Columns { sep, slots, any }
     }
@@ -491,7 +534,7 @@ impl Fields {
                 let Some(row) = st.tr.filter(|&r| (c.orig)(td) - (c.orig)(r) <= ROW_MAX) else { return 0 };
                 // a header cell before it in its own row is its field (`<th>姓名</th><td>…`)
                 if let Some(th) = st.th {
-                    return self.slots_of(cell_text(&t[..td], th));
+                    return self.slots_of_header(cell_text(&t[..td], th));
                 }
                 let col = st.tds;
                 // else the header row before that row in the same table, read from the input
@@ -503,13 +546,13 @@ impl Fields {
                     None if tables.table_between(0, at) => None,
                     None => place.table_header.and_then(|h| h.get(col)).map(Vec::as_slice),
                 };
-                text.map_or(0, |k| self.slots_of(k))
+                text.map_or(0, |k| self.slots_of_header(k))
             }
             Key::Label(run) => self.slots_of_label(run),
             // a unit of its own (a document's cell): its field, when the caller knows it
             Key::Cell(at) if place.field_at.is_some() => match place.field_at {
                 Some(field) if lazy.line_start(t, c, at).unwrap_or(0) == at => {
-                    field((c.orig)(at)).map_or(0, |k| self.slots_of(k))
+                    field((c.orig)(at)).map_or(0, |k| self.slots_of_header(k))
                 }
                 _ => 0,
             },
@@ -569,7 +612,7 @@ impl Fields {
             return;
         }
         let mut resume = 0;
-        let whole = place.field.map_or(0, |f| self.slots_of(f) & self.value_slots);
+        let whole = place.field.map_or(0, |f| self.slots_of_header(f) & self.value_slots);
         // the whole text is the field's value: where it starts, past any whitespace
         let first = t.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
         let mut each = |p: usize, house: bool| {
@@ -648,7 +691,7 @@ impl Fields {
             p -= 1;
         }
         if p > lo || p == 0 {
-            if p == 0 && place.field.is_some_and(|f| self.slots_of(f) >> i & 1 == 1) {
+            if p == 0 && place.field.is_some_and(|f| self.slots_of_header(f) >> i & 1 == 1) {
                 return true;
             }
             if let Some(k) = key_within(t, (c.floor)(p, LOOK), p) {
@@ -1640,6 +1683,41 @@ mod tests {
         f.add(0, Kind::Name, &s(&["xm", "name", "姓名", "*_name"]), &s(&["姓名", "联系人"])).unwrap();
         f.add(1, Kind::Address, &s(&["zz", "address", "地址"]), &s(&["地址", "住址"])).unwrap();
         f
+    }
+
+    /// A header as forms write one names the field of the key within it; a key that only
+    /// contains a field's does not.
+    #[test]
+    fn headers_in_a_forms_dress() {
+        let f = fields();
+        for h in [
+            "姓 名",
+            "姓　名",
+            " 姓名 ",
+            "*姓名",
+            "姓名*",
+            "＊姓名",
+            "姓名（必填）",
+            "姓名(中文)",
+            "姓名【必填】",
+            "姓名：",
+            "* 姓　名（必填）：",
+            "Name (required)",
+            "address:",
+            "地 址",
+        ] {
+            assert!(f.names_field(h.as_bytes()), "{h}");
+        }
+        for h in ["姓名地址", "（姓名）", "法人姓名称", "name x", "姓名x", "*", "（）", "", "申请人(姓名"]
+        {
+            assert!(!f.names_field(h.as_bytes()), "{h}");
+        }
+        assert_eq!(header_key("姓名".as_bytes()), None);
+        assert_eq!(header_key(b"xm"), None);
+        // in a CSV header row and an HTML table header, as in a sheet
+        let t = "姓 名（必填）,备注\n张伟,张伟\n".as_bytes();
+        let cols = f.columns(t, true);
+        assert_eq!(cols.slots, [1, 0]);
     }
 
     /// Keys of every length, short and long, in one table that grows as they come: each is
