@@ -850,6 +850,11 @@ pub(super) fn rewrite_part(
                             // a formula's text, or a phonetic reading, is no content of the cell
                             in_f = true;
                         } else if unit_element(local) && role != Role::Skip {
+                            if depth > 0 {
+                                // a paragraph within a paragraph (a Word text box, anchored in a
+                                // run): a text of its own, not joined to the digits around it
+                                batch.text.push(b'\n');
+                            }
                             if depth == 0 {
                                 batch.unit(match (role, cell) {
                                     (_, Some(c)) => Loc::Cell(c.0, c.1),
@@ -871,6 +876,9 @@ pub(super) fn rewrite_part(
                             in_f = false;
                         } else if unit_element(local) && depth > 0 && role != Role::Skip {
                             depth -= 1;
+                            if depth > 0 {
+                                batch.text.push(b'\n');
+                            }
                             if depth == 0 {
                                 if local == b"si" {
                                     shared_n += 1;

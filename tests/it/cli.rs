@@ -204,6 +204,28 @@ fn gbk_and_utf16_files_are_read_in_their_charset() {
     assert!(err.contains("not gb18030 text"), "{err}");
 }
 
+/// A Word text box is a paragraph anchored inside another one's run: its text is a text of its
+/// own, not joined to the digits around its anchor (`编号 2023` in the box, a mobile after it).
+#[test]
+fn word_text_boxes_are_texts_of_their_own() {
+    let dir = tempdir("cli-txbx");
+    let path = dir.join("letter.docx");
+    let body = r#"<w:p><w:r><w:t>联系电话</w:t></w:r><w:r><w:drawing><wps:txbx><w:txbxContent><w:p><w:r><w:t>编号 2023</w:t></w:r></w:p><w:p><w:r><w:t>62</w:t></w:r></w:p></w:txbxContent></wps:txbx></w:drawing></w:r><w:r><w:t>13800138000</w:t></w:r></w:p>"#;
+    std::fs::write(&path, super::documents::docx_of(body)).expect("docx");
+    let (code, out, err) = run(&["scan", path.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("\tcn.mobile\t") && out.ends_with("1 finding(s) in docx\n"), "{out}");
+    let masked = dir.join("masked.docx");
+    let (code, _, err) = run(&["mask", path.to_str().expect("path"), "-o", masked.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(std::fs::read(&masked).expect("masked"))).expect("zip");
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("word/document.xml").expect("part"), &mut xml).expect("read");
+    assert!(xml.contains("<w:t>编号 2023</w:t>") && xml.contains("<w:t>62</w:t>"), "{xml}");
+    assert!(xml.contains("<w:t>138****8000</w:t></w:r></w:p></w:body>"), "{xml}");
+}
+
 /// Issue 14 offline: `mask` and `scan` read names and addresses by their field as the gateway
 /// does, in a CSV file (its header row), an xlsx (its column headers) and from stdin; a security
 /// team's own keys go in a rule file, with examples in that field.

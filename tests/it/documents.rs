@@ -75,12 +75,19 @@ pub fn xlsx_strings_first() -> Vec<u8> {
 
 /// A Word document whose ID number is split over three runs, each with its own formatting.
 pub fn docx() -> Vec<u8> {
-    let ct = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
-    let doc = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>公民身份号码：</w:t></w:r><w:r><w:rPr><w:b/></w:rPr><w:t>{}</w:t></w:r><w:r><w:rPr><w:i/></w:rPr><w:t>{}</w:t></w:r><w:r><w:rPr><w:u w:val="single"/></w:rPr><w:t>{}</w:t></w:r></w:p><w:p><w:r><w:t>无敏感内容的段落</w:t></w:r></w:p></w:body></w:document>"#,
+    docx_of(&format!(
+        r#"<w:p><w:r><w:t>公民身份号码：</w:t></w:r><w:r><w:rPr><w:b/></w:rPr><w:t>{}</w:t></w:r><w:r><w:rPr><w:i/></w:rPr><w:t>{}</w:t></w:r><w:r><w:rPr><w:u w:val="single"/></w:rPr><w:t>{}</w:t></w:r></w:p><w:p><w:r><w:t>无敏感内容的段落</w:t></w:r></w:p>"#,
         &ID[..4],
         &ID[4..12],
         &ID[12..]
+    ))
+}
+
+/// A Word document whose body is `body` (paragraphs in the `w` namespace).
+pub fn docx_of(body: &str) -> Vec<u8> {
+    let ct = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+    let doc = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"><w:body>{body}</w:body></w:document>"#
     );
     zip_of(&[("[Content_Types].xml", ct.into()), ("word/document.xml", doc.into_bytes())])
 }
