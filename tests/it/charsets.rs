@@ -162,7 +162,15 @@ fn gbk_and_utf16_text_is_masked_in_its_own_charset() {
         let got = up.requests().last().expect("request").body.clone();
         assert_eq!(from_gbk(&got), masked_record(7), "chunked {chunked}");
     }
+    // an uploaded CSV as Excel saves one on a Chinese Windows (GBK), in a multipart form
+    let csv = dir.join("upload.csv");
+    std::fs::write(&csv, gbk(&format!("姓名,手机\r\n张伟,{MOBILE}\r\n"))).expect("csv");
+    let r = curl(&["-F", &format!("file=@{};type=text/csv", csv.display()), "-F", "memo=无", &url]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = up.requests().last().expect("request").body.clone();
+    let want = gbk(&format!("姓名,手机\r\n张*,{MOBILE_MASKED}\r\n"));
+    assert!(got.windows(want.len()).any(|w| w == want), "{}", String::from_utf8_lossy(&got));
     // the audit trail is UTF-8 and names the masked value, never the raw one
-    let audit = wait_for_file(&dir.join("audit.jsonl"), |t| t.matches("/upload").count() >= 2);
+    let audit = wait_for_file(&dir.join("audit.jsonl"), |t| t.matches("/upload").count() >= 3);
     assert!(audit.contains("cn.name") && !audit.contains("张伟") && !audit.contains(MOBILE), "{audit}");
 }
