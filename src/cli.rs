@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::charset::{Charset, Transcoder};
+use crate::charset::{Charset, Declared, TextCodec};
 use crate::engine::stream::StreamFinding;
 use crate::engine::{Action, HashKey, RuleSet, StreamScanner, Transformer};
 
@@ -163,9 +163,9 @@ enum Input {
     Form(Vec<u8>),
     /// A multipart body (a captured upload), whole, with its boundary: read part by part.
     Multipart(Vec<u8>, String),
-    /// Anything else, streamed as text (gzip is decompressed), in the charset its first bytes
-    /// show (`None`: UTF-8).
-    Text(Box<dyn Read>, Option<Charset>),
+    /// Anything else, streamed as text (gzip is decompressed; GBK and UTF-16 are read in their
+    /// charset, see [`TextCodec`]).
+    Text(Box<dyn Read>),
 }
 
 /// Most bytes an input is told by: a document's signature, a form's first pairs.
@@ -201,13 +201,10 @@ fn open_input(path: &PathBuf) -> Result<Input> {
     let mut r = io::BufReader::with_capacity(HEAD, io::Cursor::new(head).chain(raw));
     let read_error = || format!("{}: read error", path.display());
     if !doc && !form && !multipart {
-        let mut text: Box<dyn BufRead> = if r.fill_buf().with_context(read_error)?.starts_with(&[0x1f, 0x8b]) {
-            Box::new(io::BufReader::with_capacity(HEAD, flate2::bufread::MultiGzDecoder::new(r)))
-        } else {
-            Box::new(r)
-        };
-        let charset = Charset::sniff(text.fill_buf().with_context(read_error)?, false);
-        return Ok(Input::Text(Box::new(text), charset));
+        if r.fill_buf().with_context(read_error)?.starts_with(&[0x1f, 0x8b]) {
+            return Ok(Input::Text(Box::new(flate2::bufread::MultiGzDecoder::new(r))));
+        }
+        return Ok(Input::Text(Box::new(r)));
     }
     let mut all = Vec::new();
     r.read_to_end(&mut all).with_context(|| format!("{}: read error", path.display()))?;
@@ -215,10 +212,7 @@ fn open_input(path: &PathBuf) -> Result<Input> {
         _ if doc => Input::Document(all),
         Some(b) if multipart => Input::Multipart(all, b),
         _ if form && looks_like_form(&all, true) => Input::Form(all),
-        _ => {
-            let charset = Charset::sniff(&all, true);
-            Input::Text(Box::new(io::Cursor::new(all)), charset)
-        }
+        _ => Input::Text(Box::new(io::Cursor::new(all))),
     })
 }
 
@@ -335,7 +329,9 @@ fn mask_input(
             let mut in_part = |doc: &[u8], name: &str| document(doc, std::path::Path::new(name)).map(Some);
             w.write_all(&multipart(rules, tr, &body, &boundary, false, &mut decide, &mut in_part)?)?;
         }
-        input => stream(rules, tr, input, path, false, w, &mut decide)?,
+        input => {
+            stream(rules, tr, input, path, false, w, &mut decide)?;
+        }
     }
     w.flush()?;
     Ok(())
@@ -427,8 +423,8 @@ fn stream(
     context: bool,
     out: &mut dyn Write,
     decide: &mut dyn FnMut(&StreamFinding, &[u8]) -> Action,
-) -> Result<()> {
-    let (mut r, mut transcoder) = match input {
+) -> Result<Option<Charset>> {
+    let mut r = match input {
         Input::Form(data) => {
             let mut o = Vec::with_capacity(data.len());
             crate::engine::stream::scan_form_at(
@@ -441,55 +437,45 @@ fn stream(
                 decide,
             );
             out.write_all(&o)?;
-            return Ok(());
+            return Ok(None);
         }
-        Input::Text(r, charset) => (r, charset.map(Transcoder::new)),
+        Input::Text(r) => r,
         // (callers read these as such; as text, they are what the gateway scans without a type)
-        Input::Document(bytes) | Input::Multipart(bytes, _) => (Box::new(io::Cursor::new(bytes)) as _, None),
+        Input::Document(bytes) | Input::Multipart(bytes, _) => Box::new(io::Cursor::new(bytes)),
     };
     let mut sc = if context { StreamScanner::new().with_context() } else { StreamScanner::new() };
     let mut buf = vec![0u8; 64 * 1024];
     let mut o = Vec::with_capacity(buf.len());
-    // text in GBK, UTF-16 …: decoded for the engine, its output encoded back
-    let mut text = Vec::new();
-    let malformed = |tc: &Transcoder| anyhow::anyhow!("{}: not {} text", name.display(), tc.charset().name());
-    let write = |tc: &mut Option<Transcoder>, o: &[u8], last: bool, out: &mut dyn Write| -> io::Result<()> {
-        match tc {
-            None => out.write_all(o),
-            Some(tc) => {
-                let mut coded = Vec::with_capacity(o.len());
-                tc.encode(o, last, &mut coded);
-                out.write_all(&coded)
-            }
-        }
-    };
-    loop {
+    // text in GBK, UTF-16: decoded for the engine, its output encoded back (as the gateway does)
+    let mut codec = TextCodec::new(Declared::Unknown);
+    let (mut text, mut coded) = (Vec::new(), Vec::new());
+    let mut last = false;
+    while !last {
         let n = match r.read(&mut buf) {
-            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).with_context(|| format!("{}: read error", name.display())),
         };
-        let text = match &mut transcoder {
-            None => &buf[..n],
-            Some(tc) => {
-                text.clear();
-                tc.decode(&buf[..n], false, &mut text).map_err(|_| malformed(tc))?;
-                &text[..]
-            }
-        };
-        sc.push(rules, tr, text, &mut o, decide);
-        write(&mut transcoder, &o, false, out)?;
+        last = n == 0;
+        text.clear();
+        let decoded = codec.decode(&buf[..n], last, &mut text).map_err(|_| {
+            let charset = codec.charset().map_or("its charset's", |c| c.name());
+            anyhow::anyhow!("{}: not {charset} text past its start", name.display())
+        })?;
+        sc.push(rules, tr, if decoded { &text } else { &buf[..n] }, &mut o, decide);
+        if last {
+            sc.finish(rules, tr, &mut o, decide);
+        }
+        if codec.coded() {
+            coded.clear();
+            codec.encode(&o, last, &mut coded);
+            out.write_all(&coded)?;
+        } else {
+            out.write_all(&o)?;
+        }
         o.clear();
     }
-    if let Some(tc) = &mut transcoder {
-        text.clear();
-        tc.decode(&[], true, &mut text).map_err(|_| malformed(tc))?;
-        sc.push(rules, tr, &text, &mut o, decide);
-    }
-    sc.finish(rules, tr, &mut o, decide);
-    write(&mut transcoder, &o, true, out)?;
-    Ok(())
+    Ok(codec.charset())
 }
 
 fn scan(a: ScanArgs) -> Result<()> {
@@ -558,13 +544,12 @@ fn scan(a: ScanArgs) -> Result<()> {
             " in multipart data".to_string()
         }
         input => {
-            let read_as = match &input {
-                Input::Form(_) => " in form data".to_string(),
-                Input::Text(_, Some(c)) => format!(" in {} text", c.name()),
-                _ => String::new(),
-            };
-            stream(&rules, &tr, input, &a.input, true, &mut io::sink(), &mut decide)?;
-            read_as
+            let form = matches!(input, Input::Form(_));
+            match stream(&rules, &tr, input, &a.input, true, &mut io::sink(), &mut decide)? {
+                Some(c) => format!(" in {} text", c.name()),
+                None if form => " in form data".to_string(),
+                None => String::new(),
+            }
         }
     };
     let (lines, count) = report.into_inner();

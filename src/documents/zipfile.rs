@@ -12,7 +12,7 @@ use std::io::{Cursor, Read, Write};
 
 use super::ooxml::{self, Package};
 use super::{DocError, Edit, FieldTest, Format, Inspector, Kind, Limits, Outcome, sniff, text_entry};
-use crate::charset::{self, Charset};
+use crate::charset::{self, Declared};
 
 /// What is left of the limits while one document is read (nested archives share it), and what
 /// the rules ask of its headers.
@@ -335,8 +335,8 @@ pub(super) fn rewrite(
                 }
                 // text by its name, or by its bytes whatever it is called (`.vcf`, `.eml`, `.dat`,
                 // no extension): images and other binary entries are copied unread
-                None if text_entry(&name) || ooxml::is_xml_part(&name) || textual(&data) => {
-                    whole_text(&data, &here, inspect)?
+                None if text_entry(&name) || ooxml::is_xml_part(&name) || charset::is_text(&data) => {
+                    whole_text(&data, &here, inspect)
                 }
                 None => None,
             };
@@ -385,32 +385,17 @@ impl Write for Lazy<'_, '_> {
 
 /// A text entry (CSV, JSON …) scanned whole; its new bytes, if anything changed. Text in GBK or
 /// UTF-16 (as Excel saves CSV and "Unicode text" on a Chinese Windows) is scanned as UTF-8 and
-/// written back in its own charset.
-fn whole_text(data: &[u8], here: &str, inspect: &mut Inspector<'_>) -> Result<Option<Vec<u8>>, DocError> {
+/// written back in its own charset; an entry that only looked like one at its start is scanned
+/// as it is.
+fn whole_text(data: &[u8], here: &str, inspect: &mut Inspector<'_>) -> Option<Vec<u8>> {
     let locate = |_: usize| here.to_string();
     let mut scan = |text: &[u8]| {
         let edits = inspect(&super::Part { text, locate: &locate, maskable: true, shape: super::Shape::File });
         apply(text, &edits)
     };
-    let Some(c) = Charset::sniff(data, true) else { return Ok(scan(data)) };
-    let text = charset::decode(c, data).map_err(|_| DocError::Corrupt(format!("{here}: not {} text", c.name())))?;
-    Ok(scan(&text).map(|out| charset::encode(c, &out)))
-}
-
-/// Whether an entry's bytes are text, whatever its name: a byte order mark, or a first 4 KiB
-/// without NUL or other control bytes that reads as UTF-8 or GB18030.
-fn textual(data: &[u8]) -> bool {
-    let head = &data[..data.len().min(charset::SNIFF_WINDOW)];
-    if encoding_rs::Encoding::for_bom(head).is_some() {
-        return true;
-    }
-    // NUL and the other control characters text does not use
-    if head.is_empty() || head.iter().any(|&b| b < 0x20 && !b"\t\n\r\x0c\x1b".contains(&b)) {
-        return false;
-    }
-    match std::str::from_utf8(head) {
-        Ok(_) => true,
-        Err(e) => e.error_len().is_none() && head.len() < data.len() || Charset::sniff(data, true).is_some(),
+    match charset::decode_whole(Declared::Unknown, data) {
+        Ok(Some((c, text))) => scan(&text).map(|out| charset::encode(c, &out)),
+        _ => scan(data),
     }
 }
 

@@ -209,7 +209,7 @@ impl ResponsePlan {
         };
         let plain = decoder.is_none();
         let mut insp = BodyInspector::new(decoder, BodyRules::of(&r.inspect), text)
-            .with_charset(ct.and_then(crate::charset::Charset::of_content_type));
+            .with_charset(crate::charset::Declared::of_content_type(ct));
         if plain && text && announced_length(&resp.headers).is_some_and(|l| l <= hold_whole as u64) {
             insp.hold_whole(hold_whole);
         }

@@ -248,7 +248,7 @@ impl Gateway {
         } else {
             // text streamed through the scanner; any other type streamed as it is unless its bytes
             // show a document, which is held whole and inspected at its end
-            let charset = ct.as_deref().and_then(crate::charset::Charset::of_content_type);
+            let charset = crate::charset::Declared::of_content_type(ct.as_deref());
             let insp = BodyInspector::new(None, BodyRules::of(&r.inspect), text).with_charset(charset);
             ctx.req_body = ReqBody::Stream(Box::new(insp));
         }

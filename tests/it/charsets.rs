@@ -40,6 +40,12 @@ fn many(rec: fn(usize) -> String) -> String {
     format!("[{}]", (0..1500).map(rec).collect::<Vec<_>>().join(","))
 }
 
+/// 5 KB of Latin-1 whose accented letters GB18030 would also read, until a later `é `.
+fn latin1() -> Vec<u8> {
+    let text = "Grüße aus München. ".repeat(200) + "Café au lait.";
+    text.chars().map(|c| c as u32 as u8).collect()
+}
+
 fn serve() -> Upstream {
     Upstream::start(|req| {
         let name = req.path.rsplit('/').next().unwrap_or("").to_string();
@@ -59,6 +65,18 @@ fn serve() -> Upstream {
                     ..one(Vec::new(), "application/json;charset=gbk")
                 }
             }
+            // the first piece ASCII, the Chinese after it (a page as it streams)
+            "page.html" => Reply {
+                chunks: vec![b"<!DOCTYPE html>\n".to_vec(), gbk("<p>本文件属机密</p>")],
+                ..one(Vec::new(), "text/html")
+            },
+            // 20 KiB of ASCII script before the first Chinese character
+            "scripted.html" => one([b"<script>".repeat(2560), gbk("<p>姓名：张伟</p>")].concat(), "text/html"),
+            // UTF-8 labelled GBK, a common misconfiguration: its marking must not hide
+            "mislabelled.json" => one("{\"title\":\"机密文件\"}".as_bytes().to_vec(), "application/json; charset=GBK"),
+            // Latin-1, declared or not, is passed as it is
+            "latin1.txt" => one(latin1(), "text/plain; charset=ISO-8859-1"),
+            "latin1-unlabelled.txt" => one(latin1(), "text/plain"),
             "export.zip" => one(
                 zip_of(&[
                     // as Excel saves CSV on a Chinese Windows: GBK, no byte order mark
@@ -69,6 +87,11 @@ fn serve() -> Upstream {
                     ("contact.vcf", format!("BEGIN:VCARD\r\nTEL:{MOBILE}\r\nEND:VCARD\r\n").into_bytes()),
                     ("data", format!("id={ID}\n").into_bytes()),
                     ("photo.bin", vec![0x89, b'P', b'N', b'G', 0, 1, 2, 3]),
+                    // text at its start, not past it: scanned as it is, the archive not refused
+                    (
+                        "mixed.dat",
+                        [gbk(&"姓名，".repeat(1000)), vec![0xFF, 0xFE, 0xFF], format!(" {ID}").into_bytes()].concat(),
+                    ),
                 ]),
                 "application/zip",
             ),
@@ -126,6 +149,18 @@ fn gbk_and_utf16_text_is_masked_in_its_own_charset() {
     let r = get("/notice.html");
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.json()["error"], "blocked_by_dlp");
+    // a page streamed ASCII first, and one with 20 KiB of ASCII before its Chinese: read as GBK
+    let r = get("/page.html");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = get("/scripted.html");
+    assert!(from_gbk(&r.body).ends_with("<p>姓名：张*</p>"), "{}", r.text());
+    // UTF-8 labelled GBK is read as the UTF-8 it is
+    assert_eq!(get("/mislabelled.json").status, 403);
+    // Latin-1: byte for byte
+    for path in ["/latin1.txt", "/latin1-unlabelled.txt"] {
+        let r = get(path);
+        assert_eq!((r.status, r.body == latin1()), (200, true), "{path}");
+    }
     // bytes that are not GBK: fail closed, nothing of the body passes
     let r = get("/bad.json");
     assert_eq!(r.status, 502, "{}", r.text());
@@ -146,6 +181,8 @@ fn gbk_and_utf16_text_is_masked_in_its_own_charset() {
     );
     assert_eq!(String::from_utf8(entry(&r.body, "data")).expect("utf-8"), format!("id={ID_MASKED}\n"));
     assert_eq!(entry(&r.body, "photo.bin"), [0x89, b'P', b'N', b'G', 0, 1, 2, 3]);
+    let mixed = entry(&r.body, "mixed.dat");
+    assert!(mixed.ends_with(format!(" {ID_MASKED}").as_bytes()) && mixed.starts_with(&gbk("姓名，")));
 
     // uploads: whole (with a length) and streamed (chunked), the upstream gets masked GBK
     let body = dir.join("upload.json");

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{DecodeLimits, Decoder, FindingLog, Scope, Uninspectable, deciding, observe};
-use crate::charset::{Charset, Transcoder};
+use crate::charset::{Declared, TextCodec};
 use crate::documents;
 use crate::engine::{Action, StreamScanner};
 use crate::telemetry::Metrics;
@@ -63,11 +63,13 @@ pub struct BodyInspector {
     plain: Vec<u8>,
     /// Held body and the most it may hold (see [`BodyInspector::hold_whole`]).
     whole: Option<(Vec<u8>, usize)>,
-    /// The charset its type declares (GBK, UTF-16 …; `None`: UTF-8, or told by its bytes).
-    charset: Option<Charset>,
-    /// Text in a charset the engine cannot read as it is: decoded for it and encoded back, with
-    /// the UTF-8 text in and out of the scanner.
-    transcoder: Option<(Box<Transcoder>, Vec<u8>, Vec<u8>)>,
+    /// What its type says of its charset.
+    declared: Declared,
+    /// Text in a charset the engine cannot read as it is (GBK, UTF-16): decoded for it and
+    /// encoded back, with the UTF-8 text into and out of the scanner.
+    codec: TextCodec,
+    text: Vec<u8>,
+    masked: Vec<u8>,
 }
 
 impl BodyInspector {
@@ -85,14 +87,17 @@ impl BodyInspector {
             decoded: 0,
             plain: Vec::new(),
             whole: None,
-            charset: None,
-            transcoder: None,
+            declared: Declared::Unknown,
+            codec: TextCodec::new(Declared::Unknown),
+            text: Vec::new(),
+            masked: Vec::new(),
         }
     }
 
-    /// The charset the body's type declares (see [`Charset::of_content_type`]).
-    pub fn with_charset(mut self, charset: Option<Charset>) -> Self {
-        self.charset = charset;
+    /// What the body's type says of its charset (see [`Declared::of_content_type`]).
+    pub fn with_charset(mut self, declared: Declared) -> Self {
+        self.declared = declared;
+        self.codec = TextCodec::new(declared);
         self
     }
 
@@ -127,8 +132,7 @@ impl BodyInspector {
                 && self.decoder.is_none()
                 && !self.binary_label
                 && documents::sniff(&held).is_none()
-                && self.charset.is_none()
-                && Charset::sniff(&held, true).is_none()
+                && crate::charset::charset_of(self.declared, &held).is_none()
             {
                 // plain UTF-8 text, all here: one scan
                 let t0 = Instant::now();
@@ -196,11 +200,6 @@ impl BodyInspector {
                     }
                     Mode::Pass
                 } else {
-                    let charset = match self.charset {
-                        Some(c) => Some(c.with_bom(&head)),
-                        None => Charset::sniff(&head, eos),
-                    };
-                    self.transcoder = charset.map(|c| (Box::new(Transcoder::new(c)), Vec::new(), Vec::new()));
                     Mode::Text
                 };
                 self.take(scope, log, &head, eos, out)
@@ -231,22 +230,21 @@ impl BodyInspector {
                 let forced = self.scanner.forced_cuts();
                 let snap = scope.snap;
                 let mut decide_fn = deciding(scope, log, &mut self.blocked);
-                match &mut self.transcoder {
-                    None => {
-                        self.scanner.push(&snap.rules, &snap.transformer, data, out, &mut decide_fn);
-                        if eos {
-                            self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
-                        }
+                // as it came, or decoded (GBK, UTF-16: see `TextCodec`)
+                self.text.clear();
+                let decoded = self.codec.decode(data, eos, &mut self.text).map_err(|_| Uninspectable::Undecodable)?;
+                let text = if decoded { &self.text[..] } else { data };
+                if self.codec.coded() {
+                    self.masked.clear();
+                    self.scanner.push(&snap.rules, &snap.transformer, text, &mut self.masked, &mut decide_fn);
+                    if eos {
+                        self.scanner.finish(&snap.rules, &snap.transformer, &mut self.masked, &mut decide_fn);
                     }
-                    Some((tc, text, masked)) => {
-                        text.clear();
-                        masked.clear();
-                        tc.decode(data, eos, text).map_err(|_| Uninspectable::Undecodable)?;
-                        self.scanner.push(&snap.rules, &snap.transformer, text, masked, &mut decide_fn);
-                        if eos {
-                            self.scanner.finish(&snap.rules, &snap.transformer, masked, &mut decide_fn);
-                        }
-                        tc.encode(masked, eos, out);
+                    self.codec.encode(&self.masked, eos, out);
+                } else {
+                    self.scanner.push(&snap.rules, &snap.transformer, text, out, &mut decide_fn);
+                    if eos {
+                        self.scanner.finish(&snap.rules, &snap.transformer, out, &mut decide_fn);
                     }
                 }
                 if self.scanner.forced_cuts() > forced {

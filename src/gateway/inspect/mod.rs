@@ -20,7 +20,7 @@ pub use findings::{FindingLog, LogEntry, Returned};
 pub use multipart::{disposition_filename, multipart_boundary, scan_multipart};
 pub use outcome::Uninspectable;
 
-use crate::charset::{self, Charset};
+use crate::charset::{self, Declared};
 use crate::config::RouteId;
 use crate::config::Snapshot;
 use crate::documents;
@@ -163,12 +163,11 @@ pub fn scan_body(
                 let (out, blocked) = if content_type.is_some_and(is_form) {
                     scan_form(scope, log, body)
                 } else {
-                    let declared = content_type.and_then(Charset::of_content_type);
-                    match declared.map(|c| c.with_bom(body)).or_else(|| Charset::sniff(body, true)) {
+                    let declared = Declared::of_content_type(content_type);
+                    match charset::decode_whole(declared, body).map_err(|_| Uninspectable::Undecodable)? {
                         None => scan_buffer(scope, log, body),
-                        Some(c) => {
+                        Some((c, text)) => {
                             // scanned as UTF-8, and sent in its own charset (as it came when unchanged)
-                            let text = charset::decode(c, body).map_err(|_| Uninspectable::Undecodable)?;
                             let (out, blocked) = scan_buffer(scope, log, &text);
                             (if out == text { body.to_vec() } else { charset::encode(c, &out) }, blocked)
                         }

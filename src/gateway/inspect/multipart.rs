@@ -2,7 +2,7 @@
 
 use super::body::BodyRules;
 use super::{FindingLog, ScannedBody, Scope, Uninspectable, is_form, scan_buffer_at, scan_document, scan_form_at};
-use crate::charset::{self, Charset};
+use crate::charset::{self, Declared};
 use crate::documents;
 use crate::engine::Place;
 
@@ -170,25 +170,21 @@ pub fn scan_parts(h: &mut dyn Parts, body: &[u8], boundary: &str) -> Result<Scan
             let body = content.strip_suffix(b"\r\n").unwrap_or(content);
             // an uploaded CSV in GBK (as Excel saves one) or UTF-16: scanned as UTF-8, written back
             // in its charset; one whose bytes are not its charset's cannot be scanned
-            let declared = Charset::of_content_type(ctype).map(|c| c.with_bom(body));
-            match declared.or_else(|| Charset::sniff(body, true)).filter(|_| !form) {
-                None => blocked |= h.text(start + content_start, content, &place, form, &mut out),
-                Some(c) => match charset::decode(c, body) {
-                    Ok(text) => {
-                        let mut masked = Vec::with_capacity(text.len());
-                        blocked |= h.text(start + content_start, &text, &place, false, &mut masked);
-                        if masked == text {
-                            out.extend_from_slice(body);
-                        } else {
-                            out.extend_from_slice(&charset::encode(c, &masked));
-                        }
-                        out.extend_from_slice(&content[body.len()..]);
+            let declared = if form { Declared::Plain } else { Declared::of_content_type(Some(ctype)) };
+            match charset::decode_whole(declared, body) {
+                Ok(None) => blocked |= h.text(start + content_start, content, &place, form, &mut out),
+                Ok(Some((c, text))) => {
+                    let mut masked = Vec::with_capacity(text.len());
+                    blocked |= h.text(start + content_start, &text, &place, false, &mut masked);
+                    if masked == text {
+                        out.extend_from_slice(body);
+                    } else {
+                        out.extend_from_slice(&charset::encode(c, &masked));
                     }
-                    Err(_) => {
-                        binary += 1;
-                        out.extend_from_slice(content);
-                    }
-                },
+                    out.extend_from_slice(&content[body.len()..]);
+                }
+                // not what its declared charset says: as any body that does not decode
+                Err(_) => return Err(Uninspectable::Undecodable),
             }
         } else {
             binary += 1;
