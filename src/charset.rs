@@ -261,16 +261,16 @@ pub fn is_text(data: &[u8]) -> bool {
 }
 
 /// A whole text read as [`TextCodec`] reads it: `Ok(None)` when it is scanned as it is, else its
-/// charset and its text in UTF-8. Bytes not valid in a declared charset are an error; where the
-/// charset was only told by the bytes, such a text is scanned as it is.
+/// charset and its text in UTF-8. Bytes not valid in its charset (declared, or told by its first
+/// non-ASCII bytes) are an error, as in a stream.
 pub fn decode_whole(declared: Declared, data: &[u8]) -> Result<Option<(Charset, Vec<u8>)>, Malformed> {
+    if charset_of(declared, data).is_none() {
+        return Ok(None);
+    }
     let mut codec = TextCodec::new(declared);
     let mut text = Vec::new();
-    match codec.decode(data, true, &mut text) {
-        Ok(_) => Ok(codec.charset().map(|c| (c, text))),
-        Err(e) if matches!(declared, Declared::Coded(_)) => Err(e),
-        Err(_) => Ok(None),
-    }
+    codec.decode(data, true, &mut text)?;
+    Ok(codec.charset().map(|c| (c, text)))
 }
 
 /// Whether bytes after a UTF-16 byte order mark read as text: no control characters but tab, line
@@ -537,10 +537,14 @@ mod tests {
         assert_eq!(decode(coded("utf-16le"), b"a\0b"), Err(Malformed));
         // the masked form of a decoded text encodes back: stars and labels are ASCII
         assert_eq!(encode(cs, "张*".as_bytes()), gbk("张*"));
-        // a whole text: declared, an error; told by its bytes, read as it is
+        // a whole text, its charset declared or told by its bytes
         let bad = [gbk("姓名：张伟"), b"\xFF".to_vec()].concat();
         assert_eq!(decode_whole(Declared::Coded(cs), &bad), Err(Malformed));
+        // (told by its bytes: bad within the first 4 KiB, not GB18030 at all; bad past them, an error)
         assert_eq!(decode_whole(Declared::Unknown, &bad), Ok(None));
+        let late = [gbk(&"姓名：张伟".repeat(500)), b"\xFF".to_vec()].concat();
+        assert_eq!(decode_whole(Declared::Unknown, &late), Err(Malformed));
+        assert_eq!(decode_whole(Declared::Unknown, "张伟".as_bytes()), Ok(None));
         assert_eq!(
             decode_whole(Declared::Unknown, &gbk("张伟")).map(|o| o.map(|(c, t)| (c.name(), t))),
             Ok(Some(("gb18030", "张伟".into())))

@@ -335,9 +335,8 @@ pub(super) fn rewrite(
                 }
                 // text by its name, or by its bytes whatever it is called (`.vcf`, `.eml`, `.dat`,
                 // no extension): images and other binary entries are copied unread
-                None if text_entry(&name) || ooxml::is_xml_part(&name) || charset::is_text(&data) => {
-                    whole_text(&data, &here, inspect)
-                }
+                None if text_entry(&name) || ooxml::is_xml_part(&name) => whole_text(&data, &here, true, inspect)?,
+                None if charset::is_text(&data) => whole_text(&data, &here, false, inspect)?,
                 None => None,
             };
         }
@@ -385,18 +384,26 @@ impl Write for Lazy<'_, '_> {
 
 /// A text entry (CSV, JSON …) scanned whole; its new bytes, if anything changed. Text in GBK or
 /// UTF-16 (as Excel saves CSV and "Unicode text" on a Chinese Windows) is scanned as UTF-8 and
-/// written back in its own charset; an entry that only looked like one at its start is scanned
-/// as it is.
-fn whole_text(data: &[u8], here: &str, inspect: &mut Inspector<'_>) -> Option<Vec<u8>> {
+/// written back in its own charset. One that goes bad past its start cannot be read: an error
+/// for a text by its name (its values would pass unread), scanned as it is for an entry only
+/// taken for text by its bytes (which may be text, then binary).
+fn whole_text(
+    data: &[u8],
+    here: &str,
+    by_name: bool,
+    inspect: &mut Inspector<'_>,
+) -> Result<Option<Vec<u8>>, DocError> {
     let locate = |_: usize| here.to_string();
     let mut scan = |text: &[u8]| {
         let edits = inspect(&super::Part { text, locate: &locate, maskable: true, shape: super::Shape::File });
         apply(text, &edits)
     };
-    match charset::decode_whole(Declared::Unknown, data) {
+    Ok(match charset::decode_whole(Declared::Unknown, data) {
         Ok(Some((c, text))) => scan(&text).map(|out| charset::encode(c, &out)),
-        _ => scan(data),
-    }
+        Ok(None) => scan(data),
+        Err(_) if by_name => return Err(DocError::Corrupt(format!("{here}: text in no charset it starts in"))),
+        Err(_) => scan(data),
+    })
 }
 
 /// `data` with `edits` applied (sorted, not overlapping); `None` when there are none.

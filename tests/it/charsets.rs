@@ -77,6 +77,13 @@ fn serve() -> Upstream {
             // Latin-1, declared or not, is passed as it is
             "latin1.txt" => one(latin1(), "text/plain; charset=ISO-8859-1"),
             "latin1-unlabelled.txt" => one(latin1(), "text/plain"),
+            // no finding, and code points with twins (A3A0 reads as A1A1, 0x80 as A2E3 reads)
+            "twins.txt" => one([gbk("无"), vec![0xA3, 0xA0, 0x80], gbk("无")].concat(), "text/plain; charset=gbk"),
+            // a UTF-16 CSV with a stray last byte: its values cannot be read, the archive is refused
+            "odd.zip" => one(
+                zip_of(&[("名单.csv", [utf16(&format!("姓名\t手机\r\n张伟\t{MOBILE}\r\n")), b"\n".to_vec()].concat())]),
+                "application/zip",
+            ),
             "export.zip" => one(
                 zip_of(&[
                     // as Excel saves CSV on a Chinese Windows: GBK, no byte order mark
@@ -161,6 +168,12 @@ fn gbk_and_utf16_text_is_masked_in_its_own_charset() {
         let r = get(path);
         assert_eq!((r.status, r.body == latin1()), (200, true), "{path}");
     }
+    // a held body without findings goes out as it came, twins and all
+    let r = get("/twins.txt");
+    assert_eq!(r.body, [gbk("无"), vec![0xA3, 0xA0, 0x80], gbk("无")].concat());
+    let r = get("/odd.zip");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.body.windows(4).any(|w| w == b"PK\x03\x04"), "nothing of the archive passes");
     // bytes that are not GBK: fail closed, nothing of the body passes
     let r = get("/bad.json");
     assert_eq!(r.status, 502, "{}", r.text());

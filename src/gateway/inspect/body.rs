@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{DecodeLimits, Decoder, FindingLog, Scope, Uninspectable, deciding, observe};
-use crate::charset::{Declared, TextCodec};
+use crate::charset::{self, Declared, TextCodec};
 use crate::documents;
 use crate::engine::{Action, StreamScanner};
 use crate::telemetry::Metrics;
@@ -128,23 +128,34 @@ impl BodyInspector {
                 return Ok(());
             }
             let held = self.whole.take().map(|w| w.0).unwrap_or_default();
-            if eos
-                && self.decoder.is_none()
-                && !self.binary_label
-                && documents::sniff(&held).is_none()
-                && crate::charset::charset_of(self.declared, &held).is_none()
-            {
-                // plain UTF-8 text, all here: one scan
+            if eos && self.decoder.is_none() && !self.binary_label && documents::sniff(&held).is_none() {
+                // plain text, all here: one scan (in GBK or UTF-16, of its UTF-8, and the body
+                // goes out as it came unless something in it changed)
                 let t0 = Instant::now();
-                out.reserve(held.len());
+                let decoded = charset::decode_whole(self.declared, &held).map_err(|_| Uninspectable::Undecodable)?;
                 let mut decide_fn = deciding(scope, log, &mut self.blocked);
-                crate::engine::stream::scan_whole(
-                    &scope.snap.rules,
-                    &scope.snap.transformer,
-                    &held,
-                    out,
-                    &mut decide_fn,
-                );
+                let snap = scope.snap;
+                match &decoded {
+                    None => {
+                        out.reserve(held.len());
+                        crate::engine::stream::scan_whole(&snap.rules, &snap.transformer, &held, out, &mut decide_fn);
+                    }
+                    Some((c, text)) => {
+                        let mut masked = Vec::with_capacity(text.len());
+                        crate::engine::stream::scan_whole(
+                            &snap.rules,
+                            &snap.transformer,
+                            text,
+                            &mut masked,
+                            &mut decide_fn,
+                        );
+                        if masked == *text {
+                            out.extend_from_slice(&held);
+                        } else {
+                            out.extend_from_slice(&charset::encode(*c, &masked));
+                        }
+                    }
+                }
                 observe(scope.dir, held.len(), t0);
                 self.encoded_in += held.len() as u64;
                 self.decoded += held.len() as u64;
