@@ -366,6 +366,8 @@ struct Node {
     cell: u32,
     /// an attribute value (quotes must be escaped too)
     attribute: bool,
+    /// a sheet's name (whose new value must be one Excel allows)
+    sheet_name: bool,
 }
 
 /// A numeric cell: its whole element and its start tag (stream offsets).
@@ -387,6 +389,8 @@ enum Loc {
     /// a paragraph (its number, from 1)
     Paragraph(u32),
     SheetName,
+    /// a string item of a pivot cache: the index of its cache field (`u32::MAX`: not known)
+    PivotItem(u32),
 }
 
 /// The first cell showing each shared string, noted while the worksheets are rewritten (they come
@@ -676,7 +680,7 @@ impl Batch {
     fn node(&mut self, raw: Range<u64>, value: &[u8], cell: u32, attribute: bool) {
         let t0 = self.text.len() as u32;
         self.text.extend_from_slice(value);
-        self.nodes.push(Node { raw, text: t0..self.text.len() as u32, cell, attribute });
+        self.nodes.push(Node { raw, text: t0..self.text.len() as u32, cell, attribute, sheet_name: false });
     }
 
     /// Where text offset `at` is. The engine asks in text order, mostly: `hint` (the unit of the
@@ -739,6 +743,10 @@ pub(super) fn rewrite_part(
     let sheet_index = package.sheets.iter().position(|(p, _)| p == name).unwrap_or(0) as u32;
     let (mut in_v, mut in_f) = (false, false);
     let mut places = Places::default();
+    // a pivot cache keeps a copy of its source's values, as attributes (`<s v="张伟"/>`): its
+    // field names, and the field being read
+    let pivot_part = role == Role::Text && name.starts_with("xl/pivotCache/");
+    let (mut pivot, mut pivot_field): (Vec<Vec<u8>>, u32) = (Vec::new(), u32::MAX);
     // a run of text and entity events: where it began
     let mut pending: Option<u64> = None;
     // stream offsets: markup parsed up to `pos`, the part written up to `written`
@@ -844,6 +852,9 @@ pub(super) fn rewrite_part(
                                 cell_attribute(key, value, &mut t, &mut rc);
                             }
                             (cell, shared_cell) = open_cell(&mut batch, &mut places, t, rc, start..end);
+                        } else if pivot_part && matches!(local, b"cacheField" | b"s") {
+                            let tag = win.bytes(start..end).to_vec();
+                            pivot_item(local, &tag, start, &mut batch, &mut pivot, &mut pivot_field);
                         } else if local == b"v" {
                             in_v = true;
                         } else if local == b"f" || local == b"rPh" {
@@ -870,6 +881,8 @@ pub(super) fn rewrite_part(
                         if role == Role::Sheet && local == b"c" {
                             close_cell(&mut batch, cell.take(), end);
                             boundary = depth == 0;
+                        } else if pivot_part && local == b"cacheField" {
+                            pivot_field = u32::MAX;
                         } else if local == b"v" {
                             in_v = false;
                         } else if local == b"f" || local == b"rPh" {
@@ -903,12 +916,22 @@ pub(super) fn rewrite_part(
                             let r = cell_attributes(attributes).find(|(k, _)| *k == b"r");
                             places.cell(r.map(|(_, v)| parse_ref(v).unwrap_or((0, 0))));
                             cell = None;
+                        } else if pivot_part && matches!(local, b"cacheField" | b"s") {
+                            let tag = win.bytes(start..end).to_vec();
+                            pivot_item(local, &tag, start, &mut batch, &mut pivot, &mut pivot_field);
+                            if local == b"cacheField" {
+                                // a field without items
+                                pivot_field = u32::MAX;
+                            }
                         } else if role == Role::Workbook && local == b"sheet" {
                             // a sheet name: an attribute value of the tag
                             let tag = win.bytes(start..end).to_vec();
                             if let Some((raw, value)) = attribute_value(&tag, start, b"name") {
                                 batch.unit(Loc::SheetName);
                                 batch.node(raw, value.as_bytes(), u32::MAX, true);
+                                if let Some(n) = batch.nodes.last_mut() {
+                                    n.sheet_name = true;
+                                }
                             }
                         } else if local == b"si" && depth == 0 && role == Role::Shared {
                             shared_n += 1;
@@ -927,7 +950,7 @@ pub(super) fn rewrite_part(
                 // markup held for a batch is bounded too: a sheet's text is a fraction of its bytes
                 || (boundary && (batch.text.len() >= BATCH || held >= if batch.nodes.is_empty() { BATCH } else { 2 * BATCH }))
             {
-                let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, headers };
+                let namer = Namer { package, sheet: &sheet, sheet_index, here, shared, headers, pivot: &pivot };
                 changed |= flush(&win, &mut written, &mut batch, end, (out, &mut *replay, changed), &namer, inspect)?;
             }
             if eof {
@@ -1190,6 +1213,8 @@ struct Namer<'a> {
     here: &'a str,
     shared: &'a SharedRef<'a>,
     headers: &'a Headers,
+    /// a pivot cache's field names, in order
+    pivot: &'a [Vec<u8>],
 }
 
 impl Namer<'_> {
@@ -1205,7 +1230,20 @@ impl Namer<'_> {
                 .unwrap_or_else(|| format!("{} string {}", self.here, i + 1)),
             Loc::Paragraph(n) => format!("{} ¶{n}", self.here),
             Loc::SheetName => format!("{} sheet name", self.here),
+            Loc::PivotItem(_) => format!("{} pivot item", self.here),
         }
+    }
+}
+
+/// A pivot cache's tag `t` (at stream offset `at`): a cache field (`name`: its field's name, the
+/// header of the source column) or a string item (`v`: a value of the field being read).
+fn pivot_item(local: &[u8], t: &[u8], at: u64, batch: &mut Batch, names: &mut Vec<Vec<u8>>, field: &mut u32) {
+    if local == b"cacheField" {
+        *field = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        names.push(attribute_value(t, at, b"name").map(|(_, v)| v.into_bytes()).unwrap_or_default());
+    } else if let Some((raw, value)) = attribute_value(t, at, b"v") {
+        batch.unit(Loc::PivotItem(*field));
+        batch.node(raw, value.as_bytes(), u32::MAX, true);
     }
 }
 
@@ -1231,10 +1269,16 @@ fn flush<R>(
             // the cell the sheets read so far noted; where the strings come first (as Apache POI,
             // and so EasyExcel, writes them), the cell found by reading the sheets once before
             Loc::Shared(i) => (namer.shared)(i).and_then(|(s, r, c)| namer.headers.get(s, r, c)),
+            // a pivot cache's item stands in its cache field (`姓名`), as a cell in its column
+            Loc::PivotItem(i) => namer.pivot.get(i as usize).map(Vec::as_slice),
             _ => None,
         };
         // a workbook without header rows (or a document) has no fields: none is looked up
-        let shape = if namer.headers.is_empty() { Shape::Units(None) } else { Shape::Units(Some(&field)) };
+        let shape = if namer.headers.is_empty() && namer.pivot.is_empty() {
+            Shape::Units(None)
+        } else {
+            Shape::Units(Some(&field))
+        };
         inspect(&Part { text: &batch.text, locate: &locate, maskable: true, shape })
     };
     // the new bytes of each node (or whole numeric cell) that changed
@@ -1270,8 +1314,7 @@ fn flush<R>(
                     replaced.push((c.element.clone(), a0..arena.len()));
                 }
                 None => {
-                    // (the only attribute read is a sheet's name)
-                    let new = if n.attribute { sheet_name_safe(new) } else { new };
+                    let new = if n.sheet_name { sheet_name_safe(new) } else { new };
                     escape_into(&new, n.attribute, arena);
                     replaced.push((n.raw.clone(), a0..arena.len()));
                 }

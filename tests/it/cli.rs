@@ -380,6 +380,32 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
     std::io::Read::read_to_string(&mut zip.by_name("xl/worksheets/sheet1.xml").expect("sheet"), &mut part)
         .expect("read");
     assert!(part.contains(r#"<x:c r="A2" t="inlineStr"><x:is><x:t>138****8000</x:t></x:is></x:c>"#), "{part}");
+    // a pivot table's cache: a copy of its source's values, in attributes, under its fields' names
+    let def = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><pivotCacheDefinition xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" recordCount="2"><cacheFields count="3"><cacheField name="姓名" numFmtId="0"><sharedItems count="2"><s v="张伟"/><s v="郑州市"/></sharedItems></cacheField><cacheField name="备注" numFmtId="0"><sharedItems count="1"><s v="王芳"/></sharedItems></cacheField><cacheField name="证件" numFmtId="0"><sharedItems/></cacheField></cacheFields></pivotCacheDefinition>"#;
+    let records = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><pivotCacheRecords xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1"><r><x v="0"/><x v="0"/><s v="11010519491231002X"/></r></pivotCacheRecords>"#;
+    let mut pivoted = super::documents::xlsx_package(sst(&["备注"]), sheet(&[&[0]]));
+    pivoted.push(("xl/pivotCache/pivotCacheDefinition1.xml", def.into()));
+    pivoted.push(("xl/pivotCache/pivotCacheRecords1.xml", records.into()));
+    std::fs::write(&xlsx, super::documents::zip_of(&pivoted)).expect("xlsx");
+    let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("pivotCacheDefinition1.xml pivot item\tcn.name\t"), "{out}");
+    assert!(out.contains("pivotCacheRecords1.xml pivot item\tcn.id_card\t"), "{out}");
+    assert!(out.ends_with("2 finding(s) in xlsx\n"), "a name under 备注, a place under 姓名: {out}");
+    let (code, _, err) = run(&["mask", xlsx.to_str().expect("path"), "-o", masked.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(std::fs::read(&masked).expect("masked"))).expect("zip");
+    let mut part = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).expect(name), &mut text).expect("read");
+        text
+    };
+    assert_eq!(part("xl/pivotCache/pivotCacheDefinition1.xml"), def.replace("张伟", "张*"));
+    assert_eq!(
+        part("xl/pivotCache/pivotCacheRecords1.xml"),
+        records.replace("11010519491231002X", "110105********002X")
+    );
     // ... also where the shared strings come before the sheet (as Apache POI writes them)
     std::fs::write(&xlsx, super::documents::xlsx_strings_first()).expect("xlsx");
     let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
