@@ -723,6 +723,7 @@ pub(super) fn rewrite_part(
     here: &str,
     (shared, seen, headers): (&SharedRef<'_>, &SharedSeen, &Headers),
     inspect: &mut Inspector<'_>,
+    unmaskable: &mut bool,
 ) -> Result<bool, DocError> {
     let role = match name {
         _ if structural(name) => Role::Skip,
@@ -747,6 +748,9 @@ pub(super) fn rewrite_part(
     // field names, and the field being read
     let pivot_part = role == Role::Text && name.starts_with("xl/pivotCache/");
     let (mut pivot, mut pivot_field): (Vec<Vec<u8>>, u32) = (Vec::new(), u32::MAX);
+    // its numbers (`<n v="13800138000"/>`, a numeric field's `minValue`/`maxValue`), which cannot
+    // be masked in place (a number becomes no text there): read, as the text of an `.xls` is
+    let mut numbers = PivotNumbers::default();
     // a run of text and entity events: where it began
     let mut pending: Option<u64> = None;
     // stream offsets: markup parsed up to `pos`, the part written up to `written`
@@ -852,9 +856,9 @@ pub(super) fn rewrite_part(
                                 cell_attribute(key, value, &mut t, &mut rc);
                             }
                             (cell, shared_cell) = open_cell(&mut batch, &mut places, t, rc, start..end);
-                        } else if pivot_part && matches!(local, b"cacheField" | b"s") {
+                        } else if pivot_part && matches!(local, b"cacheField" | b"s" | b"n" | b"sharedItems") {
                             let tag = win.bytes(start..end).to_vec();
-                            pivot_item(local, &tag, start, &mut batch, &mut pivot, &mut pivot_field);
+                            pivot_item(local, &tag, start, &mut batch, &mut pivot, &mut pivot_field, &mut numbers);
                         } else if local == b"v" {
                             in_v = true;
                         } else if local == b"f" || local == b"rPh" {
@@ -916,9 +920,9 @@ pub(super) fn rewrite_part(
                             let r = cell_attributes(attributes).find(|(k, _)| *k == b"r");
                             places.cell(r.map(|(_, v)| parse_ref(v).unwrap_or((0, 0))));
                             cell = None;
-                        } else if pivot_part && matches!(local, b"cacheField" | b"s") {
+                        } else if pivot_part && matches!(local, b"cacheField" | b"s" | b"n" | b"sharedItems") {
                             let tag = win.bytes(start..end).to_vec();
-                            pivot_item(local, &tag, start, &mut batch, &mut pivot, &mut pivot_field);
+                            pivot_item(local, &tag, start, &mut batch, &mut pivot, &mut pivot_field, &mut numbers);
                             if local == b"cacheField" {
                                 // a field without items
                                 pivot_field = u32::MAX;
@@ -959,7 +963,24 @@ pub(super) fn rewrite_part(
         }
         win.release(written);
     }
+    if !numbers.text.is_empty() {
+        let locate = |_: usize| format!("{here} pivot item");
+        let field = |at: usize| {
+            let i = numbers.starts.partition_point(|&(s, _)| s <= at).checked_sub(1)?;
+            pivot.get(numbers.starts[i].1 as usize).map(Vec::as_slice)
+        };
+        let part = Part { text: &numbers.text, locate: &locate, maskable: false, shape: Shape::Units(Some(&field)) };
+        *unmaskable |= !inspect(&part).is_empty();
+    }
     Ok(changed)
+}
+
+/// A pivot cache's numbers, each a unit of its own: their text, and where each starts with the
+/// index of its cache field.
+#[derive(Debug, Default)]
+struct PivotNumbers {
+    text: Vec<u8>,
+    starts: Vec<(usize, u32)>,
 }
 
 /// Where a run of text stands.
@@ -1236,11 +1257,37 @@ impl Namer<'_> {
 }
 
 /// A pivot cache's tag `t` (at stream offset `at`): a cache field (`name`: its field's name, the
-/// header of the source column) or a string item (`v`: a value of the field being read).
-fn pivot_item(local: &[u8], t: &[u8], at: u64, batch: &mut Batch, names: &mut Vec<Vec<u8>>, field: &mut u32) {
+/// header of the source column), a string item (`v`: a value of the field being read, masked in
+/// place), or numbers (a number item's `v`, a field's `minValue` and `maxValue`: read only).
+fn pivot_item(
+    local: &[u8],
+    t: &[u8],
+    at: u64,
+    batch: &mut Batch,
+    names: &mut Vec<Vec<u8>>,
+    field: &mut u32,
+    numbers: &mut PivotNumbers,
+) {
+    let mut number = |v: String| {
+        if numbers.text.len() < MAX_UNIT {
+            numbers.starts.push((numbers.text.len(), *field));
+            numbers.text.extend_from_slice(whole_number(v.as_bytes()).as_deref().unwrap_or(v.as_bytes()));
+            numbers.text.push(b'\n');
+        }
+    };
     if local == b"cacheField" {
         *field = u32::try_from(names.len()).unwrap_or(u32::MAX);
         names.push(attribute_value(t, at, b"name").map(|(_, v)| v.into_bytes()).unwrap_or_default());
+    } else if local == b"sharedItems" {
+        for key in [&b"minValue"[..], b"maxValue"] {
+            if let Some((_, v)) = attribute_value(t, at, key) {
+                number(v);
+            }
+        }
+    } else if local == b"n" {
+        if let Some((_, v)) = attribute_value(t, at, b"v") {
+            number(v);
+        }
     } else if let Some((raw, value)) = attribute_value(t, at, b"v") {
         batch.unit(Loc::PivotItem(*field));
         batch.node(raw, value.as_bytes(), u32::MAX, true);
@@ -1724,8 +1771,17 @@ mod tests {
         let mut out = Vec::new();
         let mut replay = |n: u64, w: &mut dyn Write| w.write_all(&xml.as_bytes()[..n as usize]);
         let shared = (&(|_| None) as &SharedRef<'_>, &SharedSeen::default(), &Headers::default());
-        let changed =
-            rewrite_part(&package, "word/document.xml", xml.as_bytes(), &mut out, &mut replay, "doc", shared, inspect)?;
+        let changed = rewrite_part(
+            &package,
+            "word/document.xml",
+            xml.as_bytes(),
+            &mut out,
+            &mut replay,
+            "doc",
+            shared,
+            inspect,
+            &mut false,
+        )?;
         Ok((changed, out))
     }
 
@@ -1969,7 +2025,7 @@ mod tests {
             }
             edits
         };
-        let r = rewrite_part(&package, name, xml, &mut out, &mut replay, name, refs, &mut inspect)
+        let r = rewrite_part(&package, name, xml, &mut out, &mut replay, name, refs, &mut inspect, &mut false)
             .map_err(|e| e.to_string());
         TOKEN_BY_TOKEN.with(|c| c.set(false));
         let noted: Vec<_> = (0..4096).map(|i| seen.get(i)).collect();

@@ -307,6 +307,7 @@ pub(super) fn rewrite(
                 &here,
                 (&shared, &seen, &headers),
                 inspect,
+                &mut unmaskable,
             );
             budget.inflated += r.read;
             if let Some(why) = r.over {

@@ -406,6 +406,25 @@ fn names_and_addresses_offline_and_a_teams_own_fields() {
         part("xl/pivotCache/pivotCacheRecords1.xml"),
         records.replace("11010519491231002X", "110105********002X")
     );
+    // ... and its numbers, which cannot be masked in place (a number item holds no text): found,
+    // and the workbook is one `mask` refuses, as the gateway does by default
+    let numeric = def.replace(
+        r#"<cacheField name="证件" numFmtId="0"><sharedItems/></cacheField>"#,
+        r#"<cacheField name="手机" numFmtId="0"><sharedItems containsNumber="1" minValue="13800138000" maxValue="1.3900139E10"/></cacheField>"#,
+    );
+    let numeric_records = records.replace(r#"<s v="11010519491231002X"/>"#, r#"<n v="1.3800138E10"/>"#);
+    assert!(numeric != def && numeric_records != records);
+    pivoted.truncate(pivoted.len() - 2);
+    pivoted.push(("xl/pivotCache/pivotCacheDefinition1.xml", numeric.into_bytes()));
+    pivoted.push(("xl/pivotCache/pivotCacheRecords1.xml", numeric_records.into_bytes()));
+    std::fs::write(&xlsx, super::documents::zip_of(&pivoted)).expect("xlsx");
+    let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out.matches("pivot item\tcn.mobile\t").count(), 3, "{out}");
+    let (code, _, err) = run(&["mask", xlsx.to_str().expect("path"), "-o", masked.to_str().expect("path")], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot be masked in place"), "{err}");
     // ... also where the shared strings come before the sheet (as Apache POI writes them)
     std::fs::write(&xlsx, super::documents::xlsx_strings_first()).expect("xlsx");
     let (code, out, err) = run(&["scan", xlsx.to_str().expect("path")], None);
