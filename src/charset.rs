@@ -1,17 +1,17 @@
 //! Text in the encodings that hide values from a UTF-8 scanner: GBK, GB2312 and GB18030 (what
-//! legacy government systems and Excel's CSV export on a Chinese Windows write), Big5, and UTF-16
+//! legacy government systems and Excel's CSV export on a Chinese Windows write) and UTF-16
 //! (Excel's "Unicode text"). In GBK `张伟` and `机密` are bytes no UTF-8 rule matches, and in UTF-16
 //! every value is spread over NUL bytes.
 //!
 //! Such text is decoded to UTF-8 for the engine and its masked form encoded back, so what leaves
 //! is in the charset it came in. Decoding is exact: a byte sequence that is not valid in the
 //! charset is an error (the caller's fail mode), never a replacement character that would change
-//! bytes nobody masked. Text that needs no decoding costs nothing: UTF-8, and the single-byte
+//! bytes nobody masked. Text that needs no decoding costs nothing: UTF-8, the single-byte
 //! charsets (ISO-8859-x, windows-125x), whose ASCII digits the engine reads as they are and which
-//! cannot spell the Chinese words rules look for.
+//! cannot spell the Chinese words rules look for, and Big5 (see [`Declared::of_content_type`]).
 //!
-//! Where no charset is declared (a file, an archive entry, a body without `charset=`), the text
-//! tells: a UTF-16 byte order mark, or bytes that are not UTF-8 and read cleanly as GB18030.
+//! Which charset a text is in is decided at its first non-ASCII byte (see [`TextCodec`]), from
+//! its label and its bytes alike.
 
 use encoding_rs::{DecoderResult, EncoderResult, Encoding, GB18030, GBK, UTF_16BE, UTF_16LE};
 
@@ -64,6 +64,15 @@ impl Charset {
 
     fn is_utf16(self) -> bool {
         self.0 == UTF_16LE || self.0 == UTF_16BE
+    }
+
+    /// A declared UTF-16, in the byte order the mark at the start of `head` says (a body labelled
+    /// `utf-16` whose mark is big-endian); any other charset as it is.
+    fn in_order_of(self, head: &[u8]) -> Charset {
+        match Encoding::for_bom(head) {
+            Some((e, _)) if self.is_utf16() && e != encoding_rs::UTF_8 => Charset(e),
+            _ => self,
+        }
     }
 }
 
@@ -169,11 +178,7 @@ impl TextCodec {
                 return Ok(true);
             }
             let Declared::Coded(c) = self.declared else { unreachable!() };
-            let c = match Encoding::for_bom(&buf) {
-                Some((e, _)) if e != encoding_rs::UTF_8 => Charset(e),
-                _ => c,
-            };
-            self.state = State::Coded(Box::new(Transcoder::new(c)));
+            self.state = State::Coded(Box::new(Transcoder::new(c.in_order_of(&buf))));
             return self.decode(&buf, last, out);
         }
         let i = buf.iter().position(|&b| b >= 0x80).unwrap_or(buf.len());
@@ -239,7 +244,7 @@ fn decide(declared: Declared, tail: &[u8], at_start: bool, last: bool) -> Option
 pub fn charset_of(declared: Declared, data: &[u8]) -> Option<Charset> {
     match declared {
         Declared::Plain => None,
-        Declared::Coded(c) if c.is_utf16() => Some(c),
+        Declared::Coded(c) if c.is_utf16() => Some(c.in_order_of(data)),
         _ => {
             let i = data.iter().position(|&b| b >= 0x80)?;
             decide(declared, &data[i..], i == 0, true)
@@ -264,13 +269,11 @@ pub fn is_text(data: &[u8]) -> bool {
 /// charset and its text in UTF-8. Bytes not valid in its charset (declared, or told by its first
 /// non-ASCII bytes) are an error, as in a stream.
 pub fn decode_whole(declared: Declared, data: &[u8]) -> Result<Option<(Charset, Vec<u8>)>, Malformed> {
-    if charset_of(declared, data).is_none() {
-        return Ok(None);
+    // (the ASCII before the first non-ASCII byte decodes to itself)
+    match charset_of(declared, data) {
+        None => Ok(None),
+        Some(c) => decode(c, data).map(|text| Some((c, text))),
     }
-    let mut codec = TextCodec::new(declared);
-    let mut text = Vec::new();
-    codec.decode(data, true, &mut text)?;
-    Ok(codec.charset().map(|c| (c, text)))
 }
 
 /// Whether bytes after a UTF-16 byte order mark read as text: no control characters but tab, line

@@ -361,8 +361,9 @@ type HeaderRow<'t> = (usize, usize, Vec<&'t [u8]>);
 /// The key in a column header as forms and templates write one, when it is not the header
 /// itself: `姓 名` and `姓　名` (spaced out to align with longer headers), `*姓名` and `姓名＊`
 /// (required), `姓名（必填）`, `姓名(中文)` and `姓名【必填】` (a note), `姓名：`, and any of these
-/// together. `None` when there is nothing to take off.
-pub(crate) fn header_key(header: &[u8]) -> Option<Vec<u8>> {
+/// together, written into `buf` (a key longer than any field's is none). `None` when there is
+/// nothing to take off. Asked of a sheet's every cell in a field's column: nothing is allocated.
+pub(crate) fn header_key<'b>(header: &[u8], buf: &'b mut [u8; MAX_KEY]) -> Option<&'b [u8]> {
     // asked of a sheet's every cell: most headers are no key in a form's dress (the marks are
     // ASCII, or characters whose UTF-8 starts E3 (　【】) or EF (＊：（）))
     if !header.iter().any(|b| matches!(b, b' ' | b'\t' | b'*' | b':' | b')' | b']' | 0xE3 | 0xEF)) {
@@ -388,8 +389,14 @@ pub(crate) fn header_key(header: &[u8]) -> Option<Vec<u8>> {
         }
     }
     // spaces within a Chinese header are for alignment; in an ASCII one they are words
-    let key: Vec<u8> = if cjk { k.replace([' ', '\u{3000}'], "").into_bytes() } else { k.as_bytes().to_vec() };
-    (!key.is_empty() && key != header).then_some(key)
+    let mut n = 0;
+    for c in k.chars().filter(|&c| !(cjk && matches!(c, ' ' | '\u{3000}'))) {
+        let w = c.len_utf8();
+        c.encode_utf8(buf.get_mut(n..n + w)?);
+        n += w;
+    }
+    let key = &buf[..n];
+    (n > 0 && key != header).then_some(key)
 }
 
 /// Columns of a CSV/TSV header row: the slots of each column.
@@ -452,8 +459,9 @@ impl Fields {
     /// Slots of a column header, as people write headers: the key itself, or the key within
     /// the spacing, marks and notes a form adds to it (see [`header_key`]).
     fn slots_of_header(&self, header: &[u8]) -> u64 {
+        let mut key = [0u8; MAX_KEY];
         match self.slots_of(header) {
-            0 => header_key(header).map_or(0, |k| self.slots_of(&k)),
+            0 => header_key(header, &mut key).map_or(0, |k| self.slots_of(k)),
             m => m,
         }
     }
@@ -1712,8 +1720,11 @@ mod tests {
         {
             assert!(!f.names_field(h.as_bytes()), "{h}");
         }
-        assert_eq!(header_key("姓名".as_bytes()), None);
-        assert_eq!(header_key(b"xm"), None);
+        let mut buf = [0u8; MAX_KEY];
+        assert_eq!(header_key("姓名".as_bytes(), &mut buf), None);
+        assert_eq!(header_key(b"xm", &mut buf), None);
+        assert_eq!(header_key("* 姓　名（必填）：".as_bytes(), &mut buf), Some("姓名".as_bytes()));
+        assert_eq!(header_key(" 姓名".repeat(40).as_bytes(), &mut buf), None, "longer than any key");
         // in a CSV header row and an HTML table header, as in a sheet
         let t = "姓 名（必填）,备注\n张伟,张伟\n".as_bytes();
         let cols = f.columns(t, true);
